@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// authHandler answers protocol requests with the verifier. It logs each
+// refusal once, with its reason, user and host, and never a password,
+// token, nonce or secret.
+type authHandler struct {
+	v   *verifier.Verifier
+	log *slog.Logger
+}
+
+var _ protocol.Handler = (*authHandler)(nil)
+
+// Answer implements protocol.Handler.
+func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
+	switch req.Command {
+	case protocol.CmdAuth:
+		r := a.v.Verify(ctx, req.User, req.Server, req.Password)
+		if r.OK() {
+			a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset)
+			return true
+		}
+		attrs := []any{"reason", string(r.Reason), "user", req.User, "host", req.Server}
+		if r.Err != nil {
+			attrs = append(attrs, "detail", r.Err.Error())
+		}
+		if r.Reason == verifier.StoreUnavailable {
+			a.log.Warn("refused", attrs...)
+		} else {
+			a.log.Info("refused", attrs...)
+		}
+		return false
+	case protocol.CmdIsUser:
+		return a.v.IsUser(req.User, req.Server)
+	}
+	// Accounts are the application's: tokens cannot be changed, registered
+	// or removed here, and certificates are not tokens.
+	a.log.Info("refused", "reason", "unsupported_command", "command", req.Command,
+		"user", req.User, "host", req.Server)
+	return false
+}
+
+// newProtocolServer returns a protocol server whose bad requests are logged.
+func newProtocolServer(mode protocol.Mode, h protocol.Handler, log *slog.Logger) *protocol.Server {
+	return &protocol.Server{
+		Mode:    mode,
+		Handler: h,
+		OnBadRequest: func(m protocol.Mode, err error) {
+			log.Info("refused", "reason", "bad_request", "protocol", m.String(), "detail", err.Error())
+		},
+	}
+}

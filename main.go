@@ -1,0 +1,130 @@
+// Command tokenauthd lets ejabberd and Prosody accept the one-time login
+// tokens of prosody-modules' mod_auth_token, with replay protection.
+//
+// Run without a subcommand it is an external-authentication helper on
+// stdin/stdout. See README.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"sort"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// command is one subcommand: it parses its own flags from args and returns
+// the process's exit status.
+type command struct {
+	summary string
+	run     func(ctx context.Context, env *env, args []string) int
+}
+
+// env is the process's outside world, injected so that tests run commands
+// without a process.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func commands() map[string]command {
+	return map[string]command{
+		"mint":         {"print a token for user@host", runMint},
+		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
+		"check-config": {"validate the configuration", runCheckConfig},
+		"version":      {"print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand, or serves stdin/stdout.
+func run(ctx context.Context, e *env, args []string) int {
+	if len(args) > 0 {
+		if c, ok := commands()[args[0]]; ok {
+			return c.run(ctx, e, args[1:])
+		}
+	}
+	return runStdio(ctx, e, args)
+}
+
+// newFlags returns a FlagSet whose usage names the subcommand and lists the
+// subcommands when it is the main one.
+func newFlags(e *env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: %s\n", usage)
+		fs.PrintDefaults()
+		if name == "tokenauthd" {
+			fmt.Fprintln(e.stderr, "\nsubcommands:")
+			cmds := commands()
+			names := make([]string, 0, len(cmds))
+			for n := range cmds {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				fmt.Fprintf(e.stderr, "  %-13s %s\n", n, cmds[n].summary)
+			}
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args, and reports the exit status to return when the
+// command must not go on (-h gives 0, a bad flag 2).
+func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+func runVersion(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "version", "tokenauthd version")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	fmt.Fprintf(e.stdout, "tokenauthd %s\n", versionString())
+	return 0
+}
+
+// newLogger returns the logger every serving command uses: slog to stderr,
+// never to stdout, which belongs to the protocol.
+func newLogger(e *env) *slog.Logger {
+	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}

@@ -1,0 +1,76 @@
+// Package protocol speaks the external-authentication protocols of ejabberd
+// (extauth: 2-byte length-framed requests) and of Prosody's
+// mod_auth_external (one request per line). It reads requests, hands them to
+// a Handler and writes the Handler's yes or no back; it knows nothing of what
+// makes an answer yes.
+package protocol
+
+import (
+	"fmt"
+	"strings"
+)
+
+// The commands of the extauth protocol.
+const (
+	CmdAuth        = "auth"        // auth:User:Server:Password
+	CmdIsUser      = "isuser"      // isuser:User:Server
+	CmdSetPass     = "setpass"     // setpass:User:Server:Password
+	CmdTryRegister = "tryregister" // tryregister:User:Server:Password
+	CmdRemoveUser  = "removeuser"  // removeuser:User:Server
+	CmdRemoveUser3 = "removeuser3" // removeuser3:User:Server:Password
+	CmdCertAuth    = "certauth"    // certauth:User:Server:Certificate
+)
+
+// fields gives the number of ':'-separated fields of each command.
+var fields = map[string]int{
+	CmdAuth: 4, CmdIsUser: 3, CmdSetPass: 4, CmdTryRegister: 4,
+	CmdRemoveUser: 3, CmdRemoveUser3: 4, CmdCertAuth: 4,
+}
+
+// Request is one parsed request. Password is empty for commands without one;
+// for certauth it holds the certificate.
+type Request struct {
+	Command  string
+	User     string
+	Server   string
+	Password string
+}
+
+// ProtocolError reports a request that is not valid. It never holds the
+// request's bytes, which may contain a password.
+type ProtocolError struct {
+	Msg string
+}
+
+func (e *ProtocolError) Error() string { return "protocol: " + e.Msg }
+
+func protoErr(format string, a ...any) error {
+	return &ProtocolError{Msg: fmt.Sprintf(format, a...)}
+}
+
+// ParseRequest splits a request body into its fields. The body is split on
+// ':' at most three times: the password is the last field and may itself
+// contain ':'. The command must be known and have its number of fields.
+func ParseRequest(body string) (Request, error) {
+	var r Request
+	cmd, rest, sep := strings.Cut(body, ":")
+	want, ok := fields[cmd]
+	if !ok {
+		return r, protoErr("unknown command (%d bytes)", len(cmd))
+	}
+	r.Command = cmd
+	var f [3]string
+	n := 1
+	for found := sep; found && n < 4; n++ {
+		if n == 3 {
+			f[2] = rest // the last field keeps its ':'
+			continue
+		}
+		f[n-1], rest, found = strings.Cut(rest, ":")
+	}
+	r.User, r.Server, r.Password = f[0], f[1], f[2]
+	if n != want {
+		return Request{}, protoErr("%s needs %d fields, got %d", cmd, want, n)
+	}
+	return r, nil
+}

@@ -1,0 +1,112 @@
+package replay
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// DefaultCapacity is the number of records a Memory store holds by default.
+const DefaultCapacity = 1_000_000
+
+// MemoryOptions configures a Memory store.
+type MemoryOptions struct {
+	// Capacity is the most records held at once (DefaultCapacity if 0).
+	Capacity int
+	// TTL is how long a record lives. Required.
+	TTL time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// OnLiveEviction, if set, is called when the capacity forces out a record
+	// that had not yet expired: from then on a replay of that credential
+	// would be taken as fresh. It runs with the store locked and must not
+	// call back into the store.
+	OnLiveEviction func()
+}
+
+// Memory is an in-process Store on a size-bounded LRU whose records expire.
+// It is safe for concurrent use. Create one per process lifetime: the LRU it
+// wraps runs a cleanup goroutine that cannot be stopped.
+type Memory struct {
+	mu            sync.Mutex
+	lru           *expirable.LRU[Key, int64] // value: expiry, UnixNano on m.now
+	ttl           time.Duration
+	now           func() time.Time
+	onLive        func()
+	liveEvictions atomic.Uint64
+}
+
+var _ Store = (*Memory)(nil)
+
+// NewMemory returns an empty Memory store.
+func NewMemory(o MemoryOptions) *Memory {
+	if o.Capacity <= 0 {
+		o.Capacity = DefaultCapacity
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	m := &Memory{ttl: o.TTL, now: o.Now, onLive: o.OnLiveEviction}
+	// The LRU's own TTL (on the real clock) only drives the cleanup of
+	// expired records; m.now decides whether a record is still live.
+	m.lru = expirable.NewLRU[Key, int64](o.Capacity, m.evicted, o.TTL)
+	return m
+}
+
+// evicted runs under the LRU's lock for every record it drops.
+func (m *Memory) evicted(_ Key, expires int64) {
+	if expires > m.now().UnixNano() {
+		m.liveEvictions.Add(1)
+		if m.onLive != nil {
+			m.onLive()
+		}
+	}
+}
+
+// Record implements Store.
+func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.lru.Peek(key); ok && exp > now.UnixNano() {
+		return false, nil
+	}
+	m.lru.Add(key, now.Add(m.ttl).UnixNano())
+	return true, nil
+}
+
+// Restore records key until expires, unless that time has passed. It is how
+// records kept elsewhere (a journal) are loaded back.
+func (m *Memory) Restore(key Key, expires time.Time) {
+	if !expires.After(m.now()) {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if exp, ok := m.lru.Peek(key); ok && exp >= expires.UnixNano() {
+		return
+	}
+	m.lru.Add(key, expires.UnixNano())
+}
+
+// Seen implements Store.
+func (m *Memory) Seen(_ context.Context, key Key) (bool, error) {
+	exp, ok := m.lru.Peek(key)
+	return ok && exp > m.now().UnixNano(), nil
+}
+
+// Len implements Store. It may count expired records not yet cleaned up.
+func (m *Memory) Len() int { return m.lru.Len() }
+
+// LiveEvictions returns how many records were forced out by the capacity
+// before they expired.
+func (m *Memory) LiveEvictions() uint64 { return m.liveEvictions.Load() }
+
+// TTL returns the time to live of a record.
+func (m *Memory) TTL() time.Duration { return m.ttl }
+
+// Close implements Store. It drops nothing: records expire on their own.
+func (m *Memory) Close() error { return nil }

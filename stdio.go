@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// runStdio is the external-authentication helper on stdin/stdout, as
+// ejabberd's extauth_program or Prosody's external_auth_command.
+func runStdio(ctx context.Context, e *env, args []string) int {
+	// A terminal echoes what it is sent back to the sender, where it
+	// would be read as a reply: turn that off before anything else.
+	if f, ok := e.stdin.(*os.File); ok {
+		disableEcho(f)
+	}
+	fs := newFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
+	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "tokenauthd: unknown subcommand %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	log := newLogger(e)
+	cfg, err := loadConfig(configPath(*cfgFlag))
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	mode := cfg.Protocol
+	if *protoFlag != "" {
+		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
+			log.Error("bad -protocol", "err", err)
+			return 1
+		}
+	}
+	store := newMemoryStore(cfg, log)
+	v, err := newVerifier(cfg, store)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
+		"protocol", mode.String(), "hosts", len(cfg.Hosts))
+	srv := newProtocolServer(mode, &authHandler{v: v, log: log}, log)
+	if err := srv.Serve(ctx, e.stdin, e.stdout); err != nil {
+		// The peer has gone (a read or write error): nothing is left to
+		// answer, and a helper never exits non-zero after start-up.
+		log.Warn("stream ended", "err", err)
+	}
+	return 0
+}
+
+// newMemoryStore returns the in-process replay store, with its capacity
+// guard logging every record forced out while still live.
+func newMemoryStore(cfg *Config, log interface{ Warn(string, ...any) }) *replay.Memory {
+	return replay.NewMemory(replay.MemoryOptions{
+		Capacity: cfg.Capacity,
+		TTL:      cfg.Params.ReplayTTL(),
+		OnLiveEviction: func() {
+			log.Warn("replay cache full: a record still inside its window was evicted; raise [replay] capacity",
+				"capacity", cfg.Capacity)
+		},
+	})
+}

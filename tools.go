@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// splitJID splits user@host.
+func splitJID(jid string) (user, host string, err error) {
+	user, host, ok := strings.Cut(jid, "@")
+	if !ok || user == "" || host == "" || strings.Contains(host, "@") {
+		return "", "", fmt.Errorf("%q is not user@host", jid)
+	}
+	return user, host, nil
+}
+
+func runMint(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
+	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	at := fs.String("at", "", "mint for this time, in Unix seconds (default now)")
+	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	user, host, err := splitJID(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tokenauthd mint: %v\n", err)
+		return 2
+	}
+	when := time.Now()
+	if *at != "" {
+		sec, err := strconv.ParseInt(*at, 10, 64)
+		if err != nil || sec < 0 {
+			fmt.Fprintf(e.stderr, "tokenauthd mint: -at %q is not a Unix time in seconds\n", *at)
+			return 2
+		}
+		when = time.Unix(sec, 0)
+	}
+	cfg, err := loadConfig(configPath(*cfgFlag))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "tokenauthd mint: %v\n", err)
+		return 1
+	}
+	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	if err == nil {
+		var tok string
+		if tok, err = v.Mint(user, host, when, *nonce); err == nil {
+			fmt.Fprintln(e.stdout, tok)
+			return 0
+		}
+	}
+	fmt.Fprintf(e.stderr, "tokenauthd mint: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+	return 1
+}
+
+func runGenSecrets(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	host := "example.org"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		host = fs.Arg(0)
+	default:
+		fs.Usage()
+		return 2
+	}
+	if err := verifier.ValidateHostName(host); err != nil {
+		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+		return 2
+	}
+	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
+	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
+	if _, err := rand.Read(secret); err != nil {
+		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %v\n", err)
+		return 1
+	}
+	if _, err := rand.Read(seed); err != nil {
+		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(e.stdout, "[hosts.%q]\n", host)
+	fmt.Fprintf(e.stdout, "token_secret = %q\n", base64.RawURLEncoding.EncodeToString(secret))
+	fmt.Fprintf(e.stdout, "otp_seed = %q\n", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
+	fmt.Fprintln(e.stdout, "isuser = true")
+	return 0
+}
+
+func runCheckConfig(_ context.Context, e *env, args []string) int {
+	fs := newFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
+	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	path := configPath(*cfgFlag)
+	cfg, err := loadConfig(path)
+	if err == nil {
+		_, err = newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	}
+	if err != nil {
+		fmt.Fprintf(e.stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
+		return 1
+	}
+	fmt.Fprintf(e.stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	return 0
+}

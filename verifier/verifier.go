@@ -1,0 +1,423 @@
+// Package verifier checks mod_auth_token login tokens.
+//
+// A token for user@host is
+//
+//	otp ‖ nonce ‖ " " ‖ base64(HMAC-SHA256(token_secret, otp ‖ nonce ‖ user "@" host))
+//
+// where otp is the host's TOTP code (RFC 6238, HMAC-SHA1) and nonce is any
+// run of decimal digits. A token is accepted when its OTP is inside the time
+// window, its signature matches, and it was never accepted before.
+package verifier
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"hash"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// Reason is why a token was accepted or refused.
+type Reason string
+
+// The reasons Verify gives.
+const (
+	Accepted         Reason = "accepted"
+	Malformed        Reason = "malformed"         // not a token, or a user name that cannot be one
+	UnknownHost      Reason = "unknown_host"      // no secrets configured for the host
+	OTPOutOfWindow   Reason = "otp_out_of_window" // OTP of no step in the window
+	BadSignature     Reason = "bad_signature"     // signature of another user, host or secret
+	Replayed         Reason = "replayed"          // accepted before
+	StoreUnavailable Reason = "store_unavailable" // the replay store could not answer
+)
+
+// Params are the token parameters shared by every host. The defaults are
+// mod_auth_token's.
+type Params struct {
+	Digits   int           // OTP digits (8)
+	Interval time.Duration // TOTP time step (30 s)
+	Drift    int           // steps accepted on either side of the current one (1)
+	// NonceDigits, if not 0, is the exact number of nonce digits a token
+	// must have. Any number is accepted when 0, as mod_auth_token does.
+	NonceDigits int
+}
+
+// DefaultParams returns mod_auth_token's parameters.
+func DefaultParams() Params {
+	return Params{Digits: 8, Interval: 30 * time.Second, Drift: 1}
+}
+
+// Validate reports whether the parameters can be used.
+func (p Params) Validate() error {
+	switch {
+	case p.Digits < 6 || p.Digits > 10:
+		return fmt.Errorf("verifier: digits must be 6 to 10, not %d", p.Digits)
+	case p.Interval < time.Second || p.Interval%time.Second != 0:
+		return fmt.Errorf("verifier: interval must be a whole number of seconds, at least 1, not %v", p.Interval)
+	case p.Drift < 0 || p.Drift > 10:
+		return fmt.Errorf("verifier: drift must be 0 to 10, not %d", p.Drift)
+	case p.NonceDigits < 0 || p.NonceDigits > 256:
+		return fmt.Errorf("verifier: nonce digits must be 0 to 256, not %d", p.NonceDigits)
+	}
+	return nil
+}
+
+// ReplayTTL is how long an accepted token must be remembered: the whole time
+// its OTP can still be accepted, (2·drift+1) steps, plus one step of margin
+// for clock adjustments.
+func (p Params) ReplayTTL() time.Duration {
+	return time.Duration(2*p.Drift+2) * p.Interval
+}
+
+// Host holds the secrets of one virtual host.
+type Host struct {
+	// TokenSecrets are the HMAC keys; the first is the current one, the
+	// others are still accepted (rotation) but never used to mint.
+	TokenSecrets [][]byte
+	// OTPSeeds are base32 TOTP seeds, the first the current one.
+	OTPSeeds []string
+	// IsUser is the answer to "does this user exist" for the host.
+	IsUser bool
+}
+
+// Config is what New needs.
+type Config struct {
+	Params Params
+	Hosts  map[string]Host
+	Store  replay.Store     // where accepted tokens are recorded; required
+	Now    func() time.Time // the clock; time.Now if nil
+}
+
+// Result is the verdict on one token.
+type Result struct {
+	Reason Reason
+	// Offset is the matched OTP's time step relative to the current one
+	// (negative: minted earlier). Explain also sets it for OTPOutOfWindow
+	// when it finds the OTP within a day of now; Far says it did not.
+	Offset int
+	Far    bool
+	// Seed and Secret are the indexes of the matched seed and secret
+	// (0: the current one).
+	Seed, Secret int
+	// Err is the parse error (Malformed) or store error (StoreUnavailable).
+	Err error
+}
+
+// OK reports whether the token was accepted.
+func (r Result) OK() bool { return r.Reason == Accepted }
+
+// Verifier checks tokens. It is safe for concurrent use and immutable but
+// for its caches: to change hosts or secrets, build a new one on the same
+// Store.
+type Verifier struct {
+	p     Params
+	hosts map[string]*host
+	store replay.Store
+	now   func() time.Time
+}
+
+type host struct {
+	seeds   []*seed
+	secrets []*secret
+	isUser  bool
+}
+
+type seed struct {
+	key  string // normalised base32
+	opts hotp.ValidateOpts
+	win  atomic.Pointer[window]
+}
+
+// window caches the codes of the steps around one time step.
+type window struct {
+	step  int64
+	codes []string // codes[i] is the code of step-drift+i
+}
+
+type secret struct {
+	key  []byte
+	pool sync.Pool // of *macState
+}
+
+type macState struct {
+	mac hash.Hash // keyed; Reset restores the keyed state
+	buf []byte
+	sum [sha256.Size]byte
+}
+
+// NormalizeSeed returns seed upper-cased, without spaces or '=' padding, or
+// an error if it is not base32.
+func NormalizeSeed(s string) (string, error) {
+	s = strings.ToUpper(strings.NewReplacer(" ", "", "=", "").Replace(strings.TrimSpace(s)))
+	if s == "" {
+		return "", errors.New("verifier: empty otp seed")
+	}
+	if _, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s); err != nil {
+		return "", errors.New("verifier: otp seed is not base32")
+	}
+	return s, nil
+}
+
+// New returns a Verifier for the given hosts.
+func New(c Config) (*Verifier, error) {
+	if err := c.Params.Validate(); err != nil {
+		return nil, err
+	}
+	if c.Store == nil {
+		return nil, errors.New("verifier: no replay store")
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	v := &Verifier{p: c.Params, hosts: make(map[string]*host, len(c.Hosts)), store: c.Store, now: c.Now}
+	for name, hc := range c.Hosts {
+		if err := ValidateHostName(name); err != nil {
+			return nil, err
+		}
+		if len(hc.TokenSecrets) == 0 || len(hc.OTPSeeds) == 0 {
+			return nil, fmt.Errorf("verifier: host %q needs a token secret and an otp seed", name)
+		}
+		h := &host{isUser: hc.IsUser}
+		for _, s := range hc.OTPSeeds {
+			k, err := NormalizeSeed(s)
+			if err != nil {
+				return nil, fmt.Errorf("%w (host %q)", err, name)
+			}
+			h.seeds = append(h.seeds, &seed{key: k, opts: hotp.ValidateOpts{
+				Digits: otp.Digits(c.Params.Digits), Algorithm: otp.AlgorithmSHA1}})
+		}
+		for _, k := range hc.TokenSecrets {
+			if len(k) == 0 {
+				return nil, fmt.Errorf("verifier: host %q has an empty token secret", name)
+			}
+			s := &secret{key: append([]byte(nil), k...)}
+			s.pool.New = func() any {
+				return &macState{mac: hmac.New(sha256.New, s.key), buf: make([]byte, 0, 128)}
+			}
+			h.secrets = append(h.secrets, s)
+		}
+		v.hosts[name] = h
+	}
+	return v, nil
+}
+
+// ValidateHostName reports whether name can be a host's name.
+func ValidateHostName(name string) error {
+	if name == "" {
+		return errors.New("verifier: empty host name")
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c == 0x7f || c == '@' || c == '/' || c == ':' {
+			return fmt.Errorf("verifier: host name %q has a forbidden character", name)
+		}
+	}
+	return nil
+}
+
+// validUser reports whether user can be the local part of a JID that a
+// server hands over: not empty, no '@', '/', spaces or control characters.
+func validUser(user string) bool {
+	if user == "" {
+		return false
+	}
+	for i := 0; i < len(user); i++ {
+		if c := user[i]; c <= ' ' || c == 0x7f || c == '@' || c == '/' || c == ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// Params returns the verifier's token parameters.
+func (v *Verifier) Params() Params { return v.p }
+
+// Store returns the verifier's replay store.
+func (v *Verifier) Store() replay.Store { return v.store }
+
+// HasHost reports whether the host is configured.
+func (v *Verifier) HasHost(name string) bool { return v.hosts[name] != nil }
+
+// IsUser answers the "does this user exist" question for user@host.
+func (v *Verifier) IsUser(user, hostname string) bool {
+	h := v.hosts[hostname]
+	return h != nil && h.isUser && validUser(user)
+}
+
+// Verify checks password as a token for user@host and, if it is valid and
+// new, records it so that it is never accepted again.
+func (v *Verifier) Verify(ctx context.Context, user, hostname, password string) Result {
+	r, key := v.check(user, hostname, password)
+	if r.Reason != Accepted {
+		return r
+	}
+	fresh, err := v.store.Record(ctx, key)
+	switch {
+	case err != nil:
+		r.Reason, r.Err = StoreUnavailable, err
+	case !fresh:
+		r.Reason = Replayed
+	}
+	return r
+}
+
+// Explain is Verify without recording: it reports Replayed if the store
+// already holds the token, and Accepted if Verify would accept it now.
+func (v *Verifier) Explain(ctx context.Context, user, hostname, password string) Result {
+	r, key := v.check(user, hostname, password)
+	if r.Reason == OTPOutOfWindow {
+		r.Offset, r.Seed, r.Far = v.nearest(hostname, password)
+	}
+	if r.Reason != Accepted {
+		return r
+	}
+	seen, err := v.store.Seen(ctx, key)
+	switch {
+	case err != nil:
+		r.Reason, r.Err = StoreUnavailable, err
+	case seen:
+		r.Reason = Replayed
+	}
+	return r
+}
+
+// check verifies everything but freshness and returns the token's replay key.
+func (v *Verifier) check(user, hostname, password string) (Result, replay.Key) {
+	var key replay.Key
+	if !validUser(user) {
+		return Result{Reason: Malformed, Err: errors.New("verifier: user name cannot be a JID's local part")}, key
+	}
+	t, err := ParseToken(password, v.p.Digits)
+	if err != nil {
+		return Result{Reason: Malformed, Err: err}, key
+	}
+	if v.p.NonceDigits != 0 && len(t.Nonce) != v.p.NonceDigits {
+		return Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}, key
+	}
+	h := v.hosts[hostname]
+	if h == nil {
+		return Result{Reason: UnknownHost}, key
+	}
+	r := Result{Reason: OTPOutOfWindow, Seed: -1, Secret: -1}
+	step := v.step(v.now())
+	for i, s := range h.seeds {
+		if off, ok := s.match(step, v.p.Drift, t.OTP); ok {
+			r.Offset, r.Seed = off, i
+			break
+		}
+	}
+	if r.Seed < 0 {
+		return r, key
+	}
+	for i, s := range h.secrets {
+		if s.verify(&t, user, hostname, &key) {
+			r.Secret = i
+			r.Reason = Accepted
+			return r, key
+		}
+	}
+	r.Reason = BadSignature
+	return r, key
+}
+
+func (v *Verifier) step(now time.Time) int64 {
+	return now.Unix() / int64(v.p.Interval/time.Second)
+}
+
+// match reports whether code is the seed's code for a step within drift of
+// step, and which.
+func (s *seed) match(step int64, drift int, code string) (int, bool) {
+	w := s.win.Load()
+	if w == nil || w.step != step {
+		w = &window{step: step, codes: make([]string, 2*drift+1)}
+		for i := range w.codes {
+			w.codes[i] = s.code(step - int64(drift) + int64(i))
+		}
+		s.win.Store(w)
+	}
+	found, off := 0, 0
+	for i, c := range w.codes {
+		if subtle.ConstantTimeCompare([]byte(c), []byte(code)) == 1 {
+			found, off = 1, i-drift
+		}
+	}
+	return off, found == 1
+}
+
+func (s *seed) code(step int64) string {
+	if step < 0 {
+		return ""
+	}
+	c, err := hotp.GenerateCodeCustom(s.key, uint64(step), s.opts)
+	if err != nil { // cannot happen: the seed was validated
+		return ""
+	}
+	return c
+}
+
+// searchSteps bounds the diagnostic search for an OTP outside the window:
+// a day of steps either way at the default interval.
+const searchSteps = 2880
+
+// nearest finds the step, relative to now, whose code is the password's OTP,
+// among searchSteps steps either way, for every seed of the host. It costs
+// thousands of HMACs, so only Explain calls it.
+func (v *Verifier) nearest(hostname, password string) (off, seedIndex int, far bool) {
+	t, err := ParseToken(password, v.p.Digits)
+	h := v.hosts[hostname]
+	if err != nil || h == nil {
+		return 0, -1, true
+	}
+	step := v.step(v.now())
+	for d := int64(0); d <= searchSteps; d++ {
+		for i, s := range h.seeds {
+			for _, sign := range [2]int64{-1, 1} {
+				if s.code(step+sign*d) == t.OTP {
+					return int(sign * d), i, false
+				}
+			}
+		}
+	}
+	return 0, -1, true
+}
+
+// verify checks t's signature for user@hostname with this secret and, on a
+// match, stores the token's replay key in key.
+func (s *secret) verify(t *Token, user, hostname string, key *replay.Key) bool {
+	m := s.pool.Get().(*macState)
+	defer s.pool.Put(m)
+	b := append(m.buf[:0], t.OTP...)
+	b = append(b, t.Nonce...)
+	b = append(b, user...)
+	b = append(b, '@')
+	b = append(b, hostname...)
+	m.mac.Reset()
+	m.mac.Write(b)
+	ok := hmac.Equal(m.mac.Sum(m.sum[:0]), t.Signature[:])
+	if ok {
+		// The replay key: host, user, otp, nonce, each unambiguous (none
+		// holds a NUL byte), so (user, otp, nonce) is never confused with
+		// another split of the same signed message.
+		b = append(b[:0], hostname...)
+		b = append(b, 0)
+		b = append(b, user...)
+		b = append(b, 0)
+		b = append(b, t.OTP...)
+		b = append(b, 0)
+		b = append(b, t.Nonce...)
+		*key = replay.HashKey(b)
+	}
+	m.buf = b[:0]
+	return ok
+}
