@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -10,19 +11,27 @@ import (
 
 // authHandler answers protocol requests with the verifier. It logs each
 // refusal once, with its reason, user and host, and never a password,
-// token, nonce or secret.
+// token, nonce or secret. Its verifier can be swapped while it serves
+// (configuration reload); every request uses one verifier throughout.
 type authHandler struct {
-	v   *verifier.Verifier
+	v   atomic.Pointer[verifier.Verifier]
 	log *slog.Logger
+}
+
+func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
+	a := &authHandler{log: log}
+	a.v.Store(v)
+	return a
 }
 
 var _ protocol.Handler = (*authHandler)(nil)
 
 // Answer implements protocol.Handler.
 func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
+	v := a.v.Load()
 	switch req.Command {
 	case protocol.CmdAuth:
-		r := a.v.Verify(ctx, req.User, req.Server, req.Password)
+		r := v.Verify(ctx, req.User, req.Server, req.Password)
 		if r.OK() {
 			a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset)
 			return true
@@ -38,7 +47,7 @@ func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
 		}
 		return false
 	case protocol.CmdIsUser:
-		return a.v.IsUser(req.User, req.Server)
+		return v.IsUser(req.User, req.Server)
 	}
 	// Accounts are the application's: tokens cannot be changed, registered
 	// or removed here, and certificates are not tokens.

@@ -49,7 +49,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	}
 	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
-	srv := newProtocolServer(mode, &authHandler{v: v, log: log}, log)
+	srv := newProtocolServer(mode, newAuthHandler(v, log), log)
 	if err := srv.Serve(ctx, e.stdin, e.stdout); err != nil {
 		// The peer has gone (a read or write error): nothing is left to
 		// answer, and a helper never exits non-zero after start-up.
