@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -43,6 +44,9 @@ type fileConfig struct {
 	Replay struct {
 		Capacity int `toml:"capacity"`
 	} `toml:"replay"`
+	Daemon struct {
+		Socket string `toml:"socket"`
+	} `toml:"daemon"`
 	Hosts map[string]hostConfig `toml:"hosts"`
 }
 
@@ -61,6 +65,8 @@ type Config struct {
 	Params   verifier.Params
 	Capacity int
 	Hosts    map[string]verifier.Host
+	// Socket is the Unix socket serve listens on and connect dials.
+	Socket string
 }
 
 // loadConfig reads and validates the configuration file at path. Its errors
@@ -71,6 +77,7 @@ func loadConfig(path string) (*Config, error) {
 	d := verifier.DefaultParams()
 	fc.Token.Digits, fc.Token.Interval, fc.Token.Drift = d.Digits, int(d.Interval/time.Second), d.Drift
 	fc.Replay.Capacity = replay.DefaultCapacity
+	fc.Daemon.Socket = defaultSocket
 
 	md, err := toml.DecodeFile(path, &fc)
 	if err != nil {
@@ -95,6 +102,9 @@ func loadConfig(path string) (*Config, error) {
 func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
 	var err error
+	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
+		return nil, fmt.Errorf("%s: daemon.socket: %w", path, err)
+	}
 	if c.Protocol, err = protocol.ParseMode(fc.Protocol); err != nil {
 		return nil, fmt.Errorf("%s: protocol: %q is not auto, ejabberd or generic", path, fc.Protocol)
 	}
@@ -169,4 +179,16 @@ func secretValue(host, name, value, file string) (string, error) {
 // newVerifier builds the verifier of a configuration on the given store.
 func newVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
 	return verifier.New(verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store})
+}
+
+// socketPath validates a Unix socket path: absolute, and short enough for
+// sockaddr_un.
+func socketPath(p string) (string, error) {
+	switch {
+	case !filepath.IsAbs(p):
+		return "", fmt.Errorf("%q is not an absolute path", p)
+	case len(p) > 107:
+		return "", fmt.Errorf("%q is longer than a Unix socket path can be (107 bytes)", p)
+	}
+	return filepath.Clean(p), nil
 }

@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
 		"check-config": {"validate the configuration", runCheckConfig},
 		"version":      {"print the version", runVersion},
+		"serve":        {"run the daemon on a Unix socket", runServe},
 	}
 }
 

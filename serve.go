@@ -1,0 +1,313 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/activation"
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// defaultSocket is where serve listens and connect dials when neither a
+// flag, the environment nor the configuration says otherwise.
+const defaultSocket = "/run/tokenauthd/tokenauthd.sock"
+
+// socketMode lets the daemon's user and group, and no one else, connect.
+const socketMode = 0o660
+
+// drainTimeout bounds how long a stopping daemon waits for the requests it
+// is answering before it closes their connections.
+const drainTimeout = 10 * time.Second
+
+// runServe is `tokenauthd serve`: the long-running daemon that answers every
+// relay, Prosody module and helper of a host on a Unix socket, with one
+// verifier and one replay store for all of them.
+func runServe(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
+	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+defaultSocket+"); unused under socket activation")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "serve: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	log := newLogger(e)
+	cfg, err := loadConfig(configPath(*cfgFlag))
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	if *sockFlag != "" {
+		if cfg.Socket, err = socketPath(*sockFlag); err != nil {
+			log.Error("bad -socket", "err", err)
+			return 1
+		}
+	}
+	store, err := newStore(cfg, log)
+	if err != nil {
+		log.Error("cannot open the replay store", "err", err)
+		return 1
+	}
+	d, err := newDaemon(cfg, log, store)
+	if err != nil {
+		store.Close()
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	if err := d.Run(ctx); err != nil {
+		log.Error("serve", "err", err)
+	}
+	return 0
+}
+
+// daemon serves the verifier on listening sockets. Every connection has
+// its own protocol.Server; all share the handler, and through its verifier
+// the replay store.
+type daemon struct {
+	cfg       *Config
+	log       *slog.Logger
+	handler   *authHandler
+	store     replay.Store
+	listeners []net.Listener
+	// notify sends a state to the service manager (sd_notify). It is a
+	// no-op when not run by systemd.
+	notify func(state string)
+
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// newDaemon builds the verifier of cfg on store and opens the listening
+// sockets, so that configuration and bind errors show at start-up, before
+// the service manager is told the daemon is ready. Run closes the store;
+// if newDaemon fails, the caller does.
+func newDaemon(cfg *Config, log *slog.Logger, store replay.Store) (*daemon, error) {
+	v, err := newVerifier(cfg, store)
+	if err != nil {
+		return nil, err
+	}
+	d := &daemon{
+		cfg:     cfg,
+		log:     log,
+		handler: newAuthHandler(v, log),
+		store:   store,
+		conns:   map[net.Conn]struct{}{},
+		notify: func(state string) {
+			sddaemon.SdNotify(false, state) // not being under systemd is normal
+		},
+	}
+	if d.listeners, err = listen(cfg.Socket, log); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newStore returns the replay store the configuration asks for.
+func newStore(cfg *Config, log *slog.Logger) (replay.Store, error) {
+	return newMemoryStore(cfg, log), nil
+}
+
+// listen returns the sockets systemd passed (socket activation), or else
+// a Unix socket of its own at path.
+func listen(path string, log *slog.Logger) ([]net.Listener, error) {
+	ls, err := activation.Listeners()
+	if err != nil {
+		return nil, fmt.Errorf("socket activation: %w", err)
+	}
+	var active []net.Listener
+	for _, l := range ls {
+		if l != nil { // a passed descriptor that is not a stream socket
+			active = append(active, l)
+		}
+	}
+	if len(active) > 0 {
+		for _, l := range active {
+			log.Info("listening", "socket", l.Addr().String(), "activation", true)
+		}
+		return active, nil
+	}
+	l, err := listenUnix(path)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("listening", "socket", path)
+	return []net.Listener{l}, nil
+}
+
+// listenUnix listens on a Unix socket at path with mode 0660. A socket file
+// left behind by a daemon that died is replaced; a live one is not.
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
+		fi, serr := os.Lstat(path)
+		if serr != nil || fi.Mode().Type() != os.ModeSocket {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s: another daemon is listening there", path)
+		}
+		os.Remove(path)
+		l, err = net.Listen("unix", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, socketMode); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Run serves until ctx is done, then stops accepting, answers the requests
+// in flight, closes the store (flushing what it must keep) and returns.
+func (d *daemon) Run(ctx context.Context) error {
+	// Requests in flight are answered even while stopping: their context
+	// outlives ctx and is cancelled only when the drain times out.
+	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelReqs()
+
+	var accepting sync.WaitGroup
+	for _, l := range d.listeners {
+		accepting.Add(1)
+		go func() {
+			defer accepting.Done()
+			d.accept(reqCtx, l)
+		}()
+	}
+	d.log.Info("tokenauthd serving", "version", versionString(), "hosts", len(d.cfg.Hosts))
+	d.notify(sddaemon.SdNotifyReady)
+	stopWatchdog := d.watchdog()
+
+	<-ctx.Done()
+	d.notify(sddaemon.SdNotifyStopping)
+	stopWatchdog()
+	d.log.Info("stopping: answering the requests in flight")
+	d.mu.Lock()
+	d.closing = true
+	for _, l := range d.listeners {
+		l.Close()
+	}
+	// A blocked read returns at once; a request being answered is
+	// answered, then its connection's next read fails and it closes.
+	for c := range d.conns {
+		c.SetReadDeadline(time.Now())
+	}
+	d.mu.Unlock()
+	accepting.Wait()
+
+	drained := make(chan struct{})
+	go func() { d.wg.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(drainTimeout):
+		d.log.Warn("requests still in flight after the drain timeout: closing their connections")
+		cancelReqs()
+		d.mu.Lock()
+		for c := range d.conns {
+			c.Close()
+		}
+		d.mu.Unlock()
+		<-drained
+	}
+	if err := d.store.Close(); err != nil {
+		return fmt.Errorf("closing the replay store: %w", err)
+	}
+	d.log.Info("stopped")
+	return nil
+}
+
+// accept serves every connection of l until l is closed.
+func (d *daemon) accept(ctx context.Context, l net.Listener) {
+	var delay time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait and go on.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			d.log.Warn("accept", "err", err)
+			time.Sleep(delay)
+			continue
+		}
+		delay = 0
+		if !d.track(c) {
+			c.Close()
+			continue
+		}
+		go d.serveConn(ctx, c)
+	}
+}
+
+// track registers a new connection, unless the daemon is stopping.
+func (d *daemon) track(c net.Conn) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return false
+	}
+	d.conns[c] = struct{}{}
+	d.wg.Add(1)
+	return true
+}
+
+// serveConn answers one connection's requests, in its own framing, until
+// the peer closes it or the daemon stops.
+func (d *daemon) serveConn(ctx context.Context, c net.Conn) {
+	defer func() {
+		c.Close()
+		d.mu.Lock()
+		delete(d.conns, c)
+		d.mu.Unlock()
+		d.wg.Done()
+	}()
+	srv := newProtocolServer(protocol.Auto, d.handler, d.log)
+	if err := srv.Serve(ctx, c, c); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+		d.log.Debug("connection ended", "err", err)
+	}
+}
+
+// watchdog pings the service manager at half the unit's WatchdogSec, if it
+// set one, and returns the function that stops it.
+func (d *daemon) watchdog() (stop func()) {
+	every, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				d.notify(sddaemon.SdNotifyWatchdog)
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { close(done) }
+}

@@ -1,0 +1,275 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// Test secrets of the host "example.org" in every daemon test.
+const (
+	testHost   = "example.org"
+	testSecret = "serve-test-token-secret"
+	testSeed   = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+)
+
+// writeTestConfig writes a configuration for testHost into dir, with extra
+// TOML appended (sections of its own), and returns its path.
+func writeTestConfig(t testing.TB, dir, extra string) string {
+	t.Helper()
+	p := filepath.Join(dir, "config.toml")
+	body := fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\n%s", testHost, testSecret, testSeed, extra)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testLogger returns a logger into the test's log.
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
+}
+
+// startDaemon runs an in-process daemon on store (a fresh memory store if
+// nil) listening at a socket in a temporary directory. It returns the
+// daemon, its socket and the function that stops it and returns Run's
+// error.
+func startDaemon(t *testing.T, store replay.Store) (*daemon, string, func() error) {
+	t.Helper()
+	dir := t.TempDir()
+	cfg, err := loadConfig(writeTestConfig(t, dir, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Socket = filepath.Join(dir, "d.sock")
+	log := testLogger(t)
+	if store == nil {
+		store = newMemoryStore(cfg, log)
+	}
+	d, err := newDaemon(cfg, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.notify = func(string) {}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var stopped bool
+	var runErr error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			runErr = <-done
+		}
+		return runErr
+	}
+	t.Cleanup(func() { stop() })
+	return d, cfg.Socket, stop
+}
+
+// mint returns a fresh token for user@testHost from the daemon's verifier.
+func (d *daemon) mintForTest(t testing.TB, user string) string {
+	t.Helper()
+	tok, err := d.handler.v.Load().Mint(user, testHost, time.Now(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// frame returns an ejabberd frame of body.
+func frame(body string) []byte {
+	return append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+}
+
+// askFrame sends one ejabberd frame on c and returns the 4-byte reply.
+func askFrame(t testing.TB, c net.Conn, body string) []byte {
+	t.Helper()
+	if _, err := c.Write(frame(body)); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 4)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		t.Fatalf("reading the reply: %v", err)
+	}
+	return reply
+}
+
+var (
+	frameYes = []byte{0, 2, 0, 1}
+	frameNo  = []byte{0, 2, 0, 0}
+)
+
+func dialT(t testing.TB, sock string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// TestServeAnswersBothFramings: one daemon, one connection per framing; a
+// token accepted on one connection is refused on every other.
+func TestServeAnswersBothFramings(t *testing.T) {
+	d, sock, stop := startDaemon(t, nil)
+
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, want 0660", fi.Mode().Perm())
+	}
+
+	ej := dialT(t, sock)
+	gen := dialT(t, sock)
+	genR := bufio.NewReader(gen)
+	askLine := func(line string) string {
+		t.Helper()
+		if _, err := io.WriteString(gen, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		s, err := genR.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	tok := d.mintForTest(t, "alice")
+	if got := askFrame(t, ej, "auth:alice:"+testHost+":"+tok); string(got) != string(frameYes) {
+		t.Fatalf("fresh token via ejabberd framing = %x, want %x", got, frameYes)
+	}
+	if got := askLine("auth:alice:" + testHost + ":" + tok); got != "0\n" {
+		t.Errorf("replay via another connection = %q, want %q", got, "0\n")
+	}
+	if got := askFrame(t, ej, "auth:alice:"+testHost+":"+tok); string(got) != string(frameNo) {
+		t.Errorf("replay via the same connection = %x, want %x", got, frameNo)
+	}
+	tok2 := d.mintForTest(t, "bob")
+	if got := askLine("auth:bob:" + testHost + ":" + tok2); got != "1\n" {
+		t.Errorf("fresh token via generic lines = %q, want %q", got, "1\n")
+	}
+	if got := askLine("isuser:bob:" + testHost); got != "1\n" {
+		t.Errorf("isuser = %q, want %q", got, "1\n")
+	}
+	// Bad bytes are answered no, and the connection stays in sync.
+	if got := askFrame(t, ej, "nonsense"); string(got) != string(frameNo) {
+		t.Errorf("bad request = %x, want %x", got, frameNo)
+	}
+	if got := askFrame(t, ej, "isuser:bob:"+testHost); string(got) != string(frameYes) {
+		t.Errorf("isuser after a bad request = %x, want %x", got, frameYes)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file still there after stop: %v", err)
+	}
+	if _, err := ej.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read on a connection after stop: %v, want EOF", err)
+	}
+}
+
+// blockingStore holds every Record until released.
+type blockingStore struct {
+	replay.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) Record(ctx context.Context, k replay.Key) (bool, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.Record(ctx, k)
+}
+
+// TestServeStopAnswersInFlight: a request being answered when the daemon is
+// told to stop is answered; then the daemon closes and Run returns nil.
+func TestServeStopAnswersInFlight(t *testing.T) {
+	bs := &blockingStore{
+		Store:   replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}),
+		entered: make(chan struct{}),
+		release: make(chan struct{}),
+	}
+	d, sock, stop := startDaemon(t, bs)
+	c := dialT(t, sock)
+	idle := dialT(t, sock)
+	tok := d.mintForTest(t, "carol")
+	if _, err := c.Write(frame("auth:carol:" + testHost + ":" + tok)); err != nil {
+		t.Fatal(err)
+	}
+	<-bs.entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	// The daemon stops accepting before it waits for the request.
+	for {
+		nc, err := net.Dial("unix", sock)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(bs.release)
+	reply := make([]byte, 4)
+	if _, err := io.ReadFull(c, reply); err != nil {
+		t.Fatalf("in-flight request not answered: %v", err)
+	}
+	if string(reply) != string(frameYes) {
+		t.Errorf("in-flight reply = %x, want %x", reply, frameYes)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection after stop: %v, want EOF", err)
+	}
+}
+
+// TestServeReplacesStaleSocket: a socket file left by a killed daemon does
+// not keep a new one from starting; a live daemon's socket does.
+func TestServeReplacesStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // leaves the file, as SIGKILL would
+	l2, err := listenUnix(sock)
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	defer l2.Close()
+	if _, err := listenUnix(sock); err == nil {
+		t.Fatal("listened on the socket of a live daemon")
+	}
+	notSock := filepath.Join(dir, "file")
+	os.WriteFile(notSock, nil, 0o600)
+	if _, err := listenUnix(notSock); err == nil {
+		t.Fatal("replaced a regular file")
+	}
+}
