@@ -47,6 +47,9 @@ type fileConfig struct {
 	Daemon struct {
 		Socket string `toml:"socket"`
 	} `toml:"daemon"`
+	Connect struct {
+		TimeoutMS int `toml:"timeout_ms"`
+	} `toml:"connect"`
 	Hosts map[string]hostConfig `toml:"hosts"`
 }
 
@@ -67,6 +70,8 @@ type Config struct {
 	Hosts    map[string]verifier.Host
 	// Socket is the Unix socket serve listens on and connect dials.
 	Socket string
+	// RelayTimeout bounds one request through connect.
+	RelayTimeout time.Duration
 }
 
 // loadConfig reads and validates the configuration file at path. Its errors
@@ -104,6 +109,12 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	var err error
 	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
 		return nil, fmt.Errorf("%s: daemon.socket: %w", path, err)
+	}
+	c.RelayTimeout = defaultRelayTimeout
+	if fc.Connect.TimeoutMS != 0 {
+		if c.RelayTimeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
+			return nil, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
+		}
 	}
 	if c.Protocol, err = protocol.ParseMode(fc.Protocol); err != nil {
 		return nil, fmt.Errorf("%s: protocol: %q is not auto, ejabberd or generic", path, fc.Protocol)

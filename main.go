@@ -42,6 +42,7 @@ func commands() map[string]command {
 		"check-config": {"validate the configuration", runCheckConfig},
 		"version":      {"print the version", runVersion},
 		"serve":        {"run the daemon on a Unix socket", runServe},
+		"connect":      {"relay stdin/stdout requests to the daemon", runConnect},
 	}
 }
 

@@ -53,12 +53,17 @@ func (w testWriter) Write(p []byte) (int, error) {
 // error.
 func startDaemon(t *testing.T, store replay.Store) (*daemon, string, func() error) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg, err := loadConfig(writeTestConfig(t, dir, ""))
+	return startDaemonAt(t, filepath.Join(t.TempDir(), "d.sock"), store)
+}
+
+// startDaemonAt is startDaemon on the socket sock.
+func startDaemonAt(t *testing.T, sock string, store replay.Store) (*daemon, string, func() error) {
+	t.Helper()
+	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Socket = filepath.Join(dir, "d.sock")
+	cfg.Socket = sock
 	log := testLogger(t)
 	if store == nil {
 		store = newMemoryStore(cfg, log)

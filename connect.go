@@ -1,0 +1,285 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+)
+
+// defaultRelayTimeout bounds one request through the relay, dialling and
+// retrying included: under Prosody's 5 s external_auth_timeout and far under
+// ejabberd's 30 s.
+const defaultRelayTimeout = 2 * time.Second
+
+// runConnect is `tokenauthd connect`: a stdin/stdout helper for ejabberd's
+// extauth_program or Prosody's external_auth_command that hands every
+// request to the daemon and its reply back.
+func runConnect(ctx context.Context, e *env, args []string) int {
+	// As for the stdin/stdout helper: a terminal would echo requests back.
+	if f, ok := e.stdin.(*os.File); ok {
+		disableEcho(f)
+	}
+	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
+	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket and [connect] timeout_ms from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")
+	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+defaultSocket+")")
+	timeoutFlag := fs.Duration("timeout", 0, "answer 0 to a request the daemon has not answered within this time (default [connect] timeout_ms, else 2s)")
+	protoFlag := fs.String("protocol", "auto", "framing on stdin/stdout: auto, ejabberd or generic")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "connect: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	log := newLogger(e)
+	mode, err := protocol.ParseMode(*protoFlag)
+	if err != nil {
+		log.Error("bad -protocol", "err", err)
+		return 1
+	}
+	rs, err := loadRelaySettings(configPath(*cfgFlag), *cfgFlag != "")
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	switch {
+	case *sockFlag != "":
+		rs.socket = *sockFlag
+	case os.Getenv("TOKENAUTHD_SOCKET") != "":
+		rs.socket = os.Getenv("TOKENAUTHD_SOCKET")
+	}
+	if rs.socket, err = socketPath(rs.socket); err != nil {
+		log.Error("bad socket", "err", err)
+		return 1
+	}
+	if *timeoutFlag < 0 {
+		log.Error("bad -timeout", "err", "must not be negative")
+		return 1
+	} else if *timeoutFlag > 0 {
+		rs.timeout = *timeoutFlag
+	}
+	r := &relay{socket: rs.socket, timeout: rs.timeout, mode: mode, log: log}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := r.Serve(e.stdin, e.stdout); err != nil {
+			log.Warn("stream ended", "err", err)
+		}
+	}()
+	// Only the end of input (or a signal) ends the relay.
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return 0
+}
+
+type relaySettings struct {
+	socket  string
+	timeout time.Duration
+}
+
+// loadRelaySettings reads the two settings the relay needs, ignoring the
+// rest: the relay runs as the XMPP server's user, which need not be able to
+// read the daemon's configuration, let alone its secrets. A default file
+// that is absent or unreadable gives the defaults; a file named explicitly
+// must be readable.
+func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
+	rs := relaySettings{socket: defaultSocket, timeout: defaultRelayTimeout}
+	var fc struct {
+		Daemon struct {
+			Socket string `toml:"socket"`
+		} `toml:"daemon"`
+		Connect struct {
+			TimeoutMS int `toml:"timeout_ms"`
+		} `toml:"connect"`
+	}
+	if _, err := toml.DecodeFile(path, &fc); err != nil {
+		if !explicit && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+			return rs, nil
+		}
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return rs, fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
+		}
+		return rs, err
+	}
+	if fc.Daemon.Socket != "" {
+		rs.socket = fc.Daemon.Socket
+	}
+	if fc.Connect.TimeoutMS != 0 {
+		var err error
+		if rs.timeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
+			return rs, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
+		}
+	}
+	return rs, nil
+}
+
+// relayTimeout validates [connect] timeout_ms.
+func relayTimeout(ms int) (time.Duration, error) {
+	if ms < 10 || ms > 60_000 {
+		return 0, fmt.Errorf("must be 10 to 60000, not %d", ms)
+	}
+	return time.Duration(ms) * time.Millisecond, nil
+}
+
+// relay passes requests from one stdin/stdout peer to the daemon over one
+// Unix socket connection, in the peer's own framing, one at a time, and
+// redials whenever that connection fails.
+type relay struct {
+	socket  string
+	timeout time.Duration
+	mode    protocol.Mode // of stdin/stdout; Auto detects it
+
+	log    *slog.Logger
+	conn   net.Conn
+	br     *bufio.Reader
+	connOK bool // the last request went through: log the next failure
+}
+
+// maxRelayFrame is the longest ejabberd frame passed on: a longer one would
+// start with a lowercase letter and, as the first bytes on a connection, be
+// taken by the daemon's auto-detection for a line. No request that can be
+// answered yes is nearly that long.
+const maxRelayFrame = 0x6100 - 1
+
+// Serve answers every request read from in on out, until the end of in. It
+// returns nil at the end of input, or the first read or write error.
+func (r *relay) Serve(in io.Reader, out io.Writer) error {
+	rd := protocol.NewReader(in, r.mode, 0)
+	bw := bufio.NewWriter(out)
+	for {
+		body, err := rd.ReadRequest()
+		if err == io.EOF {
+			return bw.Flush()
+		}
+		if err != nil && err != protocol.ErrTooLarge && err != io.ErrUnexpectedEOF {
+			bw.Flush()
+			return err
+		}
+		mode := rd.Mode()
+		ok := false
+		if err == nil {
+			// Only well-formed requests go to the daemon, so that nothing
+			// sent can put the connection out of step.
+			if _, err = protocol.ParseRequest(string(body)); err == nil && mode == protocol.Ejabberd && len(body) > maxRelayFrame {
+				err = protocol.ErrTooLarge
+			}
+			if err == nil {
+				ok = r.ask(mode, body)
+			}
+		}
+		if err != nil {
+			r.log.Info("refused", "reason", "bad_request", "protocol", mode.String(), "detail", err.Error())
+		}
+		if _, werr := bw.Write(protocol.Reply(mode, ok)); werr != nil {
+			return werr
+		}
+		if !rd.Buffered() {
+			if werr := bw.Flush(); werr != nil {
+				return werr
+			}
+		}
+	}
+}
+
+// ask sends one request to the daemon and returns its answer. Whatever goes
+// wrong within the bound (no daemon, a daemon restarting, a broken
+// connection) is retried on a new connection; past the bound the answer is
+// no, with a log line.
+func (r *relay) ask(mode protocol.Mode, body []byte) bool {
+	deadline := time.Now().Add(r.timeout)
+	backoff := 20 * time.Millisecond
+	var err error
+	for {
+		var ok bool
+		if ok, err = r.try(mode, body, deadline); err == nil {
+			if !r.connOK {
+				r.log.Info("connected to the daemon", "socket", r.socket)
+				r.connOK = true
+			}
+			return ok
+		}
+		r.close()
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			break
+		}
+		time.Sleep(min(backoff, wait))
+		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+	r.log.Warn("refused", "reason", "daemon_unavailable", "socket", r.socket,
+		"timeout", r.timeout.String(), "err", err.Error())
+	r.connOK = false
+	return false
+}
+
+// try makes one attempt at a request: dial if need be, send, read the reply.
+func (r *relay) try(mode protocol.Mode, body []byte, deadline time.Time) (bool, error) {
+	if r.conn == nil {
+		d := net.Dialer{Deadline: deadline}
+		c, err := d.Dial("unix", r.socket)
+		if err != nil {
+			return false, err
+		}
+		r.conn, r.br = c, bufio.NewReaderSize(c, 64)
+	}
+	if err := r.conn.SetDeadline(deadline); err != nil {
+		return false, err
+	}
+	var msg []byte
+	if mode == protocol.Ejabberd {
+		msg = append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+	} else {
+		msg = append(append(make([]byte, 0, len(body)+1), body...), '\n')
+	}
+	if _, err := r.conn.Write(msg); err != nil {
+		return false, err
+	}
+	if mode == protocol.Ejabberd {
+		var reply [4]byte
+		if _, err := io.ReadFull(r.br, reply[:]); err != nil {
+			return false, err
+		}
+		return replyValue(reply[:], protocol.Ejabberd)
+	}
+	line, err := r.br.ReadSlice('\n')
+	if err != nil {
+		return false, err
+	}
+	return replyValue(line, protocol.Generic)
+}
+
+// replyValue reads a daemon's reply: anything but an exact yes or no is an
+// error, and the connection is dropped.
+func replyValue(b []byte, mode protocol.Mode) (bool, error) {
+	switch {
+	case bytes.Equal(b, protocol.Reply(mode, true)):
+		return true, nil
+	case bytes.Equal(b, protocol.Reply(mode, false)):
+		return false, nil
+	}
+	return false, fmt.Errorf("unexpected reply from the daemon (%d bytes)", len(b))
+}
+
+// close drops the connection to the daemon.
+func (r *relay) close() {
+	if r.conn != nil {
+		r.conn.Close()
+		r.conn, r.br = nil, nil
+	}
+}

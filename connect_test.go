@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// relayProc is a relay run in-process, as `tokenauthd connect ARGS`, with
+// pipes for its stdin and stdout.
+type relayProc struct {
+	in   *io.PipeWriter
+	out  *bufio.Reader
+	done chan int
+}
+
+func startRelay(t *testing.T, args ...string) *relayProc {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	p := &relayProc{in: inW, out: bufio.NewReader(outR), done: make(chan int, 1)}
+	e := &env{stdin: inR, stdout: outW, stderr: testWriter{t}}
+	go func() {
+		p.done <- run(context.Background(), e, append([]string{"connect"}, args...))
+		outW.Close()
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return p
+}
+
+// askFrame sends an ejabberd frame and returns the reply.
+func (p *relayProc) askFrame(t testing.TB, body string) []byte {
+	t.Helper()
+	if _, err := p.in.Write(frame(body)); err != nil {
+		t.Fatal(err)
+	}
+	reply := make([]byte, 4)
+	if _, err := io.ReadFull(p.out, reply); err != nil {
+		t.Fatalf("reading the relay's reply: %v", err)
+	}
+	return reply
+}
+
+// askLine sends a generic line and returns the reply line.
+func (p *relayProc) askLine(t testing.TB, line string) string {
+	t.Helper()
+	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the relay's reply: %v", err)
+	}
+	return s
+}
+
+// exit closes the relay's stdin and returns its exit status.
+func (p *relayProc) exit(t testing.TB) int {
+	t.Helper()
+	p.in.Close()
+	io.Copy(io.Discard, p.out)
+	return <-p.done
+}
+
+// TestConnectRelaysBothFramings: requests pass through the relay in the
+// peer's framing; replays are refused across relays.
+func TestConnectRelaysBothFramings(t *testing.T) {
+	d, sock, _ := startDaemon(t, nil)
+	ej := startRelay(t, "-socket", sock, "-config", writeTestConfig(t, t.TempDir(), ""))
+	gen := startRelay(t, "-socket", sock)
+
+	tok := d.mintForTest(t, "alice")
+	if got := ej.askFrame(t, "auth:alice:"+testHost+":"+tok); string(got) != string(frameYes) {
+		t.Fatalf("fresh token = %x, want %x", got, frameYes)
+	}
+	if got := gen.askLine(t, "auth:alice:"+testHost+":"+tok); got != "0\n" {
+		t.Errorf("replay through another relay = %q, want 0", got)
+	}
+	if got := ej.askFrame(t, "auth:alice:"+testHost+":"+tok); string(got) != string(frameNo) {
+		t.Errorf("replay through the same relay = %x, want %x", got, frameNo)
+	}
+	tok2 := d.mintForTest(t, "bob")
+	if got := gen.askLine(t, "auth:bob:"+testHost+":"+tok2); got != "1\n" {
+		t.Errorf("fresh token, generic = %q, want 1", got)
+	}
+	// Malformed requests are answered no by the relay itself and do not
+	// desynchronise anything; a line that is not a request is one.
+	if got := gen.askLine(t, "\x00\x05hello"); got != "0\n" {
+		t.Errorf("garbage line = %q, want 0", got)
+	}
+	if got := gen.askLine(t, "isuser:bob:"+testHost); got != "1\n" {
+		t.Errorf("isuser after garbage = %q, want 1", got)
+	}
+	if got := ej.askFrame(t, "nonsense"); string(got) != string(frameNo) {
+		t.Errorf("bad frame = %x, want %x", got, frameNo)
+	}
+	if got := ej.askFrame(t, "isuser:bob:"+testHost); string(got) != string(frameYes) {
+		t.Errorf("isuser after a bad frame = %x, want %x", got, frameYes)
+	}
+	if code := ej.exit(t); code != 0 {
+		t.Errorf("exit status at EOF = %d, want 0", code)
+	}
+	if code := gen.exit(t); code != 0 {
+		t.Errorf("exit status at EOF = %d, want 0", code)
+	}
+}
+
+// TestConnectWithoutDaemon: with no daemon, each request is answered no
+// within the bound and the relay keeps going; once a daemon listens, and
+// again after it restarts, requests go through.
+func TestConnectWithoutDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "later.sock")
+	const bound = 300 * time.Millisecond
+	p := startRelay(t, "-socket", sock, "-timeout", bound.String())
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		if got := p.askFrame(t, "isuser:alice:"+testHost); string(got) != string(frameNo) {
+			t.Fatalf("no daemon: reply %x, want %x", got, frameNo)
+		}
+		// The bound is the feature: generous slack, never less than it.
+		if el := time.Since(start); el > bound+2*time.Second {
+			t.Fatalf("no daemon: answered after %v, bound %v", el, bound)
+		}
+	}
+	d, _, stop := startDaemonAt(t, sock, nil)
+	if got := p.askFrame(t, "isuser:alice:"+testHost); string(got) != string(frameYes) {
+		t.Fatalf("daemon started: reply %x, want %x", got, frameYes)
+	}
+	tok := d.mintForTest(t, "alice")
+	if got := p.askFrame(t, "auth:alice:"+testHost+":"+tok); string(got) != string(frameYes) {
+		t.Fatalf("daemon started: fresh token %x, want %x", got, frameYes)
+	}
+	// A restart leaves the relay holding a dead connection: it redials.
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	startDaemonAt(t, sock, nil)
+	if got := p.askFrame(t, "isuser:alice:"+testHost); string(got) != string(frameYes) {
+		t.Fatalf("daemon restarted: reply %x, want %x", got, frameYes)
+	}
+	if code := p.exit(t); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+}
+
+// TestConnectBadDaemonReply: a peer on the socket that answers with
+// anything but a reply gets the request answered no, and the relay goes on
+// with a new connection.
+func TestConnectBadDaemonReply(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "bad.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 256)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					c.Write([]byte("1\n\x00\x02\x00\x01junk")) // never a valid ejabberd reply
+				}
+			}()
+		}
+	}()
+	p := startRelay(t, "-socket", sock, "-timeout", "200ms")
+	for i := 0; i < 3; i++ {
+		if got := p.askFrame(t, "isuser:alice:"+testHost); string(got) != string(frameNo) {
+			t.Fatalf("bad daemon reply relayed as %x, want %x", got, frameNo)
+		}
+	}
+}
