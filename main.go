@@ -40,6 +40,7 @@ func commands() map[string]command {
 		"mint":         {"print a token for user@host", runMint},
 		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
 		"check-config": {"validate the configuration", runCheckConfig},
+		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench},
 		"version":      {"print the version", runVersion},
 		"serve":        {"run the daemon on a Unix socket", runServe},
 		"connect":      {"relay stdin/stdout requests to the daemon", runConnect},
