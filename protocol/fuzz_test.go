@@ -1,0 +1,99 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
+)
+
+// The seeds of these targets are in testdata/fuzz/FuzzX/ (see
+// TestFuzzCorpus); `go test` runs them, `go test -fuzz FuzzX` explores.
+
+// FuzzReader feeds any bytes to a Server in each framing: it must answer
+// every request it reads with a well-formed reply, never panic, and end.
+func FuzzReader(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
+		m := Mode(mode % 3)
+		h := &testHandler{}
+		bad := 0
+		s := &Server{Mode: m, Handler: h, OnBadRequest: func(Mode, error) { bad++ }}
+		var out bytes.Buffer
+		if err := s.Serve(context.Background(), bytes.NewReader(data), &out); err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		replies := len(h.asked) + bad
+		// Replies are all of one framing, one per request.
+		yes, no := string(Reply(Ejabberd, true)), string(Reply(Ejabberd, false))
+		if m == Generic || (m == Auto && len(data) > 0 && data[0] >= 'a' && data[0] <= 'z') {
+			yes, no = string(Reply(Generic, true)), string(Reply(Generic, false))
+		}
+		rest := out.String()
+		for i := 0; i < replies; i++ {
+			switch {
+			case strings.HasPrefix(rest, yes):
+				rest = rest[len(yes):]
+			case strings.HasPrefix(rest, no):
+				rest = rest[len(no):]
+			default:
+				t.Fatalf("reply %d of %d is not %q or %q: output %q", i, replies, yes, no, out.String())
+			}
+		}
+		if rest != "" {
+			t.Fatalf("%d replies, and %q more", replies, rest)
+		}
+		for _, r := range h.asked {
+			if strings.Contains(r.User, ":") || strings.Contains(r.Server, ":") {
+				t.Fatalf("handler got a user or server with ':': %+v", r)
+			}
+		}
+
+		// Generic framing keeps in sync whatever comes before a newline:
+		// a valid request after the garbage gets its own answer.
+		if m == Generic {
+			in := append(append(bytes.Clone(data), '\n'), "isuser:alice:h\n"...)
+			out.Reset()
+			if err := s.Serve(context.Background(), bytes.NewReader(in), &out); err != nil {
+				t.Fatalf("Serve = %v", err)
+			}
+			if !strings.HasSuffix(out.String(), "1\n") {
+				t.Fatalf("after %q the valid request got no yes: output %q", data, out.String())
+			}
+		}
+	})
+}
+
+// FuzzParseRequest checks that ParseRequest never panics and that a parsed
+// request is exactly its input, split at most three times.
+func FuzzParseRequest(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body string) {
+		r, err := ParseRequest(body)
+		if err != nil {
+			if r != (Request{}) {
+				t.Fatalf("ParseRequest(%q) = %+v with error %v", body, r, err)
+			}
+			return
+		}
+		n, ok := fields[r.Command]
+		if !ok {
+			t.Fatalf("ParseRequest(%q) gave unknown command %q", body, r.Command)
+		}
+		joined := r.Command + ":" + r.User + ":" + r.Server
+		if n == 4 {
+			joined += ":" + r.Password
+		} else if r.Password != "" {
+			t.Fatalf("ParseRequest(%q): %s has a password %q", body, r.Command, r.Password)
+		}
+		if joined != body {
+			t.Fatalf("ParseRequest(%q) = %+v, which joins to %q", body, r, joined)
+		}
+		if strings.Contains(r.User, ":") || strings.Contains(r.Server, ":") {
+			t.Fatalf("ParseRequest(%q) = %+v: ':' in user or server", body, r)
+		}
+	})
+}
+
+// Every fuzz target has seeds that `go test` runs.
+func TestFuzzCorpus(t *testing.T) { fuzzcorpus.Check(t) }
