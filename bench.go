@@ -221,17 +221,17 @@ func (m *minter) requests(mode protocol.Mode, n int) [][]byte {
 	reqs := make([][]byte, n)
 	for i := range reqs {
 		user, host, tok := m.token(i)
-		reqs[i] = frame(mode, "auth:"+user+":"+host+":"+tok)
+		reqs[i] = benchFrame(mode, "auth:"+user+":"+host+":"+tok)
 	}
 	return reqs
 }
 
 // isUser returns a framed isuser request for a configured host.
 func (m *minter) isUser(mode protocol.Mode) []byte {
-	return frame(mode, "isuser:user0:"+m.hosts[0])
+	return benchFrame(mode, "isuser:user0:"+m.hosts[0])
 }
 
-func frame(mode protocol.Mode, body string) []byte {
+func benchFrame(mode protocol.Mode, body string) []byte {
 	if mode == protocol.Generic {
 		return []byte(body + "\n")
 	}

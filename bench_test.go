@@ -123,7 +123,7 @@ func TestBenchPyHelper(t *testing.T) {
 			{"auth:" + user + ":nowhere.test:" + tok, false},
 			{"setpass:" + user + ":" + host + ":x", false},
 		} {
-			got, err := c.roundTrip(mode, frame(mode, tc.body))
+			got, err := c.roundTrip(mode, benchFrame(mode, tc.body))
 			if err != nil {
 				t.Fatalf("%s: %s: %v", mode, tc.body[:12], err)
 			}
