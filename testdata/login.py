@@ -2,7 +2,8 @@
 """Log in to an XMPP server over plain TCP with SASL PLAIN (or X-TOKEN).
 
 usage: login.py JID PASSWORD [HOST [PORT [MECH]]]
-Exit status: 0 logged in, 1 refused, 2 error or timeout.
+Exit status: 0 logged in, 1 refused, 2 error or timeout. A refusal prints
+"failure: CONDITION" (the SASL failure condition).
 """
 import asyncio, logging, sys
 import slixmpp
@@ -35,7 +36,14 @@ def done(rc):
 
 x.add_event_handler("session_start", lambda e: done(0))
 x.add_event_handler("failed_all_auth", lambda e: done(1))
-x.add_event_handler("failed_auth", lambda e: done(1))
+
+
+def failed_auth(stanza):
+    print("failure:", stanza["condition"], flush=True)  # the SASL condition
+    done(1)
+
+
+x.add_event_handler("failed_auth", failed_auth)
 x.connect((host, port), use_ssl=False, force_starttls=False, disable_starttls=True)
 
 

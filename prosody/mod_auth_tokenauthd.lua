@@ -1,0 +1,386 @@
+-- mod_auth_tokenauthd: Prosody 0.12 authentication through tokenauthd.
+--
+-- A drop-in replacement for prosody-modules' mod_auth_token (+ mod_sasl_token):
+-- users log in with the one-time tokens your application mints, and the
+-- tokens are checked by the tokenauthd daemon (`tokenauthd serve`), which
+-- keeps the secrets and the replay record.
+--
+--   authentication = "tokenauthd"
+--   tokenauthd_socket = "/run/tokenauthd/tokenauthd.sock"  -- the default
+--   tokenauthd_timeout = 2                                  -- seconds, the default
+--
+-- How it works
+--   * One Unix-socket connection per VirtualHost to the daemon, through
+--     LuaSocket's socket.unix and Prosody's own event loop
+--     (net.server.wrapclient). Requests are the generic line protocol:
+--     "auth:USER:HOST:PASSWORD\n" and "isuser:USER:HOST\n", answered by
+--     "1\n" (yes) or "0\n" (no), in order.
+--   * A login waits for its answer through util.async: only that client's
+--     session pauses, Prosody keeps serving everybody else. A caller that is
+--     not inside an async runner is refused rather than blocking the server.
+--   * Answers are matched to requests strictly in order. When a request gets
+--     no answer within tokenauthd_timeout it is refused, and the connection
+--     is closed so that its late answer cannot be taken for the next
+--     request's; requests still waiting are sent again on a fresh connection.
+--   * When the daemon is down or restarts, the module reconnects by itself
+--     (with a short back-off) while requests wait; no reload is needed.
+--   * SASL mechanisms: PLAIN, and X-TOKEN (mod_sasl_token's name for PLAIN's
+--     wire format). X-TOKEN answers temporary-auth-failure when the daemon
+--     cannot be reached in time; PLAIN can only say not-authorized.
+--   * user_exists asks the daemon ("isuser"). Passwords cannot be changed,
+--     and accounts cannot be created or deleted here: the application owns
+--     them, as with mod_auth_token.
+--   * Passwords are never logged. A password holding a newline, a carriage
+--     return or a NUL byte is refused without being sent.
+--
+-- Security: Prosody offers X-TOKEN on unencrypted streams unless told
+-- otherwise. Keep c2s_require_encryption = true (Prosody's default), or add
+-- "X-TOKEN" to insecure_sasl_mechanisms.
+
+local async = require "util.async";
+local server = require "net.server";
+local sasl = require "util.sasl";
+local encodings = require "util.encodings";
+local unix = require "socket.unix";
+
+local saslprep = encodings.stringprep.saslprep;
+local nodeprep = encodings.stringprep.nodeprep;
+
+local host = module.host;
+local socket_path = module:get_option_string("tokenauthd_socket", "/run/tokenauthd/tokenauthd.sock");
+local timeout = module:get_option_number("tokenauthd_timeout", 2);
+if timeout <= 0 then
+	module:log("error", "tokenauthd_timeout must be positive, using 2 seconds");
+	timeout = 2;
+end
+
+-- The longest request line the daemon reads (newline excluded).
+local max_line = 4096;
+-- Reconnection back-off, in seconds.
+local retry_min, retry_max = 0.05, 1;
+
+--------------------------------------------------------------------------
+-- The connection to the daemon
+--------------------------------------------------------------------------
+
+-- queue holds the requests waiting for an answer, oldest first. Invariant:
+-- while conn is open every queued request has been written to it (in queue
+-- order), and while it is not, none has; so the next answer on conn always
+-- belongs to queue[1].
+local queue = {};
+local conn = nil;        -- the net.server interface, or nil
+local rxbuf = "";        -- bytes received after the last complete line
+local retry_timer = nil; -- pending reconnection attempt
+local retry_delay = retry_min;
+local down_since = nil;  -- set while the daemon cannot be reached (logged once)
+
+local listeners = {};
+local connect;
+
+-- finish ends a request: stops its timer, takes it out of the queue and
+-- wakes the session waiting for it. answer is "1" or "0", or nil with err.
+local function finish(req, answer, err)
+	if req.finished then return; end
+	req.finished = true;
+	req.answer, req.err = answer, err;
+	if req.timer then req.timer:stop(); req.timer = nil; end
+	for i = 1, #queue do
+		if queue[i] == req then table.remove(queue, i); break; end
+	end
+	req.done();
+end
+
+-- drop closes the connection. Requests already written to it lose their
+-- answers: they are sent again on the next connection.
+local function drop(why)
+	local c = conn;
+	if not c then return; end
+	conn, rxbuf = nil, "";
+	for _, req in ipairs(queue) do req.sent = false; end
+	module:log("debug", "Closing the connection to tokenauthd (%s)", why);
+	c:close(); -- its ondisconnect sees conn ~= c and does nothing more
+end
+
+local function schedule_retry()
+	if retry_timer or #queue == 0 then return; end
+	local delay = retry_delay;
+	retry_delay = math.min(retry_delay * 2, retry_max);
+	retry_timer = module:add_timer(delay, function ()
+		retry_timer = nil;
+		if not conn and #queue > 0 then connect(); end
+	end);
+end
+
+-- flush writes every queued request, connecting first if need be.
+local function flush()
+	if #queue == 0 then return; end
+	if not conn then
+		if not retry_timer then connect(); end
+		return;
+	end
+	for _, req in ipairs(queue) do
+		if not req.sent then
+			req.sent = true;
+			conn:write(req.line);
+		end
+	end
+end
+
+local function unreachable(err)
+	if not down_since then
+		down_since = os.time();
+		module:log("warn", "Cannot reach tokenauthd at %s: %s (retrying while logins wait)", socket_path, err);
+	else
+		module:log("debug", "Cannot reach tokenauthd at %s: %s", socket_path, err);
+	end
+	for _, req in ipairs(queue) do req.sent = false; end
+	schedule_retry();
+end
+
+function connect()
+	local sock, err = unix.stream();
+	if not sock then return unreachable(err); end
+	sock:settimeout(0);
+	local ok, cerr = sock:connect(socket_path);
+	if not ok and cerr ~= "timeout" then -- "timeout": still in progress
+		sock:close();
+		return unreachable(cerr);
+	end
+	local c, werr = server.wrapclient(sock, socket_path, 0, listeners, 4096);
+	if not c then
+		sock:close();
+		return unreachable(werr or "cannot watch the socket");
+	end
+	conn, rxbuf = c, "";
+	for _, req in ipairs(queue) do req.sent = false; end
+	flush();
+end
+
+function listeners.onconnect(c)
+	if c ~= conn then return; end
+	module:log("debug", "Connected to tokenauthd at %s", socket_path);
+end
+
+function listeners.onincoming(c, data)
+	if c ~= conn then return; end
+	rxbuf = rxbuf .. data;
+	-- Match every complete line first, then wake the sessions: a woken
+	-- session may send a new request before this function returns.
+	local answered, bad = {}, nil;
+	while true do
+		local nl = rxbuf:find("\n", 1, true);
+		if not nl then break; end
+		local line = rxbuf:sub(1, nl - 1):gsub("\r$", "");
+		rxbuf = rxbuf:sub(nl + 1);
+		local req = queue[1];
+		if not req or not req.sent then
+			bad = "an answer nobody asked for";
+			break;
+		elseif line ~= "1" and line ~= "0" then
+			bad = "a malformed answer";
+			table.remove(queue, 1);
+			answered[#answered + 1] = { req, nil, "tokenauthd sent a malformed answer" };
+			break;
+		end
+		table.remove(queue, 1);
+		answered[#answered + 1] = { req, line };
+	end
+	if not bad and #rxbuf > 16 then
+		bad = "an overlong answer";
+	end
+	if bad then
+		module:log("error", "tokenauthd at %s sent %s; reconnecting", socket_path, bad);
+		drop(bad);
+	elseif #answered > 0 then
+		retry_delay = retry_min;
+		if down_since then
+			module:log("info", "tokenauthd at %s is answering again", socket_path);
+			down_since = nil;
+		end
+	end
+	for _, a in ipairs(answered) do
+		-- already out of the queue; finish stops the timer and wakes
+		finish(a[1], a[2], a[3]);
+	end
+	flush();
+end
+
+function listeners.ondisconnect(c, err)
+	if c ~= conn then return; end
+	conn, rxbuf = nil, "";
+	if #queue == 0 then -- idle: the next request connects again
+		module:log("debug", "tokenauthd closed the connection (%s)", err or "closed");
+		return;
+	end
+	unreachable(err or "connection closed");
+end
+
+function listeners.onreadtimeout(c) -- luacheck: ignore 212/c
+	return true; -- an idle connection stays open
+end
+
+-- ask sends one request line and waits for its answer. It returns true or
+-- false, or nil and an error when there is no answer.
+local function ask(line)
+	if not async.ready() then
+		-- Waiting here would freeze the whole server.
+		return nil, "tokenauthd cannot be asked outside an async runner";
+	end
+	local wait, done = async.waiter();
+	local req = { line = line, done = done };
+	req.timer = module:add_timer(timeout, function ()
+		req.timer = nil;
+		if req.finished then return; end
+		-- Its answer may still come: never let it be taken for another's.
+		if req.sent then drop("timeout"); end
+		finish(req, nil, "tokenauthd did not answer within " .. timeout .. " s");
+		flush(); -- the requests still waiting, on a fresh connection
+	end);
+	table.insert(queue, req);
+	flush();
+	wait();
+	if req.answer == nil then return nil, req.err; end
+	return req.answer == "1";
+end
+
+-- field reports whether s can be sent as one field of a request.
+local function field(s, last)
+	if type(s) ~= "string" or s == "" then return false; end
+	if s:find("[%z\r\n]") then return false; end
+	if not last and s:find(":", 1, true) then return false; end
+	return true;
+end
+
+--------------------------------------------------------------------------
+-- The provider
+--------------------------------------------------------------------------
+
+local provider = {};
+
+-- check asks whether password is a valid token for username. It returns
+-- true, or false and a reason: "refused" (the daemon said no, or the input
+-- cannot be a token) or "unavailable" (no answer).
+local function check(username, password)
+	if not field(username) then
+		module:log("info", "Login refused for an invalid username");
+		return false, "refused";
+	end
+	if not field(password, true) then
+		-- Never sent: the line protocol cannot carry it.
+		module:log("info", "Login refused for %s@%s: the password contains a newline, carriage return or NUL", username, host);
+		return false, "refused";
+	end
+	local line = "auth:" .. username .. ":" .. host .. ":" .. password .. "\n";
+	if #line > max_line + 1 then
+		module:log("info", "Login refused for %s@%s: the password is too long", username, host);
+		return false, "refused";
+	end
+	local ok, err = ask(line);
+	if ok == nil then
+		module:log("warn", "Login refused for %s@%s: %s", username, host, err);
+		return false, "unavailable";
+	elseif not ok then
+		module:log("info", "Login refused for %s@%s: tokenauthd refused the token", username, host);
+		return false, "refused";
+	end
+	module:log("debug", "Login accepted for %s@%s", username, host);
+	return true;
+end
+
+function provider.test_password(username, password)
+	if check(username, password) then return true; end
+	return nil, "Auth failed. Invalid username or token.";
+end
+
+function provider.user_exists(username)
+	if not field(username) then return nil, "Invalid username"; end
+	local ok, err = ask("isuser:" .. username .. ":" .. host .. "\n");
+	if ok == nil then
+		module:log("warn", "Cannot tell whether %s@%s exists: %s", username, host, err);
+		return nil, err;
+	elseif not ok then
+		return nil, "Auth failed. Invalid username";
+	end
+	return true;
+end
+
+function provider.get_password()
+	return nil, "Passwords are one-time tokens checked by tokenauthd";
+end
+
+function provider.set_password()
+	return nil, "Changing passwords is not supported: tokens are minted by the application";
+end
+
+function provider.create_user()
+	return nil, "Account registration is not supported: accounts belong to the application";
+end
+
+function provider.delete_user()
+	return nil, "Account deletion is not supported: accounts belong to the application";
+end
+
+function provider.users()
+	return function () return nil; end -- accounts are not listed here
+end
+
+-- The X-TOKEN mechanism reads PLAIN's message ("authzid\0authcid\0token")
+-- and asks the profile's tokenauthd_token backend, which answers true, or
+-- false and "refused" or "unavailable". It is registered once per process
+-- and must not hold on to this module instance: a reload gets a new one.
+local function x_token(self, message)
+	if not message then return "failure", "malformed-request"; end
+	local authzid, authcid, password = message:match("^([^%z]*)%z([^%z]+)%z([^%z]+)");
+	if not authzid then return "failure", "malformed-request"; end
+	authcid, password = saslprep(authcid), saslprep(password);
+	if not authcid or authcid == "" or not password or password == "" then
+		return "failure", "malformed-request", "Invalid username or token.";
+	end
+	authcid = nodeprep(authcid);
+	if not authcid or authcid == "" then
+		return "failure", "malformed-request", "Invalid username or token.";
+	end
+	local backend = self.profile.tokenauthd_token;
+	if type(backend) ~= "function" then
+		return "failure", "temporary-auth-failure";
+	end
+	self.username = authcid;
+	local ok, why = backend(self, authcid, password, self.realm);
+	if ok then return "success"; end
+	if why == "unavailable" then
+		return "failure", "temporary-auth-failure", "The token service is not answering; try again.";
+	end
+	return "failure", "not-authorized", "Unable to authorize you with the token you sent.";
+end
+
+-- Registrations are process-wide, cannot be undone and pile up: register
+-- X-TOKEN only if no earlier load (another host, or before a reload) did.
+local function x_token_registered()
+	local probe = sasl.new(host, { tokenauthd_token = true });
+	return probe:mechanisms()["X-TOKEN"] ~= nil;
+end
+if not x_token_registered() then
+	sasl.registerMechanism("X-TOKEN", { "tokenauthd_token" }, x_token);
+end
+
+function provider.get_sasl_handler()
+	return sasl.new(host, {
+		plain_test = function (_, username, password)
+			return check(username, password), true;
+		end;
+		tokenauthd_token = function (_, username, password)
+			return check(username, password);
+		end;
+	});
+end
+
+function module.unload()
+	drop("module unloaded");
+	if retry_timer then retry_timer:stop(); retry_timer = nil; end
+	while queue[1] do
+		finish(queue[1], nil, "the module was unloaded");
+	end
+end
+
+module:log("debug", "Using tokenauthd at %s (timeout %g s)", socket_path, timeout);
+module:provides("auth", provider);
