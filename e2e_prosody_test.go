@@ -154,7 +154,7 @@ VirtualHost "localhost"
 	waitPort(t, p.port, 15*time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("prosody log (tail):\n%s", tail(readFile(t, p.log), 60))
+			t.Logf("prosody log (tail):\n%s", lastLines(readFile(t, p.log), 60))
 		}
 	})
 	return p
@@ -170,7 +170,7 @@ func (p *prosodyServer) alive(t *testing.T) {
 	}
 }
 
-func tail(s string, n int) string {
+func lastLines(s string, n int) string {
 	lines := strings.Split(s, "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
