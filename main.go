@@ -122,6 +122,10 @@ func runVersion(_ context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
+	if fs.NArg() > 0 {
+		fs.Usage()
+		return 2
+	}
 	fmt.Fprintf(e.stdout, "tokenauthd %s\n", versionString())
 	return 0
 }

@@ -50,10 +50,20 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
 	srv := newProtocolServer(mode, newAuthHandler(v, log), log)
-	if err := srv.Serve(ctx, e.stdin, e.stdout); err != nil {
-		// The peer has gone (a read or write error): nothing is left to
-		// answer, and a helper never exits non-zero after start-up.
-		log.Warn("stream ended", "err", err)
+	// Serve blocks reading stdin, which a signal does not interrupt: wait
+	// for either, so that SIGTERM stops the helper (the signal handler
+	// took over the default action).
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, e.stdin, e.stdout) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			// The peer has gone (a read or write error): nothing is left
+			// to answer, and a helper never exits non-zero after start-up.
+			log.Warn("stream ended", "err", err)
+		}
+	case <-ctx.Done():
+		log.Info("stopping on signal")
 	}
 	return 0
 }
