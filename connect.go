@@ -27,9 +27,10 @@ const defaultRelayTimeout = 2 * time.Second
 // extauth_program or Prosody's external_auth_command that hands every
 // request to the daemon and its reply back.
 func runConnect(ctx context.Context, e *env, args []string) int {
-	// As for the stdin/stdout helper: a terminal would echo requests back.
+	// As for the stdin/stdout helper: a terminal would echo requests back
+	// and act on control bytes.
 	if f, ok := e.stdin.(*os.File); ok {
-		disableEcho(f)
+		prepareTerminal(f)
 	}
 	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
 	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket and [connect] timeout_ms from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")

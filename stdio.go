@@ -13,9 +13,10 @@ import (
 // ejabberd's extauth_program or Prosody's external_auth_command.
 func runStdio(ctx context.Context, e *env, args []string) int {
 	// A terminal echoes what it is sent back to the sender, where it
-	// would be read as a reply: turn that off before anything else.
+	// would be read as a reply, and acts on control bytes: turn that off
+	// before anything else.
 	if f, ok := e.stdin.(*os.File); ok {
-		disableEcho(f)
+		prepareTerminal(f)
 	}
 	fs := newFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
 	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")

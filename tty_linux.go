@@ -6,14 +6,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// disableEcho turns off a terminal's echo (Prosody runs helpers on a
-// pseudo-terminal). It does nothing if f is not a terminal.
-func disableEcho(f *os.File) {
+// prepareTerminal readies a terminal stdin for the protocol (Prosody's
+// mod_auth_external runs helpers on a pseudo-terminal, with the terminal's
+// defaults). It turns off echo, which would send each request back where
+// it is read as the reply, and with it everything else by which the
+// terminal would rewrite or act on request bytes: line editing (^U, ^W,
+// DEL, ^D), signal characters (^C, ^\, ^Z), literal-next (^V), flow
+// control (^S, ^Q) and CR-to-NL translation, which would split a line at a
+// CR inside a password and desynchronise every later reply. Bytes then
+// reach the reader as sent; the reader ends lines at "\n" and drops a "\r"
+// before it. Output is left alone: the terminal turns "1\n" into "1\r\n",
+// which the module strips. It does nothing if f is not a terminal.
+func prepareTerminal(f *os.File) {
 	fd := int(f.Fd())
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
 		return
 	}
-	t.Lflag &^= unix.ECHO | unix.ECHOE | unix.ECHOK | unix.ECHONL
+	t.Lflag &^= unix.ECHO | unix.ECHOE | unix.ECHOK | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
+	t.Iflag &^= unix.ICRNL | unix.INLCR | unix.IGNCR | unix.IXON | unix.IXOFF | unix.ISTRIP | unix.BRKINT
+	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
 	_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }

@@ -4,5 +4,5 @@ package main
 
 import "os"
 
-// disableEcho does nothing where terminals are not handled.
-func disableEcho(*os.File) {}
+// prepareTerminal does nothing where terminals are not handled.
+func prepareTerminal(*os.File) {}
