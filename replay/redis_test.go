@@ -1,0 +1,141 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+const redisServer = "/usr/bin/redis-server"
+
+// redisProc is a real redis-server on a loopback port, stopped by its PID.
+type redisProc struct {
+	port int
+	cmd  *exec.Cmd
+}
+
+// startRedis starts redis-server on port (a free one if 0). It fails the
+// test if redis-server is missing and TOKENAUTHD_E2E=1, and skips it
+// otherwise.
+func startRedis(t *testing.T, port int) *redisProc {
+	t.Helper()
+	if _, err := os.Stat(redisServer); err != nil {
+		if os.Getenv("TOKENAUTHD_E2E") == "1" {
+			t.Fatalf("required test peer %s is missing (scripts/test installs it)", redisServer)
+		}
+		t.Skipf("%s missing; run scripts/test to install it", redisServer)
+	}
+	if port == 0 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+	}
+	cmd := exec.Command(redisServer, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir())
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &redisProc{port: port, cmd: cmd}
+	t.Cleanup(p.stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("tcp", p.addr())
+		if err == nil {
+			c.Close()
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server does not listen on %s", p.addr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *redisProc) addr() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }
+
+func (p *redisProc) stop() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+func newTestRedis(addr, prefix string, timeout time.Duration) *Redis {
+	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
+	return NewRedis(c, RedisOptions{Prefix: prefix, TTL: testTTL, Timeout: timeout})
+}
+
+// TestRedisRecord: SET NX semantics, shared by every store on the same
+// server and prefix, separate across prefixes, with the TTL set.
+func TestRedisRecord(t *testing.T) {
+	rp := startRedis(t, 0)
+	ctx := context.Background()
+	a := newTestRedis(rp.addr(), "", 0)
+	b := newTestRedis(rp.addr(), "", 0) // another node
+	other := newTestRedis(rp.addr(), "othersite:", 0)
+	defer a.Close()
+	defer b.Close()
+	defer other.Close()
+
+	mustRecord(t, a, key(1), true)
+	mustRecord(t, a, key(1), false)
+	mustRecord(t, b, key(1), false) // seen through another client
+	mustRecord(t, other, key(1), true)
+	if seen, err := b.Seen(ctx, key(1)); err != nil || !seen {
+		t.Errorf("Seen(recorded) = %v, %v; want true", seen, err)
+	}
+	if seen, err := b.Seen(ctx, key(2)); err != nil || seen {
+		t.Errorf("Seen(new) = %v, %v; want false", seen, err)
+	}
+	raw := redis.NewClient(&redis.Options{Addr: rp.addr()})
+	defer raw.Close()
+	pttl, err := raw.PTTL(ctx, DefaultRedisPrefix+key(1).String()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pttl <= testTTL-10*time.Second || pttl > testTTL {
+		t.Errorf("PTTL = %v, want about %v", pttl, testTTL)
+	}
+	if n, _ := raw.DBSize(ctx).Result(); n != 2 {
+		t.Errorf("DBSIZE = %d, want 2 (one key per prefix)", n)
+	}
+}
+
+// TestRedisDownAndBack: a stopped Redis makes Record fail with
+// ErrUnavailable within the bound; once it is back, Record works again on
+// the same client.
+func TestRedisDownAndBack(t *testing.T) {
+	rp := startRedis(t, 0)
+	const bound = 300 * time.Millisecond
+	s := newTestRedis(rp.addr(), "", bound)
+	defer s.Close()
+	mustRecord(t, s, key(1), true)
+
+	rp.stop()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		fresh, err := s.Record(context.Background(), key(100+i))
+		if fresh || !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Redis down: Record = %v, %v; want false, ErrUnavailable", fresh, err)
+		}
+		// The bound is the feature: generous slack.
+		if el := time.Since(start); el > bound+2*time.Second {
+			t.Fatalf("Redis down: Record took %v, bound %v", el, bound)
+		}
+	}
+
+	startRedis(t, rp.port)
+	// The restarted Redis is empty (no persistence in this test).
+	mustRecord(t, s, key(200), true)
+	mustRecord(t, s, key(200), false)
+}
