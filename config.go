@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -42,10 +44,21 @@ type fileConfig struct {
 		NonceDigits int `toml:"nonce_digits"`
 	} `toml:"token"`
 	Replay struct {
-		Capacity int `toml:"capacity"`
+		Capacity       int      `toml:"capacity"`
+		Store          string   `toml:"store"`
+		Journal        string   `toml:"journal"`
+		JournalSync    string   `toml:"journal_sync"`
+		RedisURL       string   `toml:"redis_url"`
+		RedisAddrs     []string `toml:"redis_addrs"`
+		RedisMaster    string   `toml:"redis_master"`
+		RedisUsername  string   `toml:"redis_username"`
+		RedisPassFile  string   `toml:"redis_password_file"`
+		RedisPrefix    string   `toml:"redis_prefix"`
+		RedisTimeoutMS int      `toml:"redis_timeout_ms"`
 	} `toml:"replay"`
 	Daemon struct {
-		Socket string `toml:"socket"`
+		Socket      string `toml:"socket"`
+		SocketGroup string `toml:"socket_group"`
 	} `toml:"daemon"`
 	Connect struct {
 		TimeoutMS int `toml:"timeout_ms"`
@@ -70,8 +83,29 @@ type Config struct {
 	Hosts    map[string]verifier.Host
 	// Socket is the Unix socket serve listens on and connect dials.
 	Socket string
+	// SocketGroup, if set, is the group serve gives its socket to.
+	SocketGroup string
 	// RelayTimeout bounds one request through connect.
 	RelayTimeout time.Duration
+	// Store is "memory" or "redis".
+	Store string
+	// Journal is the memory store's journal file ("" for none), fsynced
+	// before every reply if JournalSyncEvery.
+	Journal          string
+	JournalSyncEvery bool
+	// Redis is the redis store's configuration.
+	Redis redisConfig
+}
+
+// redisConfig says how to reach the shared Redis store.
+type redisConfig struct {
+	URL      string   // redis://, rediss:// or unix:// URL of one server
+	Addrs    []string // host:port of a server, of Sentinels, or of Cluster nodes
+	Master   string   // Sentinel master name (with Addrs)
+	Username string
+	Password string // from redis_password_file
+	Prefix   string
+	Timeout  time.Duration
 }
 
 // loadConfig reads and validates the configuration file at path. Its errors
@@ -83,6 +117,10 @@ func loadConfig(path string) (*Config, error) {
 	fc.Token.Digits, fc.Token.Interval, fc.Token.Drift = d.Digits, int(d.Interval/time.Second), d.Drift
 	fc.Replay.Capacity = replay.DefaultCapacity
 	fc.Daemon.Socket = defaultSocket
+	fc.Replay.Store = "memory"
+	fc.Replay.JournalSync = "interval"
+	fc.Replay.RedisPrefix = replay.DefaultRedisPrefix
+	fc.Replay.RedisTimeoutMS = int(replay.DefaultRedisTimeout / time.Millisecond)
 
 	md, err := toml.DecodeFile(path, &fc)
 	if err != nil {
@@ -110,6 +148,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
 		return nil, fmt.Errorf("%s: daemon.socket: %w", path, err)
 	}
+	c.SocketGroup = fc.Daemon.SocketGroup
 	c.RelayTimeout = defaultRelayTimeout
 	if fc.Connect.TimeoutMS != 0 {
 		if c.RelayTimeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
@@ -127,6 +166,9 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	}
 	if err := c.Params.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: [token]: %s", path, strings.TrimPrefix(err.Error(), "verifier: "))
+	}
+	if err := buildStoreConfig(c, fc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if c.Capacity < 1000 {
 		return nil, fmt.Errorf("%s: replay.capacity must be at least 1000, not %d", path, c.Capacity)
@@ -174,6 +216,10 @@ func secretValue(host, name, value, file string) (string, error) {
 	case value != "":
 		return value, nil
 	case file != "":
+		file, err := credentialPath(file)
+		if err != nil {
+			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
+		}
 		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
@@ -202,4 +248,87 @@ func socketPath(p string) (string, error) {
 		return "", fmt.Errorf("%q is longer than a Unix socket path can be (107 bytes)", p)
 	}
 	return filepath.Clean(p), nil
+}
+
+// buildStoreConfig validates the [replay] store settings into c.
+func buildStoreConfig(c *Config, fc *fileConfig) error {
+	r := &fc.Replay
+	c.Store = r.Store
+	switch r.Store {
+	case "memory":
+		if r.RedisURL != "" || len(r.RedisAddrs) > 0 {
+			return errors.New(`replay: redis_url/redis_addrs are set but store is "memory": set store = "redis"`)
+		}
+		if r.Journal != "" {
+			if !filepath.IsAbs(r.Journal) {
+				return fmt.Errorf("replay.journal: %q is not an absolute path", r.Journal)
+			}
+			c.Journal = filepath.Clean(r.Journal)
+		}
+		switch r.JournalSync {
+		case "interval":
+		case "always":
+			c.JournalSyncEvery = true
+		default:
+			return fmt.Errorf("replay.journal_sync: %q is not interval or always", r.JournalSync)
+		}
+	case "redis":
+		if r.Journal != "" {
+			return errors.New(`replay.journal: only the memory store has a journal (Redis keeps its own data)`)
+		}
+		switch {
+		case r.RedisURL == "" && len(r.RedisAddrs) == 0:
+			return errors.New(`replay: store = "redis" needs redis_url or redis_addrs`)
+		case r.RedisURL != "" && len(r.RedisAddrs) > 0:
+			return errors.New("replay: set redis_url or redis_addrs, not both")
+		case r.RedisURL != "" && r.RedisMaster != "":
+			return errors.New("replay.redis_master: Sentinel needs redis_addrs (the Sentinels), not redis_url")
+		}
+		for _, a := range r.RedisAddrs {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return fmt.Errorf("replay.redis_addrs: %q is not host:port", a)
+			}
+		}
+		if r.RedisPrefix == "" {
+			return errors.New("replay.redis_prefix: must not be empty")
+		}
+		if r.RedisTimeoutMS < 10 || r.RedisTimeoutMS > 10_000 {
+			return fmt.Errorf("replay.redis_timeout_ms: must be 10 to 10000, not %d", r.RedisTimeoutMS)
+		}
+		c.Redis = redisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
+			Username: r.RedisUsername, Prefix: r.RedisPrefix,
+			Timeout: time.Duration(r.RedisTimeoutMS) * time.Millisecond}
+		if r.RedisURL != "" {
+			if _, err := redis.ParseURL(r.RedisURL); err != nil {
+				// The URL may hold a password: do not quote it.
+				return errors.New("replay.redis_url: not a valid redis://, rediss:// or unix:// URL")
+			}
+		}
+		if r.RedisPassFile != "" {
+			pw, err := secretValue("replay", "redis_password", "", r.RedisPassFile)
+			if err != nil {
+				return err
+			}
+			c.Redis.Password = pw
+		}
+	default:
+		return fmt.Errorf("replay.store: %q is not memory or redis", r.Store)
+	}
+	return nil
+}
+
+// credentialPath expands a leading "%d/" in a file path to the directory of
+// the credentials systemd passes with LoadCredential= ($CREDENTIALS_DIRECTORY),
+// as the unit's own %d specifier does: TOML cannot expand variables, and the
+// directory is only known when the service runs.
+func credentialPath(p string) (string, error) {
+	rest, ok := strings.CutPrefix(p, "%d/")
+	if !ok {
+		return p, nil
+	}
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return "", fmt.Errorf("%q needs $CREDENTIALS_DIRECTORY, which is set only when systemd runs the service with LoadCredential=", p)
+	}
+	return filepath.Join(dir, rest), nil
 }

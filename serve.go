@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -57,7 +59,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 			return 1
 		}
 	}
-	store, err := newStore(cfg, log)
+	store, err := newStore(cfg, log, true)
 	if err != nil {
 		log.Error("cannot open the replay store", "err", err)
 		return 1
@@ -112,20 +114,15 @@ func newDaemon(cfg *Config, log *slog.Logger, store replay.Store) (*daemon, erro
 			sddaemon.SdNotify(false, state) // not being under systemd is normal
 		},
 	}
-	if d.listeners, err = listen(cfg.Socket, log); err != nil {
+	if d.listeners, err = listen(cfg.Socket, cfg.SocketGroup, log); err != nil {
 		return nil, err
 	}
 	return d, nil
 }
 
-// newStore returns the replay store the configuration asks for.
-func newStore(cfg *Config, log *slog.Logger) (replay.Store, error) {
-	return newMemoryStore(cfg, log), nil
-}
-
 // listen returns the sockets systemd passed (socket activation), or else
 // a Unix socket of its own at path.
-func listen(path string, log *slog.Logger) ([]net.Listener, error) {
+func listen(path, group string, log *slog.Logger) ([]net.Listener, error) {
 	ls, err := activation.Listeners()
 	if err != nil {
 		return nil, fmt.Errorf("socket activation: %w", err)
@@ -146,7 +143,13 @@ func listen(path string, log *slog.Logger) ([]net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	log.Info("listening", "socket", path)
+	if group != "" {
+		if err := chgrp(path, group); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("daemon.socket_group: %w", err)
+		}
+	}
+	log.Info("listening", "socket", path, "group", group)
 	return []net.Listener{l}, nil
 }
 
@@ -177,6 +180,22 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// chgrp gives path to the group named group (or numbered, if a number),
+// so that the XMPP server's user, a member, can connect.
+func chgrp(path, group string) error {
+	gid, err := strconv.Atoi(group)
+	if err != nil {
+		g, lerr := user.LookupGroup(group)
+		if lerr != nil {
+			return lerr
+		}
+		if gid, err = strconv.Atoi(g.Gid); err != nil {
+			return err
+		}
+	}
+	return os.Chown(path, -1, gid)
 }
 
 // Run serves until ctx is done, then stops accepting, answers the requests

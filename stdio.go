@@ -42,7 +42,13 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 			return 1
 		}
 	}
-	store := newMemoryStore(cfg, log)
+	// With store = "redis" every helper of a pool shares one replay cache.
+	store, err := newStore(cfg, log, false)
+	if err != nil {
+		log.Error("cannot open the replay store", "err", err)
+		return 1
+	}
+	defer store.Close()
 	v, err := newVerifier(cfg, store)
 	if err != nil {
 		log.Error("bad configuration", "err", err)

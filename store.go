@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// newStore returns the replay store the configuration asks for: memory,
+// memory with its journal (daemon only: a journal has one writer), or Redis.
+func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) {
+	switch {
+	case cfg.Store == "redis":
+		return newRedisStore(cfg, log), nil
+	case cfg.Journal != "" && !daemon:
+		log.Warn("[replay] journal is kept by tokenauthd serve only; this helper remembers tokens in memory")
+	case cfg.Journal != "":
+		mem := newMemoryStore(cfg, log)
+		j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
+		if err != nil {
+			return nil, err
+		}
+		attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
+		if st.Torn > 0 {
+			log.Warn("replay journal had torn or corrupt records (a crash while writing): skipped", append(attrs, "torn", st.Torn)...)
+		} else {
+			log.Info("replay journal loaded", attrs...)
+		}
+		return j, nil
+	}
+	return newMemoryStore(cfg, log), nil
+}
+
+// newRedisStore returns the Redis store. It does not wait for Redis: while
+// Redis cannot be reached every token is refused (store_unavailable), and
+// accepted again once it can, without a restart.
+func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
+	redis.SetLogger(redisLogger{log})
+	rc := cfg.Redis
+	var c redis.UniversalClient
+	if rc.URL != "" {
+		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
+		if rc.Username != "" {
+			opt.Username = rc.Username
+		}
+		if rc.Password != "" {
+			opt.Password = rc.Password
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = rc.Timeout, rc.Timeout, rc.Timeout, rc.Timeout
+		opt.ContextTimeoutEnabled = true
+		c = redis.NewClient(opt)
+	} else {
+		c = redis.NewUniversalClient(&redis.UniversalOptions{
+			Addrs:                 rc.Addrs,
+			MasterName:            rc.Master,
+			Username:              rc.Username,
+			Password:              rc.Password,
+			DialTimeout:           rc.Timeout,
+			ReadTimeout:           rc.Timeout,
+			WriteTimeout:          rc.Timeout,
+			PoolTimeout:           rc.Timeout,
+			ContextTimeoutEnabled: true,
+		})
+	}
+	s := replay.NewRedis(c, replay.RedisOptions{Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout})
+	if err := s.Ping(context.Background()); err != nil {
+		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
+	} else {
+		log.Info("replay store: Redis", "prefix", rc.Prefix)
+	}
+	return s
+}
+
+// redisLogger passes go-redis's own messages (connection pool trouble) to
+// the log at debug level: what matters reaches the log as refusals with
+// reason store_unavailable.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, v...))
+}
