@@ -4,32 +4,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 const testTTL = 2 * time.Minute
 
-func openTestJournal(t *testing.T, path string, clk *fakeClock) (*Journal, *JournalStats) {
+func openTestJournal(t *testing.T, path string, clk *clock) (*Journal, *JournalStats) {
 	t.Helper()
 	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
 	j, st, err := OpenJournal(path, mem, JournalOptions{})
@@ -39,8 +20,6 @@ func openTestJournal(t *testing.T, path string, clk *fakeClock) (*Journal, *Jour
 	t.Cleanup(func() { j.Close() })
 	return j, st
 }
-
-func key(i int) Key { return HashKey([]byte{byte(i >> 8), byte(i)}) }
 
 func mustRecord(t *testing.T, s Store, k Key, wantFresh bool) {
 	t.Helper()
@@ -58,7 +37,7 @@ func mustRecord(t *testing.T, s Store, k Key, wantFresh bool) {
 // written before Record returned).
 func TestJournalSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j1, _ := openTestJournal(t, path, clk)
 	for i := 0; i < 10; i++ {
 		mustRecord(t, j1, key(i), true)
@@ -81,7 +60,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 // cut back, and later records stay readable.
 func TestJournalTornTail(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j1, _ := openTestJournal(t, path, clk)
 	mustRecord(t, j1, key(1), true)
 	mustRecord(t, j1, key(2), true)
@@ -115,7 +94,7 @@ func TestJournalTornTail(t *testing.T) {
 // others load.
 func TestJournalCorruptRecord(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j1, _ := openTestJournal(t, path, clk)
 	for i := 0; i < 3; i++ {
 		mustRecord(t, j1, key(i), true)
@@ -136,7 +115,7 @@ func TestJournalCorruptRecord(t *testing.T) {
 // TestJournalExpired: records past their expiry are not loaded.
 func TestJournalExpired(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j1, _ := openTestJournal(t, path, clk)
 	mustRecord(t, j1, key(1), true)
 	clk.add(testTTL / 2)
@@ -157,7 +136,7 @@ func TestJournalExpired(t *testing.T) {
 func TestJournalRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j, _ := openTestJournal(t, path, clk)
 	const perStep = 50
 	step := testTTL / 4
@@ -197,7 +176,7 @@ func TestJournalRotation(t *testing.T) {
 // TestJournalExclusive: one process at a time holds a journal.
 func TestJournalExclusive(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j, _ := openTestJournal(t, path, clk)
 	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
 	if _, _, err := OpenJournal(path, mem, JournalOptions{}); err == nil {
