@@ -33,7 +33,11 @@ func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
 	case protocol.CmdAuth:
 		r := v.Verify(ctx, req.User, req.Server, req.Password)
 		if r.OK() {
-			a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset)
+			// Checked first: building the arguments costs allocations on
+			// every login even when debug logging is off.
+			if a.log.Enabled(ctx, slog.LevelDebug) {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset)
+			}
 			return true
 		}
 		attrs := []any{"reason", string(r.Reason), "user", req.User, "host", req.Server}

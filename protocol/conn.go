@@ -67,7 +67,8 @@ type Reader struct {
 	mode    Mode
 	maxLine int
 	buf     []byte
-	err     error // sticky read error
+	hdr     [2]byte // a frame's length; here, not on the stack, whence it would escape
+	err     error   // sticky read error
 }
 
 // NewReader returns a Reader of requests from r. Auto is resolved on the
@@ -128,11 +129,10 @@ func (r *Reader) ReadRequest() ([]byte, error) {
 }
 
 func (r *Reader) readFrame() ([]byte, error) {
-	var hdr [2]byte
-	if n, err := io.ReadFull(r.br, hdr[:]); err != nil {
+	if n, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		return nil, eof(err, n == 0)
 	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
+	n := int(binary.BigEndian.Uint16(r.hdr[:]))
 	if cap(r.buf) < n {
 		r.buf = make([]byte, n, MaxFrame)
 	}

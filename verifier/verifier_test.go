@@ -561,3 +561,25 @@ func TestParseToken(t *testing.T) {
 		}
 	}
 }
+
+// The codes of the window are computed once per time step, not per
+// request: a refusal after the OTP and signature checks allocates nothing
+// (computing a TOTP code with pquerna/otp allocates).
+func TestVerifyCachesWindow(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	const now = 1_700_000_000
+	v, _ := newTest(t, now, DefaultParams())
+	tok := tokenAt(t, v, "alice", now, nonce32)
+	ctx := context.Background()
+	v.Verify(ctx, "bob", "example.org", tok) // fills the window
+	allocs := testing.AllocsPerRun(100, func() {
+		if r := v.Verify(ctx, "bob", "example.org", tok); r.Reason != BadSignature {
+			t.Fatalf("%+v", r)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a refusal allocates %.1f times: codes computed per request?", allocs)
+	}
+}

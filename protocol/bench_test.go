@@ -1,0 +1,61 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"strings"
+	"testing"
+)
+
+// yesHandler says yes to everything.
+var yesHandler = HandlerFunc(func(context.Context, Request) bool { return true })
+
+// requests returns n copies of one auth request in the given framing.
+func requests(mode Mode, n int) []byte {
+	body := "auth:alice:example.org:12345678" + strings.Repeat("0", 32) + " " + strings.Repeat("A", 43) + "="
+	one := frame(body)
+	if mode == Generic {
+		one = body + "\n"
+	}
+	return []byte(strings.Repeat(one, n))
+}
+
+// The frame loop allocates once per request at most (the request's string)
+// once it runs: buffers are reused.
+func TestServeAllocs(t *testing.T) {
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		allocs := func(n int) float64 {
+			in := requests(mode, n)
+			s := &Server{Mode: mode, Handler: yesHandler}
+			r := bytes.NewReader(in)
+			return testing.AllocsPerRun(20, func() {
+				r.Reset(in)
+				s.Serve(context.Background(), r, io.Discard)
+			})
+		}
+		if per := (allocs(101) - allocs(1)) / 100; per > 1 {
+			t.Errorf("%v: %.2f allocations per request, want at most 1", mode, per)
+		}
+	}
+}
+
+// BenchmarkServe measures the frame loop alone (a handler that says yes)
+// on a stream of requests already in memory.
+func BenchmarkServe(b *testing.B) {
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		b.Run(mode.String(), func(b *testing.B) {
+			const batch = 1000
+			in := requests(mode, batch)
+			s := &Server{Mode: mode, Handler: yesHandler}
+			r := bytes.NewReader(in)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in) / batch))
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				r.Reset(in)
+				s.Serve(context.Background(), r, io.Discard)
+			}
+		})
+	}
+}

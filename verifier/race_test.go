@@ -1,0 +1,7 @@
+//go:build race
+
+package verifier
+
+// raceEnabled: the race detector changes allocation counts (sync.Pool
+// drops items at random).
+const raceEnabled = true
