@@ -349,11 +349,11 @@ func (b *bencher) spawn(ctx context.Context, t benchTarget) (*conn, func() error
 		inW.Close()
 		return nil, nil, err
 	}
-	errPath := filepath.Join(b.dir, "stderr-"+t.name)
-	errF, err := os.Create(errPath)
+	errF, err := os.CreateTemp(b.dir, "stderr-")
 	if err != nil {
 		return nil, nil, err
 	}
+	errPath := errF.Name()
 	cmd := exec.CommandContext(ctx, t.argv[0], t.argv[1:]...)
 	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+b.config)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errF

@@ -1,0 +1,134 @@
+//go:build unix
+
+package verifier
+
+import (
+	"context"
+	"encoding/base32"
+	"encoding/binary"
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// scaleBatch is how many tokens the scaling benchmarks mint at a time,
+// before the clock starts.
+const scaleBatch = 200_000
+
+// scaleRequest is one auth request of the scaling benchmarks.
+type scaleRequest struct{ user, host, token string }
+
+// scaleVerifier returns a verifier for hosts hosts (h0.test, h1.test...)
+// at a fixed time, on a memory store of 2 M records already holding live
+// live records.
+func scaleVerifier(b *testing.B, hosts, live int) (*Verifier, func(n int) []scaleRequest) {
+	b.Helper()
+	at := time.Unix(1_800_000_000, 0)
+	now := func() time.Time { return at }
+	p := DefaultParams()
+	hc := make(map[string]Host, hosts)
+	for i := 0; i < hosts; i++ {
+		var seed [10]byte
+		binary.BigEndian.PutUint64(seed[:], uint64(i))
+		hc[fmt.Sprintf("h%d.test", i)] = Host{
+			TokenSecrets: [][]byte{[]byte(fmt.Sprintf("secret of host %d", i))},
+			OTPSeeds:     []string{base32.StdEncoding.EncodeToString(seed[:])},
+			IsUser:       true,
+		}
+	}
+	store := replay.NewMemory(replay.MemoryOptions{Capacity: 2_000_000, TTL: p.ReplayTTL(), Now: now})
+	for i := 0; i < live; i++ {
+		var k replay.Key
+		binary.BigEndian.PutUint64(k[:], uint64(i))
+		store.Record(context.Background(), k)
+	}
+	v, err := New(Config{Params: p, Hosts: hc, Store: store, Now: now})
+	if err != nil {
+		b.Fatal(err)
+	}
+	minted := 0
+	mint := func(n int) []scaleRequest {
+		reqs := make([]scaleRequest, n)
+		for i := range reqs {
+			r := &reqs[i]
+			r.user, r.host = fmt.Sprintf("user%d", minted%1000), fmt.Sprintf("h%d.test", minted%hosts)
+			var err error
+			if r.token, err = v.Mint(r.user, r.host, at, fmt.Sprintf("%032d", minted)); err != nil {
+				b.Fatal(err)
+			}
+			minted++
+		}
+		return reqs
+	}
+	// Every host's window of codes is made once per time step: do it now.
+	for _, r := range mint(hosts) {
+		if res := v.Verify(context.Background(), r.user, r.host, r.token); !res.OK() {
+			b.Fatalf("warm-up token refused: %s", res.Reason)
+		}
+	}
+	return v, mint
+}
+
+// benchVerifyFresh verifies b.N fresh tokens, each accepted.
+func benchVerifyFresh(b *testing.B, hosts, live int) {
+	v, mint := scaleVerifier(b, hosts, live)
+	ctx := context.Background()
+	reqs := mint(min(b.N, scaleBatch))
+	b.ReportAllocs()
+	cpu := startCPUMeter(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if i > 0 && i%scaleBatch == 0 {
+			b.StopTimer()
+			t0 := processCPU()
+			reqs = mint(min(b.N-i, scaleBatch))
+			cpu.stopped += processCPU() - t0
+			b.StartTimer()
+		}
+		r := reqs[i%scaleBatch]
+		if res := v.Verify(ctx, r.user, r.host, r.token); !res.OK() {
+			b.Fatalf("fresh token refused: %s", res.Reason)
+		}
+	}
+	cpu.report()
+}
+
+// cpuMeter reports the process's CPU time per operation (the garbage
+// collector's included), which a machine shared with other work disturbs
+// far less than ns/op. It excludes what runs while the timer is stopped.
+type cpuMeter struct {
+	b       *testing.B
+	start   time.Duration
+	stopped time.Duration // CPU time spent with the timer stopped
+}
+
+func startCPUMeter(b *testing.B) *cpuMeter { return &cpuMeter{b: b, start: processCPU()} }
+
+func (m *cpuMeter) report() {
+	m.b.ReportMetric(float64(processCPU()-m.start-m.stopped)/float64(m.b.N), "cpu-ns/op")
+}
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkVerifyHosts: the cost of Verify with 1, 100 and 10,000
+// configured hosts, tokens spread over all of them. It must stay flat.
+func BenchmarkVerifyHosts(b *testing.B) {
+	for _, hosts := range []int{1, 100, 10_000} {
+		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) { benchVerifyFresh(b, hosts, 0) })
+	}
+}
+
+// BenchmarkVerifyLiveNonces: the cost of Verify with 0 and 1 M live
+// records in the replay store. It must stay flat.
+func BenchmarkVerifyLiveNonces(b *testing.B) {
+	for _, live := range []int{0, 1_000_000} {
+		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) { benchVerifyFresh(b, 1, live) })
+	}
+}
