@@ -34,8 +34,13 @@ type serveProc struct {
 // answers on the socket.
 func startServeProc(t *testing.T, extra, sock string, environ ...string) *serveProc {
 	t.Helper()
+	return startServeFile(t, writeTestConfig(t, t.TempDir(), extra), sock, environ...)
+}
+
+// startServeFile is startServeProc on the configuration file cfg.
+func startServeFile(t *testing.T, cfg, sock string, environ ...string) *serveProc {
+	t.Helper()
 	dir := t.TempDir()
-	cfg := writeTestConfig(t, dir, extra)
 	p := &serveProc{sock: sock, logPath: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
 	logf, err := os.Create(p.logPath)
 	if err != nil {
@@ -394,4 +399,69 @@ func TestServeRedisDown(t *testing.T) {
 	if code := p.signal(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status = %d", code)
 	}
+}
+
+// TestEjabberdPoolThroughDaemon: a real ejabberd with a pool of 4 relays
+// (`tokenauthd connect`), which it picks round robin, in front of one
+// daemon: a fresh token logs in once, and each of 5 replays is refused,
+// whichever relay carries it. The daemon runs as root and gives its socket
+// to the ejabberd group (socket_group), as a unit's SocketGroup= would.
+func TestEjabberdPoolThroughDaemon(t *testing.T) {
+	requirePeer(t, debianPython, "python:pyotp", "python:slixmpp")
+	dir := ejabberdDir(t)
+	// Not named like the relay: startEjabberd's clean-up looks for left
+	// processes by the relay's path.
+	sock := filepath.Join(dir, "run", "d.sock")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(e2eConfig()+"[daemon]\nsocket_group = \"ejabberd\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startServeFile(t, cfg, sock)
+
+	src, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := filepath.Join(dir, "tokenauthd")
+	if err := os.WriteFile(relay, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	relayLog := filepath.Join(dir, "relay.log")
+	chownEjabberd(t, dir)
+	port := startEjabberd(t, fmt.Sprintf("%s connect -socket %s 2>>%s", relay, sock, relayLog), 4)
+
+	fresh := pyotpToken(t, e2eSeed, e2eSecret, "alice@localhost", 0, "")
+	if !xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
+		b, _ := os.ReadFile(relayLog)
+		t.Fatalf("a fresh token was refused\nrelay log:\n%s\ndaemon log:\n%s", b, d.log())
+	}
+	for i := 1; i <= 5; i++ {
+		if xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
+			t.Fatalf("replay %d of 5 was accepted", i)
+		}
+	}
+	if n := strings.Count(d.log(), "reason=replayed"); n != 5 {
+		t.Errorf("daemon logged %d replays, want 5:\n%s", n, d.log())
+	}
+	if relays := processesRunning(relay, "connect"); relays != 4 {
+		t.Errorf("%d relays running, want ejabberd's pool of 4", relays)
+	}
+	// Another user's fresh token still logs in: nothing is out of step.
+	if !xmppLogin(t, "bob@localhost", pyotpToken(t, e2eSeed, e2eSecret, "bob@localhost", 0, ""), port, "PLAIN") {
+		t.Error("a fresh token was refused after the replays")
+	}
+}
+
+// processesRunning counts the processes whose argv starts with argv.
+func processesRunning(argv ...string) int {
+	n := 0
+	want := []byte(strings.Join(argv, "\x00") + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(cmdline, want) {
+			n++
+		}
+	}
+	return n
 }

@@ -278,3 +278,75 @@ func TestServeReplacesStaleSocket(t *testing.T) {
 		t.Fatal("replaced a regular file")
 	}
 }
+
+// TestServeConcurrentConnections: 64 connections at once, each with its own
+// tokens: every token accepted exactly once; the replays, sent through
+// other connections, all refused; one token sent on all 64 connections at
+// the same moment is accepted on exactly one. Run under -race.
+func TestServeConcurrentConnections(t *testing.T) {
+	const conns, perConn = 64, 8
+	d, sock, _ := startDaemon(t, nil)
+	toks := make([][]string, conns)
+	for i := range toks {
+		for j := 0; j < perConn; j++ {
+			toks[i] = append(toks[i], d.mintForTest(t, fmt.Sprintf("user%d", i)))
+		}
+	}
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		cs[i] = dialT(t, sock)
+	}
+	// each runs f on every connection at once and returns how many
+	// requests were answered yes.
+	each := func(f func(i int, c net.Conn) int) int {
+		results := make(chan int, conns)
+		for i, c := range cs {
+			go func() { results <- f(i, c) }()
+		}
+		total := 0
+		for range cs {
+			total += <-results
+		}
+		return total
+	}
+	ask := func(c net.Conn, user, tok string) int {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write(frame("auth:" + user + ":" + testHost + ":" + tok)); err != nil {
+			return -1000
+		}
+		reply := make([]byte, 4)
+		if _, err := io.ReadFull(c, reply); err != nil {
+			return -1000
+		}
+		if string(reply) == string(frameYes) {
+			return 1
+		}
+		return 0
+	}
+
+	fresh := each(func(i int, c net.Conn) int {
+		n := 0
+		for _, tok := range toks[i] {
+			n += ask(c, fmt.Sprintf("user%d", i), tok)
+		}
+		return n
+	})
+	if fresh != conns*perConn {
+		t.Fatalf("fresh tokens accepted: %d, want %d", fresh, conns*perConn)
+	}
+	replays := each(func(i int, c net.Conn) int {
+		other := (i + 1) % conns // another connection's tokens
+		n := 0
+		for _, tok := range toks[other] {
+			n += ask(c, fmt.Sprintf("user%d", other), tok)
+		}
+		return n
+	})
+	if replays != 0 {
+		t.Fatalf("replays accepted: %d, want 0", replays)
+	}
+	shared := d.mintForTest(t, "shared")
+	if n := each(func(_ int, c net.Conn) int { return ask(c, "shared", shared) }); n != 1 {
+		t.Fatalf("one token sent on %d connections at once was accepted %d times, want 1", conns, n)
+	}
+}
