@@ -3,11 +3,15 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -63,6 +67,13 @@ type fileConfig struct {
 	Connect struct {
 		TimeoutMS int `toml:"timeout_ms"`
 	} `toml:"connect"`
+	Log struct {
+		Format string `toml:"format"`
+		Level  string `toml:"level"`
+	} `toml:"log"`
+	Metrics struct {
+		Listen string `toml:"listen"`
+	} `toml:"metrics"`
 	Hosts map[string]hostConfig `toml:"hosts"`
 }
 
@@ -72,7 +83,14 @@ type hostConfig struct {
 	OTPSeed         string `toml:"otp_seed"`
 	OTPSeedFile     string `toml:"otp_seed_file"`
 	IsUser          *bool  `toml:"isuser"`
+	// Rotation: still accepted when verifying, never used to mint.
+	OldTokenSecrets []string `toml:"old_token_secrets"`
+	OldOTPSeeds     []string `toml:"old_otp_seeds"`
 }
+
+// maxOld bounds old_token_secrets and old_otp_seeds: each one costs an HMAC
+// on every refused token.
+const maxOld = 4
 
 // Config is a loaded, validated configuration.
 type Config struct {
@@ -95,6 +113,13 @@ type Config struct {
 	JournalSyncEvery bool
 	// Redis is the redis store's configuration.
 	Redis redisConfig
+	// LogJSON selects JSON log lines instead of text; LogLevel the least
+	// level logged.
+	LogJSON  bool
+	LogLevel slog.Level
+	// MetricsListen is the address of the Prometheus endpoint (serve
+	// only); empty means no metrics.
+	MetricsListen string
 }
 
 // redisConfig says how to reach the shared Redis store.
@@ -111,6 +136,16 @@ type redisConfig struct {
 // loadConfig reads and validates the configuration file at path. Its errors
 // name the offending key and never quote a secret.
 func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return parseConfig(path, data)
+}
+
+// parseConfig parses and validates a configuration file's contents; path
+// only names it in errors (and *_file paths are read).
+func parseConfig(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	fc.Protocol = "auto"
 	d := verifier.DefaultParams()
@@ -121,8 +156,9 @@ func loadConfig(path string) (*Config, error) {
 	fc.Replay.JournalSync = "interval"
 	fc.Replay.RedisPrefix = replay.DefaultRedisPrefix
 	fc.Replay.RedisTimeoutMS = int(replay.DefaultRedisTimeout / time.Millisecond)
+	fc.Log.Format, fc.Log.Level = "text", "info"
 
-	md, err := toml.DecodeFile(path, &fc)
+	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
@@ -173,6 +209,22 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	if c.Capacity < 1000 {
 		return nil, fmt.Errorf("%s: replay.capacity must be at least 1000, not %d", path, c.Capacity)
 	}
+	switch fc.Log.Format {
+	case "text":
+	case "json":
+		c.LogJSON = true
+	default:
+		return nil, fmt.Errorf("%s: log.format: %q is not text or json", path, fc.Log.Format)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(fc.Log.Level)); err != nil {
+		return nil, fmt.Errorf("%s: log.level: %q is not debug, info, warn or error", path, fc.Log.Level)
+	}
+	if l := fc.Metrics.Listen; l != "" {
+		if _, port, err := net.SplitHostPort(l); err != nil || port == "" {
+			return nil, fmt.Errorf("%s: metrics.listen: %q is not host:port", path, l)
+		}
+		c.MetricsListen = l
+	}
 	if len(fc.Hosts) == 0 {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
@@ -199,6 +251,30 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 			return nil, fmt.Errorf("%s: %s.otp_seed: not a base32 seed", path, key)
 		}
 		h := verifier.Host{TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}, IsUser: true}
+		if len(hc.OldTokenSecrets) > maxOld || len(hc.OldOTPSeeds) > maxOld {
+			return nil, fmt.Errorf("%s: %s: at most %d old_token_secrets and %d old_otp_seeds", path, key, maxOld, maxOld)
+		}
+		for i, old := range hc.OldTokenSecrets {
+			if old == "" {
+				return nil, fmt.Errorf("%s: %s.old_token_secrets[%d] is empty", path, key, i)
+			}
+			for _, prev := range h.TokenSecrets {
+				if string(prev) == old {
+					return nil, fmt.Errorf("%s: %s.old_token_secrets[%d] repeats token_secret or another old secret", path, key, i)
+				}
+			}
+			h.TokenSecrets = append(h.TokenSecrets, []byte(old))
+		}
+		for i, old := range hc.OldOTPSeeds {
+			n, err := verifier.NormalizeSeed(old)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %s.old_otp_seeds[%d]: not a base32 seed", path, key, i)
+			}
+			if slices.Contains(h.OTPSeeds, n) {
+				return nil, fmt.Errorf("%s: %s.old_otp_seeds[%d] repeats otp_seed or another old seed", path, key, i)
+			}
+			h.OTPSeeds = append(h.OTPSeeds, n)
+		}
 		if hc.IsUser != nil {
 			h.IsUser = *hc.IsUser
 		}
@@ -220,7 +296,7 @@ func secretValue(host, name, value, file string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
-		b, err := os.ReadFile(file)
+		b, err := readSecretFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
@@ -231,6 +307,35 @@ func secretValue(host, name, value, file string) (string, error) {
 		return s, nil
 	}
 	return "", fmt.Errorf("%s: %s (or %s_file) is missing", host, name, name)
+}
+
+// maxSecretFile bounds a secret file: a secret is a line, not a stream.
+const maxSecretFile = 64 << 10
+
+// readSecretFile reads a regular file of at most maxSecretFile bytes, so that
+// a path such as /dev/zero or a FIFO cannot hang or exhaust the process.
+func readSecretFile(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO must not wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxSecretFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
+	}
+	return b, nil
 }
 
 // newVerifier builds the verifier of a configuration on the given store.

@@ -33,6 +33,9 @@ type command struct {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// reload, if not nil, replaces SIGHUP as the serving commands' "reload
+	// the configuration" signal (tests).
+	reload <-chan os.Signal
 }
 
 func commands() map[string]command {
@@ -41,6 +44,7 @@ func commands() map[string]command {
 		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
 		"check-config": {"validate the configuration", runCheckConfig},
 		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench},
+		"explain":      {"tell why a token would be accepted or refused", runExplain},
 		"version":      {"print the version", runVersion},
 		"serve":        {"run the daemon on a Unix socket", runServe},
 		"connect":      {"relay stdin/stdout requests to the daemon", runConnect},
@@ -130,8 +134,21 @@ func runVersion(_ context.Context, e *env, args []string) int {
 	return 0
 }
 
-// newLogger returns the logger every serving command uses: slog to stderr,
-// never to stdout, which belongs to the protocol.
+// newLogger returns the logger every serving command uses until its
+// configuration is loaded: slog to stderr, never to stdout, which belongs to
+// the protocol.
 func newLogger(e *env) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+// configLogger returns the logger of a loaded configuration ([log] format
+// and level) and the level's variable, which a reload may change.
+func configLogger(e *env, cfg *Config) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogJSON {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts)), level
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts)), level
 }

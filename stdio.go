@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/tokenauthd/tokenauthd/protocol"
@@ -30,11 +31,16 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 		return 2
 	}
 	log := newLogger(e)
-	cfg, err := loadConfig(configPath(*cfgFlag))
+	path := configPath(*cfgFlag)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return 1
 	}
+	log, level := configLogger(e, cfg)
+	// Catch SIGHUP before anything else: its default action ends the process.
+	sig, stopSig := reloadSignals(e)
+	defer stopSig()
 	mode := cfg.Protocol
 	if *protoFlag != "" {
 		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
@@ -56,7 +62,14 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	}
 	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
-	srv := newProtocolServer(mode, newAuthHandler(v, log), log)
+	h := newAuthHandler(v, log)
+	defer h.refusal.Flush()
+	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go rl.watch(wctx, sig)
+
+	srv := newProtocolServer(mode, h, log)
 	// Serve blocks reading stdin, which a signal does not interrupt: wait
 	// for either, so that SIGTERM stops the helper (the signal handler
 	// took over the default action).
@@ -77,13 +90,21 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 
 // newMemoryStore returns the in-process replay store, with its capacity
 // guard logging every record forced out while still live.
-func newMemoryStore(cfg *Config, log interface{ Warn(string, ...any) }) *replay.Memory {
-	return replay.NewMemory(replay.MemoryOptions{
+// The warning is rate limited (a flood of valid tokens would otherwise log
+// one line per token); the store counts every eviction (LiveEvictions, and
+// the tokenauthd_replay_live_evictions_total metric).
+func newMemoryStore(cfg *Config, log *slog.Logger) *replay.Memory {
+	rl := newRateLog(log, nil)
+	var m *replay.Memory
+	m = replay.NewMemory(replay.MemoryOptions{
 		Capacity: cfg.Capacity,
 		TTL:      cfg.Params.ReplayTTL(),
 		OnLiveEviction: func() {
-			log.Warn("replay cache full: a record still inside its window was evicted; raise [replay] capacity",
-				"capacity", cfg.Capacity)
+			// m.LiveEvictions is an atomic counter: no store lock taken.
+			rl.Log(slog.LevelWarn, "live_eviction",
+				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
+				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
 		},
 	})
+	return m
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -117,5 +118,16 @@ func runCheckConfig(_ context.Context, e *env, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	names := make([]string, 0, len(cfg.Hosts))
+	for n := range cfg.Hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		h := cfg.Hosts[n]
+		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
+			fmt.Fprintf(e.stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
+		}
+	}
 	return 0
 }

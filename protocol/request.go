@@ -19,12 +19,15 @@ const (
 	CmdRemoveUser  = "removeuser"  // removeuser:User:Server
 	CmdRemoveUser3 = "removeuser3" // removeuser3:User:Server:Password
 	CmdCertAuth    = "certauth"    // certauth:User:Server:Certificate
+	// CmdSeen is tokenauthd's own: seen:User:Server:Token asks whether that
+	// token was already accepted, without recording it (tokenauthd explain).
+	CmdSeen = "seen"
 )
 
 // fields gives the number of ':'-separated fields of each command.
 var fields = map[string]int{
 	CmdAuth: 4, CmdIsUser: 3, CmdSetPass: 4, CmdTryRegister: 4,
-	CmdRemoveUser: 3, CmdRemoveUser3: 4, CmdCertAuth: 4,
+	CmdRemoveUser: 3, CmdRemoveUser3: 4, CmdCertAuth: 4, CmdSeen: 4,
 }
 
 // Request is one parsed request. Password is empty for commands without one;

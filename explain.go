@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// Exit statuses of explain.
+const (
+	explainAccepted = 0
+	explainRefused  = 1
+	explainTrouble  = 2 // bad usage or configuration: no verdict
+)
+
+// runExplain tells an admin why a token would be accepted or refused,
+// without recording it. Whether it was already used is asked of the daemon
+// (the "seen" request over its socket), which answers yes only for a token
+// with a valid signature inside its window that it has recorded: nothing an
+// "auth" request would not reveal.
+func runExplain(ctx context.Context, e *env, args []string) int {
+	fs := newFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
+	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	socket := fs.String("socket", "", "ask the daemon listening on this Unix socket whether the token was already used")
+	at := fs.String("at", "", "explain as of this time, in Unix seconds (default now)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code // 0 for -h, 2 (explainTrouble) for a bad flag
+	}
+	if fs.NArg() != 2 {
+		fs.Usage()
+		return explainTrouble
+	}
+	fail := func(format string, a ...any) int {
+		fmt.Fprintf(e.stderr, "tokenauthd explain: "+format+"\n", a...)
+		return explainTrouble
+	}
+	user, host, err := splitJID(fs.Arg(0))
+	if err != nil {
+		return fail("%v", err)
+	}
+	token := fs.Arg(1)
+	if token == "-" { // keeps the token out of the process list and history
+		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		if err != nil && (err != io.EOF || line == "") {
+			return fail("reading the token from stdin: %v", err)
+		}
+		token = strings.TrimRight(line, "\r\n")
+	}
+	now := time.Now()
+	if *at != "" {
+		sec, err := strconv.ParseInt(*at, 10, 64)
+		if err != nil || sec < 0 {
+			return fail("-at %q is not a Unix time in seconds", *at)
+		}
+		now = time.Unix(sec, 0)
+	}
+	cfg, err := loadConfig(configPath(*cfgFlag))
+	if err != nil {
+		return fail("%v", err)
+	}
+	x, err := newExplainer(cfg, now)
+	if err != nil {
+		return fail("%s", strings.TrimPrefix(err.Error(), "verifier: "))
+	}
+	lines, ok := x.explain(ctx, user, host, token, explainSocket(cfg, *socket))
+	for _, l := range lines {
+		fmt.Fprintln(e.stdout, l)
+	}
+	if ok {
+		return explainAccepted
+	}
+	return explainRefused
+}
+
+// explainSocket is the daemon socket to ask, if any.
+func explainSocket(_ *Config, flagValue string) string { return flagValue }
+
+// explainer checks one token against a configuration, on an empty store of
+// its own: nothing is recorded anywhere.
+type explainer struct {
+	cfg *Config
+	now time.Time
+	v   *verifier.Verifier
+}
+
+func newExplainer(cfg *Config, now time.Time) (*explainer, error) {
+	x := &explainer{cfg: cfg, now: now}
+	var err error
+	x.v, err = x.verifier(cfg.Hosts)
+	return x, err
+}
+
+func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier, error) {
+	return verifier.New(verifier.Config{
+		Params: x.cfg.Params,
+		Hosts:  hosts,
+		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}),
+		Now:    func() time.Time { return x.now },
+	})
+}
+
+// explain returns the lines to print and whether the token would be
+// accepted.
+func (x *explainer) explain(ctx context.Context, user, host, token, socket string) ([]string, bool) {
+	jid := user + "@" + host
+	r := x.v.Explain(ctx, user, host, token)
+	var out []string
+	say := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
+	p := x.cfg.Params
+	step := int(p.Interval / time.Second)
+
+	switch r.Reason {
+	case verifier.Malformed:
+		say("%s: refused: malformed", jid)
+		var pe *verifier.ParseError
+		if errors.As(r.Err, &pe) {
+			say("  at byte %d of the token: %s", pe.Offset, pe.Msg)
+			say("  a token is %d digits of one-time password, the nonce digits, one space, then the base64 of a %d-byte signature",
+				p.Digits, verifier.SignatureSize)
+		} else {
+			say("  %s", strings.TrimPrefix(r.Err.Error(), "verifier: "))
+		}
+		return out, false
+
+	case verifier.UnknownHost:
+		say("%s: refused: unknown_host", jid)
+		say("  host %q is not configured; configured: %s", host, strings.Join(x.hostNames(), ", "))
+		return out, false
+
+	case verifier.OTPOutOfWindow:
+		say("%s: refused: otp_out_of_window", jid)
+		if r.Far {
+			say("  the one-time password is not %s's for any time within a day of now:", host)
+			say("  the application uses another otp_seed (or other digits or interval)")
+			for _, other := range x.otherHostsWithOTP(ctx, user, host, token) {
+				say("  it is the one-time password of host %q's otp_seed: the application mixes up hosts", other)
+			}
+			return out, false
+		}
+		say("  the one-time password is %s's for step %+d (%s); accepted: steps -%d to +%d",
+			seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
+		if r.Offset < 0 {
+			say("  the token was minted %d s before now: it was used late, or the application's clock is behind this host's", -r.Offset*step)
+		} else {
+			say("  the token was minted %d s after now: the application's clock is ahead of this host's", r.Offset*step)
+		}
+		return out, false
+
+	case verifier.BadSignature:
+		say("%s: refused: bad_signature", jid)
+		say("  one-time password: fine (%s, step %+d)", seedName(r.Seed), r.Offset)
+		h := x.cfg.Hosts[host]
+		say("  the signature matches neither token_secret nor any of the %d old_token_secrets of %q",
+			len(h.TokenSecrets)-1, host)
+		hints := x.otherSigners(ctx, user, host, token)
+		for _, hint := range hints {
+			say("  %s", hint)
+		}
+		if len(hints) == 0 {
+			say("  it matches no other configured host or secret either: the application signs with another secret, or for another user name (the signature covers the exact user@host, as the server passes it: lower case)")
+		}
+		return out, false
+	}
+
+	// Accepted by the checks: signature and window are right.
+	say("  one-time password: %s, step %+d (%s); accepted: steps -%d to +%d", seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
+	if r.Secret > 0 {
+		say("  signature: old_token_secrets[%d]: the application still signs with an old secret", r.Secret-1)
+	} else {
+		say("  signature: token_secret (the current one)")
+	}
+	if r.Seed > 0 {
+		say("  the application still uses an old otp_seed")
+	}
+	if socket == "" {
+		out = append([]string{jid + ": accepted (if not already used)"}, out...)
+		out = append(out, "  replay: not checked (give -socket to ask the daemon whether it was already used)")
+		return out, true
+	}
+	seen, err := askSeen(ctx, socket, user, host, token)
+	switch {
+	case err != nil:
+		out = append([]string{jid + ": accepted (if not already used)"}, out...)
+		out = append(out, fmt.Sprintf("  replay: unknown: could not ask the daemon: %v", err))
+		return out, true
+	case seen:
+		out = append([]string{jid + ": refused: replayed"}, out...)
+		out = append(out, "  replay: the daemon has already accepted this token once: it is never accepted again")
+		return out, false
+	}
+	out = append([]string{jid + ": accepted"}, out...)
+	out = append(out, "  replay: not used yet, says the daemon (explain did not record it)")
+	return out, true
+}
+
+func seedName(i int) string {
+	if i > 0 {
+		return fmt.Sprintf("old_otp_seeds[%d]", i-1)
+	}
+	return "otp_seed"
+}
+
+// skew describes a step offset in seconds.
+func skew(off, step int) string {
+	switch {
+	case off == 0:
+		return "the current step"
+	case off < 0:
+		return fmt.Sprintf("%d s in the past", -off*step)
+	}
+	return fmt.Sprintf("%d s in the future", off*step)
+}
+
+func (x *explainer) hostNames() []string {
+	names := make([]string, 0, len(x.cfg.Hosts))
+	for n := range x.cfg.Hosts {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// otherHostsWithOTP lists the other hosts whose seeds give the token's OTP
+// inside the window.
+func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token string) []string {
+	var found []string
+	for _, other := range x.hostNames() {
+		if other == host {
+			continue
+		}
+		o := x.cfg.Hosts[other]
+		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: o.OTPSeeds}})
+		if err != nil {
+			continue
+		}
+		if r := v.Explain(ctx, user, host, token); r.Reason != verifier.OTPOutOfWindow {
+			found = append(found, other)
+		}
+	}
+	return found
+}
+
+// otherSigners explains a bad signature by the other hosts: a token minted
+// for user@other, or signed with other's secret.
+func (x *explainer) otherSigners(ctx context.Context, user, host, token string) []string {
+	var hints []string
+	self := x.cfg.Hosts[host]
+	for _, other := range x.hostNames() {
+		if other == host {
+			continue
+		}
+		if r := x.v.Explain(ctx, user, other, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+			hints = append(hints, fmt.Sprintf("it is a token for %s@%s: the application minted it for host %q", user, other, other))
+			continue
+		}
+		o := x.cfg.Hosts[other]
+		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: self.OTPSeeds}})
+		if err != nil {
+			continue
+		}
+		if r := v.Explain(ctx, user, host, token); r.Reason == verifier.Accepted {
+			which := "token_secret"
+			if r.Secret > 0 {
+				which = fmt.Sprintf("old_token_secrets[%d]", r.Secret-1)
+			}
+			hints = append(hints, fmt.Sprintf("it is signed with the %s of host %q: the application uses the wrong host's secret", which, other))
+		}
+	}
+	return hints
+}
+
+// askSeen asks the daemon on socket whether it has recorded the token
+// (the generic-protocol request "seen:user:host:token").
+func askSeen(ctx context.Context, socket, user, host, token string) (bool, error) {
+	d := net.Dialer{Timeout: 2 * time.Second}
+	c, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(c, protocol.CmdSeen+":"+user+":"+host+":"+token+"\n"); err != nil {
+		return false, err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return false, fmt.Errorf("no answer: %w", err)
+	}
+	switch strings.TrimRight(line, "\r\n") {
+	case "1":
+		return true, nil
+	case "0":
+		return false, nil
+	}
+	return false, errors.New("unexpected answer")
+}

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// requireSeeds fails a fuzz test whose committed seed corpus is missing:
+// without seeds it would run (almost) nothing.
+func requireSeeds(t testing.TB, name string) {
+	t.Helper()
+	files, _ := filepath.Glob(filepath.Join("testdata", "fuzz", name, "*"))
+	if len(files) == 0 {
+		t.Fatalf("no seed corpus in testdata/fuzz/%s", name)
+	}
+}
+
+// FuzzConfig: any file contents either load into a configuration a
+// verifier accepts, or give an error; never a panic or a hang.
+func FuzzConfig(f *testing.F) {
+	requireSeeds(f, "FuzzConfig")
+	if b, err := os.ReadFile("config.toml.example"); err == nil {
+		f.Add(b)
+	}
+	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parseConfig("fuzz.toml", data)
+		if err != nil {
+			return
+		}
+		if len(cfg.Hosts) == 0 {
+			t.Fatal("config without hosts accepted")
+		}
+		for name, h := range cfg.Hosts {
+			if len(h.TokenSecrets) == 0 || len(h.TokenSecrets) > 1+maxOld || len(h.OTPSeeds) == 0 || len(h.OTPSeeds) > 1+maxOld {
+				t.Fatalf("host %q: %d secrets, %d seeds", name, len(h.TokenSecrets), len(h.OTPSeeds))
+			}
+		}
+		if _, err := newVerifier(cfg, store); err != nil {
+			t.Fatalf("loaded config refused by the verifier: %v", err)
+		}
+	})
+}
+
+// fuzzNow is the fixed clock of FuzzStdio, so that seeds with valid tokens
+// stay valid.
+var fuzzNow = time.Unix(1_800_000_000, 0)
+
+// FuzzStdio drives the whole stdin/stdout pipeline (framing detection,
+// reader, request parsing, verifier, replay store, refusal logging) with
+// arbitrary input: no panic, nothing but well-formed replies on stdout, and
+// never the secret in the log.
+func FuzzStdio(f *testing.F) {
+	requireSeeds(f, "FuzzStdio")
+	var (
+		once sync.Once
+		h    *authHandler
+		logb bytes.Buffer
+		mu   sync.Mutex
+	)
+	setup := func() {
+		hosts := map[string]verifier.Host{
+			"a.example": {TokenSecrets: [][]byte{[]byte(secretA), []byte(secretB)}, OTPSeeds: []string{seedA, seedB}, IsUser: true},
+		}
+		store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute, Now: func() time.Time { return fuzzNow }})
+		v, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(), Hosts: hosts, Store: store,
+			Now: func() time.Time { return fuzzNow }})
+		if err != nil {
+			panic(err)
+		}
+		h = newAuthHandler(v, slog.New(slog.NewJSONHandler(&logb, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		once.Do(setup)
+		mu.Lock()
+		defer mu.Unlock()
+		logb.Reset()
+		var out bytes.Buffer
+		srv := newProtocolServer(protocol.Auto, h, h.log)
+		if err := srv.Serve(context.Background(), bytes.NewReader(data), &out); err != nil {
+			t.Fatalf("Serve on a bytes.Reader: %v", err)
+		}
+		checkReplies(t, data, out.Bytes())
+		if l := logb.String(); strings.Contains(l, secretA) || strings.Contains(l, secretB) {
+			t.Fatal("a secret reached the log")
+		}
+	})
+}
+
+// checkReplies asserts that out is nothing but replies in the framing the
+// input's first byte selects.
+func checkReplies(t *testing.T, in, out []byte) {
+	t.Helper()
+	if len(in) == 0 {
+		if len(out) != 0 {
+			t.Fatalf("reply to empty input: %q", out)
+		}
+		return
+	}
+	if in[0] >= 'a' && in[0] <= 'z' {
+		for len(out) > 0 {
+			if len(out) < 2 || (out[0] != '0' && out[0] != '1') || out[1] != '\n' {
+				t.Fatalf("not a generic reply: %q", out)
+			}
+			out = out[2:]
+		}
+		return
+	}
+	for len(out) > 0 {
+		if len(out) < 4 || out[0] != 0 || out[1] != 2 || out[2] != 0 || out[3] > 1 {
+			t.Fatalf("not an ejabberd reply: %q", out)
+		}
+		out = out[4:]
+	}
+}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// reloader reloads the configuration file into a serving authHandler: it
+// builds a new verifier on the SAME replay store (so a token accepted before
+// a reload is still refused after it) and swaps it in. A configuration that
+// fails to load is logged and the one in effect keeps serving.
+type reloader struct {
+	path    string
+	store   replay.Store
+	handler *authHandler
+	log     *slog.Logger
+	level   *slog.LevelVar // the log level, which a reload may change
+	metrics *metrics
+
+	mu  sync.Mutex
+	cur *Config // the configuration in effect
+}
+
+// Reload loads the configuration file again and, if it is valid, puts it
+// in effect for the next request.
+func (r *reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	err := r.reload()
+	r.metrics.reload(err == nil)
+	if err != nil {
+		r.log.Error("configuration reload failed; the previous configuration keeps serving", "err", err)
+		return err
+	}
+	r.log.Info("configuration reloaded", "hosts", len(r.cur.Hosts))
+	return nil
+}
+
+func (r *reloader) reload() error {
+	cfg, err := loadConfig(r.path)
+	if err != nil {
+		return err
+	}
+	// The store's time to live comes from the token parameters: a longer
+	// window with the old store would let replays through.
+	if cfg.Params != r.cur.Params {
+		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
+	}
+	v, err := newVerifier(cfg, r.store)
+	if err != nil {
+		return err
+	}
+	for _, s := range restartOnly(r.cur, cfg) {
+		r.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
+	}
+	r.handler.v.Store(v)
+	if r.level != nil {
+		r.level.Set(cfg.LogLevel)
+	}
+	r.cur = cfg
+	return nil
+}
+
+// restartOnly lists the changed settings a reload cannot apply.
+func restartOnly(old, cfg *Config) []string {
+	var s []string
+	if old.Protocol != cfg.Protocol {
+		s = append(s, "protocol")
+	}
+	if old.Capacity != cfg.Capacity {
+		s = append(s, "replay.capacity")
+	}
+	if old.LogJSON != cfg.LogJSON {
+		s = append(s, "log.format")
+	}
+	if old.MetricsListen != cfg.MetricsListen {
+		s = append(s, "metrics.listen")
+	}
+	return s
+}
+
+// reloadSignals returns the channel that asks for reloads: the injected
+// one, or SIGHUP's. stop undoes the signal handling.
+func reloadSignals(e *env) (ch <-chan os.Signal, stop func()) {
+	if e.reload != nil {
+		return e.reload, func() {}
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
+}
+
+// watch reloads on every value from ch until ctx ends.
+func (r *reloader) watch(ctx context.Context, ch <-chan os.Signal) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			r.Reload()
+		}
+	}
+}
