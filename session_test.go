@@ -92,6 +92,12 @@ func hostBlock(name, secret, seed string, oldSecrets, oldSeeds []string) string 
 // application would.
 func mintWith(t testing.TB, secret, seed, user, host string) string {
 	t.Helper()
+	return mintAt(t, secret, seed, user, host, time.Now())
+}
+
+// mintAt mints a token valid at the given time.
+func mintAt(t testing.TB, secret, seed, user, host string, at time.Time) string {
+	t.Helper()
 	v, err := verifier.New(verifier.Config{
 		Params: verifier.DefaultParams(),
 		Hosts:  map[string]verifier.Host{host: {TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}}},
@@ -100,7 +106,7 @@ func mintWith(t testing.TB, secret, seed, user, host string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := v.Mint(user, host, time.Now(), "")
+	tok, err := v.Mint(user, host, at, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestE2ERotationWithSIGHUP runs the real binary as the stdin/stdout helper
+// and rotates a host's secret and seed with real SIGHUPs, following README's
+// procedure, with tokens minted by pyotp (the application's side): no login
+// the application makes is refused at any step, the replay store survives
+// the reloads, and a broken file leaves the previous configuration serving.
+func TestE2ERotationWithSIGHUP(t *testing.T) {
+	requirePeer(t, debianPython, "python:pyotp")
+	bin := binary(t)
+	path := tempConfigPath(t)
+	const host, user = "a.example", "alice"
+	jid := user + "@" + host
+	writeConfig(t, path, hostBlock(host, secretA, seedA, nil, nil))
+
+	cmd := exec.Command(bin, "-config", path, "-protocol", "generic")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	outPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	out := bufio.NewReader(outPipe)
+	auth := func(tok string) bool {
+		t.Helper()
+		if _, err := io.WriteString(in, "auth:"+user+":"+host+":"+tok+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		line, err := out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("no reply: %v\n%s", err, stderr)
+		}
+		return line == "1\n"
+	}
+	hup := func() {
+		t.Helper()
+		n := strings.Count(stderr.String(), "configuration reload")
+		if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reload's log line", func() bool { return strings.Count(stderr.String(), "configuration reload") > n })
+	}
+	app := func(secret, seed string) string { return pyotpToken(t, seed, secret, jid, 0, "") }
+	// The handler is installed before the start-up line: wait for it.
+	waitFor(t, "start-up", func() bool { return strings.Contains(stderr.String(), "tokenauthd started") })
+
+	// Step 0: A everywhere.
+	first := app(secretA, seedA)
+	if !auth(first) {
+		t.Fatalf("step 0: refused\n%s", stderr)
+	}
+	pending := app(secretA, seedA)
+
+	// Step 1: B current, A old; SIGHUP.
+	writeConfig(t, path, hostBlock(host, secretB, seedB, []string{secretA}, []string{seedA}))
+	hup()
+	if !strings.Contains(stderr.String(), "configuration reloaded") {
+		t.Fatalf("reload failed:\n%s", stderr)
+	}
+	if auth(first) {
+		t.Fatal("a token accepted before SIGHUP was accepted again after it")
+	}
+	if !auth(pending) || !auth(app(secretA, seedA)) || !auth(app(secretB, seedB)) {
+		t.Fatal("step 1: a token of the old or the new secret refused")
+	}
+
+	// A broken file: logged, previous configuration kept.
+	writeConfig(t, path, "[hosts.\"a.example\"]\nold_token_secrets = 3\n")
+	hup()
+	if !strings.Contains(stderr.String(), "configuration reload failed") {
+		t.Fatalf("broken file not reported:\n%s", stderr)
+	}
+
+	// Step 2: the application switches to B.
+	pending = app(secretA, seedA)
+	if !auth(app(secretB, seedB)) || !auth(pending) {
+		t.Fatal("step 2: refused")
+	}
+
+	// Step 3: A removed; SIGHUP.
+	writeConfig(t, path, hostBlock(host, secretB, seedB, nil, nil))
+	hup()
+	if !auth(app(secretB, seedB)) {
+		t.Fatal("step 3: the application refused")
+	}
+	if auth(app(secretA, seedA)) {
+		t.Fatal("step 3: the removed secret still accepted")
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper exit: %v\n%s", err, stderr)
+	}
+}

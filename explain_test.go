@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+const seedC = "KRUGKIDROVUWG2ZAMJZG653OEBTG66BA" // configured nowhere
+
+// explainConfig: a.example rotating (B old), b.example with its own secret
+// and seed, c.example sharing a.example's seed.
+func explainConfig(t *testing.T) string {
+	t.Helper()
+	return writeConfig(t, tempConfigPath(t),
+		hostBlock("a.example", secretA, seedA, []string{secretB}, []string{seedB})+
+			hostBlock("b.example", secretH, seedH, nil, nil)+
+			hostBlock("c.example", "secret-C-0a1b2c3d", seedA, nil, nil))
+}
+
+// explainAt runs tokenauthd explain as of time at.
+func explainAt(t *testing.T, cfg string, at time.Time, extra []string, jid, token string) (int, string) {
+	t.Helper()
+	var out, errb syncBuffer
+	args := append([]string{"explain", "-config", cfg, "-at", fmt.Sprint(at.Unix())}, extra...)
+	args = append(args, jid, token)
+	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	return code, out.String() + errb.String()
+}
+
+func TestExplain(t *testing.T) {
+	cfg := explainConfig(t)
+	now := time.Unix(1_800_000_000, 0) // a step boundary
+	at := func(d time.Duration) time.Time { return now.Add(d) }
+	tests := []struct {
+		name  string
+		jid   string
+		token string
+		code  int
+		want  []string // substrings of the output, in any order
+	}{
+		// The current secret and seed: accepted, replay not checked.
+		{"current", "alice@a.example", mintAt(t, secretA, seedA, "alice", "a.example", now), 0,
+			[]string{"alice@a.example: accepted (if not already used)", "signature: token_secret (the current one)", "step +0"}},
+		// An old secret still listed: accepted, and says which.
+		{"old secret", "alice@a.example", mintAt(t, secretB, seedA, "alice", "a.example", now), 0,
+			[]string{"accepted", "old_token_secrets[0]: the application still signs with an old secret"}},
+		// An old seed still listed.
+		{"old seed", "alice@a.example", mintAt(t, secretA, seedB, "alice", "a.example", now), 0,
+			[]string{"accepted", "old_otp_seeds[0]", "still uses an old otp_seed"}},
+		// Inside the window, one step back.
+		{"one step early", "alice@a.example", mintAt(t, secretA, seedA, "alice", "a.example", at(-30*time.Second)), 0,
+			[]string{"accepted", "step -1 (30 s in the past)"}},
+		// Malformed: where, in bytes.
+		{"bad base64", "alice@a.example", "12345678 !!!!", 1,
+			[]string{"refused: malformed", "at byte 9 of the token: signature is not standard base64"}},
+		{"no space", "alice@a.example", "1234567890", 1,
+			[]string{"refused: malformed", "at byte 10 of the token: no space before the signature"}},
+		{"letter in otp", "alice@a.example", "1234x678 AAAA", 1,
+			[]string{"refused: malformed", "at byte 4 of the token"}},
+		// A host not configured: the configured ones are listed.
+		{"unknown host", "alice@z.example", mintAt(t, secretA, seedA, "alice", "z.example", now), 1,
+			[]string{"refused: unknown_host", "configured: a.example, b.example, c.example"}},
+		// Clock skew made visible, both ways.
+		{"ten steps in the past", "alice@a.example", mintAt(t, secretA, seedA, "alice", "a.example", at(-5*time.Minute)), 1,
+			[]string{"refused: otp_out_of_window", "step -10 (300 s in the past)", "minted 300 s before now"}},
+		{"three steps in the future", "alice@a.example", mintAt(t, secretA, seedA, "alice", "a.example", at(90*time.Second)), 1,
+			[]string{"refused: otp_out_of_window", "step +3 (90 s in the future)", "clock is ahead"}},
+		// An OTP of no configured seed.
+		{"unknown seed", "alice@a.example", mintAt(t, secretA, seedC, "alice", "a.example", now), 1,
+			[]string{"refused: otp_out_of_window", "not a.example's for any time within a day"}},
+		// An OTP of another host's seed.
+		{"other host's seed", "alice@a.example", mintAt(t, secretH, seedH, "alice", "b.example", now), 1,
+			[]string{"refused: otp_out_of_window", `one-time password of host "b.example"'s otp_seed`}},
+		// Signed with another host's secret.
+		{"other host's secret", "alice@a.example", mintAt(t, secretH, seedA, "alice", "a.example", now), 1,
+			[]string{"refused: bad_signature", `signed with the token_secret of host "b.example"`}},
+		// A token for the same user on another host.
+		{"token for another host", "alice@a.example", mintAt(t, "secret-C-0a1b2c3d", seedA, "alice", "c.example", now), 1,
+			[]string{"refused: bad_signature", `it is a token for alice@c.example`}},
+		// Another user's token: no configured secret explains it.
+		{"another user", "alice@a.example", mintAt(t, secretA, seedA, "mallory", "a.example", now), 1,
+			[]string{"refused: bad_signature", "matches no other configured host or secret", "another user name"}},
+		// A secret configured nowhere.
+		{"unknown secret", "alice@a.example", mintAt(t, "never-configured", seedA, "alice", "a.example", now), 1,
+			[]string{"refused: bad_signature", "matches neither token_secret nor any of the 1 old_token_secrets"}},
+		// Usage errors give no verdict.
+		{"not a jid", "alice", "x", 2, []string{"is not user@host"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out := explainAt(t, cfg, now, nil, tc.jid, tc.token)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d\n%s", code, tc.code, out)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestExplainAsksDaemon: explain asks a daemon's replay store through the
+// "seen" request, which records nothing and answers yes only for a token
+// the daemon accepted.
+func TestExplainAsksDaemon(t *testing.T) {
+	cfgPath := explainConfig(t)
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: cfg.Params.ReplayTTL()})
+	v, err := newVerifier(cfg, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	h := newAuthHandler(v, slog.New(slog.NewTextHandler(&logs, nil)))
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				newProtocolServer(protocol.Auto, h, h.log).Serve(context.Background(), c, c)
+			}()
+		}
+	}()
+	ask := func(req string) string {
+		t.Helper()
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "%s\n", req)
+		b := make([]byte, 2)
+		if _, err := c.Read(b); err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	now := time.Now()
+	tok := mintAt(t, secretA, seedA, "alice", "a.example", now)
+	sockArg := []string{"-socket", sock}
+	for range 2 { // asking twice records nothing
+		code, out := explainAt(t, cfgPath, now, sockArg, "alice@a.example", tok)
+		if code != 0 || !strings.Contains(out, "alice@a.example: accepted\n") || !strings.Contains(out, "not used yet") {
+			t.Fatalf("unused token: exit %d\n%s", code, out)
+		}
+	}
+	if got := ask("auth:alice:a.example:" + tok); got != "1\n" {
+		t.Fatalf("auth after explain = %q, want accepted: explain recorded the token", got)
+	}
+	code, out := explainAt(t, cfgPath, now, sockArg, "alice@a.example", tok)
+	if code != 1 || !strings.Contains(out, "refused: replayed") {
+		t.Fatalf("used token: exit %d\n%s", code, out)
+	}
+	// The seen request reveals nothing of tokens that auth would refuse
+	// anyway: a forged signature, another user, a malformed token.
+	forged := mintAt(t, "not-the-secret", seedA, "alice", "a.example", now)
+	for _, req := range []string{
+		"seen:alice:a.example:" + forged,
+		"seen:bob:a.example:" + tok,
+		"seen:alice:a.example:garbage",
+		"seen:alice:z.example:" + tok,
+	} {
+		if got := ask(req); got != "0\n" {
+			t.Errorf("%.30s... = %q, want 0", req, got)
+		}
+	}
+	// No daemon: the verdict says the replay status is unknown.
+	code, out = explainAt(t, cfgPath, now, []string{"-socket", sock + ".none"}, "alice@a.example",
+		mintAt(t, secretA, seedA, "alice", "a.example", now))
+	if code != 0 || !strings.Contains(out, "replay: unknown: could not ask the daemon") {
+		t.Fatalf("no daemon: exit %d\n%s", code, out)
+	}
+}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// TestRateLog: a burst per reason is logged, the rest only counted, and the
+// count is logged once per summary period; reasons do not starve each other.
+func TestRateLog(t *testing.T) {
+	var buf bytes.Buffer
+	now := time.Unix(1000, 0)
+	rl := newRateLog(slog.New(slog.NewJSONHandler(&buf, nil)), func() time.Time { return now })
+	for range 1000 {
+		rl.Log(slog.LevelInfo, "bad_signature", "refused")
+	}
+	rl.Log(slog.LevelInfo, "malformed", "refused")
+	lines := decodeLines(t, &buf)
+	if n := countMsg(lines, "refused", "bad_signature"); n != logBurst {
+		t.Fatalf("%d bad_signature lines logged in a flood, want the burst %d", n, logBurst)
+	}
+	if n := countMsg(lines, "refused", "malformed"); n != 1 {
+		t.Fatalf("another reason starved by the flood: %d lines", n)
+	}
+	// A second later: logRate more lines; after the period, one summary.
+	now = now.Add(time.Second)
+	for range 100 {
+		rl.Log(slog.LevelInfo, "bad_signature", "refused")
+	}
+	now = now.Add(logSummaryEvery)
+	rl.Log(slog.LevelInfo, "bad_signature", "refused")
+	lines = decodeLines(t, &buf)
+	if n := countMsg(lines, "refused", "bad_signature"); n != logBurst+logRate+1 {
+		t.Fatalf("%d lines, want %d", n, logBurst+logRate+1)
+	}
+	var sum []map[string]any
+	for _, l := range lines {
+		if l["msg"] == "log lines suppressed by the rate limit" {
+			sum = append(sum, l)
+		}
+	}
+	if len(sum) != 1 || sum[0]["reason"] != "bad_signature" || sum[0]["suppressed"] != float64(1000-logBurst+100-logRate) {
+		t.Fatalf("summary lines %v, want one for bad_signature with %d", sum, 1000-logBurst+100-logRate)
+	}
+	// Flush reports what is left (nothing here).
+	rl.Flush()
+	if n := len(decodeLines(t, &buf)); n != len(lines) {
+		t.Fatalf("Flush logged %d lines with nothing suppressed", n-len(lines))
+	}
+}
+
+func decodeLines(t *testing.T, b *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q is not JSON: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func countMsg(lines []map[string]any, msg, reason string) int {
+	n := 0
+	for _, l := range lines {
+		if l["msg"] == msg && l["reason"] == reason {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLogsHoldNoSecret: after a mix of accepted, replayed, forged,
+// malformed, unknown-host and unsupported requests through the helper, at
+// debug level, in both formats, the log has every refusal with its reason
+// and not one secret, token, signature or nonce.
+func TestLogsHoldNoSecret(t *testing.T) {
+	for _, format := range []string{"text", "json"} {
+		t.Run(format, func(t *testing.T) {
+			path := tempConfigPath(t)
+			writeConfig(t, path, "[log]\nlevel = \"debug\"\nformat = \""+format+"\"\n"+
+				hostBlock("a.example", secretA, seedA, []string{secretB}, []string{seedB}))
+			s := startSession(t, path)
+			now := time.Now()
+			good := mintAt(t, secretA, seedA, "alice", "a.example", now)
+			old := mintAt(t, secretB, seedB, "bob", "a.example", now)
+			forged := mintAt(t, secretH, seedA, "carol", "a.example", now)
+			late := mintAt(t, secretA, seedA, "dave", "a.example", now.Add(-time.Hour))
+			otherHost := mintAt(t, secretA, seedA, "erin", "z.example", now)
+			secrets := []string{secretA, secretB, secretH, seedA, seedB}
+			var tokens []string
+			for _, tok := range []string{good, old, forged, late, otherHost} {
+				otpNonce, sig, _ := strings.Cut(tok, " ")
+				tokens = append(tokens, tok, otpNonce, otpNonce[8:], sig, sig[:16])
+			}
+			reqs := []struct{ req, want, reason string }{
+				{"auth:alice:a.example:" + good, "1", ""},
+				{"auth:alice:a.example:" + good, "0", "replayed"},
+				{"auth:bob:a.example:" + old, "1", ""},
+				{"auth:carol:a.example:" + forged, "0", "bad_signature"},
+				{"auth:dave:a.example:" + late, "0", "otp_out_of_window"},
+				{"auth:erin:z.example:" + otherHost, "0", "unknown_host"},
+				{"auth:frank:a.example:" + good[:20] + "x" + good[21:], "0", "malformed"},
+				{"setpass:alice:a.example:" + good, "0", "unsupported_command"},
+				{"tryregister:alice:a.example:" + good, "0", "unsupported_command"},
+				{"hello:" + good, "0", "bad_request"},
+				{"isuser:alice:a.example", "1", ""},
+			}
+			for _, r := range reqs {
+				if got := s.ask(r.req); got != r.want {
+					t.Fatalf("%.20s...: %s, want %s", r.req, got, r.want)
+				}
+			}
+			s.close()
+			logs := s.stderr.String()
+			for _, r := range reqs {
+				if r.reason != "" && !strings.Contains(logs, r.reason) {
+					t.Errorf("refusal %s not logged", r.reason)
+				}
+			}
+			for _, sec := range append(secrets, tokens...) {
+				if strings.Contains(logs, sec) {
+					t.Errorf("the log holds a secret, token, signature or nonce (%.6s...)", sec)
+				}
+			}
+			if strings.Count(logs, "refused") != 8 {
+				t.Errorf("%d refusal lines, want 8 (each once):\n%s", strings.Count(logs, "refused"), logs)
+			}
+			if format == "json" {
+				decodeLines(t, bytes.NewBufferString(logs))
+			}
+		})
+	}
+}
+
+// TestCapacityGuard: a flood of tokens with valid signatures for many users
+// overflows a small store: every live record forced out is counted, the
+// warning is logged (rate limited), and the metric reports the count.
+func TestCapacityGuard(t *testing.T) {
+	const capacity, flood = 1000, 1500
+	var logs syncBuffer
+	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	cfg := &Config{Capacity: capacity, Params: verifier.DefaultParams()}
+	store := newMemoryStore(cfg, log)
+	v, err := verifier.New(verifier.Config{Params: cfg.Params, Store: store,
+		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{seedA}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newAuthHandler(v, log)
+	h.metrics = newMetrics(store)
+	now := time.Now()
+	for i := range flood {
+		user := "user" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
+		tok, err := v.Mint(user, "a.example", now, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !h.Answer(context.Background(), protocol.Request{Command: "auth", User: user, Server: "a.example", Password: tok}) {
+			t.Fatalf("token %d refused", i)
+		}
+	}
+	if got := store.LiveEvictions(); got != flood-capacity {
+		t.Fatalf("LiveEvictions = %d, want %d", got, flood-capacity)
+	}
+	lines := decodeLines(t, bytes.NewBufferString(logs.String()))
+	if n := countMsg(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n == 0 || n > logBurst {
+		t.Fatalf("%d eviction warnings, want 1 to %d (rate limited)", n, logBurst)
+	}
+	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_live_evictions_total", nil); got != flood-capacity {
+		t.Fatalf("tokenauthd_replay_live_evictions_total = %v, want %d", got, flood-capacity)
+	}
+	_ = replay.DefaultCapacity
+}
