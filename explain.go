@@ -32,7 +32,7 @@ const (
 func runExplain(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
 	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
-	socket := fs.String("socket", "", "ask the daemon listening on this Unix socket whether the token was already used")
+	socket := fs.String("socket", "", "ask the daemon on this Unix socket whether the token was already used (default: [daemon] socket)")
 	at := fs.String("at", "", "explain as of this time, in Unix seconds (default now)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code // 0 for -h, 2 (explainTrouble) for a bad flag
@@ -83,8 +83,14 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 	return explainRefused
 }
 
-// explainSocket is the daemon socket to ask, if any.
-func explainSocket(_ *Config, flagValue string) string { return flagValue }
+// explainSocket is the daemon socket to ask: the flag's, else the
+// configuration's ([daemon] socket, the one serve listens on).
+func explainSocket(cfg *Config, flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return cfg.Socket
+}
 
 // explainer checks one token against a configuration, on an empty store of
 // its own: nothing is recorded anywhere.

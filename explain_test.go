@@ -21,7 +21,8 @@ const seedC = "KRUGKIDROVUWG2ZAMJZG653OEBTG66BA" // configured nowhere
 func explainConfig(t *testing.T) string {
 	t.Helper()
 	return writeConfig(t, tempConfigPath(t),
-		hostBlock("a.example", secretA, seedA, []string{secretB}, []string{seedB})+
+		"[daemon]\nsocket = \""+filepath.Join(t.TempDir(), "none.sock")+"\"\n"+
+			hostBlock("a.example", secretA, seedA, []string{secretB}, []string{seedB})+
 			hostBlock("b.example", secretH, seedH, nil, nil)+
 			hostBlock("c.example", "secret-C-0a1b2c3d", seedA, nil, nil))
 }

@@ -153,7 +153,7 @@ func mintToken(t *testing.T, cfg, jid string) string {
 func acceptedBy(t *testing.T, secret, seed, user, host, token string) bool {
 	t.Helper()
 	path := tempConfigPath(t)
-	writeConfig(t, path, hostBlock(host, secret, seed, nil, nil))
+	writeConfig(t, path, "[daemon]\nsocket = \""+path+".sock\"\n"+hostBlock(host, secret, seed, nil, nil))
 	var out, errb syncBuffer
 	return run(t.Context(), &env{stdout: &out, stderr: &errb}, []string{"explain", "-config", path, user + "@" + host, token}) == 0
 }

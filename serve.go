@@ -48,11 +48,16 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		return 2
 	}
 	log := newLogger(e)
-	cfg, err := loadConfig(configPath(*cfgFlag))
+	path := configPath(*cfgFlag)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return 1
 	}
+	log, level := configLogger(e, cfg)
+	// Catch SIGHUP before anything else: its default action ends the process.
+	sig, stopSig := reloadSignals(e)
+	defer stopSig()
 	if *sockFlag != "" {
 		if cfg.Socket, err = socketPath(*sockFlag); err != nil {
 			log.Error("bad -socket", "err", err)
@@ -70,10 +75,35 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
+	defer d.handler.refusal.Flush()
+	var m *metrics
+	if cfg.MetricsListen != "" {
+		m = newMetrics(store)
+		d.handler.metrics = m
+		addr, err := serveMetrics(ctx, cfg.MetricsListen, m, log)
+		if err != nil {
+			d.closeListeners()
+			store.Close()
+			log.Error("cannot listen for metrics", "err", err)
+			return 1
+		}
+		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
+	}
+	rl := &reloader{path: path, store: store, handler: d.handler, log: log, level: level, metrics: m, cur: cfg}
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go rl.watch(wctx, sig)
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
 	}
 	return 0
+}
+
+// closeListeners closes the sockets of a daemon that will not Run.
+func (d *daemon) closeListeners() {
+	for _, l := range d.listeners {
+		l.Close()
+	}
 }
 
 // daemon serves the verifier on listening sockets. Every connection has
