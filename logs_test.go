@@ -178,8 +178,10 @@ func TestCapacityGuard(t *testing.T) {
 		t.Fatalf("LiveEvictions = %d, want %d", got, flood-capacity)
 	}
 	lines := decodeLines(t, bytes.NewBufferString(logs.String()))
-	if n := countMsg(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n == 0 || n > logBurst {
-		t.Fatalf("%d eviction warnings, want 1 to %d (rate limited)", n, logBurst)
+	// Rate limited: a burst, then a few a second, far fewer than the
+	// evictions (the bound allows for a slow machine's refills).
+	if n := countMsg(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n < 1 || n > (flood-capacity)/5 {
+		t.Fatalf("%d eviction warnings for %d evictions, want 1 to %d (rate limited)", n, flood-capacity, (flood-capacity)/5)
 	}
 	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_live_evictions_total", nil); got != flood-capacity {
 		t.Fatalf("tokenauthd_replay_live_evictions_total = %v, want %d", got, flood-capacity)
