@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"reflect"
 	"sync"
 	"syscall"
 
@@ -76,6 +77,13 @@ func restartOnly(old, cfg *Config) []string {
 	}
 	if old.Capacity != cfg.Capacity {
 		s = append(s, "replay.capacity")
+	}
+	if old.Store != cfg.Store || old.Journal != cfg.Journal || old.JournalSyncEvery != cfg.JournalSyncEvery ||
+		!reflect.DeepEqual(old.Redis, cfg.Redis) {
+		s = append(s, "replay store settings")
+	}
+	if old.Socket != cfg.Socket || old.SocketGroup != cfg.SocketGroup {
+		s = append(s, "daemon.socket")
 	}
 	if old.LogJSON != cfg.LogJSON {
 		s = append(s, "log.format")

@@ -15,8 +15,8 @@ import (
 	"time"
 )
 
-// serveProc is the real binary running `tokenauthd serve`.
-type serveProc struct {
+// opsProc is the real binary running `tokenauthd serve`.
+type opsProc struct {
 	cmd     *exec.Cmd
 	stderr  *syncBuffer
 	sock    string
@@ -24,9 +24,9 @@ type serveProc struct {
 }
 
 // startServe runs `tokenauthd serve -config path` and waits until it serves.
-func startServeOps(t testing.TB, path, sock string, metricsPort int) *serveProc {
+func startServeOps(t testing.TB, path, sock string, metricsPort int) *opsProc {
 	t.Helper()
-	p := &serveProc{stderr: &syncBuffer{}, sock: sock}
+	p := &opsProc{stderr: &syncBuffer{}, sock: sock}
 	p.cmd = exec.Command(binary(t), "serve", "-config", path)
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -46,7 +46,7 @@ func startServeOps(t testing.TB, path, sock string, metricsPort int) *serveProc 
 }
 
 // hup sends SIGHUP and waits for the reload's outcome in the log.
-func (p *serveProc) hup(t testing.TB) {
+func (p *opsProc) hup(t testing.TB) {
 	t.Helper()
 	n := strings.Count(p.stderr.String(), "configuration reload")
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -56,7 +56,7 @@ func (p *serveProc) hup(t testing.TB) {
 }
 
 // stop sends SIGTERM and returns the exit status.
-func (p *serveProc) stop(t testing.TB) int {
+func (p *opsProc) stop(t testing.TB) int {
 	t.Helper()
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.cmd.Wait()

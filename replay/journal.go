@@ -332,6 +332,10 @@ func (j *Journal) Seen(ctx context.Context, key Key) (bool, error) { return j.me
 // Len implements Store.
 func (j *Journal) Len() int { return j.mem.Len() }
 
+// LiveEvictions returns the memory store's count of records forced out by
+// its capacity before they expired.
+func (j *Journal) LiveEvictions() uint64 { return j.mem.LiveEvictions() }
+
 // Size returns the size in bytes of the active journal file.
 func (j *Journal) Size() int64 {
 	j.mu.Lock()
