@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -83,9 +82,9 @@ func benchVerifyFresh(b *testing.B, hosts, live int) {
 	for i := 0; i < b.N; i++ {
 		if i > 0 && i%scaleBatch == 0 {
 			b.StopTimer()
-			t0 := processCPU()
+			t0 := cpuTime()
 			reqs = mint(min(b.N-i, scaleBatch))
-			cpu.stopped += processCPU() - t0
+			cpu.stopped += cpuTime() - t0
 			b.StartTimer()
 		}
 		r := reqs[i%scaleBatch]
@@ -96,25 +95,18 @@ func benchVerifyFresh(b *testing.B, hosts, live int) {
 	cpu.report()
 }
 
-// cpuMeter reports the process's CPU time per operation (the garbage
-// collector's included), which a machine shared with other work disturbs
-// far less than ns/op. It excludes what runs while the timer is stopped.
+// cpuMeter is cpuTimer leaving out the CPU time spent with the timer
+// stopped (minting more tokens).
 type cpuMeter struct {
 	b       *testing.B
 	start   time.Duration
-	stopped time.Duration // CPU time spent with the timer stopped
+	stopped time.Duration
 }
 
-func startCPUMeter(b *testing.B) *cpuMeter { return &cpuMeter{b: b, start: processCPU()} }
+func startCPUMeter(b *testing.B) *cpuMeter { return &cpuMeter{b: b, start: cpuTime()} }
 
 func (m *cpuMeter) report() {
-	m.b.ReportMetric(float64(processCPU()-m.start-m.stopped)/float64(m.b.N), "cpu-ns/op")
-}
-
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	m.b.ReportMetric(float64(cpuTime()-m.start-m.stopped)/float64(m.b.N), "cpu-ns/op")
 }
 
 // BenchmarkVerifyHosts: the cost of Verify with 1, 100 and 10,000
