@@ -12,8 +12,9 @@ out=${1:-/dev/stdout}
 
 dir=$(mktemp -d)
 serve_pid=
+nothing_pid=
 cleanup() {
-  if [ -n "$serve_pid" ]; then kill "$serve_pid" 2>/dev/null || true; wait "$serve_pid" 2>/dev/null || true; fi
+  for pid in $serve_pid $nothing_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -34,11 +35,18 @@ start_daemon() {
   echo "serve did not start:" >&2; cat "$dir/serve.log" >&2; exit 1
 }
 
+# The do-nothing helper on a Unix socket: the floor of the daemon's path.
+"$dir/nothing" -socket "$dir/nothing.sock" &
+nothing_pid=$!
+for _ in $(seq 100); do [ -S "$dir/nothing.sock" ] && break; sleep 0.05; done
+
 bench() { "$td" bench -config "$dir/config.toml" "$@"; }
 nothing="nothing (floor)=$dir/nothing"
 python="Python + pyotp=bench/pyhelper.py"
 connect="connect + serve=$td connect -socket $dir/sock"
 socket="serve, socket dialled directly=$dir/sock"
+nothing_socket="nothing on a socket=$dir/nothing.sock"
+connect_nothing="connect + nothing on a socket=$td connect -socket $dir/nothing.sock"
 
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3)."
@@ -47,7 +55,8 @@ socket="serve, socket dialled directly=$dir/sock"
   echo "### ejabberd framing"
   echo
   start_daemon
-  bench -runs "$runs" -helper "$nothing" -helper "tokenauthd=$td" -helper "$python" -helper "$connect" -socket "$socket"
+  bench -runs "$runs" -helper "$nothing" -helper "tokenauthd=$td" -helper "$python" -helper "$connect" -socket "$socket" \
+    -socket "$nothing_socket" -helper "$connect_nothing"
   echo
   echo "### generic framing (Prosody's mod_auth_external)"
   echo

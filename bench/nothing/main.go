@@ -3,18 +3,49 @@
 // like tokenauthd (ejabberd's 2-byte length frames, or one request per line
 // when the first byte is a lowercase letter) and, like tokenauthd, flushes
 // its replies only when no more input is buffered. Never deploy it.
+//
+// With -socket PATH it serves every connection to that Unix socket the same
+// way, as a floor for the daemon.
 package main
 
 import (
 	"bufio"
 	"encoding/binary"
+	"flag"
 	"io"
+	"log"
+	"net"
 	"os"
 )
 
 func main() {
-	r := bufio.NewReaderSize(os.Stdin, 64<<10)
-	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	socket := flag.String("socket", "", "serve this Unix socket instead of stdin/stdout")
+	flag.Parse()
+	if *socket == "" {
+		answer(os.Stdin, os.Stdout)
+		return
+	}
+	os.Remove(*socket)
+	l, err := net.Listen("unix", *socket)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			answer(c, c)
+			c.Close()
+		}()
+	}
+}
+
+// answer says yes to every request read from in, until its end.
+func answer(in io.Reader, out io.Writer) {
+	r := bufio.NewReaderSize(in, 64<<10)
+	w := bufio.NewWriterSize(out, 64<<10)
 	first, err := r.Peek(1)
 	if err != nil {
 		return
