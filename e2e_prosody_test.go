@@ -445,6 +445,23 @@ func TestProsodyModule(t *testing.T) {
 	}
 }
 
+// TestProsodyModuleUnit runs the module's unit tests
+// (testdata/lua/mod_auth_tokenauthd_test.lua) with Prosody's Lua and
+// libraries: in-order answers, timeouts, reconnection, refused inputs and
+// SASL, against a scripted daemon connection.
+func TestProsodyModuleUnit(t *testing.T) {
+	requirePeer(t, "/usr/bin/lua5.4", "/usr/lib/prosody/util/async.lua")
+	out, err := exec.Command("/usr/bin/lua5.4", "testdata/lua/mod_auth_tokenauthd_test.lua",
+		"prosody/mod_auth_tokenauthd.lua", "/usr/lib/prosody").CombinedOutput()
+	t.Logf("\n%s", out)
+	if err != nil {
+		t.Fatalf("the module's unit tests failed: %v", err)
+	}
+	if n := bytes.Count(out, []byte("\nok   ")) + 1; n < 10 || !bytes.HasPrefix(out, []byte("ok   ")) {
+		t.Fatalf("only %d unit tests ran", n)
+	}
+}
+
 // TestProsodyExampleConfig checks the README's example Prosody configuration
 // with prosodyctl, and that the README quotes it as it is.
 func TestProsodyExampleConfig(t *testing.T) {
