@@ -73,6 +73,7 @@ local rxbuf = "";        -- bytes received after the last complete line
 local retry_timer = nil; -- pending reconnection attempt
 local retry_delay = retry_min;
 local down_since = nil;  -- set while the daemon cannot be reached (logged once)
+local unloaded = false;  -- after unload, timers no longer fire: ask nothing
 
 local listeners = {};
 local connect;
@@ -119,6 +120,7 @@ local function flush()
 		return;
 	end
 	for _, req in ipairs(queue) do
+		if not conn then return; end -- a failed write dropped it: all unsent again
 		if not req.sent then
 			req.sent = true;
 			conn:write(req.line);
@@ -222,6 +224,10 @@ end
 -- ask sends one request line and waits for its answer. It returns true or
 -- false, or nil and an error when there is no answer.
 local function ask(line)
+	if unloaded then
+		-- A session may still hold a SASL handler of this instance.
+		return nil, "the module was unloaded";
+	end
 	if not async.ready() then
 		-- Waiting here would freeze the whole server.
 		return nil, "tokenauthd cannot be asked outside an async runner";
@@ -375,6 +381,7 @@ function provider.get_sasl_handler()
 end
 
 function module.unload()
+	unloaded = true;
 	drop("module unloaded");
 	if retry_timer then retry_timer:stop(); retry_timer = nil; end
 	while queue[1] do

@@ -36,10 +36,20 @@ package.loaded["socket.unix"] = {
 
 -- The fake event loop: every wrapped connection is recorded.
 local conns;
+local fail_next_write = false;
 package.loaded["net.server"] = {
 	wrapclient = function (sock, path, _, listeners)
 		local c = { sock = sock, path = path, written = {}, listeners = listeners };
-		function c.write(self, data) table.insert(self.written, data); return #data; end
+		function c.write(self, data)
+			if fail_next_write then -- as net.server does on a failed write
+				fail_next_write = false;
+				self.closed = true;
+				self.listeners.ondisconnect(self, "broken pipe");
+				return nil, "broken pipe";
+			end
+			table.insert(self.written, data);
+			return #data;
+		end
 		function c.close(self)
 			if self.closed then return; end
 			self.closed = true;
@@ -230,6 +240,25 @@ test("an idle connection closed by the daemon is reopened on the next request", 
 	eq(b.values[1], nil, "bob exists");
 end)
 
+test("a write that fails at once: the requests are sent again on reconnection", function ()
+	local m, p = load();
+	connect_result = { nil, "connection refused" };
+	local a = spawn(p.test_password, "alice", "11111111 YQ==");
+	local b = spawn(p.test_password, "bob", "22222222 Yg==");
+	connect_result = { 1 };
+	fail_next_write = true; -- the daemon is gone by the time we write
+	eq(fire(m, "retry"), 1, "retries");
+	eq(#conns, 1, "connections");
+	eq(conns[1].closed, true, "the broken connection closed");
+	eq(a.done or b.done, false, "answered without an answer");
+	eq(fire(m, "retry"), 1, "retries after the broken connection");
+	eq(#conns, 2, "connections");
+	eq(table.concat(conns[2].written), "auth:alice:example.org:11111111 YQ==\nauth:bob:example.org:22222222 Yg==\n", "requests resent in order");
+	conns[2]:incoming("0\n1\n");
+	eq(a.values[1], nil, "alice's answer");
+	eq(b.values[1], true, "bob's answer");
+end)
+
 test("a malformed or unasked-for answer closes the connection", function ()
 	local _, p = load();
 	local a = spawn(p.test_password, "alice", "11111111 YQ==");
@@ -328,6 +357,12 @@ test("unloading ends the requests that wait", function ()
 	eq(a.done, true, "alice answered");
 	eq(a.values[1], nil, "alice's answer");
 	eq(conns[1].closed, true, "connection closed");
+	-- A session that got its SASL handler before the unload: its timers
+	-- would never fire, so it must not wait at all.
+	local b = spawn(p.test_password, "bob", "22222222 Yg==");
+	eq(b.done, true, "bob answered at once after the unload");
+	eq(b.values[1], nil, "bob's answer");
+	eq(#conns, 1, "connections after the unload");
 end)
 
 for _, t in ipairs(tests) do
