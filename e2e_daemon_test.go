@@ -300,7 +300,7 @@ type redisServerProc struct {
 
 // startRedisServer starts redis-server on port (a free one if 0) and stops
 // it by its PID when the test ends.
-func startRedisServer(t *testing.T, port int) *redisServerProc {
+func startRedisServer(t testing.TB, port int) *redisServerProc {
 	t.Helper()
 	requirePeer(t, "/usr/bin/redis-server")
 	if port == 0 {

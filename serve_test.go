@@ -51,13 +51,13 @@ func (w testWriter) Write(p []byte) (int, error) {
 // nil) listening at a socket in a temporary directory. It returns the
 // daemon, its socket and the function that stops it and returns Run's
 // error.
-func startDaemon(t *testing.T, store replay.Store) (*daemon, string, func() error) {
+func startDaemon(t testing.TB, store replay.Store) (*daemon, string, func() error) {
 	t.Helper()
 	return startDaemonAt(t, filepath.Join(t.TempDir(), "d.sock"), store)
 }
 
 // startDaemonAt is startDaemon on the socket sock.
-func startDaemonAt(t *testing.T, sock string, store replay.Store) (*daemon, string, func() error) {
+func startDaemonAt(t testing.TB, sock string, store replay.Store) (*daemon, string, func() error) {
 	t.Helper()
 	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), ""))
 	if err != nil {
@@ -65,6 +65,9 @@ func startDaemonAt(t *testing.T, sock string, store replay.Store) (*daemon, stri
 	}
 	cfg.Socket = sock
 	log := testLogger(t)
+	if _, ok := t.(*testing.B); ok {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	if store == nil {
 		store = newMemoryStore(cfg, log)
 	}

@@ -217,3 +217,29 @@ func TestJournalSyncEvery(t *testing.T) {
 	}
 	j.Close()
 }
+
+// BenchmarkJournalRecord is the cost of a Record that appends to the
+// journal: write(2) only, or write(2) and fsync.
+func BenchmarkJournalRecord(b *testing.B) {
+	for _, every := range []bool{false, true} {
+		b.Run(map[bool]string{false: "sync=interval", true: "sync=always"}[every], func(b *testing.B) {
+			mem := NewMemory(MemoryOptions{Capacity: 1_000_000, TTL: testTTL})
+			j, _, err := OpenJournal(filepath.Join(b.TempDir(), "j"), mem, JournalOptions{SyncEvery: every})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Close()
+			keys := make([]Key, b.N)
+			for i := range keys {
+				keys[i] = HashKey([]byte{byte(i), byte(i >> 8), byte(i >> 16), byte(i >> 24)})
+			}
+			ctx := context.Background()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := j.Record(ctx, keys[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

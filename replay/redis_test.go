@@ -24,7 +24,7 @@ type redisProc struct {
 // startRedis starts redis-server on port (a free one if 0). It fails the
 // test if redis-server is missing and TOKENAUTHD_E2E=1, and skips it
 // otherwise.
-func startRedis(t *testing.T, port int) *redisProc {
+func startRedis(t testing.TB, port int) *redisProc {
 	t.Helper()
 	if _, err := os.Stat(redisServer); err != nil {
 		if os.Getenv("TOKENAUTHD_E2E") == "1" {
@@ -138,4 +138,44 @@ func TestRedisDownAndBack(t *testing.T) {
 	// The restarted Redis is empty (no persistence in this test).
 	mustRecord(t, s, key(200), true)
 	mustRecord(t, s, key(200), false)
+}
+
+// BenchmarkRedis compares one Record (SET NX PX) with one bare Redis round
+// trip (PING) on the same client and a loopback redis-server: the store
+// costs one round trip per token.
+func BenchmarkRedis(b *testing.B) {
+	rp := startRedis(b, 0)
+	s := newTestRedis(rp.addr(), "", 0)
+	defer s.Close()
+	ctx := context.Background()
+	b.Run("ping", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if err := s.Ping(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("record", func(b *testing.B) {
+		keys := make([]Key, b.N)
+		for i := range keys {
+			keys[i] = HashKey([]byte(fmt.Sprint("bench ", i, " ", time.Now().UnixNano())))
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if fresh, err := s.Record(ctx, keys[i]); err != nil || !fresh {
+				b.Fatal(fresh, err)
+			}
+		}
+	})
+	b.Run("memory", func(b *testing.B) {
+		m := NewMemory(MemoryOptions{Capacity: 1_000_000, TTL: testTTL})
+		keys := make([]Key, b.N)
+		for i := range keys {
+			keys[i] = HashKey([]byte(fmt.Sprint("bench ", i)))
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			m.Record(ctx, keys[i])
+		}
+	})
 }
