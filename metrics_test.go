@@ -104,3 +104,40 @@ func TestMetricsCount(t *testing.T) {
 		}
 	}
 }
+
+// downStore is a replay store that cannot answer.
+type downStore struct{ replay.Store }
+
+func (downStore) Record(context.Context, replay.Key) (bool, error) {
+	return false, replay.ErrUnavailable
+}
+func (downStore) Len() int { return -1 }
+
+// TestMetricsStoreErrors: a store that does not answer is counted as a
+// store error and as a store_unavailable refusal.
+func TestMetricsStoreErrors(t *testing.T) {
+	store := downStore{}
+	v, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(), Store: store,
+		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{seedA}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newAuthHandler(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h.metrics = newMetrics(store)
+	if h.Answer(context.Background(), protocol.Request{Command: "auth", User: "alice", Server: "a.example",
+		Password: mintWith(t, secretA, seedA, "alice", "a.example")}) {
+		t.Fatal("accepted with the store down")
+	}
+	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_store_errors_total", nil); got != 1 {
+		t.Errorf("store errors %v, want 1", got)
+	}
+	if got := scrapeValue(t, h.metrics, "tokenauthd_requests_total", map[string]string{"reason": "store_unavailable", "result": "no"}); got != 1 {
+		t.Errorf("store_unavailable refusals %v, want 1", got)
+	}
+	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_store_records", nil); got != -1 {
+		t.Errorf("records %v, want -1", got)
+	}
+	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_live_evictions_total", nil); got != -1 {
+		t.Errorf("live evictions exported for a store that has none: %v", got)
+	}
+}
