@@ -52,7 +52,7 @@ func TestSoak(t *testing.T) {
 
 	var (
 		valid, accepted, replays, refusedReplays, bad, badAccepted, requests atomic.Int64
-		failures                                                            atomic.Int64
+		failures                                                             atomic.Int64
 	)
 	deadline := time.Now().Add(dur)
 	var wg sync.WaitGroup
