@@ -184,10 +184,10 @@ modules:
 		// Nothing of this ejabberd may outlive the test: neither its
 		// Erlang VM nor the helpers it ran (they end when their stdin
 		// closes).
-		helper := strings.Fields(extauthProgram)[0]
-		for _, pattern := range []string{node, helper} {
-			if left := waitNoProcess(pattern, 10*time.Second); len(left) > 0 {
-				t.Errorf("processes left behind matching %q: %v; killing them", pattern, left)
+		beamLeft := func(cmdline []byte) bool { return bytes.Contains(cmdline, []byte(node)) }
+		for _, match := range []func([]byte) bool{beamLeft, helperCommand(extauthProgram)} {
+			if left := waitNoProcess(match, 10*time.Second); len(left) > 0 {
+				t.Errorf("processes left behind: %v; killing them", left)
 				for _, pid := range left {
 					syscall.Kill(pid, syscall.SIGKILL)
 				}
@@ -218,9 +218,24 @@ modules:
 	}
 }
 
+// helperCommand returns a matcher of the command line of the helper
+// processes ejabberd starts for extauthProgram: its words up to the first
+// redirection, exactly (so that another process of the same binary, such
+// as a daemon the helper talks to, does not match).
+func helperCommand(extauthProgram string) func(cmdline []byte) bool {
+	var want []byte
+	for _, w := range strings.Fields(extauthProgram) {
+		if strings.ContainsAny(w, "<>|;&") {
+			break
+		}
+		want = append(append(want, w...), 0)
+	}
+	return func(cmdline []byte) bool { return bytes.Equal(cmdline, want) }
+}
+
 // processesMatching returns the PIDs of the processes whose command line
-// contains s.
-func processesMatching(s string) []int {
+// (NUL-separated words, as in /proc/PID/cmdline) match says yes to.
+func processesMatching(match func(cmdline []byte) bool) []int {
 	var pids []int
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -229,19 +244,19 @@ func processesMatching(s string) []int {
 			continue
 		}
 		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err == nil && bytes.Contains(cmdline, []byte(s)) {
+		if err == nil && len(cmdline) > 0 && match(cmdline) {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// waitNoProcess waits until no process's command line contains s, and
-// returns those still there after within.
-func waitNoProcess(s string, within time.Duration) []int {
+// waitNoProcess waits until no process matches, and returns those that
+// still do after within.
+func waitNoProcess(match func(cmdline []byte) bool, within time.Duration) []int {
 	deadline := time.Now().Add(within)
 	for {
-		left := processesMatching(s)
+		left := processesMatching(match)
 		if len(left) == 0 || time.Now().After(deadline) {
 			return left
 		}
@@ -297,6 +312,11 @@ func TestEjabberdLogin(t *testing.T) {
 	fresh := pyotpToken(t, e2eSeed, e2eSecret, "alice@localhost", 0, "")
 	if !xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
 		t.Fatal("a fresh token was refused")
+	}
+	// extauth_pool_size: 1 is one helper process, the one that just
+	// answered (and the one the test's cleanup makes sure ends).
+	if helpers := processesMatching(helperCommand(program)); len(helpers) != 1 {
+		t.Errorf("%d helper processes run %q, want 1", len(helpers), program)
 	}
 	// The same token a second time: ejabberd has no cache
 	// (auth_use_cache: false), so tokenauthd sees the replay and refuses.
