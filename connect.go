@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"time"
 
@@ -147,7 +146,7 @@ type relay struct {
 	mode    protocol.Mode // of stdin/stdout; Auto detects it
 
 	log    *slog.Logger
-	conn   net.Conn
+	conn   relayConn
 	br     *bufio.Reader
 	connOK bool // the last request went through: log the next failure
 }
@@ -232,8 +231,7 @@ func (r *relay) ask(mode protocol.Mode, body []byte) bool {
 // try makes one attempt at a request: dial if need be, send, read the reply.
 func (r *relay) try(mode protocol.Mode, body []byte, deadline time.Time) (bool, error) {
 	if r.conn == nil {
-		d := net.Dialer{Deadline: deadline}
-		c, err := d.Dial("unix", r.socket)
+		c, err := dialRelay(r.socket, deadline)
 		if err != nil {
 			return false, err
 		}
@@ -275,6 +273,12 @@ func replyValue(b []byte, mode protocol.Mode) (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("unexpected reply from the daemon (%d bytes)", len(b))
+}
+
+// relayConn is the relay's connection to the daemon.
+type relayConn interface {
+	io.ReadWriteCloser
+	SetDeadline(t time.Time) error
 }
 
 // close drops the connection to the daemon.
