@@ -44,6 +44,22 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return 2
 	}
+	// SIGHUP reloads the daemon and the stdin/stdout helpers; the relay has
+	// nothing to reload and must not die of it (its default action), as
+	// `pkill -HUP -x tokenauthd` reaches it too.
+	hup, stopHup := reloadSignals(e)
+	defer stopHup()
+	hctx, stopHupLoop := context.WithCancel(ctx)
+	defer stopHupLoop()
+	go func() {
+		for {
+			select {
+			case <-hctx.Done():
+				return
+			case <-hup:
+			}
+		}
+	}()
 	log := newLogger(e)
 	mode, err := protocol.ParseMode(*protoFlag)
 	if err != nil {

@@ -218,3 +218,45 @@ func TestServeMetricsOff(t *testing.T) {
 		t.Fatalf("metrics on by default: %q", cfg.MetricsListen)
 	}
 }
+
+// TestSIGHUPSparesRelay: the relay (tokenauthd connect) survives the SIGHUP
+// that `pkill -HUP -x tokenauthd` sends it along with the daemon, and goes
+// on relaying.
+func TestSIGHUPSparesRelay(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "d.sock")
+	path := filepath.Join(dir, "config.toml")
+	writeConfig(t, path, fmt.Sprintf("[daemon]\nsocket = %q\n", sock)+hostBlock("a.example", secretA, seedA, nil, nil))
+	d := startServeOps(t, path, sock, 0)
+	relay := exec.Command(binary(t), "connect", "-config", path, "-protocol", "generic")
+	in, _ := relay.StdinPipe()
+	outPipe, _ := relay.StdoutPipe()
+	stderr := &syncBuffer{}
+	relay.Stderr = stderr
+	if err := relay.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { relay.Process.Kill(); relay.Wait() })
+	out := bufio.NewReader(outPipe)
+	ask := func(tok string) string {
+		t.Helper()
+		io.WriteString(in, "auth:alice:a.example:"+tok+"\n")
+		line, err := out.ReadString('\n')
+		if err != nil {
+			t.Fatalf("relay: %v\n%s", err, stderr)
+		}
+		return line
+	}
+	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != "1\n" {
+		t.Fatalf("before SIGHUP: %q", got)
+	}
+	relay.Process.Signal(syscall.SIGHUP)
+	d.hup(t)
+	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != "1\n" {
+		t.Fatalf("after SIGHUP: %q\n%s", got, stderr)
+	}
+	in.Close()
+	if err := relay.Wait(); err != nil {
+		t.Fatalf("relay exit: %v\n%s", err, stderr)
+	}
+}
