@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -30,13 +31,16 @@ func BenchmarkDaemon(b *testing.B) {
 					c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", rs.port)}})
 					st = replay.NewRedis(c, replay.RedisOptions{TTL: 2 * time.Minute})
 				}
-				benchDaemon(b, st, conns)
+				benchDaemon(b, st, conns, store == "memory")
 			})
 		}
 	}
 }
 
-func benchDaemon(b *testing.B, store replay.Store, conns int) {
+// benchDaemon runs the benchmark on store. Refusals are counted (a Redis
+// slower than its 500 ms bound on an overloaded machine refuses, as it
+// must) and fail the benchmark only if mustAccept.
+func benchDaemon(b *testing.B, store replay.Store, conns int, mustAccept bool) {
 	d, sock, _ := startDaemon(b, store)
 	// Minted before the clock starts.
 	reqs := make([][]byte, b.N)
@@ -51,6 +55,7 @@ func benchDaemon(b *testing.B, store replay.Store, conns int) {
 	rtts := make([][]time.Duration, conns)
 	var wg sync.WaitGroup
 	var failed sync.Once
+	var refused atomic.Int64
 	b.ResetTimer()
 	start := time.Now()
 	for i, c := range cs {
@@ -62,6 +67,10 @@ func benchDaemon(b *testing.B, store replay.Store, conns int) {
 				t0 := time.Now()
 				c.Write(reqs[j])
 				if _, err := io.ReadFull(c, reply); err != nil || string(reply) != string(frameYes) {
+					if err == nil && !mustAccept {
+						refused.Add(1)
+						continue
+					}
 					failed.Do(func() { b.Errorf("request %d: reply %x, %v", j, reply, err) })
 					return
 				}
@@ -81,6 +90,7 @@ func benchDaemon(b *testing.B, store replay.Store, conns int) {
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(float64(refused.Load()), "refused")
 	b.ReportMetric(float64(all[len(all)/2].Nanoseconds())/1e3, "p50-µs")
 	b.ReportMetric(float64(all[len(all)*99/100].Nanoseconds())/1e3, "p99-µs")
 }

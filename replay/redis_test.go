@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"testing"
 	"time"
 
@@ -149,23 +150,31 @@ func BenchmarkRedis(b *testing.B) {
 	defer s.Close()
 	ctx := context.Background()
 	b.Run("ping", func(b *testing.B) {
+		d := make([]time.Duration, b.N)
 		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
 			if err := s.Ping(ctx); err != nil {
 				b.Fatal(err)
 			}
+			d[i] = time.Since(t0)
 		}
+		reportP50(b, d)
 	})
 	b.Run("record", func(b *testing.B) {
 		keys := make([]Key, b.N)
 		for i := range keys {
 			keys[i] = HashKey([]byte(fmt.Sprint("bench ", i, " ", time.Now().UnixNano())))
 		}
+		d := make([]time.Duration, b.N)
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
 			if fresh, err := s.Record(ctx, keys[i]); err != nil || !fresh {
 				b.Fatal(fresh, err)
 			}
+			d[i] = time.Since(t0)
 		}
+		reportP50(b, d)
 	})
 	b.Run("memory", func(b *testing.B) {
 		m := NewMemory(MemoryOptions{Capacity: 1_000_000, TTL: testTTL})
@@ -178,4 +187,10 @@ func BenchmarkRedis(b *testing.B) {
 			m.Record(ctx, keys[i])
 		}
 	})
+}
+
+// reportP50 reports the median of d in microseconds.
+func reportP50(b *testing.B, d []time.Duration) {
+	slices.Sort(d)
+	b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
 }
