@@ -261,6 +261,17 @@ func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token str
 // for user@other, or signed with other's secret.
 func (x *explainer) otherSigners(ctx context.Context, user, host, token string) []string {
 	var hints []string
+	// The server passes the user name nodeprepped (lower case); an
+	// application that signs the name as typed signs another string.
+	for _, other := range []string{strings.ToUpper(user[:1]) + user[1:], strings.ToUpper(user)} {
+		if other == user {
+			continue
+		}
+		if r := x.v.Explain(ctx, other, host, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+			hints = append(hints, fmt.Sprintf("it is signed for the user name %q: the application must sign the name as the server passes it, %q (lower case)", other, user))
+			break
+		}
+	}
 	self := x.cfg.Hosts[host]
 	for _, other := range x.hostNames() {
 		if other == host {

@@ -87,6 +87,9 @@ func TestExplain(t *testing.T) {
 		// A token for the same user on another host.
 		{"token for another host", "alice@a.example", mintAt(t, "secret-C-0a1b2c3d", seedA, "alice", "c.example", now), 1,
 			[]string{"refused: bad_signature", `it is a token for alice@c.example`}},
+		// Signed for the name as typed, not as the server passes it.
+		{"user name case", "alice@a.example", mintAt(t, secretA, seedA, "Alice", "a.example", now), 1,
+			[]string{"refused: bad_signature", `signed for the user name "Alice"`}},
 		// Another user's token: no configured secret explains it.
 		{"another user", "alice@a.example", mintAt(t, secretA, seedA, "mallory", "a.example", now), 1,
 			[]string{"refused: bad_signature", "matches no other configured host or secret", "another user name"}},
