@@ -77,3 +77,39 @@ func TestSystemdServiceSecurity(t *testing.T) {
 	}
 	t.Logf("exposure level %.1f", level)
 }
+
+// TestSystemdSysusers: tokenauthd.sysusers creates the user and group the
+// units name (User=, Group=, SocketGroup=), in a scratch root.
+func TestSystemdSysusers(t *testing.T) {
+	const sysusers = "/usr/bin/systemd-sysusers"
+	requirePeer(t, sysusers)
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "etc"), 0o755)
+	for _, f := range []string{"passwd", "group", "shadow", "gshadow"} {
+		if err := os.WriteFile(filepath.Join(root, "etc", f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := filepath.Abs("systemd/tokenauthd.sysusers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sysusers, "--root="+root, conf).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	group, _ := os.ReadFile(filepath.Join(root, "etc", "group"))
+	if !strings.HasPrefix(string(passwd), "tokenauthd:") || !strings.HasPrefix(string(group), "tokenauthd:") {
+		t.Fatalf("no user and group tokenauthd:\n%s\n%s", passwd, group)
+	}
+	svc, _ := os.ReadFile("systemd/tokenauthd.service")
+	sock, _ := os.ReadFile("systemd/tokenauthd.socket")
+	for _, want := range []string{"\nUser=tokenauthd\n", "\nGroup=tokenauthd\n"} {
+		if !strings.Contains(string(svc), want) {
+			t.Errorf("tokenauthd.service lacks %q", strings.TrimSpace(want))
+		}
+	}
+	if !strings.Contains(string(sock), "\nSocketGroup=tokenauthd\n") {
+		t.Error("tokenauthd.socket lacks SocketGroup=tokenauthd")
+	}
+}
