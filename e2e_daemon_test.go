@@ -465,3 +465,50 @@ func processesRunning(argv ...string) int {
 	}
 	return n
 }
+
+// TestServeRedisSentinel: with redis_addrs naming a Sentinel and
+// redis_master its master, the daemon finds the master through the
+// Sentinel and records there.
+func TestServeRedisSentinel(t *testing.T) {
+	requirePeer(t, "/usr/bin/redis-cli")
+	master := startRedisServer(t, 0)
+	sport := freePort(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "sentinel.conf")
+	text := fmt.Sprintf("port %d\nbind 127.0.0.1\nsentinel monitor testmaster 127.0.0.1 %d 1\n", sport, master.port)
+	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sentinel := exec.Command("/usr/bin/redis-server", conf, "--sentinel", "--daemonize", "no", "--dir", dir)
+	if err := sentinel.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sentinel.Process.Kill(); sentinel.Wait() })
+	waitPort(t, sport, 10*time.Second)
+
+	cfg, err := loadConfig(writeTestConfig(t, dir, fmt.Sprintf(
+		"[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_master = \"testmaster\"\nredis_prefix = \"sentinel-test:\"\n", sport)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := newStore(cfg, testLogger(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, sock, _ := startDaemon(t, store)
+	tok := d.mintForTest(t, "alice")
+	if !authOnce(t, sock, "alice", tok) {
+		t.Fatal("fresh token refused through Sentinel")
+	}
+	if authOnce(t, sock, "alice", tok) {
+		t.Fatal("replay accepted through Sentinel")
+	}
+	// The record is on the master, under the prefix.
+	out, err := exec.Command("/usr/bin/redis-cli", "-p", fmt.Sprint(master.port), "--scan", "--pattern", "sentinel-test:*").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(strings.Fields(string(out))); n != 1 {
+		t.Errorf("%d keys under the prefix on the master, want 1", n)
+	}
+}
