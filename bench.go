@@ -59,10 +59,11 @@ func (b benchTargets) Set(s string) error {
 type benchRun struct {
 	firstReply         time.Duration // spawn (or dial) to the first reply
 	rtts               []time.Duration
-	rate               float64 // pipelined replies per second
-	accepted, fresh    int     // yes to a token's first copy, of that many
-	refused, replays   int     // no to a token's second copy, of that many
-	rssKiB, peakRSSKiB int64   // the helper's, after the run (0: unknown)
+	rate               float64       // pipelined replies per second
+	cpuPerReq          time.Duration // the helper's CPU time per pipelined request (0: unknown)
+	accepted, fresh    int           // yes to a token's first copy, of that many
+	refused, replays   int           // no to a token's second copy, of that many
+	rssKiB, peakRSSKiB int64         // the helper's, after the run (0: unknown)
 }
 
 func runBench(ctx context.Context, e *env, args []string) int {
@@ -303,6 +304,7 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 			}
 		}
 		werr := make(chan error, 1)
+		cpu0, cpuOK := procCPUTime(c.pid)
 		t0 := time.Now()
 		go func() { _, err := c.w.Write(all); werr <- err }()
 		for i := 0; i < len(pipe)*b.copies(); i++ {
@@ -313,6 +315,9 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 			run.count(i%b.copies(), yes)
 		}
 		run.rate = float64(len(pipe)*b.copies()) / time.Since(t0).Seconds()
+		if cpu1, ok := procCPUTime(c.pid); ok && cpuOK {
+			run.cpuPerReq = (cpu1 - cpu0) / time.Duration(len(pipe)*b.copies())
+		}
 		if err := <-werr; err != nil {
 			return run, fmt.Errorf("pipelined: %w", err)
 		}
@@ -475,6 +480,27 @@ func rss(pid int) (cur, peak int64) {
 	return cur, peak
 }
 
+// procCPUTime returns the CPU time a process has used, user and system, if
+// it can be read. The kernel counts it in ticks of 10 ms.
+func procCPUTime(pid int) (time.Duration, bool) {
+	if pid == 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// After the command name in parentheses: state, ppid, ... utime is
+	// the 12th field, stime the 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
 // tail returns the end of a file, for an error message.
 func tail(path string) string {
 	b, _ := os.ReadFile(path)
@@ -494,13 +520,13 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 		fmt.Fprint(e.stdout, ", each sent twice")
 	}
 	fmt.Fprintf(e.stdout, "; medians of %d run(s)\n\n", runs)
-	fmt.Fprintln(e.stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | first reply | accepted | replays refused | RSS after (peak) |")
-	fmt.Fprintln(e.stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(e.stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
+	fmt.Fprintln(e.stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0
 	var floor [4]float64
 	for i, t := range targets {
 		var p [4][]float64 // p50, p90, p99, max in µs, one per run
-		var rate, first, mem, peak []float64
+		var rate, cpu, first, mem, peak []float64
 		accepted, refused := "", "–"
 		for _, r := range results[i] {
 			if len(r.rtts) > 0 {
@@ -510,6 +536,9 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 				}
 			}
 			rate = append(rate, r.rate)
+			if r.cpuPerReq > 0 {
+				cpu = append(cpu, micros(r.cpuPerReq))
+			}
 			first = append(first, float64(r.firstReply)/float64(time.Millisecond))
 			mem = append(mem, float64(r.rssKiB)/1024)
 			peak = append(peak, float64(r.peakRSSKiB)/1024)
@@ -538,7 +567,7 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 			}
 		}
 		row = append(row, ratio(median(p[0]), floor[0]), ratio(median(p[2]), floor[2]))
-		row = append(row, fmtRate(median(rate)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
+		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
 		if mb := median(mem); mb > 0 {
 			row = append(row, fmt.Sprintf("%.0f MiB (peak %.0f)", mb, median(peak)))
 		} else {
@@ -576,6 +605,13 @@ func ratio(x, floor float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.2f×", x/floor)
+}
+
+func fmtCPU(us float64) string {
+	if us < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f µs", us)
 }
 
 func fmtRate(perSec float64) string {

@@ -27,8 +27,8 @@ func benchRow(t *testing.T, out, name string) []string {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "| "+name+" |") {
 			cells := strings.Split(strings.Trim(line, "| "), " | ")
-			if len(cells) != 12 {
-				t.Fatalf("row %q has %d cells, want 12", line, len(cells))
+			if len(cells) != 13 {
+				t.Fatalf("row %q has %d cells, want 13", line, len(cells))
 			}
 			return cells
 		}
@@ -75,10 +75,10 @@ func TestBench(t *testing.T) {
 			}
 			for name, want := range tt.want {
 				row := benchRow(t, stdout.String(), name)
-				if got := [2]string{row[9], row[10]}; got != want {
+				if got := [2]string{row[10], row[11]}; got != want {
 					t.Errorf("%s: accepted, refused = %q, want %q", name, got, want)
 				}
-				if row[1] == "–" || row[7] == "–" || !strings.HasSuffix(row[8], " ms") {
+				if row[1] == "–" || row[7] == "–" || !strings.HasSuffix(row[9], " ms") {
 					t.Errorf("%s: row %q lacks a latency, rate or first reply", name, row)
 				}
 			}
