@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -339,7 +340,11 @@ func (d *daemon) serveConn(ctx context.Context, c net.Conn) {
 }
 
 // watchdog pings the service manager at half the unit's WatchdogSec, if it
-// set one, and returns the function that stops it.
+// set one, and returns the function that stops it. Each ping follows a
+// probe: an isuser request through every listening socket, answered within
+// a quarter of the interval. A daemon that no longer accepts or answers
+// stops pinging, and systemd restarts it. The probe does not touch the
+// replay store: a Redis outage is not a reason to restart.
 func (d *daemon) watchdog() (stop func()) {
 	every, err := sddaemon.SdWatchdogEnabled(false)
 	if err != nil || every <= 0 {
@@ -352,6 +357,10 @@ func (d *daemon) watchdog() (stop func()) {
 		for {
 			select {
 			case <-t.C:
+				if err := d.probe(every / 4); err != nil {
+					d.log.Error("watchdog: the daemon does not answer itself; not telling systemd it is alive", "err", err)
+					continue
+				}
 				d.notify(sddaemon.SdNotifyWatchdog)
 			case <-done:
 				return
@@ -359,4 +368,29 @@ func (d *daemon) watchdog() (stop func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// probe asks isuser through each Unix listener, within timeout.
+func (d *daemon) probe(timeout time.Duration) error {
+	for _, l := range d.listeners {
+		addr := l.Addr()
+		if addr.Network() != "unix" {
+			continue
+		}
+		c, err := net.DialTimeout("unix", addr.String(), timeout)
+		if err != nil {
+			return err
+		}
+		c.SetDeadline(time.Now().Add(timeout))
+		_, err = c.Write([]byte("isuser:watchdog:watchdog.invalid\n"))
+		var reply [2]byte
+		if err == nil {
+			_, err = io.ReadFull(c, reply[:])
+		}
+		c.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", addr, err)
+		}
+	}
+	return nil
 }

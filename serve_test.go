@@ -353,3 +353,18 @@ func TestServeConcurrentConnections(t *testing.T) {
 		t.Fatalf("one token sent on %d connections at once was accepted %d times, want 1", conns, n)
 	}
 }
+
+// TestServeWatchdogProbe: the watchdog's self-probe succeeds on a serving
+// daemon and fails on one that no longer accepts.
+func TestServeWatchdogProbe(t *testing.T) {
+	d, _, stop := startDaemon(t, nil)
+	if err := d.probe(5 * time.Second); err != nil {
+		t.Fatalf("probe of a serving daemon: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.probe(time.Second); err == nil {
+		t.Fatal("probe of a stopped daemon succeeded")
+	}
+}
