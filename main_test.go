@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -279,3 +280,6 @@ func TestRunStdioStopsOnSignal(t *testing.T) {
 		t.Errorf("exit status %d on a signal, want 0", code)
 	}
 }
+
+// Every fuzz target of this package has seeds that `go test` runs.
+func TestFuzzCorpus(t *testing.T) { fuzzcorpus.Check(t) }
