@@ -160,13 +160,7 @@ func parseConfig(path string, data []byte) (*Config, error) {
 
 	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			// ParseError's long form may quote the line, which may hold a
-			// secret: give the position and the message only.
-			return nil, fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
-		}
-		return nil, fmt.Errorf("%s: %w", path, err)
+		return nil, tomlError(path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
 		keys := make([]string, len(und))
@@ -176,6 +170,22 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
 	}
 	return buildConfig(path, &fc)
+}
+
+// tomlError describes a TOML decoding error without quoting the file: the
+// parser's messages, short or long, quote the offending value (found
+// "truesecret", Invalid integer "12_34__5678"), which may be a secret, and these errors reach logs and check-config's output. A syntax
+// error gives the file, the line and the last key read; other decoding
+// errors (a value of the wrong type) name types and keys only.
+func tomlError(path string, err error) error {
+	var perr toml.ParseError
+	if errors.As(err, &perr) {
+		if perr.LastKey != "" {
+			return fmt.Errorf("%s:%d: syntax error (last key %q)", path, perr.Position.Line, perr.LastKey)
+		}
+		return fmt.Errorf("%s:%d: syntax error", path, perr.Position.Line)
+	}
+	return fmt.Errorf("%s: %w", path, err)
 }
 
 func buildConfig(path string, fc *fileConfig) (*Config, error) {

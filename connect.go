@@ -129,7 +129,7 @@ func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
 		}
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return rs, fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
+			return rs, tomlError(path, err)
 		}
 		return rs, err
 	}
