@@ -96,7 +96,7 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 
 // badRequest logs and counts a request answered no before the handler.
 func (a *authHandler) badRequest(m protocol.Mode, err error) {
-	a.metrics.request("invalid", false, reasonBadRequest, 0)
+	a.metrics.count("invalid", false, reasonBadRequest)
 	a.refusal.Log(slog.LevelInfo, reasonBadRequest, "refused", "protocol", m.String(), "detail", err.Error())
 }
 

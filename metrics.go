@@ -72,7 +72,17 @@ func newMetrics(store replay.Store) *metrics {
 	return m
 }
 
+// request counts an answered request and records how long it took.
 func (m *metrics) request(command string, ok bool, reason string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.count(command, ok, reason)
+	m.latency.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// count counts an answered request (one refused before it was timed).
+func (m *metrics) count(command string, ok bool, reason string) {
 	if m == nil {
 		return
 	}
@@ -81,7 +91,6 @@ func (m *metrics) request(command string, ok bool, reason string, took time.Dura
 		result = "yes"
 	}
 	m.requests.WithLabelValues(command, result, reason).Inc()
-	m.latency.WithLabelValues(command).Observe(took.Seconds())
 }
 
 func (m *metrics) storeError() {

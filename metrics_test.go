@@ -98,6 +98,8 @@ func TestMetricsCount(t *testing.T) {
 		{"tokenauthd_config_reloads_total", map[string]string{"result": "failed"}, 2},
 		{"tokenauthd_build_info", map[string]string{"version": versionString()}, 1},
 		{"tokenauthd_replay_live_evictions_total", nil, 0},
+		// Requests refused before reaching the handler are not timed.
+		{"tokenauthd_request_duration_seconds", map[string]string{"command": "invalid"}, -1},
 	} {
 		if got := scrapeValue(t, h.metrics, c.name, c.labels); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
