@@ -238,12 +238,13 @@ type Server struct {
 }
 
 // Serve reads requests from r and writes one reply for each to w, in order,
-// until the end of r. Replies are flushed whenever no more input is
-// buffered. It returns nil at the end of input, or the first read or write
-// error.
+// until the end of r. Replies are flushed before any read from r: a peer
+// that waits for its answer gets it, whatever else it sent, and replies to
+// requests that arrived together go out in one write. It returns nil at the
+// end of input, or the first read or write error.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
-	rd := NewReader(r, s.Mode, s.MaxLine)
 	bw := bufio.NewWriter(w)
+	rd := NewReader(&flushReader{r: r, w: bw}, s.Mode, s.MaxLine)
 	for {
 		body, err := rd.ReadRequest()
 		if err == io.EOF {
@@ -266,10 +267,24 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		if _, werr := bw.Write(Reply(rd.Mode(), ok)); werr != nil {
 			return werr
 		}
-		if !rd.Buffered() {
-			if werr := bw.Flush(); werr != nil {
-				return werr
-			}
+	}
+}
+
+// flushReader flushes w before each read from r. Under a bufio.Reader it
+// flushes the pending replies exactly when the requests buffered so far are
+// all answered and more input is needed, that is before a read that may
+// block: whatever is left in the buffer (an empty line, a '\r', the start
+// of the next request) cannot hold a reply back.
+type flushReader struct {
+	r io.Reader
+	w *bufio.Writer
+}
+
+func (f *flushReader) Read(p []byte) (int, error) {
+	if f.w.Buffered() > 0 {
+		if err := f.w.Flush(); err != nil {
+			return 0, err
 		}
 	}
+	return f.r.Read(p)
 }

@@ -324,3 +324,83 @@ func TestServeWriteError(t *testing.T) {
 type errWriter struct{ err error }
 
 func (w errWriter) Write([]byte) (int, error) { return 0, w.err }
+
+// peer is a scripted peer that waits for its replies: it hands the server
+// one chunk of input per Read, and before each chunk checks that every reply
+// it is owed has been written. A server that holds a reply back while it
+// waits for more input would, with a real peer, wait forever (the peer
+// times out and then reads the stale reply as the answer to its next
+// request); here the peer reports it and ends the input.
+type peer struct {
+	t      *testing.T
+	name   string
+	chunks []string // input, one chunk per Read
+	owed   []string // owed[i]: all output due before chunk i is sent
+	out    *bytes.Buffer
+	writes int // Write calls on out
+	failed bool
+}
+
+func (p *peer) Read(b []byte) (int, error) {
+	if len(p.chunks) == 0 {
+		return 0, io.EOF
+	}
+	if got := p.out.String(); got != p.owed[0] {
+		p.t.Errorf("%s: before sending %q the peer has %q, want %q", p.name, p.chunks[0], got, p.owed[0])
+		p.chunks, p.failed = nil, true
+		return 0, io.EOF
+	}
+	if len(b) < len(p.chunks[0]) {
+		p.t.Fatalf("%s: read buffer of %d bytes", p.name, len(b))
+	}
+	n := copy(b, p.chunks[0])
+	p.chunks, p.owed = p.chunks[1:], p.owed[1:]
+	return n, nil
+}
+
+func (p *peer) Write(b []byte) (int, error) {
+	p.writes++
+	return p.out.Write(b)
+}
+
+// Every reply reaches the peer before the server waits for more input,
+// whatever follows the request in the same read: an empty line, a stray
+// '\r', the start of the next request. Requests that arrived together are
+// still answered with one write.
+func TestServeRepliesBeforeWaiting(t *testing.T) {
+	tests := []struct {
+		name   string
+		mode   Mode
+		chunks []string
+		owed   []string // output due before each chunk
+		out    string   // all output
+		writes int      // Write calls, if not 0
+	}{
+		{"empty line after", Auto, []string{"isuser:alice:h\n\n", "isuser:bob:h\n"}, []string{"", "1\n"}, "1\n0\n", 0},
+		{"crlf line after", Generic, []string{"isuser:alice:h\n\r\n", "isuser:bob:h\n"}, []string{"", "1\n"}, "1\n0\n", 0},
+		{"stray cr after", Generic, []string{"isuser:alice:h\n\r", "\nisuser:bob:h\n"}, []string{"", "1\n"}, "1\n0\n", 0},
+		{"part of the next line", Generic, []string{"isuser:alice:h\nisuser:b", "ob:h\n"}, []string{"", "1\n"}, "1\n0\n", 0},
+		{"part of the next frame", Ejabberd, []string{frame("isuser:alice:h") + "\x00", frame("isuser:bob:h")[1:]}, []string{"", yesF}, yesF + noF, 0},
+		{"next frame's body missing", Auto, []string{frame("isuser:alice:h") + frame("isuser:bob:h")[:2], "isuser:bob:h"}, []string{"", yesF}, yesF + noF, 0},
+		{"bad request then part", Generic, []string{"bogus\nisuser:al", "ice:h\n"}, []string{"", "0\n"}, "0\n1\n", 0},
+		// Pipelined requests: one write for the batch.
+		{"batch", Generic, []string{"isuser:alice:h\nisuser:bob:h\nauth:alice:h:good\n", "isuser:alice:h\n"}, []string{"", "1\n0\n1\n"}, "1\n0\n1\n1\n", 2},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		p := &peer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed, out: &out}
+		s := &Server{Mode: tt.mode, Handler: &testHandler{}}
+		if err := s.Serve(context.Background(), p, p); err != nil {
+			t.Errorf("%s: Serve = %v, want nil", tt.name, err)
+		}
+		if p.failed {
+			continue
+		}
+		if out.String() != tt.out {
+			t.Errorf("%s: wrote %q, want %q", tt.name, out.String(), tt.out)
+		}
+		if tt.writes != 0 && p.writes != tt.writes {
+			t.Errorf("%s: %d writes, want %d", tt.name, p.writes, tt.writes)
+		}
+	}
+}
