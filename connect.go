@@ -87,11 +87,12 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	} else if *timeoutFlag > 0 {
 		rs.timeout = *timeoutFlag
 	}
-	r := &relay{socket: rs.socket, timeout: rs.timeout, mode: mode, log: log}
+	r := &relay{socket: rs.socket, timeout: rs.timeout, log: log}
+	srv := &protocol.Server{Mode: mode, Handler: r, OnBadRequest: r.badRequest}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := r.Serve(e.stdin, e.stdout); err != nil {
+		if err := srv.Serve(ctx, e.stdin, e.stdout); err != nil {
 			log.Warn("stream ended", "err", err)
 		}
 	}()
@@ -153,13 +154,14 @@ func relayTimeout(ms int) (time.Duration, error) {
 	return time.Duration(ms) * time.Millisecond, nil
 }
 
-// relay passes requests from one stdin/stdout peer to the daemon over one
-// Unix socket connection, in the peer's own framing, one at a time, and
-// redials whenever that connection fails.
+// relay is the protocol.Handler of `tokenauthd connect`: it passes each
+// request on to the daemon over one Unix socket connection, one at a time,
+// and redials whenever that connection fails. The stdin/stdout side (framing,
+// malformed requests, flushing) is protocol.Server's, as for every other
+// serving command.
 type relay struct {
 	socket  string
 	timeout time.Duration
-	mode    protocol.Mode // of stdin/stdout; Auto detects it
 
 	log    *slog.Logger
 	conn   relayConn
@@ -167,63 +169,46 @@ type relay struct {
 	connOK bool // the last request went through: log the next failure
 }
 
-// maxRelayFrame is the longest ejabberd frame passed on: a longer one would
-// start with a lowercase letter and, as the first bytes on a connection, be
-// taken by the daemon's auto-detection for a line. No request that can be
-// answered yes is nearly that long.
+var _ protocol.Handler = (*relay)(nil)
+
+// maxRelayFrame is the longest request passed on: a longer ejabberd frame
+// would start with a lowercase letter and, as the first bytes on a
+// connection, be taken by the daemon's auto-detection for a line. No
+// request that can be answered yes is nearly that long.
 const maxRelayFrame = 0x6100 - 1
 
-// Serve answers every request read from in on out, until the end of in. It
-// returns nil at the end of input, or the first read or write error.
-func (r *relay) Serve(in io.Reader, out io.Writer) error {
-	rd := protocol.NewReader(in, r.mode, 0)
-	bw := bufio.NewWriter(out)
-	for {
-		body, err := rd.ReadRequest()
-		if err == io.EOF {
-			return bw.Flush()
-		}
-		if err != nil && err != protocol.ErrTooLarge && err != io.ErrUnexpectedEOF {
-			bw.Flush()
-			return err
-		}
-		mode := rd.Mode()
-		ok := false
-		if err == nil {
-			// Only well-formed requests go to the daemon, so that nothing
-			// sent can put the connection out of step.
-			if _, err = protocol.ParseRequest(string(body)); err == nil && mode == protocol.Ejabberd && len(body) > maxRelayFrame {
-				err = protocol.ErrTooLarge
-			}
-			if err == nil {
-				ok = r.ask(mode, body)
-			}
-		}
-		if err != nil {
-			r.log.Info("refused", "reason", "bad_request", "protocol", mode.String(), "detail", err.Error())
-		}
-		if _, werr := bw.Write(protocol.Reply(mode, ok)); werr != nil {
-			return werr
-		}
-		if !rd.Buffered() {
-			if werr := bw.Flush(); werr != nil {
-				return werr
-			}
-		}
+// Answer implements protocol.Handler: it asks the daemon. Only well-formed
+// requests get here, so nothing sent can put the connection out of step.
+// They go in ejabberd framing whatever the peer's, as a frame carries any
+// body; req gives back the request's exact bytes (ParseRequest splits at
+// the first three colons only).
+func (r *relay) Answer(_ context.Context, req protocol.Request) bool {
+	msg := req.AppendBody(make([]byte, 2, 64))
+	n := len(msg) - 2
+	if n > maxRelayFrame {
+		r.badRequest(protocol.Ejabberd, protocol.ErrTooLarge)
+		return false
 	}
+	msg[0], msg[1] = byte(n>>8), byte(n)
+	return r.ask(msg)
 }
 
-// ask sends one request to the daemon and returns its answer. Whatever goes
-// wrong within the bound (no daemon, a daemon restarting, a broken
-// connection) is retried on a new connection; past the bound the answer is
-// no, with a log line.
-func (r *relay) ask(mode protocol.Mode, body []byte) bool {
+// badRequest logs a request answered no without asking the daemon.
+func (r *relay) badRequest(mode protocol.Mode, err error) {
+	r.log.Info("refused", "reason", "bad_request", "protocol", mode.String(), "detail", err.Error())
+}
+
+// ask sends one framed request to the daemon and returns its answer.
+// Whatever goes wrong within the bound (no daemon, a daemon restarting, a
+// broken connection) is retried on a new connection; past the bound the
+// answer is no, with a log line.
+func (r *relay) ask(msg []byte) bool {
 	deadline := time.Now().Add(r.timeout)
 	backoff := 20 * time.Millisecond
 	var err error
 	for {
 		var ok bool
-		if ok, err = r.try(mode, body, deadline); err == nil {
+		if ok, err = r.try(msg, deadline); err == nil {
 			if !r.connOK {
 				r.log.Info("connected to the daemon", "socket", r.socket)
 				r.connOK = true
@@ -245,7 +230,7 @@ func (r *relay) ask(mode protocol.Mode, body []byte) bool {
 }
 
 // try makes one attempt at a request: dial if need be, send, read the reply.
-func (r *relay) try(mode protocol.Mode, body []byte, deadline time.Time) (bool, error) {
+func (r *relay) try(msg []byte, deadline time.Time) (bool, error) {
 	if r.conn == nil {
 		c, err := dialRelay(r.socket, deadline)
 		if err != nil {
@@ -256,36 +241,23 @@ func (r *relay) try(mode protocol.Mode, body []byte, deadline time.Time) (bool, 
 	if err := r.conn.SetDeadline(deadline); err != nil {
 		return false, err
 	}
-	var msg []byte
-	if mode == protocol.Ejabberd {
-		msg = append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
-	} else {
-		msg = append(append(make([]byte, 0, len(body)+1), body...), '\n')
-	}
 	if _, err := r.conn.Write(msg); err != nil {
 		return false, err
 	}
-	if mode == protocol.Ejabberd {
-		var reply [4]byte
-		if _, err := io.ReadFull(r.br, reply[:]); err != nil {
-			return false, err
-		}
-		return replyValue(reply[:], protocol.Ejabberd)
-	}
-	line, err := r.br.ReadSlice('\n')
-	if err != nil {
+	var reply [4]byte
+	if _, err := io.ReadFull(r.br, reply[:]); err != nil {
 		return false, err
 	}
-	return replyValue(line, protocol.Generic)
+	return replyValue(reply[:])
 }
 
 // replyValue reads a daemon's reply: anything but an exact yes or no is an
 // error, and the connection is dropped.
-func replyValue(b []byte, mode protocol.Mode) (bool, error) {
+func replyValue(b []byte) (bool, error) {
 	switch {
-	case bytes.Equal(b, protocol.Reply(mode, true)):
+	case bytes.Equal(b, protocol.Reply(protocol.Ejabberd, true)):
 		return true, nil
-	case bytes.Equal(b, protocol.Reply(mode, false)):
+	case bytes.Equal(b, protocol.Reply(protocol.Ejabberd, false)):
 		return false, nil
 	}
 	return false, fmt.Errorf("unexpected reply from the daemon (%d bytes)", len(b))

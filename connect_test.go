@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -179,6 +180,68 @@ func TestConnectBadDaemonReply(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		if got := p.askFrame(t, "isuser:alice:"+testHost); string(got) != string(frameNo) {
 			t.Fatalf("bad daemon reply relayed as %x, want %x", got, frameNo)
+		}
+	}
+}
+
+// waitingPeer is a scripted XMPP server that waits for its replies: it
+// hands the relay one chunk of input per Read, and before each chunk checks
+// that every reply it is owed has been written. A relay that holds a reply
+// back while it waits for more input would leave a real peer waiting until
+// it times out, and then answer its next request with the stale reply.
+type waitingPeer struct {
+	t      *testing.T
+	name   string
+	chunks []string // input, one chunk per Read
+	owed   []string // owed[i]: all output due before chunk i is sent
+	out    bytes.Buffer
+}
+
+func (p *waitingPeer) Read(b []byte) (int, error) {
+	if len(p.chunks) == 0 {
+		return 0, io.EOF
+	}
+	if got := p.out.String(); got != p.owed[0] {
+		p.t.Errorf("%s: before sending %q the peer has %q, want %q", p.name, p.chunks[0], got, p.owed[0])
+		p.chunks = nil
+		return 0, io.EOF
+	}
+	n := copy(b, p.chunks[0])
+	p.chunks, p.owed = p.chunks[1:], p.owed[1:]
+	return n, nil
+}
+
+func (p *waitingPeer) Write(b []byte) (int, error) { return p.out.Write(b) }
+
+// TestConnectRepliesBeforeWaiting: the relay passes each reply on before it
+// waits for more input, whatever followed the request in the same read.
+func TestConnectRepliesBeforeWaiting(t *testing.T) {
+	_, sock, _ := startDaemon(t, nil)
+	yes, no := string(frameYes), string(frameNo)
+	// Users are the application's: isuser says yes to any user of a
+	// configured host, and no elsewhere.
+	isuser := func(u string) string { return "isuser:" + u + ":" + testHost }
+	other := "isuser:alice:other.invalid"
+	tests := []struct {
+		name   string
+		chunks []string
+		owed   []string
+		out    string
+	}{
+		{"empty line after", []string{isuser("alice") + "\n\n", other + "\n"}, []string{"", "1\n"}, "1\n0\n"},
+		{"stray cr after", []string{isuser("alice") + "\n\r", "\n" + other + "\n"}, []string{"", "1\n"}, "1\n0\n"},
+		{"part of the next line", []string{isuser("alice") + "\nisus", "er:alice:other.invalid\n"}, []string{"", "1\n"}, "1\n0\n"},
+		{"part of the next frame", []string{string(frame(isuser("alice"))) + "\x00", string(frame(other))[1:]}, []string{"", yes}, yes + no},
+		{"bad request then part", []string{"bogus\nisuser:al", "ice:" + testHost + "\n"}, []string{"", "0\n"}, "0\n1\n"},
+	}
+	for _, tt := range tests {
+		p := &waitingPeer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed}
+		e := &env{stdin: p, stdout: p, stderr: testWriter{t}}
+		if code := run(context.Background(), e, []string{"connect", "-socket", sock}); code != 0 {
+			t.Errorf("%s: exit status %d, want 0", tt.name, code)
+		}
+		if got := p.out.String(); got != tt.out {
+			t.Errorf("%s: wrote %q, want %q", tt.name, got, tt.out)
 		}
 	}
 }

@@ -88,10 +88,6 @@ func NewReader(r io.Reader, mode Mode, maxLine int) *Reader {
 // Mode returns the reader's framing (Auto until the first byte is read).
 func (r *Reader) Mode() Mode { return r.mode }
 
-// Buffered reports whether more input is already buffered, so that a writer
-// can hold its replies back and flush once for a batch.
-func (r *Reader) Buffered() bool { return r.br.Buffered() > 0 }
-
 // ReadRequest returns the next request body, valid until the next call.
 // It returns io.EOF at a clean end of input, io.ErrUnexpectedEOF for a
 // request cut short by the end of input, and ErrTooLarge for a request that

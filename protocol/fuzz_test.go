@@ -66,7 +66,8 @@ func FuzzReader(f *testing.F) {
 }
 
 // FuzzParseRequest checks that ParseRequest never panics and that a parsed
-// request is exactly its input, split at most three times.
+// request is exactly its input, split at most three times, and joins back
+// to it (AppendBody).
 func FuzzParseRequest(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body string) {
 		r, err := ParseRequest(body)
@@ -80,10 +81,8 @@ func FuzzParseRequest(f *testing.F) {
 		if !ok {
 			t.Fatalf("ParseRequest(%q) gave unknown command %q", body, r.Command)
 		}
-		joined := r.Command + ":" + r.User + ":" + r.Server
-		if n == 4 {
-			joined += ":" + r.Password
-		} else if r.Password != "" {
+		joined := string(r.AppendBody(nil))
+		if n != 4 && r.Password != "" {
 			t.Fatalf("ParseRequest(%q): %s has a password %q", body, r.Command, r.Password)
 		}
 		if joined != body {

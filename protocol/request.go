@@ -77,3 +77,13 @@ func ParseRequest(body string) (Request, error) {
 	}
 	return r, nil
 }
+
+// AppendBody appends the request's body, as ParseRequest parsed it, to b:
+// for a request from ParseRequest, exactly the bytes it was parsed from.
+func (r Request) AppendBody(b []byte) []byte {
+	b = append(append(append(append(append(b, r.Command...), ':'), r.User...), ':'), r.Server...)
+	if fields[r.Command] == 4 {
+		b = append(append(b, ':'), r.Password...)
+	}
+	return b
+}
