@@ -78,8 +78,19 @@ func TestSystemdServiceSecurity(t *testing.T) {
 	t.Logf("exposure level %.1f", level)
 }
 
+// unitSetting returns the value of key= in a unit file, or "".
+func unitSetting(unit []byte, key string) string {
+	m := regexp.MustCompile(`(?m)^` + key + `=(.*)$`).FindSubmatch(unit)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
 // TestSystemdSysusers: tokenauthd.sysusers creates the user and group the
-// units name (User=, Group=, SocketGroup=), in a scratch root.
+// units name (User=, Group=, SocketUser=, SocketGroup=), in a scratch root.
+// The socket has a group of its own, which the XMPP server joins; it is
+// owned by the daemon's user, whose watchdog probe connects to it.
 func TestSystemdSysusers(t *testing.T) {
 	const sysusers = "/usr/bin/systemd-sysusers"
 	requirePeer(t, sysusers)
@@ -99,17 +110,76 @@ func TestSystemdSysusers(t *testing.T) {
 	}
 	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
 	group, _ := os.ReadFile(filepath.Join(root, "etc", "group"))
-	if !strings.HasPrefix(string(passwd), "tokenauthd:") || !strings.HasPrefix(string(group), "tokenauthd:") {
-		t.Fatalf("no user and group tokenauthd:\n%s\n%s", passwd, group)
+	users := regexp.MustCompile(`(?m)^([^:]+):`).FindAllStringSubmatch(string(passwd), -1)
+	groups := regexp.MustCompile(`(?m)^([^:]+):[^:]*:[0-9]+:(.*)$`).FindAllStringSubmatch(string(group), -1)
+	has := func(list [][]string, name string) bool {
+		for _, m := range list {
+			if m[1] == name {
+				return true
+			}
+		}
+		return false
 	}
 	svc, _ := os.ReadFile("systemd/tokenauthd.service")
 	sock, _ := os.ReadFile("systemd/tokenauthd.socket")
-	for _, want := range []string{"\nUser=tokenauthd\n", "\nGroup=tokenauthd\n"} {
-		if !strings.Contains(string(svc), want) {
-			t.Errorf("tokenauthd.service lacks %q", strings.TrimSpace(want))
+	for _, want := range []struct {
+		unit, key, value string
+		in               []byte
+	}{
+		{"tokenauthd.service", "User", "tokenauthd", svc},
+		{"tokenauthd.service", "Group", "tokenauthd", svc},
+		{"tokenauthd.socket", "SocketUser", "tokenauthd", sock},
+		{"tokenauthd.socket", "SocketGroup", socketGroup, sock},
+	} {
+		if got := unitSetting(want.in, want.key); got != want.value {
+			t.Errorf("%s: %s=%s, want %s", want.unit, want.key, got, want.value)
 		}
 	}
-	if !strings.Contains(string(sock), "\nSocketGroup=tokenauthd\n") {
-		t.Error("tokenauthd.socket lacks SocketGroup=tokenauthd")
+	if !has(users, "tokenauthd") {
+		t.Errorf("no user tokenauthd:\n%s", passwd)
+	}
+	for _, g := range []string{"tokenauthd", socketGroup} {
+		if !has(groups, g) {
+			t.Errorf("no group %s:\n%s", g, group)
+		}
+	}
+}
+
+// socketGroup is the group of the daemon's socket under systemd: its
+// members (the XMPP servers' users, and only they) may connect.
+const socketGroup = "tokenauthd-clients"
+
+// TestSocketGroupDocumented: every group the README and the units' comments
+// tell an admin to put the XMPP server in, or name as the socket's, is the
+// socket unit's SocketGroup.
+func TestSocketGroupDocumented(t *testing.T) {
+	sock, err := os.ReadFile("systemd/tokenauthd.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := unitSetting(sock, "SocketGroup")
+	if group == "" {
+		t.Fatal("tokenauthd.socket has no SocketGroup=")
+	}
+	mentions := regexp.MustCompile("adduser [a-z]+ ([a-z-]+)|usermod -aG ([a-z-]+)|group `([a-z-]+)`|`?([a-z-]+)`? group")
+	for _, f := range []string{"README.md", "systemd/tokenauthd.service", "systemd/tokenauthd.socket", "systemd/tokenauthd.sysusers"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range mentions.FindAllStringSubmatch(string(b), -1) {
+			name := m[1] + m[2] + m[3] + m[4]
+			if m[4] != "" && !strings.HasPrefix(name, "tokenauthd") {
+				continue // "the ejabberd group", "its own group"...
+			}
+			n++
+			if name != group {
+				t.Errorf("%s: %q names the group %s; the socket's is %s", f, m[0], name, group)
+			}
+		}
+		if f == "README.md" && n < 4 {
+			t.Errorf("README.md names the socket's group %d times, want it in the units table, the install steps, and the ejabberd and Prosody sections", n)
+		}
 	}
 }
