@@ -354,7 +354,9 @@ func TestProsodyModule(t *testing.T) {
 	login("not a token", "alice@localhost", "12345678 bm90IGEgc2lnbmF0dXJl", "PLAIN", false)
 
 	// The daemon restarts while a login waits: the module reconnects by
-	// itself and the login goes through; so do the next ones.
+	// itself and the login goes through; so do the next ones. (A login
+	// already written when the daemon died is refused as unavailable, never
+	// sent again: the module's unit tests cover that.)
 	stopServe()
 	waiting := make(chan error, 1)
 	tok := token("alice@localhost", 0)

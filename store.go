@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -41,6 +42,7 @@ func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) 
 func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
 	redis.SetLogger(redisLogger{log})
 	rc := cfg.Redis
+	warnRedisTimeout(rc.Timeout, log)
 	var c redis.UniversalClient
 	if rc.URL != "" {
 		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
@@ -73,6 +75,21 @@ func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
 		log.Info("replay store: Redis", "prefix", rc.Prefix)
 	}
 	return s
+}
+
+// clientTimeout is how long the XMPP server's side waits for an answer by
+// default: Prosody's tokenauthd_timeout and the relay's connect.timeout_ms.
+const clientTimeout = 2 * time.Second
+
+// warnRedisTimeout warns when a token may wait for Redis as long as the
+// XMPP server's side waits for the answer by default: that side then gives
+// up first, refusing the login as unavailable while the daemon may still
+// record the token, and replaces its connection.
+func warnRedisTimeout(timeout time.Duration, log *slog.Logger) {
+	if timeout >= clientTimeout {
+		log.Warn("replay.redis_timeout_ms is not below the XMPP side's default wait (2 s): raise Prosody's tokenauthd_timeout and [connect] timeout_ms above it, or lower it",
+			"redis_timeout_ms", timeout.Milliseconds())
+	}
 }
 
 // redisLogger passes go-redis's own messages (connection pool trouble) to

@@ -21,9 +21,22 @@
 --   * Answers are matched to requests strictly in order. When a request gets
 --     no answer within tokenauthd_timeout it is refused, and the connection
 --     is closed so that its late answer cannot be taken for the next
---     request's; requests still waiting are sent again on a fresh connection.
+--     request's.
+--   * A request is never sent twice. When a connection closes (a timeout, a
+--     malformed answer, the daemon going away), the requests already written
+--     to it are refused as "unavailable" (X-TOKEN: temporary-auth-failure;
+--     PLAIN: not-authorized, with the real reason logged): the daemon may
+--     have read and judged them, recording the token as used, so sending
+--     one again would have a good token refused as replayed. Only requests
+--     never written are sent on a fresh connection.
 --   * When the daemon is down or restarts, the module reconnects by itself
---     (with a short back-off) while requests wait; no reload is needed.
+--     (with a short back-off) while requests wait; no reload is needed. A
+--     login that was written just before the daemon died is refused as
+--     unavailable (the user tries again with a new token); one that comes
+--     while the daemon is down waits and goes through once it is back.
+--   * tokenauthd_timeout must exceed the daemon's worst answer time, which
+--     with the Redis store is its redis_timeout_ms: otherwise slow answers
+--     are refused here and the connection churns.
 --   * SASL mechanisms: PLAIN, and X-TOKEN (mod_sasl_token's name for PLAIN's
 --     wire format). X-TOKEN answers temporary-auth-failure when the daemon
 --     cannot be reached in time; PLAIN can only say not-authorized.
@@ -64,9 +77,9 @@ local retry_min, retry_max = 0.05, 1;
 --------------------------------------------------------------------------
 
 -- queue holds the requests waiting for an answer, oldest first. Invariant:
--- while conn is open every queued request has been written to it (in queue
--- order), and while it is not, none has; so the next answer on conn always
--- belongs to queue[1].
+-- the requests written (req.sent) are all on conn, in queue order, ahead of
+-- those not written yet; when conn goes they leave the queue (refused as
+-- unavailable); so the next answer on conn always belongs to queue[1].
 local queue = {};
 local conn = nil;        -- the net.server interface, or nil
 local rxbuf = "";        -- bytes received after the last complete line
@@ -91,15 +104,40 @@ local function finish(req, answer, err)
 	req.done();
 end
 
--- drop closes the connection. Requests already written to it lose their
--- answers: they are sent again on the next connection.
-local function drop(why)
+-- take_sent takes the requests written to the connection out of the
+-- queue and returns them, oldest first.
+local function take_sent()
+	local sent, rest = {}, {};
+	for _, req in ipairs(queue) do
+		table.insert(req.sent and sent or rest, req);
+	end
+	queue = rest;
+	return sent;
+end
+
+-- lost refuses requests whose connection closed before they were answered.
+-- They are not sent again: the daemon may have read them and recorded the
+-- token as used, so a second try would be refused as a replay.
+local function lost(reqs, why)
+	for _, req in ipairs(reqs) do
+		finish(req, nil, "the connection to tokenauthd closed (" .. why
+			.. ") before the answer came; not sent again, as tokenauthd may have used the token");
+	end
+end
+
+-- drop closes the connection, refusing as unavailable the requests already
+-- written to it; culprit (optional, one of them) is refused with its own
+-- error instead. The requests never written stay queued.
+local function drop(why, culprit, culprit_err)
 	local c = conn;
 	if not c then return; end
 	conn, rxbuf = nil, "";
-	for _, req in ipairs(queue) do req.sent = false; end
+	local sent = take_sent();
 	module:log("debug", "Closing the connection to tokenauthd (%s)", why);
 	c:close(); -- its ondisconnect sees conn ~= c and does nothing more
+	-- Woken sessions may ask again: conn is already nil, so they queue.
+	if culprit then finish(culprit, nil, culprit_err); end
+	lost(sent, why);
 end
 
 local function schedule_retry()
@@ -119,11 +157,14 @@ local function flush()
 		if not retry_timer then connect(); end
 		return;
 	end
+	local c = conn;
 	for _, req in ipairs(queue) do
-		if not conn then return; end -- a failed write dropped it: all unsent again
+		if conn ~= c then return; end -- a failed write dropped it
 		if not req.sent then
+			-- Counted as written from here on: bytes handed to the event
+			-- loop may reach the daemon even if the write then fails.
 			req.sent = true;
-			conn:write(req.line);
+			c:write(req.line);
 		end
 	end
 end
@@ -135,7 +176,6 @@ local function unreachable(err)
 	else
 		module:log("debug", "Cannot reach tokenauthd at %s: %s", socket_path, err);
 	end
-	for _, req in ipairs(queue) do req.sent = false; end
 	schedule_retry();
 end
 
@@ -154,7 +194,6 @@ function connect()
 		return unreachable(werr or "cannot watch the socket");
 	end
 	conn, rxbuf = c, "";
-	for _, req in ipairs(queue) do req.sent = false; end
 	flush();
 end
 
@@ -210,11 +249,13 @@ end
 function listeners.ondisconnect(c, err)
 	if c ~= conn then return; end
 	conn, rxbuf = nil, "";
-	if #queue == 0 then -- idle: the next request connects again
+	local sent = take_sent();
+	if #queue == 0 then -- nothing left to send: the next request connects again
 		module:log("debug", "tokenauthd closed the connection (%s)", err or "closed");
-		return;
+	else
+		unreachable(err or "connection closed"); -- before waking anyone: the retry is set
 	end
-	unreachable(err or "connection closed");
+	lost(sent, "tokenauthd closed it: " .. (err or "closed"));
 end
 
 function listeners.onreadtimeout(c) -- luacheck: ignore 212/c
@@ -237,10 +278,15 @@ local function ask(line)
 	req.timer = module:add_timer(timeout, function ()
 		req.timer = nil;
 		if req.finished then return; end
-		-- Its answer may still come: never let it be taken for another's.
-		if req.sent then drop("timeout"); end
-		finish(req, nil, "tokenauthd did not answer within " .. timeout .. " s");
-		flush(); -- the requests still waiting, on a fresh connection
+		local err = "tokenauthd did not answer within " .. timeout .. " s";
+		if req.sent then
+			-- Its answer may still come: never let it be taken for another's.
+			-- The requests written after it are refused too (see drop).
+			drop("timeout", req, err);
+		else
+			finish(req, nil, err);
+		end
+		flush(); -- the requests never written, on a fresh connection
 	end);
 	table.insert(queue, req);
 	flush();
