@@ -150,6 +150,10 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	fc.Protocol = "auto"
 	d := verifier.DefaultParams()
 	fc.Token.Digits, fc.Token.Interval, fc.Token.Drift = d.Digits, int(d.Interval/time.Second), d.Drift
+	// A fixed nonce length is what keeps "9bob" + nonce "9" from signing
+	// as "bob" + nonce "99": 32 digits, as mod_auth_token's documentation
+	// and tokenauthd mint make them. 0 is an explicit, warned-about opt-out.
+	fc.Token.NonceDigits = verifier.NonceDigits
 	fc.Replay.Capacity = replay.DefaultCapacity
 	fc.Daemon.Socket = defaultSocket
 	fc.Replay.Store = "memory"
@@ -446,4 +450,22 @@ func credentialPath(p string) (string, error) {
 		return "", fmt.Errorf("%q needs $CREDENTIALS_DIRECTORY, which is set only when systemd runs the service with LoadCredential=", p)
 	}
 	return filepath.Join(dir, rest), nil
+}
+
+// warnings lists what in a valid configuration weakens its security.
+func (c *Config) warnings() []string {
+	var w []string
+	if c.Params.NonceDigits == 0 {
+		w = append(w, "[token] nonce_digits = 0 accepts nonces of any length: a user whose name is "+
+			"digits followed by another user's name can log in as that user with their own token; "+
+			"set nonce_digits to the length your application mints (32)")
+	}
+	return w
+}
+
+// logWarnings logs the configuration's warnings at start-up.
+func logWarnings(log *slog.Logger, c *Config) {
+	for _, w := range c.warnings() {
+		log.Warn("insecure configuration", "warning", w)
+	}
 }

@@ -40,10 +40,12 @@ func runBinary(t testing.TB, stdin []byte, args ...string) (stdout, stderr []byt
 }
 
 // interopConfig writes a configuration for two hosts and returns its path.
+// It accepts nonces of any length, as mod_auth_token does, so that short
+// nonces can be tested too.
 func interopConfig(t testing.TB) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "config.toml")
-	text := fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n"+
+	text := fmt.Sprintf("[token]\nnonce_digits = 0\n[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n"+
 		"[hosts.\"chat.example\"]\ntoken_secret = \"ünïcode secret: with colon\"\notp_seed = \"gezdgnbvgy3tqojqgezdgnbvgy3tqojq\"\n",
 		e2eSecret, e2eSeed)
 	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {

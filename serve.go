@@ -246,6 +246,7 @@ func (d *daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("tokenauthd serving", "version", versionString(), "hosts", len(d.cfg.Hosts))
+	logWarnings(d.log, d.cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()
 

@@ -62,6 +62,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	}
 	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
+	logWarnings(log, cfg)
 	h := newAuthHandler(v, log)
 	defer h.refusal.Flush()
 	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}

@@ -118,6 +118,9 @@ func runCheckConfig(_ context.Context, e *env, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	for _, w := range cfg.warnings() {
+		fmt.Fprintf(e.stdout, "%s: warning: %s\n", path, w)
+	}
 	names := make([]string, 0, len(cfg.Hosts))
 	for n := range cfg.Hosts {
 		names = append(names, n)
