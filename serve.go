@@ -190,7 +190,7 @@ func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("unix", path)
+	l, err := bindUnix(path)
 	if err != nil && errors.Is(err, syscall.EADDRINUSE) {
 		fi, serr := os.Lstat(path)
 		if serr != nil || fi.Mode().Type() != os.ModeSocket {
@@ -201,7 +201,7 @@ func listenUnix(path string) (net.Listener, error) {
 			return nil, fmt.Errorf("%s: another daemon is listening there", path)
 		}
 		os.Remove(path)
-		l, err = net.Listen("unix", path)
+		l, err = bindUnix(path)
 	}
 	if err != nil {
 		return nil, err
@@ -211,6 +211,11 @@ func listenUnix(path string) (net.Listener, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// bindUnix creates the socket file at path and listens on it.
+func bindUnix(path string) (net.Listener, error) {
+	return net.Listen("unix", path)
 }
 
 // chgrp gives path to the group named group (or numbered, if a number),
