@@ -213,8 +213,21 @@ func listenUnix(path string) (net.Listener, error) {
 	return l, nil
 }
 
-// bindUnix creates the socket file at path and listens on it.
+// bindUnix creates the socket file at path and listens on it. The file is
+// created under umask 0117, so that it is never wider than socketMode, not
+// even between the bind and the chmod that follows: under a looser umask
+// (umask 0 is a valid setting for whoever starts us) anyone could
+// connect in that instant.
+//
+// The umask is the process's, not the goroutine's. bindUnix runs at
+// start-up only (newDaemon, before the daemon serves or answers a signal),
+// when no goroutine of ours creates files: the journal's syncer only syncs
+// open files and Redis's pool only dials. A socket created in a private
+// directory and moved into place would not touch the umask, but the
+// listener would then report, and on close remove, the wrong path.
 func bindUnix(path string) (net.Listener, error) {
+	old := syscall.Umask(0o777 &^ socketMode)
+	defer syscall.Umask(old)
 	return net.Listen("unix", path)
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -366,5 +367,30 @@ func TestServeWatchdogProbe(t *testing.T) {
 	}
 	if err := d.probe(time.Second); err == nil {
 		t.Fatal("probe of a stopped daemon succeeded")
+	}
+}
+
+// TestBindUnixNeverOpen: the socket file is created no wider than 0660,
+// whatever the process's umask: under umask 0 a plain bind would leave it
+// connectable by anyone until the chmod that follows.
+func TestBindUnixNeverOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "u.sock")
+	old := syscall.Umask(0)
+	l, err := bindUnix(path)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm&^socketMode != 0 {
+		t.Errorf("socket created with mode %v under umask 0, want at most %v", perm, os.FileMode(socketMode))
+	}
+	// The process's umask is left as it was.
+	if got := syscall.Umask(old); got != old {
+		t.Errorf("umask %#o after bindUnix, want %#o", got, old)
 	}
 }
