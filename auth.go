@@ -86,6 +86,14 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 		r := v.Check(ctx, req.User, req.Server, req.Password)
 		a.log.Debug("replay status asked", "user", req.User, "host", req.Server, "reason", string(r.Reason))
 		return r.Reason == verifier.Replayed, string(r.Reason)
+	case protocol.CmdUnused:
+		// Yes only when every check passes and the store answered that it
+		// does not hold the token: no for a store it cannot reach, a token
+		// outside the window on this clock, or one it cannot verify. What
+		// auth would reveal, without consuming the token.
+		r := v.Check(ctx, req.User, req.Server, req.Password)
+		a.log.Debug("replay status asked", "user", req.User, "host", req.Server, "reason", string(r.Reason))
+		return r.Reason == verifier.Accepted, string(r.Reason)
 	}
 	// Accounts are the application's: tokens cannot be changed, registered
 	// or removed here, and certificates are not tokens.

@@ -26,9 +26,11 @@ const (
 
 // runExplain tells an admin why a token would be accepted or refused,
 // without recording it. Whether it was already used is asked of the daemon
-// (the "seen" request over its socket), which answers yes only for a token
-// with a valid signature inside its window that it has recorded: nothing an
-// "auth" request would not reveal.
+// over its socket: "seen" (yes: recorded) and "unused" (yes: known not
+// recorded). Both answer yes only for a token with a valid signature inside
+// the daemon's window: nothing an "auth" request would not reveal. Any other
+// answer is "unknown". With -at the daemon is not asked: it can only say
+// what it knows now, on its own clock.
 func runExplain(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
 	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
@@ -57,8 +59,8 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 		}
 		token = strings.TrimRight(line, "\r\n")
 	}
-	now := time.Now()
-	if *at != "" {
+	now, asOfNow := time.Now(), *at == ""
+	if !asOfNow {
 		sec, err := strconv.ParseInt(*at, 10, 64)
 		if err != nil || sec < 0 {
 			return fail("-at %q is not a Unix time in seconds", *at)
@@ -72,6 +74,9 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 	x, err := newExplainer(cfg, now)
 	if err != nil {
 		return fail("%s", strings.TrimPrefix(err.Error(), "verifier: "))
+	}
+	if !asOfNow {
+		x.asOf = "-at explains as of another time, and the daemon can only say whether it holds the token now, on its own clock: it was not asked"
 	}
 	lines, ok := x.explain(ctx, user, host, token, explainSocket(cfg, *socket))
 	for _, l := range lines {
@@ -98,6 +103,12 @@ type explainer struct {
 	cfg *Config
 	now time.Time
 	v   *verifier.Verifier
+	// asOf says what time the verdict is for: "" for now, else why the
+	// daemon is not asked.
+	asOf string
+	// clockReads counts the verifiers' reads of the clock: one per check,
+	// one more per search for an OTP outside the window.
+	clockReads int
 }
 
 func newExplainer(cfg *Config, now time.Time) (*explainer, error) {
@@ -112,7 +123,10 @@ func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier
 		Params: x.cfg.Params,
 		Hosts:  hosts,
 		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}),
-		Now:    func() time.Time { return x.now },
+		Now: func() time.Time {
+			x.clockReads++
+			return x.now
+		},
 	})
 }
 
@@ -189,21 +203,35 @@ func (x *explainer) explain(ctx context.Context, user, host, token, socket strin
 	if r.Seed > 0 {
 		say("  the application still uses an old otp_seed")
 	}
-	if socket == "" {
+	unknown := func(why string) ([]string, bool) {
 		out = append([]string{jid + ": accepted (if not already used)"}, out...)
-		out = append(out, "  replay: not checked (give -socket to ask the daemon whether it was already used)")
+		out = append(out, "  replay: "+why)
 		return out, true
 	}
-	seen, err := askSeen(ctx, socket, user, host, token)
-	switch {
-	case err != nil:
-		out = append([]string{jid + ": accepted (if not already used)"}, out...)
-		out = append(out, fmt.Sprintf("  replay: unknown: could not ask the daemon: %v", err))
-		return out, true
-	case seen:
+	if x.asOf != "" {
+		return unknown("not checked: " + x.asOf)
+	}
+	if socket == "" {
+		return unknown("not checked (give -socket to ask the daemon whether it was already used)")
+	}
+	seen, err := askDaemon(ctx, socket, protocol.CmdSeen, user, host, token)
+	if err != nil {
+		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
+	}
+	if seen {
 		out = append([]string{jid + ": refused: replayed"}, out...)
 		out = append(out, "  replay: the daemon has already accepted this token once: it is never accepted again")
 		return out, false
+	}
+	unused, err := askDaemon(ctx, socket, protocol.CmdUnused, user, host, token)
+	if err != nil {
+		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
+	}
+	if !unused {
+		// The daemon verified nothing it could vouch for: its replay store
+		// did not answer, the token is outside the window on its clock, or
+		// its configuration differs from this file.
+		return unknown("unknown: the daemon cannot tell (its replay store is unavailable, the token is outside the window on the daemon's clock, or the daemon runs another configuration)")
 	}
 	out = append([]string{jid + ": accepted"}, out...)
 	out = append(out, "  replay: not used yet, says the daemon (explain did not record it)")
@@ -238,7 +266,8 @@ func (x *explainer) hostNames() []string {
 }
 
 // otherHostsWithOTP lists the other hosts whose seeds give the token's OTP
-// inside the window.
+// inside the window. These probes, and otherSigners', use Check: Explain
+// would add its day-wide OTP search (thousands of HMACs) for every host.
 func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token string) []string {
 	var found []string
 	for _, other := range x.hostNames() {
@@ -250,7 +279,7 @@ func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token str
 		if err != nil {
 			continue
 		}
-		if r := v.Explain(ctx, user, host, token); r.Reason != verifier.OTPOutOfWindow {
+		if r := v.Check(ctx, user, host, token); r.Reason != verifier.OTPOutOfWindow {
 			found = append(found, other)
 		}
 	}
@@ -267,7 +296,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 		if other == user {
 			continue
 		}
-		if r := x.v.Explain(ctx, other, host, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+		if r := x.v.Check(ctx, other, host, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
 			hints = append(hints, fmt.Sprintf("it is signed for the user name %q: the application must sign the name as the server passes it, %q (lower case)", other, user))
 			break
 		}
@@ -277,7 +306,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 		if other == host {
 			continue
 		}
-		if r := x.v.Explain(ctx, user, other, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+		if r := x.v.Check(ctx, user, other, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
 			hints = append(hints, fmt.Sprintf("it is a token for %s@%s: the application minted it for host %q", user, other, other))
 			continue
 		}
@@ -286,7 +315,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 		if err != nil {
 			continue
 		}
-		if r := v.Explain(ctx, user, host, token); r.Reason == verifier.Accepted {
+		if r := v.Check(ctx, user, host, token); r.Reason == verifier.Accepted {
 			which := "token_secret"
 			if r.Secret > 0 {
 				which = fmt.Sprintf("old_token_secrets[%d]", r.Secret-1)
@@ -297,9 +326,10 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 	return hints
 }
 
-// askSeen asks the daemon on socket whether it has recorded the token
-// (the generic-protocol request "seen:user:host:token").
-func askSeen(ctx context.Context, socket, user, host, token string) (bool, error) {
+// askDaemon asks the daemon on socket a yes-or-no question about the token
+// in the generic protocol: "seen" (it has recorded the token) or "unused"
+// (it knows it has not).
+func askDaemon(ctx context.Context, socket, cmd, user, host, token string) (bool, error) {
 	d := net.Dialer{Timeout: 2 * time.Second}
 	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
@@ -307,7 +337,7 @@ func askSeen(ctx context.Context, socket, user, host, token string) (bool, error
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, protocol.CmdSeen+":"+user+":"+host+":"+token+"\n"); err != nil {
+	if _, err := io.WriteString(c, cmd+":"+user+":"+host+":"+token+"\n"); err != nil {
 		return false, err
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')

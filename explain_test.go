@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -114,16 +115,26 @@ func TestExplain(t *testing.T) {
 	}
 }
 
-// TestExplainAsksDaemon: explain asks a daemon's replay store through the
-// "seen" request, which records nothing and answers yes only for a token
-// the daemon accepted.
-func TestExplainAsksDaemon(t *testing.T) {
-	cfgPath := explainConfig(t)
+// explainNow runs tokenauthd explain without -at: as of now, asking the
+// daemon.
+func explainNow(t *testing.T, cfg string, extra []string, jid, token string) (int, string) {
+	t.Helper()
+	var out, errb syncBuffer
+	args := append([]string{"explain", "-config", cfg}, extra...)
+	args = append(args, jid, token)
+	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	return code, out.String() + errb.String()
+}
+
+// startExplainDaemon serves cfgPath's hosts with store on a Unix socket, as
+// tokenauthd serve does, and returns the socket and a function that sends
+// one generic request and returns the reply.
+func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (string, func(string) string) {
+	t.Helper()
 	cfg, err := loadConfig(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: cfg.Params.ReplayTTL()})
 	v, err := newVerifier(cfg, store)
 	if err != nil {
 		t.Fatal(err)
@@ -157,45 +168,154 @@ func TestExplainAsksDaemon(t *testing.T) {
 		defer c.Close()
 		fmt.Fprintf(c, "%s\n", req)
 		b := make([]byte, 2)
-		if _, err := c.Read(b); err != nil {
+		if _, err := io.ReadFull(c, b); err != nil {
 			t.Fatal(err)
 		}
 		return string(b)
 	}
+	return sock, ask
+}
+
+// TestExplainAsksDaemon: explain asks a daemon's replay store through the
+// "seen" and "unused" requests, which record nothing and answer yes only
+// for a token the daemon can verify.
+func TestExplainAsksDaemon(t *testing.T) {
+	cfgPath := explainConfig(t)
+	cfg, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: cfg.Params.ReplayTTL()})
+	sock, ask := startExplainDaemon(t, cfgPath, store)
 
 	now := time.Now()
 	tok := mintAt(t, secretA, seedA, "alice", "a.example", now)
 	sockArg := []string{"-socket", sock}
 	for range 2 { // asking twice records nothing
-		code, out := explainAt(t, cfgPath, now, sockArg, "alice@a.example", tok)
+		code, out := explainNow(t, cfgPath, sockArg, "alice@a.example", tok)
 		if code != 0 || !strings.Contains(out, "alice@a.example: accepted\n") || !strings.Contains(out, "not used yet") {
 			t.Fatalf("unused token: exit %d\n%s", code, out)
 		}
 	}
+	if got := ask("unused:alice:a.example:" + tok); got != "1\n" {
+		t.Errorf("unused request for an unused token = %q, want 1", got)
+	}
 	if got := ask("auth:alice:a.example:" + tok); got != "1\n" {
 		t.Fatalf("auth after explain = %q, want accepted: explain recorded the token", got)
 	}
-	code, out := explainAt(t, cfgPath, now, sockArg, "alice@a.example", tok)
+	if got := ask("auth:alice:a.example:" + tok); got != "0\n" {
+		t.Fatalf("replayed auth = %q, want refused", got)
+	}
+	code, out := explainNow(t, cfgPath, sockArg, "alice@a.example", tok)
 	if code != 1 || !strings.Contains(out, "refused: replayed") {
 		t.Fatalf("used token: exit %d\n%s", code, out)
 	}
-	// The seen request reveals nothing of tokens that auth would refuse
+	if got := ask("unused:alice:a.example:" + tok); got != "0\n" {
+		t.Errorf("unused request for a used token = %q, want 0", got)
+	}
+	// As of another time the daemon is not asked: it knows only now, on
+	// its own clock. The used token, 4 s later, is not "not used yet".
+	code, out = explainAt(t, cfgPath, now.Add(4*time.Second), sockArg, "alice@a.example", tok)
+	if code != 0 || strings.Contains(out, "not used yet") || !strings.Contains(out, "accepted (if not already used)") ||
+		!strings.Contains(out, "replay: not checked: -at") {
+		t.Errorf("-at, used token: exit %d\n%s", code, out)
+	}
+	// Neither request reveals anything of tokens that auth would refuse
 	// anyway: a forged signature, another user, a malformed token.
 	forged := mintAt(t, "not-the-secret", seedA, "alice", "a.example", now)
-	for _, req := range []string{
-		"seen:alice:a.example:" + forged,
-		"seen:bob:a.example:" + tok,
-		"seen:alice:a.example:garbage",
-		"seen:alice:z.example:" + tok,
-	} {
-		if got := ask(req); got != "0\n" {
-			t.Errorf("%.30s... = %q, want 0", req, got)
+	fresh := mintAt(t, secretA, seedA, "alice", "a.example", now)
+	for _, cmd := range []string{"seen", "unused"} {
+		for _, req := range []string{
+			cmd + ":alice:a.example:" + forged,
+			cmd + ":bob:a.example:" + fresh,
+			cmd + ":alice:a.example:garbage",
+			cmd + ":alice:z.example:" + fresh,
+			cmd + ":alice:a.example:" + mintAt(t, secretA, seedA, "alice", "a.example", now.Add(-10*time.Minute)),
+		} {
+			if got := ask(req); got != "0\n" {
+				t.Errorf("%.30s... = %q, want 0", req, got)
+			}
 		}
 	}
 	// No daemon: the verdict says the replay status is unknown.
-	code, out = explainAt(t, cfgPath, now, []string{"-socket", sock + ".none"}, "alice@a.example",
-		mintAt(t, secretA, seedA, "alice", "a.example", now))
+	code, out = explainNow(t, cfgPath, []string{"-socket", sock + ".none"}, "alice@a.example", fresh)
 	if code != 0 || !strings.Contains(out, "replay: unknown: could not ask the daemon") {
 		t.Fatalf("no daemon: exit %d\n%s", code, out)
+	}
+}
+
+// unavailableStore is a replay store that cannot be reached.
+type unavailableStore struct{}
+
+func (unavailableStore) Record(context.Context, replay.Key) (bool, error) {
+	return false, replay.ErrUnavailable
+}
+func (unavailableStore) Seen(context.Context, replay.Key) (bool, error) {
+	return false, replay.ErrUnavailable
+}
+func (unavailableStore) Len() int     { return 0 }
+func (unavailableStore) Close() error { return nil }
+
+// When the daemon answers no to "seen" but cannot vouch that the token is
+// unused (its store is down, it runs another configuration), explain says
+// the replay status is unknown, never "not used yet".
+func TestExplainDaemonCannotTell(t *testing.T) {
+	cfgPath := explainConfig(t)
+	tok := mintAt(t, secretA, seedA, "alice", "a.example", time.Now())
+
+	down, ask := startExplainDaemon(t, cfgPath, unavailableStore{})
+	if got := ask("unused:alice:a.example:" + tok); got != "0\n" {
+		t.Errorf("unused request with the store down = %q, want 0", got)
+	}
+	other := writeConfig(t, tempConfigPath(t), hostBlock("a.example", "another-secret-0123", seedA, nil, nil))
+	otherSock, _ := startExplainDaemon(t, other, replay.NewMemory(replay.MemoryOptions{Capacity: 10, TTL: time.Minute}))
+
+	for name, sock := range map[string]string{"store down": down, "other configuration": otherSock} {
+		code, out := explainNow(t, cfgPath, []string{"-socket", sock}, "alice@a.example", tok)
+		if code != 0 || strings.Contains(out, "not used yet") || !strings.Contains(out, "accepted (if not already used)") ||
+			!strings.Contains(out, "replay: unknown: the daemon cannot tell") {
+			t.Errorf("%s: exit %d\n%s", name, code, out)
+		}
+	}
+}
+
+// The probes of the other hosts do not run Explain's day-wide OTP search:
+// with many hosts, a token of no configured seed costs one search, not one
+// per host. Each check reads the clock once, each search once more.
+func TestExplainProbesOtherHostsCheaply(t *testing.T) {
+	var body strings.Builder
+	const others = 20
+	body.WriteString(hostBlock("a.example", secretA, seedA, nil, nil))
+	for i := range others {
+		body.WriteString(hostBlock(fmt.Sprintf("h%d.example", i), fmt.Sprintf("secret-%d-0123456789", i), seedH, nil, nil))
+	}
+	cfg, err := loadConfig(writeConfig(t, tempConfigPath(t), body.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	limits := map[string]int{
+		// The token's own check and search, then one check per other
+		// host's seed.
+		"unknown seed": 2 + others,
+		// The token's own check, two for the user name's case, then per
+		// other host: a token for user@other? signed with other's secret?
+		"bad signature":  1 + 2 + 2*others,
+		"other's secret": 1 + 2 + 2*others,
+	}
+	for name, tok := range map[string]string{
+		"unknown seed":   mintAt(t, secretA, seedC, "alice", "a.example", now),
+		"bad signature":  mintAt(t, "never-configured", seedA, "alice", "a.example", now),
+		"other's secret": mintAt(t, "secret-3-0123456789", seedA, "alice", "a.example", now),
+	} {
+		x, err := newExplainer(cfg, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines, _ := x.explain(context.Background(), "alice", "a.example", tok, "")
+		if limit := limits[name]; x.clockReads > limit {
+			t.Errorf("%s: %d clock reads for %d other hosts, want at most %d: a probe ran the OTP search\n%s",
+				name, x.clockReads, others, limit, strings.Join(lines, "\n"))
+		}
 	}
 }

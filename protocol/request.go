@@ -22,12 +22,18 @@ const (
 	// CmdSeen is tokenauthd's own: seen:User:Server:Token asks whether that
 	// token was already accepted, without recording it (tokenauthd explain).
 	CmdSeen = "seen"
+	// CmdUnused is tokenauthd's own too: unused:User:Server:Token asks
+	// whether that token is known NOT to have been accepted yet, without
+	// recording it. With seen it tells "recorded", "not recorded" and
+	// "cannot tell" apart in replies that are strictly yes or no.
+	CmdUnused = "unused"
 )
 
 // fields gives the number of ':'-separated fields of each command.
 var fields = map[string]int{
 	CmdAuth: 4, CmdIsUser: 3, CmdSetPass: 4, CmdTryRegister: 4,
 	CmdRemoveUser: 3, CmdRemoveUser3: 4, CmdCertAuth: 4, CmdSeen: 4,
+	CmdUnused: 4,
 }
 
 // Request is one parsed request. Password is empty for commands without one;
