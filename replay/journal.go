@@ -75,6 +75,9 @@ type Journal struct {
 	err       error     // sticky: the file is in an unknown state
 	closed    bool
 
+	// openFile opens files for rotation (os.OpenFile; tests inject faults).
+	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
+
 	stop chan struct{}
 	done chan struct{}
 }
@@ -106,7 +109,7 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 		return nil, nil, fmt.Errorf("replay: journal %s is in use by another process: %w", path, err)
 	}
 	j := &Journal{mem: mem, path: path, lock: lock, now: mem.now, syncEach: o.SyncEvery,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		openFile: os.OpenFile, stop: make(chan struct{}), done: make(chan struct{})}
 	st := &JournalStats{}
 	if j.oldMax, err = j.load(path+".old", st, false); err != nil {
 		lock.Close()
@@ -261,19 +264,28 @@ func (j *Journal) append(key Key, exp int64) error {
 }
 
 // maybeRotate starts a new generation when the active one is a TTL old and
-// the previous one has wholly expired. Called with j.mu held.
+// the previous one has wholly expired. A rotation that fails is tried again
+// by the next append: the append that hit the failure is refused, not every
+// later one. Called with j.mu held.
 func (j *Journal) maybeRotate() error {
 	now := j.now()
-	if now.Sub(j.started) < j.mem.TTL() || j.oldMax > now.UnixNano() {
-		return nil
+	if j.f != nil {
+		if now.Sub(j.started) < j.mem.TTL() || j.oldMax > now.UnixNano() {
+			return nil
+		}
+		if err := j.f.Sync(); err != nil {
+			return fmt.Errorf("rotation failed: %v", err)
+		}
+		if err := os.Rename(j.path, j.path+".old"); err != nil {
+			return fmt.Errorf("rotation failed: %v", err)
+		}
+		// PATH.old now holds every live record. Until a new PATH is
+		// started (j.f == nil), nothing more can be journaled.
+		j.f.Close()
+		j.f, j.dirty = nil, false
+		j.oldMax, j.activeMax = j.activeMax, 0
 	}
-	if err := j.f.Sync(); err != nil {
-		return err
-	}
-	if err := os.Rename(j.path, j.path+".old"); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := j.openFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {
 		_, err = f.WriteAt([]byte(journalMagic), 0)
 		if err == nil {
@@ -281,17 +293,12 @@ func (j *Journal) maybeRotate() error {
 		}
 	}
 	if err != nil {
-		// PATH.old holds every live record; without a new PATH nothing
-		// more can be journaled.
 		if f != nil {
 			f.Close()
 		}
-		j.err = fmt.Errorf("rotation failed: %v", err)
-		return j.err
+		return fmt.Errorf("rotation failed: %v", err)
 	}
-	j.f.Close()
 	j.f, j.size, j.started = f, int64(journalHdrSize), now
-	j.oldMax, j.activeMax = j.activeMax, 0
 	j.dirty = true
 	return nil
 }
@@ -314,7 +321,7 @@ func (j *Journal) syncer(every time.Duration) {
 		select {
 		case <-t.C:
 			j.mu.Lock()
-			if j.dirty && j.err == nil && !j.closed {
+			if j.dirty && j.err == nil && !j.closed && j.f != nil {
 				if j.f.Sync() == nil {
 					j.dirty = false
 				}
@@ -351,9 +358,12 @@ func (j *Journal) Close() error {
 		return nil
 	}
 	j.closed = true
-	err := j.f.Sync()
-	if cerr := j.f.Close(); err == nil {
-		err = cerr
+	var err error
+	if j.f != nil { // nil: a rotation failed, and PATH.old holds everything
+		err = j.f.Sync()
+		if cerr := j.f.Close(); err == nil {
+			err = cerr
+		}
 	}
 	j.mu.Unlock()
 	close(j.stop)

@@ -2,8 +2,10 @@ package replay
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -241,5 +243,51 @@ func BenchmarkJournalRecord(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestJournalRotationRetried: a rotation that fails (here: no space for the
+// new file) refuses the record that hit it, and the next append tries
+// again instead of refusing every record until a restart. Nothing recorded
+// before or after is lost.
+func TestJournalRotationRetried(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	j, _ := openTestJournal(t, path, clk)
+	clk.add(testTTL / 2)
+	for i := 0; i < 5; i++ {
+		mustRecord(t, j, key(i), true)
+	}
+	clk.add(testTTL/2 + time.Second) // the next append rotates; 0 to 4 are live
+	fails := 2
+	j.openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
+		if fails > 0 {
+			fails--
+			return nil, &os.PathError{Op: "open", Path: name, Err: syscall.ENOSPC}
+		}
+		return os.OpenFile(name, flag, perm)
+	}
+	for i := 5; i < 7; i++ {
+		if fresh, err := j.Record(context.Background(), key(i)); fresh || !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("Record during a failed rotation = %v, %v; want false, ErrUnavailable", fresh, err)
+		}
+	}
+	for i := 7; i < 10; i++ {
+		mustRecord(t, j, key(i), true)
+	}
+	for i := 0; i < 10; i++ {
+		mustRecord(t, j, key(i), false)
+	}
+	if _, err := os.Stat(path + ".old"); err != nil {
+		t.Fatalf("no rotation happened: %v", err)
+	}
+	// After a restart, both generations hold what was accepted.
+	j.Close()
+	j2, st := openTestJournal(t, path, clk)
+	if st.Loaded != 8 || st.Torn != 0 {
+		t.Errorf("stats after restart = %+v, want 8 loaded", *st)
+	}
+	for _, i := range []int{0, 4, 7, 9} {
+		mustRecord(t, j2, key(i), false)
 	}
 }
