@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -122,6 +125,7 @@ type daemon struct {
 
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
+	probes  map[string]struct{} // addresses the watchdog probe dials from
 	closing bool
 	wg      sync.WaitGroup
 }
@@ -141,6 +145,7 @@ func newDaemon(cfg *Config, log *slog.Logger, store replay.Store) (*daemon, erro
 		handler: newAuthHandler(v, log),
 		store:   store,
 		conns:   map[net.Conn]struct{}{},
+		probes:  map[string]struct{}{},
 		notify: func(state string) {
 			sddaemon.SdNotify(false, state) // not being under systemd is normal
 		},
@@ -352,7 +357,15 @@ func (d *daemon) serveConn(ctx context.Context, c net.Conn) {
 		d.mu.Unlock()
 		d.wg.Done()
 	}()
-	srv := newProtocolServer(protocol.Auto, d.handler, d.log)
+	var h protocol.Handler = d.handler
+	if d.isProbe(c) {
+		// The daemon asking itself is no request: answered, not counted.
+		h = protocol.HandlerFunc(func(ctx context.Context, req protocol.Request) bool {
+			ok, _ := d.handler.answer(ctx, req)
+			return ok
+		})
+	}
+	srv := newProtocolServer(protocol.Auto, h, d.log)
 	if err := srv.Serve(ctx, c, c); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 		d.log.Debug("connection ended", "err", err)
 	}
@@ -389,6 +402,40 @@ func (d *daemon) watchdog() (stop func()) {
 	return func() { close(done) }
 }
 
+// probeAddr returns an address for the probe to dial from, that serveConn
+// recognises (isProbe), so that the probe is not counted as a request: on
+// Linux, a random name in the abstract namespace, registered until the
+// connection is accepted. Elsewhere (no abstract names) it returns nil and
+// the probe is counted like any request. The name cannot be taken in
+// advance (it is random) nor while in use (it is bound), so no peer can
+// pass for the probe.
+func (d *daemon) probeAddr() *net.UnixAddr {
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	name := "@tokenauthd-watchdog-" + hex.EncodeToString(b[:])
+	d.mu.Lock()
+	d.probes[name] = struct{}{}
+	d.mu.Unlock()
+	return &net.UnixAddr{Name: name, Net: "unix"}
+}
+
+// isProbe reports whether c is the watchdog probe's connection, and then
+// forgets its address.
+func (d *daemon) isProbe(c net.Conn) bool {
+	a, ok := c.RemoteAddr().(*net.UnixAddr)
+	if !ok || a == nil || a.Name == "" {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok = d.probes[a.Name]
+	delete(d.probes, a.Name)
+	return ok
+}
+
 // probe asks isuser through each Unix listener, within timeout.
 func (d *daemon) probe(timeout time.Duration) error {
 	for _, l := range d.listeners {
@@ -396,20 +443,34 @@ func (d *daemon) probe(timeout time.Duration) error {
 		if addr.Network() != "unix" {
 			continue
 		}
-		c, err := net.DialTimeout("unix", addr.String(), timeout)
-		if err != nil {
-			return err
-		}
-		c.SetDeadline(time.Now().Add(timeout))
-		_, err = c.Write([]byte("isuser:watchdog:watchdog.invalid\n"))
-		var reply [2]byte
-		if err == nil {
-			_, err = io.ReadFull(c, reply[:])
-		}
-		c.Close()
-		if err != nil {
+		if err := d.probeOne(addr.String(), timeout); err != nil {
 			return fmt.Errorf("%s: %w", addr, err)
 		}
 	}
 	return nil
+}
+
+// probeOne asks isuser on the Unix socket at path, within timeout.
+func (d *daemon) probeOne(path string, timeout time.Duration) error {
+	dialer := net.Dialer{Timeout: timeout}
+	if la := d.probeAddr(); la != nil {
+		dialer.LocalAddr = la
+		defer func() {
+			d.mu.Lock()
+			delete(d.probes, la.Name)
+			d.mu.Unlock()
+		}()
+	}
+	c, err := dialer.Dial("unix", path)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	if _, err = c.Write([]byte("isuser:watchdog:watchdog.invalid\n")); err != nil {
+		return err
+	}
+	var reply [2]byte
+	_, err = io.ReadFull(c, reply[:])
+	return err
 }

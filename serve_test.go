@@ -356,11 +356,32 @@ func TestServeConcurrentConnections(t *testing.T) {
 }
 
 // TestServeWatchdogProbe: the watchdog's self-probe succeeds on a serving
-// daemon and fails on one that no longer accepts.
+// daemon and fails on one that no longer accepts. It is not counted as a
+// request in the metrics; a peer's isuser is.
 func TestServeWatchdogProbe(t *testing.T) {
-	d, _, stop := startDaemon(t, nil)
-	if err := d.probe(5 * time.Second); err != nil {
-		t.Fatalf("probe of a serving daemon: %v", err)
+	d, sock, stop := startDaemon(t, nil)
+	m := newMetrics(d.store)
+	d.handler.metrics = m
+	isuser := map[string]string{"command": "isuser"}
+	for i := 0; i < 3; i++ {
+		if err := d.probe(5 * time.Second); err != nil {
+			t.Fatalf("probe of a serving daemon: %v", err)
+		}
+	}
+	if n := scrapeValue(t, m, "tokenauthd_requests_total", isuser); n > 0 {
+		t.Errorf("after 3 probes, %v isuser requests counted, want none", n)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "isuser:watchdog:watchdog.invalid\n")
+	if reply, err := bufio.NewReader(c).ReadString('\n'); err != nil || reply != "0\n" {
+		t.Fatalf("isuser from a peer = %q, %v", reply, err)
+	}
+	c.Close()
+	if n := scrapeValue(t, m, "tokenauthd_requests_total", isuser); n != 1 {
+		t.Errorf("after an isuser from a peer, %v counted, want 1", n)
 	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
