@@ -49,6 +49,13 @@ func TestSystemdUnitsVerify(t *testing.T) {
 	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
 		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
 	}
+	// SystemCallFilter=~@resources stops Go from raising its soft limit
+	// of open files (setrlimit): the unit must give one that fits every
+	// relay and Prosody connection.
+	svc, _ := os.ReadFile(service)
+	if n, err := strconv.Atoi(unitSetting(svc, "LimitNOFILE")); err != nil || n < 65536 {
+		t.Errorf("tokenauthd.service: LimitNOFILE=%s, want at least 65536", unitSetting(svc, "LimitNOFILE"))
+	}
 	sock, _ := os.ReadFile(socket)
 	if !strings.Contains(string(sock), "\nListenStream="+defaultSocket+"\n") {
 		t.Errorf("tokenauthd.socket does not listen on %s, where connect and the Prosody module look by default", defaultSocket)
