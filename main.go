@@ -134,6 +134,21 @@ func runVersion(_ context.Context, e *env, args []string) int {
 	return 0
 }
 
+// loadForServing loads the configuration of a serving command (the
+// stdin/stdout helper, serve) and returns it with the logger it sets up. A
+// configuration that does not load is logged, and ok is false: the command
+// exits 1, the only time a serving command exits non-zero.
+func loadForServing(e *env, cfgFlag string) (path string, cfg *Config, log *slog.Logger, level *slog.LevelVar, ok bool) {
+	path = configPath(cfgFlag)
+	cfg, err := loadConfig(path)
+	if err != nil {
+		newLogger(e).Error("bad configuration", "err", err)
+		return path, nil, nil, nil, false
+	}
+	log, level = configLogger(e, cfg)
+	return path, cfg, log, level, true
+}
+
 // newLogger returns the logger every serving command uses until its
 // configuration is loaded: slog to stderr, never to stdout, which belongs to
 // the protocol.

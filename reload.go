@@ -105,6 +105,14 @@ func reloadSignals(e *env) (ch <-chan os.Signal, stop func()) {
 	return c, func() { signal.Stop(c) }
 }
 
+// start reloads on every value from ch, in the background, until ctx ends
+// or the returned stop is called.
+func (r *reloader) start(ctx context.Context, ch <-chan os.Signal) (stop func()) {
+	wctx, stop := context.WithCancel(ctx)
+	go r.watch(wctx, ch)
+	return stop
+}
+
 // watch reloads on every value from ch until ctx ends.
 func (r *reloader) watch(ctx context.Context, ch <-chan os.Signal) {
 	for {

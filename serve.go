@@ -51,17 +51,14 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	log := newLogger(e)
-	path := configPath(*cfgFlag)
-	cfg, err := loadConfig(path)
-	if err != nil {
-		log.Error("bad configuration", "err", err)
+	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
+	if !ok {
 		return 1
 	}
-	log, level := configLogger(e, cfg)
 	// Catch SIGHUP before anything else: its default action ends the process.
 	sig, stopSig := reloadSignals(e)
 	defer stopSig()
+	var err error
 	if *sockFlag != "" {
 		if cfg.Socket, err = socketPath(*sockFlag); err != nil {
 			log.Error("bad -socket", "err", err)
@@ -94,9 +91,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
 	}
 	rl := &reloader{path: path, store: store, handler: d.handler, log: log, level: level, metrics: m, cur: cfg}
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go rl.watch(wctx, sig)
+	defer rl.start(ctx, sig)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
 	}

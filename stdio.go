@@ -30,17 +30,14 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	log := newLogger(e)
-	path := configPath(*cfgFlag)
-	cfg, err := loadConfig(path)
-	if err != nil {
-		log.Error("bad configuration", "err", err)
+	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
+	if !ok {
 		return 1
 	}
-	log, level := configLogger(e, cfg)
 	// Catch SIGHUP before anything else: its default action ends the process.
 	sig, stopSig := reloadSignals(e)
 	defer stopSig()
+	var err error
 	mode := cfg.Protocol
 	if *protoFlag != "" {
 		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
@@ -66,9 +63,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	h := newAuthHandler(v, log)
 	defer h.refusal.Flush()
 	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}
-	wctx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go rl.watch(wctx, sig)
+	defer rl.start(ctx, sig)()
 
 	srv := newProtocolServer(mode, h, log)
 	// Serve blocks reading stdin, which a signal does not interrupt: wait
