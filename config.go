@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -242,11 +242,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	if len(fc.Hosts) == 0 {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
-	names := make([]string, 0, len(fc.Hosts))
-	for name := range fc.Hosts {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(fc.Hosts))
 	for _, name := range names {
 		hc := fc.Hosts[name]
 		key := fmt.Sprintf("hosts.%q", name)

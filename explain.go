@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -257,11 +258,7 @@ func skew(off, step int) string {
 }
 
 func (x *explainer) hostNames() []string {
-	names := make([]string, 0, len(x.cfg.Hosts))
-	for n := range x.cfg.Hosts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(x.cfg.Hosts))
 	return names
 }
 

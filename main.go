@@ -11,10 +11,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"sort"
+	"slices"
 	"syscall"
 )
 
@@ -79,11 +80,7 @@ func newFlags(e *env, name, usage string) *flag.FlagSet {
 		if name == "tokenauthd" {
 			fmt.Fprintln(e.stderr, "\nsubcommands:")
 			cmds := commands()
-			names := make([]string, 0, len(cmds))
-			for n := range cmds {
-				names = append(names, n)
-			}
-			sort.Strings(names)
+			names := slices.Sorted(maps.Keys(cmds))
 			for _, n := range names {
 				fmt.Fprintf(e.stderr, "  %-13s %s\n", n, cmds[n].summary)
 			}

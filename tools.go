@@ -6,7 +6,8 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -121,11 +122,7 @@ func runCheckConfig(_ context.Context, e *env, args []string) int {
 	for _, w := range cfg.warnings() {
 		fmt.Fprintf(e.stdout, "%s: warning: %s\n", path, w)
 	}
-	names := make([]string, 0, len(cfg.Hosts))
-	for n := range cfg.Hosts {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(cfg.Hosts))
 	for _, n := range names {
 		h := cfg.Hosts[n]
 		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
