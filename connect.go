@@ -36,13 +36,8 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+defaultSocket+")")
 	timeoutFlag := fs.Duration("timeout", 0, "answer 0 to a request the daemon has not answered within this time (default [connect] timeout_ms, else 2s)")
 	protoFlag := fs.String("protocol", "auto", "framing on stdin/stdout: auto, ejabberd or generic")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(e, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "connect: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
 	}
 	// SIGHUP reloads the daemon and the stdin/stdout helpers; the relay has
 	// nothing to reload and must not die of it (its default action), as

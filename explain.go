@@ -34,7 +34,7 @@ const (
 // what it knows now, on its own clock.
 func runExplain(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
-	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	cfgFlag := configFlag(fs)
 	socket := fs.String("socket", "", "ask the daemon on this Unix socket whether the token was already used (default: [daemon] socket)")
 	at := fs.String("at", "", "explain as of this time, in Unix seconds (default now)")
 	if code, ok := parseFlags(fs, args); !ok {

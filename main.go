@@ -101,6 +101,26 @@ func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
+// parseNoArgs is parseFlags for a command that takes flags only: an
+// argument is a usage error.
+func parseNoArgs(e *env, fs *flag.FlagSet, args []string) (int, bool) {
+	if code, ok := parseFlags(fs, args); !ok {
+		return code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, false
+	}
+	return 0, true
+}
+
+// configFlag defines the -config flag of a command that reads the
+// configuration.
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+}
+
 func versionString() string {
 	if version != "" {
 		return version
@@ -120,12 +140,8 @@ func versionString() string {
 
 func runVersion(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "version", "tokenauthd version")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(e, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
-		return 2
 	}
 	fmt.Fprintf(e.stdout, "tokenauthd %s\n", versionString())
 	return 0

@@ -41,15 +41,10 @@ const drainTimeout = 10 * time.Second
 // verifier and one replay store for all of them.
 func runServe(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
-	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	cfgFlag := configFlag(fs)
 	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+defaultSocket+"); unused under socket activation")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := parseNoArgs(e, fs, args); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "serve: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return 2
 	}
 	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
 	if !ok {

@@ -20,7 +20,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 		prepareTerminal(f)
 	}
 	fs := newFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
-	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	cfgFlag := configFlag(fs)
 	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code

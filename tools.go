@@ -27,7 +27,7 @@ func splitJID(jid string) (user, host string, err error) {
 
 func runMint(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
-	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	cfgFlag := configFlag(fs)
 	at := fs.String("at", "", "mint for this time, in Unix seconds (default now)")
 	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -105,7 +105,7 @@ func runGenSecrets(_ context.Context, e *env, args []string) int {
 
 func runCheckConfig(_ context.Context, e *env, args []string) int {
 	fs := newFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
-	cfgFlag := fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	cfgFlag := configFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
