@@ -250,11 +250,13 @@ func (r *Reader) readLine() ([]byte, error) {
 	case err == bufio.ErrBufferFull || (err == nil && len(line) > r.maxLine+2):
 		return nil, r.skipLine(err)
 	case err != nil:
-		if len(line) == 0 {
+		if len(line) == 0 || err != io.EOF {
+			// A read error (a deadline) cuts no line short: it ends it
+			// without an answer.
 			return nil, eof(err, true)
 		}
 		// The last line has no newline: answer it all the same.
-		r.err = eof(err, true)
+		r.err = io.EOF
 	}
 	line = bytes.TrimSuffix(line, []byte("\n"))
 	line = bytes.TrimSuffix(line, []byte("\r"))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -240,6 +241,23 @@ func TestServeMaxFrame(t *testing.T) {
 		}
 		if out.String() != tt.out || bad != tt.bad {
 			t.Errorf("MaxFrame %d: wrote %q, %d bad; want %q, %d", tt.maxFrame, out.String(), bad, tt.out, tt.bad)
+		}
+	}
+}
+
+// A line cut short by a read error other than the end of input (a
+// deadline) is no request: it is not returned, the error is.
+func TestReaderLineCutByError(t *testing.T) {
+	boom := errors.New("deadline")
+	for _, mode := range []Mode{Generic, Auto} {
+		rd := NewReader(io.MultiReader(strings.NewReader("isuser:a:b\nisuser:al"), iotest.ErrReader(boom)), mode, 0)
+		got := readAll(rd)
+		want := []result{{"isuser:a:b", nil}, {"", boom}, {"", boom}}
+		if len(got) > 3 {
+			got = got[:3]
+		}
+		if !equalResults(got, want) {
+			t.Errorf("%v: read %+v, want %+v", mode, got, want)
 		}
 	}
 }
