@@ -179,8 +179,10 @@ func listen(path, group string, log *slog.Logger) ([]net.Listener, error) {
 	return []net.Listener{l}, nil
 }
 
-// listenUnix listens on a Unix socket at path with mode 0660. A socket file
-// left behind by a daemon that died is replaced; a live one is not.
+// listenUnix listens on a Unix socket at path with mode 0660 (bindUnix
+// creates it so, with no chmod that could follow a symlink put in its
+// place). A socket file left behind by a daemon that died is replaced; a
+// live one is not.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -201,18 +203,13 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, socketMode); err != nil {
-		l.Close()
-		return nil, err
-	}
 	return l, nil
 }
 
 // bindUnix creates the socket file at path and listens on it. The file is
-// created under umask 0117, so that it is never wider than socketMode, not
-// even between the bind and the chmod that follows: under a looser umask
-// (umask 0 is a valid setting for whoever starts us) anyone could
-// connect in that instant.
+// created under umask 0117, that is with mode socketMode exactly, whatever
+// the umask of whoever starts us (umask 0 is a valid setting): no chmod
+// follows, which would act on whatever the path names by then.
 //
 // The umask is the process's, not the goroutine's. bindUnix runs at
 // start-up only (newDaemon, before the daemon serves or answers a signal),
@@ -226,8 +223,11 @@ func bindUnix(path string) (net.Listener, error) {
 	return net.Listen("unix", path)
 }
 
-// chgrp gives path to the group named group (or numbered, if a number),
-// so that the XMPP server's user, a member, can connect.
+// chgrp gives the socket at path to the group named group (or numbered,
+// if a number), so that the XMPP server's user, a member, can connect. It
+// never follows a symlink (Lchown) and refuses a path that is no socket:
+// whoever could swap the path for a link must not get a file of their
+// choosing given to the group.
 func chgrp(path, group string) error {
 	gid, err := strconv.Atoi(group)
 	if err != nil {
@@ -239,7 +239,14 @@ func chgrp(path, group string) error {
 			return err
 		}
 	}
-	return os.Chown(path, -1, gid)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s is no longer a socket", path)
+	}
+	return os.Lchown(path, -1, gid)
 }
 
 // Run serves until ctx is done, then stops accepting, answers the requests

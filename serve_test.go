@@ -391,9 +391,9 @@ func TestServeWatchdogProbe(t *testing.T) {
 	}
 }
 
-// TestBindUnixNeverOpen: the socket file is created no wider than 0660,
-// whatever the process's umask: under umask 0 a plain bind would leave it
-// connectable by anyone until the chmod that follows.
+// TestBindUnixNeverOpen: the socket file is created with mode 0660 exactly,
+// whatever the process's umask (no chmod follows): under umask 0 a plain
+// bind would leave it connectable by anyone.
 func TestBindUnixNeverOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "u.sock")
 	old := syscall.Umask(0)
@@ -407,8 +407,8 @@ func TestBindUnixNeverOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm&^socketMode != 0 {
-		t.Errorf("socket created with mode %v under umask 0, want at most %v", perm, os.FileMode(socketMode))
+	if perm := fi.Mode().Perm(); perm != socketMode {
+		t.Errorf("socket created with mode %v under umask 0, want %v", perm, os.FileMode(socketMode))
 	}
 	// The process's umask is left as it was.
 	if got := syscall.Umask(old); got != old {
