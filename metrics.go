@@ -26,6 +26,9 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	storeErrors prometheus.Counter
 	reloads     *prometheus.CounterVec
+	connections prometheus.Gauge
+	connRefused prometheus.Counter
+	reqTimeouts prometheus.Counter
 }
 
 // verifierReasons are the verifier's reasons (verifier/verifier.go), each
@@ -101,6 +104,18 @@ func newMetrics(store replay.Store) *metrics {
 	for _, c := range protocol.Commands() {
 		m.latency.WithLabelValues(c)
 	}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokenauthd_connections",
+		Help: "Connections open to the daemon's sockets.",
+	})
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_connections_refused_total",
+		Help: "Connections closed at once because [daemon] max_connections were open.",
+	})
+	m.reqTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_request_timeouts_total",
+		Help: "Connections closed because a request took longer than [daemon] request_timeout_ms to arrive.",
+	})
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokenauthd_build_info",
 		Help:        "Always 1; its labels are the version and the Go version.",
@@ -112,6 +127,7 @@ func newMetrics(store replay.Store) *metrics {
 		Help: "Records in the replay store (-1: the store cannot tell cheaply).",
 	}, func() float64 { return float64(store.Len()) })
 	m.reg.MustRegister(m.requests, m.latency, m.storeErrors, m.reloads, build, size,
+		m.connections, m.connRefused, m.reqTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if le, ok := store.(liveEvictor); ok {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -146,6 +162,33 @@ func (m *metrics) count(command string, ok bool, reason string) {
 func (m *metrics) storeError() {
 	if m != nil {
 		m.storeErrors.Inc()
+	}
+}
+
+// connectionOpened and connectionClosed follow the open connections.
+func (m *metrics) connectionOpened() {
+	if m != nil {
+		m.connections.Inc()
+	}
+}
+
+func (m *metrics) connectionClosed() {
+	if m != nil {
+		m.connections.Dec()
+	}
+}
+
+// connectionRefused counts a connection refused for max_connections.
+func (m *metrics) connectionRefused() {
+	if m != nil {
+		m.connRefused.Inc()
+	}
+}
+
+// requestTimeout counts a connection closed for request_timeout_ms.
+func (m *metrics) requestTimeout() {
+	if m != nil {
+		m.reqTimeouts.Inc()
 	}
 }
 

@@ -175,7 +175,7 @@ func seriesOf(t *testing.T, m *metrics, names ...string) []string {
 }
 
 // Every series of the labelled request metrics exists, at 0, before its
-// first event.
+// first event, and so do the connection metrics.
 func TestMetricsSeriesFromStart(t *testing.T) {
 	m := newMetrics(replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
 	for _, c := range []struct {
@@ -192,6 +192,9 @@ func TestMetricsSeriesFromStart(t *testing.T) {
 		{"tokenauthd_requests_total", map[string]string{"command": "invalid", "result": "no", "reason": "bad_request"}},
 		{"tokenauthd_request_duration_seconds", map[string]string{"command": "auth"}},
 		{"tokenauthd_request_duration_seconds", map[string]string{"command": "removeuser3"}},
+		{"tokenauthd_connections", nil},
+		{"tokenauthd_connections_refused_total", nil},
+		{"tokenauthd_request_timeouts_total", nil},
 	} {
 		if got := scrapeValue(t, m, c.name, c.labels); got != 0 {
 			t.Errorf("%s%v = %v at start, want 0", c.name, c.labels, got)
