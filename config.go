@@ -203,14 +203,10 @@ func tomlError(path string, err error) error {
 
 func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
-	var err error
-	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
-		return nil, fmt.Errorf("%s: daemon.socket: %w", path, err)
-	}
-	c.SocketGroup = fc.Daemon.SocketGroup
-	if err := buildDaemonLimits(c, fc); err != nil {
+	if err := buildDaemonConfig(c, fc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	var err error
 	c.RelayTimeout = defaultRelayTimeout
 	if fc.Connect.TimeoutMS != 0 {
 		if c.RelayTimeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
@@ -377,9 +373,13 @@ func socketPath(p string) (string, error) {
 	return filepath.Clean(p), nil
 }
 
-// buildDaemonLimits validates [daemon] max_connections and
-// request_timeout_ms into c.
-func buildDaemonLimits(c *Config, fc *fileConfig) error {
+// buildDaemonConfig validates the [daemon] section into c.
+func buildDaemonConfig(c *Config, fc *fileConfig) error {
+	var err error
+	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
+		return fmt.Errorf("daemon.socket: %w", err)
+	}
+	c.SocketGroup = fc.Daemon.SocketGroup
 	if n := fc.Daemon.MaxConnections; n < 1 || n > maxMaxConnections {
 		return fmt.Errorf("daemon.max_connections: must be 1 to %d, not %d", maxMaxConnections, n)
 	}
