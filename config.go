@@ -61,8 +61,10 @@ type fileConfig struct {
 		RedisTimeoutMS int      `toml:"redis_timeout_ms"`
 	} `toml:"replay"`
 	Daemon struct {
-		Socket      string `toml:"socket"`
-		SocketGroup string `toml:"socket_group"`
+		Socket           string `toml:"socket"`
+		SocketGroup      string `toml:"socket_group"`
+		MaxConnections   int    `toml:"max_connections"`
+		RequestTimeoutMS int    `toml:"request_timeout_ms"`
 	} `toml:"daemon"`
 	Connect struct {
 		TimeoutMS int `toml:"timeout_ms"`
@@ -103,6 +105,11 @@ type Config struct {
 	Socket string
 	// SocketGroup, if set, is the group serve gives its socket to.
 	SocketGroup string
+	// MaxConnections bounds the connections serve keeps open at once.
+	MaxConnections int
+	// RequestTimeout bounds the time a request may take to arrive, from
+	// its first byte to its last, on serve's connections.
+	RequestTimeout time.Duration
 	// RelayTimeout bounds one request through connect.
 	RelayTimeout time.Duration
 	// Store is "memory" or "redis".
@@ -156,6 +163,8 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	fc.Token.NonceDigits = verifier.NonceDigits
 	fc.Replay.Capacity = replay.DefaultCapacity
 	fc.Daemon.Socket = defaultSocket
+	fc.Daemon.MaxConnections = defaultMaxConnections
+	fc.Daemon.RequestTimeoutMS = int(defaultRequestTimeout / time.Millisecond)
 	fc.Replay.Store = "memory"
 	fc.Replay.JournalSync = "interval"
 	fc.Replay.RedisPrefix = replay.DefaultRedisPrefix
@@ -194,11 +203,10 @@ func tomlError(path string, err error) error {
 
 func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
-	var err error
-	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
-		return nil, fmt.Errorf("%s: daemon.socket: %w", path, err)
+	if err := buildDaemonConfig(c, fc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c.SocketGroup = fc.Daemon.SocketGroup
+	var err error
 	c.RelayTimeout = defaultRelayTimeout
 	if fc.Connect.TimeoutMS != 0 {
 		if c.RelayTimeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
@@ -363,6 +371,24 @@ func socketPath(p string) (string, error) {
 		return "", fmt.Errorf("%q is longer than a Unix socket path can be (107 bytes)", p)
 	}
 	return filepath.Clean(p), nil
+}
+
+// buildDaemonConfig validates the [daemon] section into c.
+func buildDaemonConfig(c *Config, fc *fileConfig) error {
+	var err error
+	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
+		return fmt.Errorf("daemon.socket: %w", err)
+	}
+	c.SocketGroup = fc.Daemon.SocketGroup
+	if n := fc.Daemon.MaxConnections; n < 1 || n > maxMaxConnections {
+		return fmt.Errorf("daemon.max_connections: must be 1 to %d, not %d", maxMaxConnections, n)
+	}
+	c.MaxConnections = fc.Daemon.MaxConnections
+	if ms := fc.Daemon.RequestTimeoutMS; ms < 10 || ms > 60_000 {
+		return fmt.Errorf("daemon.request_timeout_ms: must be 10 to 60000, not %d", ms)
+	}
+	c.RequestTimeout = time.Duration(fc.Daemon.RequestTimeoutMS) * time.Millisecond
+	return nil
 }
 
 // buildStoreConfig validates the [replay] store settings into c.

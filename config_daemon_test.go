@@ -25,8 +25,17 @@ func TestLoadConfigDaemon(t *testing.T) {
 	}{
 		// Defaults: memory, no journal, the default socket, a 2 s relay bound.
 		{"defaults", host, func(c *Config) bool {
-			return c.Store == "memory" && c.Journal == "" && c.Socket == defaultSocket && c.RelayTimeout == 2*time.Second
+			return c.Store == "memory" && c.Journal == "" && c.Socket == defaultSocket && c.RelayTimeout == 2*time.Second &&
+				c.MaxConnections == 1024 && c.RequestTimeout == 5*time.Second
 		}, nil},
+		// Connection limits.
+		{"limits", "[daemon]\nmax_connections = 10\nrequest_timeout_ms = 250\n" + host, func(c *Config) bool {
+			return c.MaxConnections == 10 && c.RequestTimeout == 250*time.Millisecond
+		}, nil},
+		{"no connections", "[daemon]\nmax_connections = 0\n" + host, nil, []string{"daemon.max_connections", "not 0"}},
+		{"too many connections", "[daemon]\nmax_connections = 1000001\n" + host, nil, []string{"daemon.max_connections"}},
+		{"request timeout", "[daemon]\nrequest_timeout_ms = 5\n" + host, nil, []string{"daemon.request_timeout_ms", "not 5"}},
+		{"long request timeout", "[daemon]\nrequest_timeout_ms = 60001\n" + host, nil, []string{"daemon.request_timeout_ms"}},
 		// Socket, group and bound.
 		{"daemon", "[daemon]\nsocket = \"/run/x/y.sock\"\nsocket_group = \"xmpp\"\n[connect]\ntimeout_ms = 1500\n" + host, func(c *Config) bool {
 			return c.Socket == "/run/x/y.sock" && c.SocketGroup == "xmpp" && c.RelayTimeout == 1500*time.Millisecond

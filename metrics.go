@@ -13,7 +13,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // metrics are the daemon's Prometheus metrics, on a registry of their own
@@ -24,6 +26,51 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	storeErrors prometheus.Counter
 	reloads     *prometheus.CounterVec
+	connections prometheus.Gauge
+	connRefused prometheus.Counter
+	reqTimeouts prometheus.Counter
+}
+
+// verifierReasons are the verifier's reasons (verifier/verifier.go), each
+// of which auth, seen and unused can be answered with. A reason the
+// verifier gains goes here (TestMetricsVerifierReasons checks).
+var verifierReasons = []verifier.Reason{
+	verifier.Accepted, verifier.Malformed, verifier.UnknownHost, verifier.OTPOutOfWindow,
+	verifier.BadSignature, verifier.Replayed, verifier.StoreUnavailable,
+}
+
+// requestSeries lists every (command, result, reason) a request can be
+// counted under, from verifierReasons and auth.go's own reasons. Each
+// series is exported from the start, at 0, as Prometheus' instrumentation
+// guide asks: a series that appears only at its first event hides that
+// event from rate() and from alerts on it.
+func requestSeries() [][3]string {
+	var s [][3]string
+	add := func(command string, yes bool, reason string) {
+		result := "no"
+		if yes {
+			result = "yes"
+		}
+		s = append(s, [3]string{command, result, reason})
+	}
+	for _, r := range verifierReasons {
+		// Yes: auth and unused for a token that passes every check (and,
+		// for auth, is recorded); seen for one already recorded.
+		add(protocol.CmdAuth, r == verifier.Accepted, string(r))
+		add(protocol.CmdUnused, r == verifier.Accepted, string(r))
+		add(protocol.CmdSeen, r == verifier.Replayed, string(r))
+	}
+	add(protocol.CmdIsUser, true, "exists")
+	add(protocol.CmdIsUser, false, reasonNoUser)
+	for _, c := range protocol.Commands() {
+		switch c {
+		case protocol.CmdAuth, protocol.CmdUnused, protocol.CmdSeen, protocol.CmdIsUser:
+		default:
+			add(c, false, reasonUnsupported)
+		}
+	}
+	add("invalid", false, reasonBadRequest)
+	return s
 }
 
 // liveEvictor is a store that counts records forced out while still live.
@@ -51,6 +98,24 @@ func newMetrics(store replay.Store) *metrics {
 	}, []string{"result"})
 	m.reloads.WithLabelValues("ok")
 	m.reloads.WithLabelValues("failed")
+	for _, l := range requestSeries() {
+		m.requests.WithLabelValues(l[0], l[1], l[2])
+	}
+	for _, c := range protocol.Commands() {
+		m.latency.WithLabelValues(c)
+	}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokenauthd_connections",
+		Help: "Connections open to the daemon's sockets.",
+	})
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_connections_refused_total",
+		Help: "Connections closed at once because [daemon] max_connections were open.",
+	})
+	m.reqTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_request_timeouts_total",
+		Help: "Connections closed because a request took longer than [daemon] request_timeout_ms to arrive.",
+	})
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokenauthd_build_info",
 		Help:        "Always 1; its labels are the version and the Go version.",
@@ -62,6 +127,7 @@ func newMetrics(store replay.Store) *metrics {
 		Help: "Records in the replay store (-1: the store cannot tell cheaply).",
 	}, func() float64 { return float64(store.Len()) })
 	m.reg.MustRegister(m.requests, m.latency, m.storeErrors, m.reloads, build, size,
+		m.connections, m.connRefused, m.reqTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if le, ok := store.(liveEvictor); ok {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
@@ -96,6 +162,33 @@ func (m *metrics) count(command string, ok bool, reason string) {
 func (m *metrics) storeError() {
 	if m != nil {
 		m.storeErrors.Inc()
+	}
+}
+
+// connectionOpened and connectionClosed follow the open connections.
+func (m *metrics) connectionOpened() {
+	if m != nil {
+		m.connections.Inc()
+	}
+}
+
+func (m *metrics) connectionClosed() {
+	if m != nil {
+		m.connections.Dec()
+	}
+}
+
+// connectionRefused counts a connection refused for max_connections.
+func (m *metrics) connectionRefused() {
+	if m != nil {
+		m.connRefused.Inc()
+	}
+}
+
+// requestTimeout counts a connection closed for request_timeout_ms.
+func (m *metrics) requestTimeout() {
+	if m != nil {
+		m.reqTimeouts.Inc()
 	}
 }
 

@@ -85,6 +85,9 @@ func restartOnly(old, cfg *Config) []string {
 	if old.Socket != cfg.Socket || old.SocketGroup != cfg.SocketGroup {
 		s = append(s, "daemon.socket")
 	}
+	if old.MaxConnections != cfg.MaxConnections || old.RequestTimeout != cfg.RequestTimeout {
+		s = append(s, "daemon connection limits")
+	}
 	if old.LogJSON != cfg.LogJSON {
 		s = append(s, "log.format")
 	}

@@ -36,6 +36,21 @@ const socketMode = 0o660
 // is answering before it closes their connections.
 const drainTimeout = 10 * time.Second
 
+// Connection limits ([daemon] max_connections and request_timeout_ms).
+// A stalled connection costs the daemon its buffers (about 8 KiB) and a
+// goroutine; the unit allows 65,536 descriptors.
+const (
+	defaultMaxConnections = 1024
+	maxMaxConnections     = 1_000_000
+	defaultRequestTimeout = 5 * time.Second
+)
+
+// maxDaemonRequest bounds the request the daemon buffers, in either
+// framing: a longer frame is read and discarded, a longer line skipped, and
+// answered no. No request that can be answered yes comes close: user and
+// host are at most 1,023 bytes each in XMPP and a token about 90.
+const maxDaemonRequest = protocol.DefaultMaxLine
+
 // runServe is `tokenauthd serve`: the long-running daemon that answers every
 // relay, Prosody module and helper of a host on a Unix socket, with one
 // verifier and one replay store for all of them.
@@ -114,7 +129,7 @@ type daemon struct {
 	notify func(state string)
 
 	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
+	conns   map[*guardedConn]struct{}
 	probes  map[string]struct{} // addresses the watchdog probe dials from
 	closing bool
 	wg      sync.WaitGroup
@@ -134,7 +149,7 @@ func newDaemon(cfg *Config, log *slog.Logger, store replay.Store) (*daemon, erro
 		log:     log,
 		handler: newAuthHandler(v, log),
 		store:   store,
-		conns:   map[net.Conn]struct{}{},
+		conns:   map[*guardedConn]struct{}{},
 		probes:  map[string]struct{}{},
 		notify: func(state string) {
 			sddaemon.SdNotify(false, state) // not being under systemd is normal
@@ -179,8 +194,10 @@ func listen(path, group string, log *slog.Logger) ([]net.Listener, error) {
 	return []net.Listener{l}, nil
 }
 
-// listenUnix listens on a Unix socket at path with mode 0660. A socket file
-// left behind by a daemon that died is replaced; a live one is not.
+// listenUnix listens on a Unix socket at path with mode 0660 (bindUnix
+// creates it so, with no chmod that could follow a symlink put in its
+// place). A socket file left behind by a daemon that died is replaced; a
+// live one is not.
 func listenUnix(path string) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, err
@@ -201,18 +218,13 @@ func listenUnix(path string) (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(path, socketMode); err != nil {
-		l.Close()
-		return nil, err
-	}
 	return l, nil
 }
 
 // bindUnix creates the socket file at path and listens on it. The file is
-// created under umask 0117, so that it is never wider than socketMode, not
-// even between the bind and the chmod that follows: under a looser umask
-// (umask 0 is a valid setting for whoever starts us) anyone could
-// connect in that instant.
+// created under umask 0117, that is with mode socketMode exactly, whatever
+// the umask of whoever starts us (umask 0 is a valid setting): no chmod
+// follows, which would act on whatever the path names by then.
 //
 // The umask is the process's, not the goroutine's. bindUnix runs at
 // start-up only (newDaemon, before the daemon serves or answers a signal),
@@ -226,8 +238,11 @@ func bindUnix(path string) (net.Listener, error) {
 	return net.Listen("unix", path)
 }
 
-// chgrp gives path to the group named group (or numbered, if a number),
-// so that the XMPP server's user, a member, can connect.
+// chgrp gives the socket at path to the group named group (or numbered,
+// if a number), so that the XMPP server's user, a member, can connect. It
+// never follows a symlink (Lchown) and refuses a path that is no socket:
+// whoever could swap the path for a link must not get a file of their
+// choosing given to the group.
 func chgrp(path, group string) error {
 	gid, err := strconv.Atoi(group)
 	if err != nil {
@@ -239,7 +254,14 @@ func chgrp(path, group string) error {
 			return err
 		}
 	}
-	return os.Chown(path, -1, gid)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Type() != os.ModeSocket {
+		return fmt.Errorf("%s is no longer a socket", path)
+	}
+	return os.Lchown(path, -1, gid)
 }
 
 // Run serves until ctx is done, then stops accepting, answers the requests
@@ -274,8 +296,8 @@ func (d *daemon) Run(ctx context.Context) error {
 	}
 	// A blocked read returns at once; a request being answered is
 	// answered, then its connection's next read fails and it closes.
-	for c := range d.conns {
-		c.SetReadDeadline(time.Now())
+	for g := range d.conns {
+		g.stop()
 	}
 	d.mu.Unlock()
 	accepting.Wait()
@@ -288,8 +310,8 @@ func (d *daemon) Run(ctx context.Context) error {
 		d.log.Warn("requests still in flight after the drain timeout: closing their connections")
 		cancelReqs()
 		d.mu.Lock()
-		for c := range d.conns {
-			c.Close()
+		for g := range d.conns {
+			g.c.Close()
 		}
 		d.mu.Unlock()
 		<-drained
@@ -317,38 +339,54 @@ func (d *daemon) accept(ctx context.Context, l net.Listener) {
 			continue
 		}
 		delay = 0
-		if !d.track(c) {
+		probe := d.isProbe(c)
+		g, full := d.track(c, probe)
+		if g == nil {
 			c.Close()
+			if full {
+				d.handler.metrics.connectionRefused()
+				d.handler.refusal.Log(slog.LevelWarn, "max_connections", "connection refused",
+					"max_connections", d.cfg.MaxConnections)
+			}
 			continue
 		}
-		go d.serveConn(ctx, c)
+		go d.serveConn(ctx, g, probe)
 	}
 }
 
-// track registers a new connection, unless the daemon is stopping.
-func (d *daemon) track(c net.Conn) bool {
+// track registers a new connection, unless the daemon is stopping or
+// max_connections are open (full); the watchdog's probe is let in all the
+// same, so that a daemon at its limit is not taken for a hung one.
+func (d *daemon) track(c net.Conn, probe bool) (g *guardedConn, full bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
-		return false
+		return nil, false
 	}
-	d.conns[c] = struct{}{}
+	if !probe && len(d.conns) >= d.cfg.MaxConnections {
+		return nil, true
+	}
+	g = &guardedConn{c: c, timeout: d.cfg.RequestTimeout}
+	d.conns[g] = struct{}{}
 	d.wg.Add(1)
-	return true
+	d.handler.metrics.connectionOpened()
+	return g, false
 }
 
 // serveConn answers one connection's requests, in its own framing, until
-// the peer closes it or the daemon stops.
-func (d *daemon) serveConn(ctx context.Context, c net.Conn) {
+// the peer closes it, a request takes longer than request_timeout_ms to
+// arrive, or the daemon stops.
+func (d *daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 	defer func() {
-		c.Close()
+		g.c.Close()
 		d.mu.Lock()
-		delete(d.conns, c)
+		delete(d.conns, g)
 		d.mu.Unlock()
+		d.handler.metrics.connectionClosed()
 		d.wg.Done()
 	}()
 	var h protocol.Handler = d.handler
-	if d.isProbe(c) {
+	if probe {
 		// The daemon asking itself is no request: answered, not counted.
 		h = protocol.HandlerFunc(func(ctx context.Context, req protocol.Request) bool {
 			ok, _ := d.handler.answer(ctx, req)
@@ -356,9 +394,67 @@ func (d *daemon) serveConn(ctx context.Context, c net.Conn) {
 		})
 	}
 	srv := newProtocolServer(protocol.Auto, h, d.log)
-	if err := srv.Serve(ctx, c, c); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+	srv.MaxLine, srv.MaxFrame = maxDaemonRequest, maxDaemonRequest
+	srv.OnRequestStart, srv.OnRequestRead = g.requestStarted, g.requestRead
+	err := srv.Serve(ctx, g.c, g.c)
+	switch {
+	case err == nil:
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if !g.stopped() {
+			d.handler.metrics.requestTimeout()
+			d.handler.refusal.Log(slog.LevelInfo, "request_timeout", "connection closed: a request took too long to arrive",
+				"timeout", d.cfg.RequestTimeout.String())
+		}
+	default:
 		d.log.Debug("connection ended", "err", err)
 	}
+}
+
+// guardedConn is a daemon connection with its request deadline: a request
+// whose first byte has arrived must arrive whole within timeout, while an
+// idle connection between requests (as relays and the Prosody module keep)
+// stays open. The deadline is a read deadline, set when a request starts
+// and cleared when it is read; once the daemon stops the connection (stop,
+// a deadline in the past), neither touches it again.
+type guardedConn struct {
+	c       net.Conn
+	timeout time.Duration
+
+	mu       sync.Mutex
+	stopping bool
+}
+
+// requestStarted is the protocol.Server's OnRequestStart.
+func (g *guardedConn) requestStarted() {
+	g.mu.Lock()
+	if !g.stopping {
+		g.c.SetReadDeadline(time.Now().Add(g.timeout))
+	}
+	g.mu.Unlock()
+}
+
+// requestRead is the protocol.Server's OnRequestRead.
+func (g *guardedConn) requestRead() {
+	g.mu.Lock()
+	if !g.stopping {
+		g.c.SetReadDeadline(time.Time{})
+	}
+	g.mu.Unlock()
+}
+
+// stop makes a blocked read return at once, and every later one fail.
+func (g *guardedConn) stop() {
+	g.mu.Lock()
+	g.stopping = true
+	g.c.SetReadDeadline(time.Now())
+	g.mu.Unlock()
+}
+
+// stopped reports whether stop was called.
+func (g *guardedConn) stopped() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.stopping
 }
 
 // watchdog pings the service manager at half the unit's WatchdogSec, if it

@@ -60,7 +60,15 @@ func startDaemon(t testing.TB, store replay.Store) (*daemon, string, func() erro
 // startDaemonAt is startDaemon on the socket sock.
 func startDaemonAt(t testing.TB, sock string, store replay.Store) (*daemon, string, func() error) {
 	t.Helper()
-	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), ""))
+	return startDaemonWith(t, sock, "", store, nil)
+}
+
+// startDaemonWith is startDaemonAt with extra configuration (TOML
+// sections) and a setup function, if not nil, that sees the daemon before
+// it runs.
+func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup func(*daemon)) (*daemon, string, func() error) {
+	t.Helper()
+	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), extra))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +85,9 @@ func startDaemonAt(t testing.TB, sock string, store replay.Store) (*daemon, stri
 		t.Fatal(err)
 	}
 	d.notify = func(string) {}
+	if setup != nil {
+		setup(d)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -359,10 +370,12 @@ func TestServeConcurrentConnections(t *testing.T) {
 // daemon and fails on one that no longer accepts. It is not counted as a
 // request in the metrics; a peer's isuser is.
 func TestServeWatchdogProbe(t *testing.T) {
-	d, sock, stop := startDaemon(t, nil)
-	m := newMetrics(d.store)
-	d.handler.metrics = m
-	isuser := map[string]string{"command": "isuser"}
+	var m *metrics
+	d, sock, stop := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "", nil, func(d *daemon) {
+		m = newMetrics(d.store)
+		d.handler.metrics = m
+	})
+	isuser := map[string]string{"command": "isuser", "result": "no", "reason": "no_such_user"}
 	for i := 0; i < 3; i++ {
 		if err := d.probe(5 * time.Second); err != nil {
 			t.Fatalf("probe of a serving daemon: %v", err)
@@ -391,9 +404,9 @@ func TestServeWatchdogProbe(t *testing.T) {
 	}
 }
 
-// TestBindUnixNeverOpen: the socket file is created no wider than 0660,
-// whatever the process's umask: under umask 0 a plain bind would leave it
-// connectable by anyone until the chmod that follows.
+// TestBindUnixNeverOpen: the socket file is created with mode 0660 exactly,
+// whatever the process's umask (no chmod follows): under umask 0 a plain
+// bind would leave it connectable by anyone.
 func TestBindUnixNeverOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "u.sock")
 	old := syscall.Umask(0)
@@ -407,8 +420,8 @@ func TestBindUnixNeverOpen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm&^socketMode != 0 {
-		t.Errorf("socket created with mode %v under umask 0, want at most %v", perm, os.FileMode(socketMode))
+	if perm := fi.Mode().Perm(); perm != socketMode {
+		t.Errorf("socket created with mode %v under umask 0, want %v", perm, os.FileMode(socketMode))
 	}
 	// The process's umask is left as it was.
 	if got := syscall.Umask(old); got != old {

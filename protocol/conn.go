@@ -15,9 +15,13 @@ type Mode int
 
 // The framings.
 const (
-	// Auto picks Generic if the stream's first byte is a lowercase ASCII
-	// letter (every command starts with one; an ejabberd frame would need
-	// a length of at least 0x6100 bytes for that), and Ejabberd otherwise.
+	// Auto picks Generic if the stream starts with a command's name and
+	// a ':' ("auth:", "isuser:", ...), and Ejabberd otherwise (see
+	// Detect). It looks at what a client cannot choose: an ejabberd frame
+	// starts with a 2-byte length, which may be letters (a frame of 0x6100
+	// bytes or more, whose length is the password's to choose), but then
+	// comes its body, which starts with a command's name too, and no
+	// command's name is two letters followed by another's.
 	Auto Mode = iota
 	// Ejabberd frames each request and reply with a 2-byte big-endian
 	// length. Replies are 00 02 00 01 (yes) and 00 02 00 00 (no).
@@ -61,31 +65,84 @@ const DefaultMaxLine = 4096
 // reader has skipped it and stays in sync.
 var ErrTooLarge = errors.New("protocol: request too large")
 
+// errEmptyLine is an empty generic line: no request, and no reply.
+var errEmptyLine = errors.New("protocol: empty line")
+
+// Detect tells the framing of a stream from its first bytes, prefix: it
+// returns Generic if they start with a command's name and a ':', Ejabberd
+// if they cannot, and Auto (undecided) if prefix is too short to tell,
+// that is a proper prefix of a command's name and a ':'. A generic request
+// is never shorter than its command's name and ':', so a reader that needs
+// to decide never waits for more bytes than such a request holds.
+func Detect(prefix []byte) Mode {
+	if len(prefix) == 0 {
+		return Auto
+	}
+	if prefix[0] < 'a' || prefix[0] > 'z' {
+		return Ejabberd // the fast path: every frame under 0x6100 bytes
+	}
+	undecided := false
+	for _, p := range commandPrefixes {
+		if len(prefix) >= len(p) {
+			if string(prefix[:len(p)]) == p {
+				return Generic
+			}
+		} else if p[:len(prefix)] == string(prefix) {
+			undecided = true
+		}
+	}
+	if undecided {
+		return Auto
+	}
+	return Ejabberd
+}
+
 // Reader reads requests in one framing.
 type Reader struct {
-	br      *bufio.Reader
-	mode    Mode
-	maxLine int
-	buf     []byte
-	hdr     [2]byte // a frame's length; here, not on the stack, whence it would escape
-	err     error   // sticky read error
+	// OnRequestStart, if set, is called when the first byte of a request
+	// (or of an empty generic line) has arrived, before the reader waits
+	// for the rest; OnRequestRead when the request has been read whole,
+	// skipped for its size, or cut short. Between the two the peer is
+	// sending a request; otherwise it may be idle for as long as it
+	// likes. A server that bounds the time a request may take to arrive
+	// sets a read deadline in the first and clears it in the second.
+	OnRequestStart, OnRequestRead func()
+
+	br       *bufio.Reader
+	mode     Mode
+	maxLine  int
+	maxFrame int
+	buf      []byte
+	hdr      [2]byte // a frame's length; here, not on the stack, whence it would escape
+	err      error   // sticky read error
 }
 
 // NewReader returns a Reader of requests from r. Auto is resolved on the
 // first call to ReadRequest. maxLine bounds generic lines (DefaultMaxLine
-// if 0).
+// if 0). Frames of any length are read (see NewReaderSize).
 func NewReader(r io.Reader, mode Mode, maxLine int) *Reader {
+	return NewReaderSize(r, mode, maxLine, MaxFrame)
+}
+
+// NewReaderSize is NewReader with a bound on frames too: a frame body
+// longer than maxFrame bytes (MaxFrame if 0) is read and discarded,
+// without being buffered, and ReadRequest returns ErrTooLarge for it.
+// The reader buffers at most max(maxLine, maxFrame, 4 KiB) bytes.
+func NewReaderSize(r io.Reader, mode Mode, maxLine, maxFrame int) *Reader {
 	if maxLine <= 0 {
 		maxLine = DefaultMaxLine
+	}
+	if maxFrame <= 0 || maxFrame > MaxFrame {
+		maxFrame = MaxFrame
 	}
 	size := maxLine + 2
 	if size < 4096 {
 		size = 4096
 	}
-	return &Reader{br: bufio.NewReaderSize(r, size), mode: mode, maxLine: maxLine}
+	return &Reader{br: bufio.NewReaderSize(r, size), mode: mode, maxLine: maxLine, maxFrame: maxFrame}
 }
 
-// Mode returns the reader's framing (Auto until the first byte is read).
+// Mode returns the reader's framing (Auto until the first request starts).
 func (r *Reader) Mode() Mode { return r.mode }
 
 // ReadRequest returns the next request body, valid until the next call.
@@ -93,44 +150,91 @@ func (r *Reader) Mode() Mode { return r.mode }
 // request cut short by the end of input, and ErrTooLarge for a request that
 // was skipped for its size. Read errors are sticky.
 func (r *Reader) ReadRequest() ([]byte, error) {
-	if r.err != nil {
-		return nil, r.err
-	}
-	if r.mode == Auto {
-		b, err := r.br.Peek(1)
-		if err != nil {
+	for {
+		if r.err != nil {
+			return nil, r.err
+		}
+		// Wait, for as long as it takes, for the first byte.
+		if _, err := r.br.Peek(1); err != nil {
 			r.err = eof(err, true)
 			return nil, r.err
 		}
-		r.mode = Ejabberd
-		if b[0] >= 'a' && b[0] <= 'z' {
-			r.mode = Generic
+		if r.OnRequestStart != nil {
+			r.OnRequestStart()
 		}
+		body, err := r.readRequest()
+		if r.OnRequestRead != nil {
+			r.OnRequestRead()
+		}
+		switch err {
+		case nil, ErrTooLarge:
+		case errEmptyLine:
+			continue
+		case io.ErrUnexpectedEOF:
+			r.err = io.EOF // the input has ended: nothing follows the cut request
+		default:
+			r.err = err
+		}
+		return body, err
 	}
-	var body []byte
-	var err error
-	if r.mode == Ejabberd {
-		body, err = r.readFrame()
-	} else {
-		body, err = r.readLine()
-	}
-	switch err {
-	case nil, ErrTooLarge:
-	case io.ErrUnexpectedEOF:
-		r.err = io.EOF // the input has ended: nothing follows the cut request
-	default:
-		r.err = err
-	}
-	return body, err
 }
 
+// readRequest reads one request whose first byte has arrived.
+func (r *Reader) readRequest() ([]byte, error) {
+	if r.mode == Auto {
+		if err := r.detect(); err != nil {
+			return nil, err
+		}
+	}
+	if r.mode == Ejabberd {
+		return r.readFrame()
+	}
+	return r.readLine()
+}
+
+// detect resolves Auto, looking at one more byte at a time until Detect
+// can tell (at most a command's name and a ':'). Input that ends before
+// it can is a short line.
+func (r *Reader) detect() error {
+	for n := 1; ; n++ {
+		b, err := r.br.Peek(n)
+		if err != nil {
+			if err != io.EOF {
+				return err
+			}
+			r.mode = Generic
+			return nil
+		}
+		if m := Detect(b); m != Auto {
+			r.mode = m
+			return nil
+		}
+	}
+}
+
+// readFrame reads one frame. Bodies up to the bufio buffer's size are
+// returned from it, without a copy; longer ones (up to maxFrame) from buf.
 func (r *Reader) readFrame() ([]byte, error) {
 	if n, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		return nil, eof(err, n == 0)
 	}
 	n := int(binary.BigEndian.Uint16(r.hdr[:]))
+	if n > r.maxFrame {
+		if _, err := r.br.Discard(n); err != nil {
+			return nil, eof(err, false)
+		}
+		return nil, ErrTooLarge
+	}
+	if n <= r.br.Size() {
+		b, err := r.br.Peek(n)
+		if err != nil {
+			return nil, eof(err, false)
+		}
+		r.br.Discard(n)
+		return b, nil
+	}
 	if cap(r.buf) < n {
-		r.buf = make([]byte, n, MaxFrame)
+		r.buf = make([]byte, n, r.maxFrame)
 	}
 	r.buf = r.buf[:n]
 	if _, err := io.ReadFull(r.br, r.buf); err != nil {
@@ -139,32 +243,31 @@ func (r *Reader) readFrame() ([]byte, error) {
 	return r.buf, nil
 }
 
+// readLine reads one line; errEmptyLine if it is empty.
 func (r *Reader) readLine() ([]byte, error) {
-	for {
-		line, err := r.br.ReadSlice('\n')
-		switch {
-		case err == bufio.ErrBufferFull || (err == nil && len(line) > r.maxLine+2):
-			return nil, r.skipLine(err)
-		case err != nil:
-			if len(line) == 0 {
-				return nil, eof(err, true)
-			}
-			// The last line has no newline: answer it all the same.
-			r.err = eof(err, true)
+	line, err := r.br.ReadSlice('\n')
+	switch {
+	case err == bufio.ErrBufferFull || (err == nil && len(line) > r.maxLine+2):
+		return nil, r.skipLine(err)
+	case err != nil:
+		if len(line) == 0 || err != io.EOF {
+			// A read error (a deadline) cuts no line short: it ends it
+			// without an answer.
+			return nil, eof(err, true)
 		}
-		line = bytes.TrimSuffix(line, []byte("\n"))
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		if len(line) > r.maxLine {
-			return nil, ErrTooLarge
-		}
-		if len(line) == 0 {
-			if r.err != nil {
-				return nil, r.err
-			}
-			continue // not a request: a terminal may turn "\r\n" into two lines
-		}
-		return line, nil
+		// The last line has no newline: answer it all the same.
+		r.err = io.EOF
 	}
+	line = bytes.TrimSuffix(line, []byte("\n"))
+	line = bytes.TrimSuffix(line, []byte("\r"))
+	if len(line) > r.maxLine {
+		return nil, ErrTooLarge
+	}
+	if len(line) == 0 {
+		// Not a request: a terminal may turn "\r\n" into two lines.
+		return nil, errEmptyLine
+	}
+	return line, nil
 }
 
 // skipLine discards the rest of an overlong line.
@@ -225,9 +328,16 @@ func (f HandlerFunc) Answer(ctx context.Context, req Request) bool { return f(ct
 
 // Server answers a stream of requests.
 type Server struct {
-	Mode    Mode    // framing; Auto detects it from the first byte
+	Mode    Mode    // framing; Auto detects it from the first bytes
 	Handler Handler // answers well-formed requests
 	MaxLine int     // longest generic line (DefaultMaxLine if 0)
+	// MaxFrame is the longest ejabberd frame body buffered (MaxFrame if
+	// 0); a longer one is read, discarded and answered no.
+	MaxFrame int
+	// OnRequestStart and OnRequestRead, if set, are the Reader's hooks of
+	// the same names: they tell when a request has started arriving and
+	// when it has been read.
+	OnRequestStart, OnRequestRead func()
 	// OnBadRequest, if set, is told of each request answered no without
 	// reaching the Handler (malformed, unknown or too large).
 	OnBadRequest func(mode Mode, err error)
@@ -240,7 +350,8 @@ type Server struct {
 // end of input, or the first read or write error.
 func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	rd := NewReader(&flushReader{r: r, w: bw}, s.Mode, s.MaxLine)
+	rd := NewReaderSize(&flushReader{r: r, w: bw}, s.Mode, s.MaxLine, s.MaxFrame)
+	rd.OnRequestStart, rd.OnRequestRead = s.OnRequestStart, s.OnRequestRead
 	for {
 		body, err := rd.ReadRequest()
 		if err == io.EOF {

@@ -27,7 +27,7 @@ func FuzzReader(f *testing.F) {
 		replies := len(h.asked) + bad
 		// Replies are all of one framing, one per request.
 		yes, no := string(Reply(Ejabberd, true)), string(Reply(Ejabberd, false))
-		if m == Generic || (m == Auto && len(data) > 0 && data[0] >= 'a' && data[0] <= 'z') {
+		if m == Generic || (m == Auto && startsGeneric(data)) {
 			yes, no = string(Reply(Generic, true)), string(Reply(Generic, false))
 		}
 		rest := out.String()
@@ -63,6 +63,19 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// startsGeneric tells, independently of Detect, whether Auto takes in for
+// lines: it starts with a command's name and a ':', or ends before it can
+// tell (a proper prefix of one).
+func startsGeneric(in []byte) bool {
+	for _, c := range Commands() {
+		p := []byte(c + ":")
+		if bytes.HasPrefix(in, p) || (len(in) > 0 && len(in) < len(p) && bytes.HasPrefix(p, in)) {
+			return true
+		}
+	}
+	return false
 }
 
 // FuzzParseRequest checks that ParseRequest never panics and that a parsed

@@ -7,6 +7,8 @@ package protocol
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +37,22 @@ var fields = map[string]int{
 	CmdRemoveUser: 3, CmdRemoveUser3: 4, CmdCertAuth: 4, CmdSeen: 4,
 	CmdUnused: 4,
 }
+
+// commands are the commands' names, sorted; commandPrefixes the same, each
+// followed by ':', as a generic request starts.
+var (
+	commands        = slices.Sorted(maps.Keys(fields))
+	commandPrefixes = func() []string {
+		p := make([]string, len(commands))
+		for i, c := range commands {
+			p[i] = c + ":"
+		}
+		return p
+	}()
+)
+
+// Commands returns the names of the commands, sorted.
+func Commands() []string { return slices.Clone(commands) }
 
 // Request is one parsed request. Password is empty for commands without one;
 // for certauth it holds the certificate.
