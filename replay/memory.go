@@ -22,8 +22,9 @@ type MemoryOptions struct {
 	Now func() time.Time
 	// OnLiveEviction, if set, is called when the capacity forces out a record
 	// that had not yet expired: from then on a replay of that credential
-	// would be taken as fresh. It runs with the store locked and must not
-	// call back into the store.
+	// would be taken as fresh. It is called once per such record, after the
+	// store is unlocked, by the Record or Restore that forced it out: it
+	// may call the store's methods.
 	OnLiveEviction func()
 }
 
@@ -42,6 +43,7 @@ type Memory struct {
 	now           func() time.Time
 	onLive        func()
 	liveEvictions atomic.Uint64
+	pendingLive   int // live evictions not yet reported to onLive; under mu
 }
 
 var _ Store = (*Memory)(nil)
@@ -59,11 +61,23 @@ func NewMemory(o MemoryOptions) *Memory {
 	return m
 }
 
-// evicted runs under m.mu for every record the LRU drops.
+// evicted runs under m.mu for every record the LRU drops. It only counts:
+// the callback runs once the lock is released (unlock).
 func (m *Memory) evicted(_ Key, expires int64) {
 	if expires > m.now().UnixNano() {
 		m.liveEvictions.Add(1)
-		if m.onLive != nil {
+		m.pendingLive++
+	}
+}
+
+// unlock releases m.mu, then reports the live evictions made while it was
+// held.
+func (m *Memory) unlock() {
+	n := m.pendingLive
+	m.pendingLive = 0
+	m.mu.Unlock()
+	if m.onLive != nil {
+		for range n {
 			m.onLive()
 		}
 	}
@@ -73,7 +87,7 @@ func (m *Memory) evicted(_ Key, expires int64) {
 func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	m.dropExpired(now.UnixNano())
 	if exp, ok := m.lru.Peek(key); ok && exp > now.UnixNano() {
 		return false, nil
@@ -102,7 +116,7 @@ func (m *Memory) Restore(key Key, expires time.Time) {
 		return
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if exp, ok := m.lru.Peek(key); ok && exp >= expires.UnixNano() {
 		return
 	}
