@@ -253,8 +253,9 @@ func (unavailableStore) Record(context.Context, replay.Key) (bool, error) {
 func (unavailableStore) Seen(context.Context, replay.Key) (bool, error) {
 	return false, replay.ErrUnavailable
 }
-func (unavailableStore) Len() int     { return 0 }
-func (unavailableStore) Close() error { return nil }
+func (unavailableStore) Len() int               { return 0 }
+func (unavailableStore) Close() error           { return nil }
+func (unavailableStore) ForgottenAt() time.Time { return time.Time{} }
 
 // When the daemon answers no to "seen" but cannot vouch that the token is
 // unused (its store is down, it runs another configuration), explain says

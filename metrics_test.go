@@ -113,7 +113,8 @@ type downStore struct{ replay.Store }
 func (downStore) Record(context.Context, replay.Key) (bool, error) {
 	return false, replay.ErrUnavailable
 }
-func (downStore) Len() int { return -1 }
+func (downStore) Len() int               { return -1 }
+func (downStore) ForgottenAt() time.Time { return time.Time{} }
 
 // TestMetricsStoreErrors: a store that does not answer is counted as a
 // store error and as a store_unavailable refusal.

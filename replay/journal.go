@@ -333,6 +333,9 @@ func (j *Journal) syncer(every time.Duration) {
 	}
 }
 
+// ForgottenAt implements Store: the memory store's.
+func (j *Journal) ForgottenAt() time.Time { return j.mem.ForgottenAt() }
+
 // Seen implements Store.
 func (j *Journal) Seen(ctx context.Context, key Key) (bool, error) { return j.mem.Seen(ctx, key) }
 

@@ -44,6 +44,7 @@ type Memory struct {
 	onLive        func()
 	liveEvictions atomic.Uint64
 	pendingLive   int // live evictions not yet reported to onLive; under mu
+	forgot        forgetMark
 }
 
 var _ Store = (*Memory)(nil)
@@ -144,6 +145,18 @@ func (m *Memory) LiveEvictions() uint64 { return m.liveEvictions.Load() }
 
 // TTL returns the time to live of a record.
 func (m *Memory) TTL() time.Duration { return m.ttl }
+
+// MarkForgotten records that the store may have lost, at the moment at,
+// records it had acknowledged: a store that starts empty although an earlier
+// process may have recorded keys (no journal), or a journal found
+// incomplete. ForgottenAt reports the latest such moment.
+func (m *Memory) MarkForgotten(at time.Time) { m.forgot.raise(at) }
+
+// ForgottenAt implements Store: the latest moment given to MarkForgotten,
+// zero if none. A memory store forgets nothing while it runs (the capacity
+// guard reports what it forces out); what it forgets is what it held
+// before it started, which only its owner knows.
+func (m *Memory) ForgottenAt() time.Time { return m.forgot.load() }
 
 // Close implements Store. It drops nothing: records expire on their own.
 func (m *Memory) Close() error { return nil }

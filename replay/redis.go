@@ -90,6 +90,10 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
+// ForgottenAt implements Store. It does not tell yet when Redis lost
+// records: zero.
+func (r *Redis) ForgottenAt() time.Time { return time.Time{} }
+
 // Len implements Store: -1, Redis being shared and not cheaply counted.
 func (r *Redis) Len() int { return -1 }
 
