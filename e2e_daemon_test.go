@@ -261,6 +261,7 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 	journal := filepath.Join(dir, "replay.journal")
 	extra := fmt.Sprintf("[replay]\njournal = %q\n", journal)
 	v := testMinter(t)
+	makeJournal(t, journal) // not a first start: no refusals
 
 	p := startServeProc(t, extra, sock)
 	tok := mintT(t, v, "alice")

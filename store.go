@@ -9,10 +9,14 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // newStore returns the replay store the configuration asks for: memory,
 // memory with its journal (daemon only: a journal has one writer), or Redis.
+// Every store reports when it may have lost records (ForgottenAt); the
+// verifier then refuses the tokens it can no longer vouch for, and this
+// says so in the log.
 func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) {
 	switch {
 	case cfg.Store == "redis":
@@ -20,20 +24,39 @@ func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) 
 	case cfg.Journal != "" && !daemon:
 		log.Warn("[replay] journal is kept by tokenauthd serve only; this helper remembers tokens in memory")
 	case cfg.Journal != "":
-		mem := newMemoryStore(cfg, log)
-		j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
-		if err != nil {
-			return nil, err
-		}
-		attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
-		if st.Torn > 0 {
-			log.Warn("replay journal had torn or corrupt records (a crash while writing): skipped", append(attrs, "torn", st.Torn)...)
-		} else {
-			log.Info("replay journal loaded", attrs...)
-		}
-		return j, nil
+		return openJournal(cfg, log)
 	}
 	return newMemoryStore(cfg, log), nil
+}
+
+// openJournal opens the memory store's journal and logs what it found.
+func openJournal(cfg *Config, log *slog.Logger) (replay.Store, error) {
+	mem := newMemoryStore(cfg, log)
+	j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
+	if err != nil {
+		return nil, err
+	}
+	attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
+	if st.Torn > 0 {
+		log.Warn("replay journal ended in a write a crash interrupted: cut off", append(attrs, "torn_bytes", st.Torn)...)
+	} else {
+		log.Info("replay journal loaded", attrs...)
+	}
+	switch {
+	case st.Lost != "":
+		logForgotten(log, cfg.Params, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
+	case !st.Forgotten.IsZero():
+		logForgotten(log, cfg.Params, st.Forgotten, "a start of the last minutes found the journal had lost records")
+	}
+	return j, nil
+}
+
+// logForgotten warns that the replay store may have lost records at at,
+// why, and until when tokens are refused for it.
+func logForgotten(log *slog.Logger, p verifier.Params, at time.Time, why string, attrs ...any) {
+	log.Warn("the replay store may have lost records: tokens minted before refused_until are refused, since they could have been accepted already",
+		append([]any{"why", why, "forgotten_at", at.Format(time.RFC3339),
+			"refused_until", p.RefusalEnds(at).Format(time.RFC3339)}, attrs...)...)
 }
 
 // newRedisStore returns the Redis store. It does not wait for Redis: while
