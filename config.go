@@ -59,6 +59,7 @@ type fileConfig struct {
 		RedisPassFile  string   `toml:"redis_password_file"`
 		RedisPrefix    string   `toml:"redis_prefix"`
 		RedisTimeoutMS int      `toml:"redis_timeout_ms"`
+		RedisReplicas  int      `toml:"redis_min_replicas"`
 	} `toml:"replay"`
 	Daemon struct {
 		Socket      string `toml:"socket"`
@@ -131,6 +132,8 @@ type redisConfig struct {
 	Password string // from redis_password_file
 	Prefix   string
 	Timeout  time.Duration
+	// MinReplicas is how many replicas must acknowledge a record (WAIT).
+	MinReplicas int
 }
 
 // loadConfig reads and validates the configuration file at path. Its errors
@@ -371,8 +374,8 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 	c.Store = r.Store
 	switch r.Store {
 	case "memory":
-		if r.RedisURL != "" || len(r.RedisAddrs) > 0 {
-			return errors.New(`replay: redis_url/redis_addrs are set but store is "memory": set store = "redis"`)
+		if r.RedisURL != "" || len(r.RedisAddrs) > 0 || r.RedisReplicas != 0 {
+			return errors.New(`replay: redis_url/redis_addrs/redis_min_replicas are set but store is "memory": set store = "redis"`)
 		}
 		if r.Journal != "" {
 			if !filepath.IsAbs(r.Journal) {
@@ -390,6 +393,9 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 	case "redis":
 		if r.Journal != "" {
 			return errors.New(`replay.journal: only the memory store has a journal (Redis keeps its own data)`)
+		}
+		if r.RedisReplicas < 0 || r.RedisReplicas > 100 {
+			return fmt.Errorf("replay.redis_min_replicas: must be 0 to 100, not %d", r.RedisReplicas)
 		}
 		switch {
 		case r.RedisURL == "" && len(r.RedisAddrs) == 0:
@@ -411,7 +417,7 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 			return fmt.Errorf("replay.redis_timeout_ms: must be 10 to 10000, not %d", r.RedisTimeoutMS)
 		}
 		c.Redis = redisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
-			Username: r.RedisUsername, Prefix: r.RedisPrefix,
+			Username: r.RedisUsername, Prefix: r.RedisPrefix, MinReplicas: r.RedisReplicas,
 			Timeout: time.Duration(r.RedisTimeoutMS) * time.Millisecond}
 		if r.RedisURL != "" {
 			if _, err := redis.ParseURL(r.RedisURL); err != nil {

@@ -6,16 +6,34 @@ package main
 // until the refusals end, and the log and explain say so.
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
+
+// markRedis writes the replay store's marker under prefix into the Redis
+// on port, as a daemon that ran before would have: the daemon started next
+// does not take it for a Redis that lost its data (which refuses the fresh
+// tokens of the next 30 to 60 s).
+func markRedis(t testing.TB, port int, prefix string) {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", port)})
+	defer c.Close()
+	if err := c.Set(context.Background(), prefix+"epoch", "marked-by-the-test", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // makeJournal creates the journal at path as a daemon that ran an hour ago
 // would have left it: the daemon started next does not take it for a lost
@@ -80,6 +98,81 @@ func TestAmnesiaJournal(t *testing.T) {
 			}
 			log := p2.log()
 			for _, want := range []string{"the replay store may have lost records", "refused_until=", "reason=store_forgot", "tokens minted before"} {
+				if !strings.Contains(log, want) {
+					t.Errorf("log lacks %q:\n%s", want, log)
+				}
+			}
+		})
+	}
+}
+
+// startRedisPersistent starts redis-server on port (a free one if 0) with
+// its data in dir, written to disk before each reply (appendfsync
+// always): a restart on the same dir keeps everything.
+func startRedisPersistent(t testing.TB, port int, dir string) *redisServerProc {
+	t.Helper()
+	requirePeer(t, "/usr/bin/redis-server")
+	if port == 0 {
+		port = freePort(t)
+	}
+	cmd := exec.Command("/usr/bin/redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--daemonize", "no", "--dir", dir)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &redisServerProc{port: port, cmd: cmd}
+	t.Cleanup(p.stop)
+	waitPort(t, port, 10*time.Second)
+	return p
+}
+
+// TestAmnesiaRedis: a token accepted, then Redis loses its data (restarted
+// without persistence, or flushed): the daemon does not accept the token
+// again, nor any token that could have been accepted before the loss,
+// whose records are gone too; the socket's "unused" and "seen" requests
+// call none of them unused or seen. The log says why and until when.
+func TestAmnesiaRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose func(t *testing.T, rs *redisServerProc)
+	}{
+		{"restarted without persistence", func(t *testing.T, rs *redisServerProc) {
+			rs.stop()
+			startRedisServer(t, rs.port)
+		}},
+		{"flushed", func(t *testing.T, rs *redisServerProc) {
+			c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.port)})
+			defer c.Close()
+			if err := c.FlushAll(context.Background()).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rs := startRedisServer(t, 0)
+			markRedis(t, rs.port, "tokenauthd:")
+			sock := filepath.Join(t.TempDir(), "d.sock")
+			p := startServeProc(t, fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.port), sock)
+			v := testMinter(t)
+			tok := mintT(t, v, "alice")
+			if !authOnce(t, sock, "alice", tok) {
+				t.Fatal("fresh token refused")
+			}
+			tc.lose(t, rs)
+			if authOnce(t, sock, "alice", tok) {
+				t.Fatal("the token accepted before Redis lost its data was accepted again")
+			}
+			fresh := mintT(t, v, "bob")
+			for _, cmd := range []string{protocol.CmdUnused, protocol.CmdSeen} {
+				if yes, err := askDaemon(context.Background(), sock, cmd, "bob", testHost, fresh); err != nil || yes {
+					t.Errorf("%s after the loss = %v, %v; want no", cmd, yes, err)
+				}
+			}
+			if authOnce(t, sock, "bob", fresh) {
+				t.Error("a token minted in the same step was accepted: it cannot be told from a replay")
+			}
+			log := p.log()
+			for _, want := range []string{"the replay store may have lost records", "refused_until=", "reason=store_forgot"} {
 				if !strings.Contains(log, want) {
 					t.Errorf("log lacks %q:\n%s", want, log)
 				}

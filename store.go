@@ -66,7 +66,23 @@ func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
 	redis.SetLogger(redisLogger{log})
 	rc := cfg.Redis
 	warnRedisTimeout(rc.Timeout, log)
-	var c redis.UniversalClient
+	s := replay.NewRedis(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+		return newRedisClient(rc, onConnect)
+	}, replay.RedisOptions{
+		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
+		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.Params, at, why) },
+	})
+	if err := s.Ping(context.Background()); err != nil {
+		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
+	} else {
+		log.Info("replay store: Redis", "prefix", rc.Prefix, "min_replicas", rc.MinReplicas)
+	}
+	return s
+}
+
+// newRedisClient returns the client of the configuration, with onConnect
+// run on each of its new connections.
+func newRedisClient(rc redisConfig, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 	if rc.URL != "" {
 		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
 		if rc.Username != "" {
@@ -77,27 +93,21 @@ func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
 		}
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = rc.Timeout, rc.Timeout, rc.Timeout, rc.Timeout
 		opt.ContextTimeoutEnabled = true
-		c = redis.NewClient(opt)
-	} else {
-		c = redis.NewUniversalClient(&redis.UniversalOptions{
-			Addrs:                 rc.Addrs,
-			MasterName:            rc.Master,
-			Username:              rc.Username,
-			Password:              rc.Password,
-			DialTimeout:           rc.Timeout,
-			ReadTimeout:           rc.Timeout,
-			WriteTimeout:          rc.Timeout,
-			PoolTimeout:           rc.Timeout,
-			ContextTimeoutEnabled: true,
-		})
+		opt.OnConnect = onConnect
+		return redis.NewClient(opt)
 	}
-	s := replay.NewRedis(c, replay.RedisOptions{Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout})
-	if err := s.Ping(context.Background()); err != nil {
-		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
-	} else {
-		log.Info("replay store: Redis", "prefix", rc.Prefix)
-	}
-	return s
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 rc.Addrs,
+		MasterName:            rc.Master,
+		Username:              rc.Username,
+		Password:              rc.Password,
+		DialTimeout:           rc.Timeout,
+		ReadTimeout:           rc.Timeout,
+		WriteTimeout:          rc.Timeout,
+		PoolTimeout:           rc.Timeout,
+		ContextTimeoutEnabled: true,
+		OnConnect:             onConnect,
+	})
 }
 
 // clientTimeout is how long the XMPP server's side waits for an answer by
