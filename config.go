@@ -60,6 +60,7 @@ type fileConfig struct {
 		RedisPrefix    string   `toml:"redis_prefix"`
 		RedisTimeoutMS int      `toml:"redis_timeout_ms"`
 		RedisReplicas  int      `toml:"redis_min_replicas"`
+		RefuseStart    bool     `toml:"refuse_after_start"`
 	} `toml:"replay"`
 	Daemon struct {
 		Socket      string `toml:"socket"`
@@ -112,6 +113,9 @@ type Config struct {
 	// before every reply if JournalSyncEvery.
 	Journal          string
 	JournalSyncEvery bool
+	// RefuseAfterStart makes a memory store without journal refuse, after
+	// its start, the tokens an earlier process could have accepted.
+	RefuseAfterStart bool
 	// Redis is the redis store's configuration.
 	Redis redisConfig
 	// LogJSON selects JSON log lines instead of text; LogLevel the least
@@ -377,6 +381,7 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 		if r.RedisURL != "" || len(r.RedisAddrs) > 0 || r.RedisReplicas != 0 {
 			return errors.New(`replay: redis_url/redis_addrs/redis_min_replicas are set but store is "memory": set store = "redis"`)
 		}
+		c.RefuseAfterStart = r.RefuseStart
 		if r.Journal != "" {
 			if !filepath.IsAbs(r.Journal) {
 				return fmt.Errorf("replay.journal: %q is not an absolute path", r.Journal)
@@ -393,6 +398,9 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 	case "redis":
 		if r.Journal != "" {
 			return errors.New(`replay.journal: only the memory store has a journal (Redis keeps its own data)`)
+		}
+		if r.RefuseStart {
+			return errors.New(`replay.refuse_after_start: only for the memory store (Redis tells when it lost records)`)
 		}
 		if r.RedisReplicas < 0 || r.RedisReplicas > 100 {
 			return fmt.Errorf("replay.redis_min_replicas: must be 0 to 100, not %d", r.RedisReplicas)

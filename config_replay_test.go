@@ -25,6 +25,9 @@ func TestLoadConfigReplayLoss(t *testing.T) {
 		}, nil},
 		{"negative replicas", "[replay]\n" + redisURL + "redis_min_replicas = -1\n" + host, nil, []string{"replay.redis_min_replicas"}},
 		{"replicas on memory", "[replay]\nredis_min_replicas = 1\n" + host, nil, []string{"redis_min_replicas", `store = "redis"`}},
+		{"refuse after start", "[replay]\nrefuse_after_start = true\n" + host, func(c *Config) bool { return c.RefuseAfterStart }, nil},
+		{"refuse after start off", host, func(c *Config) bool { return !c.RefuseAfterStart }, nil},
+		{"refuse after start on redis", "[replay]\n" + redisURL + "refuse_after_start = true\n" + host, nil, []string{"replay.refuse_after_start", "memory"}},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
 		os.WriteFile(path, []byte(tt.text), 0o600)

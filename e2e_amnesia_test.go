@@ -20,6 +20,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // markRedis writes the replay store's marker under prefix into the Redis
@@ -178,5 +179,72 @@ func TestAmnesiaRedis(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// testVerifier returns a verifier of testHost's configuration plus extra,
+// to mint tokens with.
+func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
+	t.Helper()
+	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v, cfg.Params
+}
+
+// TestAmnesiaMemoryRestart: a memory store without journal starts empty.
+// By default a token accepted before a restart is accepted again after it,
+// while it is inside its window: what the documentation says. With
+// refuse_after_start the restarted daemon refuses it, as every token that
+// could have been accepted before it started, and logs until when. Steps
+// of 3 s keep the wait for the first refusals to end short.
+func TestAmnesiaMemoryRestart(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("refuse_after_start=%v", refuse), func(t *testing.T) {
+			sock := filepath.Join(t.TempDir(), "d.sock")
+			extra := fmt.Sprintf("[token]\ninterval = 3\n[replay]\nrefuse_after_start = %v\n", refuse)
+			v, params := testVerifier(t, extra)
+			p := startServeProc(t, extra, sock)
+			if refuse { // the refusals of the first start
+				time.Sleep(time.Until(params.RefusalEnds(time.Now())))
+			}
+			tok := mintT(t, v, "alice")
+			if !authOnce(t, sock, "alice", tok) {
+				t.Fatal("fresh token refused")
+			}
+			p.signal(t, syscall.SIGTERM)
+			p2 := startServeProc(t, extra, sock)
+			if got := authOnce(t, sock, "alice", tok); got == refuse {
+				t.Fatalf("replay after the restart: accepted %v", got)
+			}
+			if refuse && !strings.Contains(p2.log(), "refuse_after_start") || refuse != strings.Contains(p2.log(), "reason=store_forgot") {
+				t.Errorf("log:\n%s", p2.log())
+			}
+		})
+	}
+}
+
+// TestAmnesiaRefusalsEnd: the refusals after a loss end drift+1 steps after
+// the loss's step began. With 1-second steps a token minted two seconds
+// after the start of a daemon with refuse_after_start is accepted.
+func TestAmnesiaRefusalsEnd(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	extra := "[token]\ninterval = 1\n[replay]\nrefuse_after_start = true\n"
+	v, params := testVerifier(t, extra)
+	start := time.Now()
+	startServeProc(t, extra, sock)
+	if authOnce(t, sock, "alice", mintT(t, v, "alice")) && time.Now().Before(params.RefusalEnds(start)) {
+		t.Fatal("a token minted in the start's step was accepted")
+	}
+	// Wait out the refusals (from the last moment the daemon may have
+	// started).
+	time.Sleep(time.Until(params.RefusalEnds(time.Now())))
+	if !authOnce(t, sock, "bob", mintT(t, v, "bob")) {
+		t.Fatal("a token minted after the refusals ended was refused")
 	}
 }

@@ -26,7 +26,16 @@ func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) 
 	case cfg.Journal != "":
 		return openJournal(cfg, log)
 	}
-	return newMemoryStore(cfg, log), nil
+	m := newMemoryStore(cfg, log)
+	if cfg.RefuseAfterStart {
+		// This process starts empty: an earlier one may have accepted
+		// tokens that are still inside their window.
+		now := time.Now()
+		m.MarkForgotten(now)
+		log.Info("refuse_after_start: the replay store starts empty, so tokens an earlier process could have accepted are refused",
+			"refused_until", cfg.Params.RefusalEnds(now).Format(time.RFC3339))
+	}
+	return m, nil
 }
 
 // openJournal opens the memory store's journal and logs what it found.
