@@ -452,34 +452,40 @@ func usedJournal(t *testing.T, path string, clk *clock) {
 	clk.add(time.Second)
 }
 
+// flipByte returns a function that damages the byte at off of a file.
+func flipByte(off int64) func(string) error {
+	return func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b[off] ^= 0xff
+		return os.WriteFile(p, b, 0o600)
+	}
+}
+
+// truncateTo returns a function that cuts a file to size bytes.
+func truncateTo(size int64) func(string) error {
+	return func(p string) error { return os.Truncate(p, size) }
+}
+
+// appendBytes returns a function that appends b to a file.
+func appendBytes(b []byte) func(string) error {
+	return func(p string) error {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.Write(b)
+		return err
+	}
+}
+
 // TestJournalLoss: a journal that may have lost records says so: the store
 // is marked forgotten at the moment it is opened. Damage that only a crash
 // while writing explains (a torn tail) is no loss.
 func TestJournalLoss(t *testing.T) {
-	flip := func(off int64) func(string) error {
-		return func(p string) error {
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			b[off] ^= 0xff
-			return os.WriteFile(p, b, 0o600)
-		}
-	}
-	truncate := func(size int64) func(string) error {
-		return func(p string) error { return os.Truncate(p, size) }
-	}
-	appendBytes := func(b []byte) func(string) error {
-		return func(p string) error {
-			f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			_, err = f.Write(b)
-			return err
-		}
-	}
 	rec := int64(journalRecSize)
 	hdr := int64(journalHdrSize)
 	for _, tc := range []struct {
@@ -491,15 +497,15 @@ func TestJournalLoss(t *testing.T) {
 	}{
 		{name: "intact", damage: func(string) error { return nil }},
 		{name: "active file deleted", damage: os.Remove, lost: true},
-		{name: "active file emptied", damage: truncate(0), lost: true},
-		{name: "active header torn", damage: truncate(3), lost: true},
-		{name: "active record damaged", damage: flip(hdr + 3), lost: true}, // the generation record
+		{name: "active file emptied", damage: truncateTo(0), lost: true},
+		{name: "active header torn", damage: truncateTo(3), lost: true},
+		{name: "active record damaged", damage: flipByte(hdr + 3), lost: true}, // the generation record
 		{name: "active tail torn", damage: appendBytes(make([]byte, rec+5)), torn: int(rec + 5)},
-		{name: "active tail cut short", damage: truncate(hdr + 2*rec - 7), torn: int(rec - 7)},
+		{name: "active tail cut short", damage: truncateTo(hdr + 2*rec - 7), torn: int(rec - 7)},
 		{name: "old generation deleted", file: ".old", damage: os.Remove, lost: true},
-		{name: "old record damaged", file: ".old", damage: flip(hdr + 2*rec + 1), lost: true},
-		{name: "old tail damaged", file: ".old", damage: flip(hdr + 5*rec + 1), lost: true},
-		{name: "old tail cut short", file: ".old", damage: truncate(hdr + 6*rec - 1), lost: true},
+		{name: "old record damaged", file: ".old", damage: flipByte(hdr + 2*rec + 1), lost: true},
+		{name: "old tail damaged", file: ".old", damage: flipByte(hdr + 5*rec + 1), lost: true},
+		{name: "old tail cut short", file: ".old", damage: truncateTo(hdr + 6*rec - 1), lost: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "replay.journal")
