@@ -153,7 +153,8 @@ func TestAmnesiaRedis(t *testing.T) {
 			rs := startRedisServer(t, 0)
 			markRedis(t, rs.port, "tokenauthd:")
 			sock := filepath.Join(t.TempDir(), "d.sock")
-			p := startServeProc(t, fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.port), sock)
+			cfg := writeTestConfig(t, t.TempDir(), fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.port))
+			p := startServeFile(t, cfg, sock)
 			v := testMinter(t)
 			tok := mintT(t, v, "alice")
 			if !authOnce(t, sock, "alice", tok) {
@@ -177,6 +178,11 @@ func TestAmnesiaRedis(t *testing.T) {
 				if !strings.Contains(log, want) {
 					t.Errorf("log lacks %q:\n%s", want, log)
 				}
+			}
+			// explain tells why, and from when tokens are accepted again.
+			stdout, _, _ := runBinary(t, nil, "explain", "-config", cfg, "-socket", sock, "alice@"+testHost, tok)
+			if !strings.Contains(string(stdout), "may have lost records") || !strings.Contains(string(stdout), "tokens minted from") {
+				t.Errorf("explain:\n%s", stdout)
 			}
 		})
 	}
