@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,6 +46,22 @@ func TestLoadConfigReplayLoss(t *testing.T) {
 					t.Errorf("%s: error %q lacks %q", tt.name, err, w)
 				}
 			}
+		}
+	}
+}
+
+// A reload cannot change the replay store's settings: it warns that they
+// take effect at the next restart, refuse_after_start and
+// redis_min_replicas among them.
+func TestRestartOnlyReplaySettings(t *testing.T) {
+	for name, change := range map[string]func(*Config){
+		"refuse_after_start": func(c *Config) { c.RefuseAfterStart = true },
+		"redis_min_replicas": func(c *Config) { c.Redis.MinReplicas = 1 },
+	} {
+		old, cfg := &Config{Store: "memory"}, &Config{Store: "memory"}
+		change(cfg)
+		if got := restartOnly(old, cfg); !slices.Contains(got, "replay store settings") {
+			t.Errorf("%s changed: restartOnly = %v", name, got)
 		}
 	}
 }
