@@ -337,8 +337,8 @@ func (l *loader) restore(sc *scan, rec *[journalRecSize]byte) {
 		}
 		sc.note(end)
 		l.lost = ""
-		if end > l.now {
-			l.forgot = max(l.forgot, t)
+		if end > l.now { // a moment past now (the clock went back) is now
+			l.forgot = max(l.forgot, min(t, l.now))
 		}
 		return
 	case prevGenKey:
