@@ -152,9 +152,8 @@ var errMarker = errors.New("the marker is missing or changed: records may have b
 
 // scriptArgs returns the keys of a script on k and the marker value this
 // store knows: the marker is one of the keys but in a Cluster, where a
-// script may touch one node only.
-// Before the first connection that value is not known yet: the marker is
-// checked first.
+// script may touch one node only. Before the first connection that value
+// is not known: the marker is checked first.
 func (r *Redis) scriptArgs(ctx context.Context, k Key) ([]string, string) {
 	if r.cluster {
 		return []string{r.key(k)}, ""
@@ -278,7 +277,7 @@ func (r *Redis) onConnect(ctx context.Context, cn *redis.Conn) error {
 	switch {
 	case redis.HasErrorPrefix(err, "unknown command"):
 		return nil
-	case r.cluster && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")):
+	case redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK"): // only a Cluster redirects
 		return nil
 	}
 	return err
