@@ -564,3 +564,18 @@ func TestJournalForgetRecordExpires(t *testing.T) {
 		t.Errorf("forgotten at %v a TTL after the loss", j.ForgottenAt())
 	}
 }
+
+// A forget record dated after now (written before the clock was set back)
+// counts as a loss now, not as refusals until that future moment.
+func TestJournalForgetRecordInTheFuture(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	future := journalRecord(forgetKey, clk.now().Add(time.Hour).UnixNano())
+	if err := os.WriteFile(path, append([]byte(journalMagic), future[:]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, st := openTestJournal(t, path, clk)
+	if !j.ForgottenAt().Equal(clk.now()) || st.Lost != "" {
+		t.Errorf("forgotten at %v (lost %q), want %v", j.ForgottenAt(), st.Lost, clk.now())
+	}
+}
