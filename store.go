@@ -55,7 +55,7 @@ func openJournal(cfg *Config, log *slog.Logger) (replay.Store, error) {
 	case st.Lost != "":
 		logForgotten(log, cfg.Params, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():
-		logForgotten(log, cfg.Params, st.Forgotten, "a start of the last minutes found the journal had lost records")
+		logForgotten(log, cfg.Params, st.Forgotten, "a recent start found that the journal may have lost records")
 	}
 	return j, nil
 }
