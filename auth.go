@@ -68,9 +68,12 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 			attrs = append(attrs, "detail", r.Err.Error())
 		}
 		level := slog.LevelInfo
-		if r.Reason == verifier.StoreUnavailable {
+		switch r.Reason {
+		case verifier.StoreUnavailable:
 			level = slog.LevelWarn
 			a.metrics.storeError()
+		case verifier.StoreForgot: // detail: since when, and until when
+			level = slog.LevelWarn
 		}
 		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
 		return false, string(r.Reason)
@@ -88,9 +91,11 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 		return r.Reason == verifier.Replayed, string(r.Reason)
 	case protocol.CmdUnused:
 		// Yes only when every check passes and the store answered that it
-		// does not hold the token: no for a store it cannot reach, a token
-		// outside the window on this clock, or one it cannot verify. What
-		// auth would reveal, without consuming the token.
+		// does not hold the token: no for a store it cannot reach or that
+		// may have lost records since the token could be accepted
+		// (store_forgot), a token outside the window on this clock, or one
+		// it cannot verify. What auth would reveal, without consuming the
+		// token.
 		r := v.Check(ctx, req.User, req.Server, req.Password)
 		a.log.Debug("replay status asked", "user", req.User, "host", req.Server, "reason", string(r.Reason))
 		return r.Reason == verifier.Accepted, string(r.Reason)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -28,8 +29,11 @@ func BenchmarkDaemon(b *testing.B) {
 				var st replay.Store
 				if store == "redis" {
 					rs := startRedisServer(b, 0)
-					c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", rs.port)}})
-					st = replay.NewRedis(c, replay.RedisOptions{TTL: 2 * time.Minute})
+					addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
+					markRedis(b, rs.port, replay.DefaultRedisPrefix) // not a first start: no refusals
+					st = replay.NewRedis(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+						return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, OnConnect: onConnect})
+					}, replay.RedisOptions{TTL: 2 * time.Minute})
 				}
 				benchDaemon(b, st, conns, store == "memory")
 			})

@@ -59,6 +59,8 @@ type fileConfig struct {
 		RedisPassFile  string   `toml:"redis_password_file"`
 		RedisPrefix    string   `toml:"redis_prefix"`
 		RedisTimeoutMS int      `toml:"redis_timeout_ms"`
+		RedisReplicas  int      `toml:"redis_min_replicas"`
+		RefuseStart    bool     `toml:"refuse_after_start"`
 	} `toml:"replay"`
 	Daemon struct {
 		Socket           string `toml:"socket"`
@@ -118,6 +120,9 @@ type Config struct {
 	// before every reply if JournalSyncEvery.
 	Journal          string
 	JournalSyncEvery bool
+	// RefuseAfterStart makes a memory store without journal refuse, after
+	// its start, the tokens an earlier process could have accepted.
+	RefuseAfterStart bool
 	// Redis is the redis store's configuration.
 	Redis redisConfig
 	// LogJSON selects JSON log lines instead of text; LogLevel the least
@@ -138,6 +143,8 @@ type redisConfig struct {
 	Password string // from redis_password_file
 	Prefix   string
 	Timeout  time.Duration
+	// MinReplicas is how many replicas must acknowledge a record (WAIT).
+	MinReplicas int
 }
 
 // loadConfig reads and validates the configuration file at path. Its errors
@@ -397,9 +404,10 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 	c.Store = r.Store
 	switch r.Store {
 	case "memory":
-		if r.RedisURL != "" || len(r.RedisAddrs) > 0 {
-			return errors.New(`replay: redis_url/redis_addrs are set but store is "memory": set store = "redis"`)
+		if r.RedisURL != "" || len(r.RedisAddrs) > 0 || r.RedisReplicas != 0 {
+			return errors.New(`replay: redis_url/redis_addrs/redis_min_replicas are set but store is "memory": set store = "redis"`)
 		}
+		c.RefuseAfterStart = r.RefuseStart
 		if r.Journal != "" {
 			if !filepath.IsAbs(r.Journal) {
 				return fmt.Errorf("replay.journal: %q is not an absolute path", r.Journal)
@@ -416,6 +424,12 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 	case "redis":
 		if r.Journal != "" {
 			return errors.New(`replay.journal: only the memory store has a journal (Redis keeps its own data)`)
+		}
+		if r.RefuseStart {
+			return errors.New(`replay.refuse_after_start: only for the memory store (Redis tells when it lost records)`)
+		}
+		if r.RedisReplicas < 0 || r.RedisReplicas > 100 {
+			return fmt.Errorf("replay.redis_min_replicas: must be 0 to 100, not %d", r.RedisReplicas)
 		}
 		switch {
 		case r.RedisURL == "" && len(r.RedisAddrs) == 0:
@@ -437,7 +451,7 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 			return fmt.Errorf("replay.redis_timeout_ms: must be 10 to 10000, not %d", r.RedisTimeoutMS)
 		}
 		c.Redis = redisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
-			Username: r.RedisUsername, Prefix: r.RedisPrefix,
+			Username: r.RedisUsername, Prefix: r.RedisPrefix, MinReplicas: r.RedisReplicas,
 			Timeout: time.Duration(r.RedisTimeoutMS) * time.Millisecond}
 		if r.RedisURL != "" {
 			if _, err := redis.ParseURL(r.RedisURL); err != nil {

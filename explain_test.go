@@ -253,8 +253,9 @@ func (unavailableStore) Record(context.Context, replay.Key) (bool, error) {
 func (unavailableStore) Seen(context.Context, replay.Key) (bool, error) {
 	return false, replay.ErrUnavailable
 }
-func (unavailableStore) Len() int     { return 0 }
-func (unavailableStore) Close() error { return nil }
+func (unavailableStore) Len() int               { return 0 }
+func (unavailableStore) Close() error           { return nil }
+func (unavailableStore) ForgottenAt() time.Time { return time.Time{} }
 
 // When the daemon answers no to "seen" but cannot vouch that the token is
 // unused (its store is down, it runs another configuration), explain says
@@ -317,5 +318,64 @@ func TestExplainProbesOtherHostsCheaply(t *testing.T) {
 			t.Errorf("%s: %d clock reads for %d other hosts, want at most %d: a probe ran the OTP search\n%s",
 				name, x.clockReads, others, limit, strings.Join(lines, "\n"))
 		}
+	}
+}
+
+// awayFromStepEdge waits, if needed, until at least 5 s of the current
+// 30-second step remain, so that a test's requests fall in one step.
+func awayFromStepEdge() {
+	if left := 30 - time.Now().Unix()%30; left < 5 {
+		time.Sleep(time.Duration(left)*time.Second + 100*time.Millisecond)
+	}
+}
+
+// TestExplainStoreForgot: a daemon whose replay store may have lost
+// records refuses the tokens that could have been accepted before; explain
+// says so, and when the refusals end (tokens minted from then on are
+// accepted), from which steps of the window the daemon refuses.
+func TestExplainStoreForgot(t *testing.T) {
+	cfgPath := explainConfig(t)
+	for _, tc := range []struct {
+		name   string
+		forgot time.Duration // before now
+		offset int           // the token's step
+		code   int
+		want   []string
+		ends   int // the step from which tokens are accepted again
+	}{
+		{"last step, token of this step", 30 * time.Second, 0, 1,
+			[]string{"alice@a.example: refused: store_forgot\n", "may have lost records", "the daemon accepts again the tokens minted from "}, 1},
+		{"last step, token of the next step", 30 * time.Second, 1, 0,
+			[]string{"alice@a.example: accepted\n", "not used yet"}, 0},
+		{"this step", 0, 0, 0,
+			[]string{"alice@a.example: accepted (if not already used)\n", "calls no token of the window unused", "tokens minted from "}, 2},
+		{"three steps ago", 90 * time.Second, -1, 0,
+			[]string{"alice@a.example: accepted\n", "not used yet"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			awayFromStepEdge()
+			now := time.Now()
+			store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: 2 * time.Minute})
+			store.MarkForgotten(now.Add(-tc.forgot))
+			sock, ask := startExplainDaemon(t, cfgPath, store)
+			tok := mintAt(t, secretA, seedA, "alice", "a.example", now.Add(time.Duration(tc.offset)*30*time.Second))
+			code, out := explainNow(t, cfgPath, []string{"-socket", sock}, "alice@a.example", tok)
+			if code != tc.code {
+				t.Errorf("exit %d, want %d", code, tc.code)
+			}
+			if tc.ends != 0 {
+				ends := time.Unix((now.Unix()/30+int64(tc.ends))*30, 0).Format(time.RFC3339)
+				tc.want = append(tc.want, ends)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+			// Explaining records nothing.
+			if got, want := ask("auth:alice:a.example:"+tok), map[bool]string{true: "1\n", false: "0\n"}[tc.code == 0 && tc.ends == 0]; got != want {
+				t.Errorf("auth after explain = %q, want %q", got, want)
+			}
+		})
 	}
 }

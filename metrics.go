@@ -36,7 +36,7 @@ type metrics struct {
 // verifier gains goes here (TestMetricsVerifierReasons checks).
 var verifierReasons = []verifier.Reason{
 	verifier.Accepted, verifier.Malformed, verifier.UnknownHost, verifier.OTPOutOfWindow,
-	verifier.BadSignature, verifier.Replayed, verifier.StoreUnavailable,
+	verifier.BadSignature, verifier.Replayed, verifier.StoreUnavailable, verifier.StoreForgot,
 }
 
 // requestSeries lists every (command, result, reason) a request can be

@@ -119,7 +119,8 @@ type downStore struct{ replay.Store }
 func (downStore) Record(context.Context, replay.Key) (bool, error) {
 	return false, replay.ErrUnavailable
 }
-func (downStore) Len() int { return -1 }
+func (downStore) Len() int               { return -1 }
+func (downStore) ForgottenAt() time.Time { return time.Time{} }
 
 // TestMetricsStoreErrors: a store that does not answer is counted as a
 // store error and as a store_unavailable refusal.
@@ -214,7 +215,10 @@ func TestMetricsSeriesComplete(t *testing.T) {
 	start := seriesOf(t, m, "tokenauthd_requests_total", "tokenauthd_request_duration_seconds")
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var handlers []*authHandler
-	for _, s := range []replay.Store{store, unreachableStore{}} {
+	// A store that has just lost its records: store_forgot.
+	forgetful := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute})
+	forgetful.MarkForgotten(time.Now())
+	for _, s := range []replay.Store{store, unreachableStore{}, forgetful} {
 		v, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(), Store: s, Hosts: hosts})
 		if err != nil {
 			t.Fatal(err)
@@ -264,6 +268,8 @@ func (unreachableStore) Seen(context.Context, replay.Key) (bool, error) {
 }
 func (unreachableStore) Len() int     { return -1 }
 func (unreachableStore) Close() error { return nil }
+
+func (unreachableStore) ForgottenAt() time.Time { return time.Time{} }
 
 // diff returns what a has and b has not, and the converse.
 func diff(a, b []string) (onlyA, onlyB []string) {

@@ -79,7 +79,7 @@ func restartOnly(old, cfg *Config) []string {
 		s = append(s, "replay.capacity")
 	}
 	if old.Store != cfg.Store || old.Journal != cfg.Journal || old.JournalSyncEvery != cfg.JournalSyncEvery ||
-		!reflect.DeepEqual(old.Redis, cfg.Redis) {
+		old.RefuseAfterStart != cfg.RefuseAfterStart || !reflect.DeepEqual(old.Redis, cfg.Redis) {
 		s = append(s, "replay store settings")
 	}
 	if old.Socket != cfg.Socket || old.SocketGroup != cfg.SocketGroup {

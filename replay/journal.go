@@ -1,12 +1,14 @@
 package replay
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,17 +21,32 @@ import (
 // what it accepted before.
 //
 // File format: an 8-byte header (journalMagic), then fixed-size records of
-// 28 bytes: the key (16 bytes), the expiry (8 bytes, big-endian Unix
-// nanoseconds) and a CRC-32C of those 24 bytes (4 bytes, big-endian). A
-// record torn by a crash (a short tail, or a record whose checksum fails) is
-// skipped at load time and the file is cut back to its last whole record.
+// 28 bytes: the key (16 bytes), a time (8 bytes, big-endian Unix
+// nanoseconds) and a CRC-32C of those 24 bytes (4 bytes, big-endian). For a
+// credential's record the time is its expiry. Two reserved keys, which
+// HashKey never makes (a 2^-128 chance), mark the journal's own records: a
+// forget record (its time: a moment the store may have lost what it had
+// recorded before) and a generation record (its time: the latest expiry in
+// the previous generation, PATH.old).
+//
+// Loading reads the file record by record, so that memory is bounded by the
+// store's capacity, not by the file's size. Records that fail their
+// checksum at the end of the active file are a write a crash interrupted
+// (never acknowledged): they are cut off. Anywhere else they are records
+// lost; so is an active file that is absent or empty (a first start cannot
+// be told from a lost file), or a previous generation that is missing. The
+// store may then have forgotten credentials it accepted: OpenJournal marks
+// the store forgotten at the moment it opens the file (Memory.ForgottenAt)
+// and appends a forget record, so that a restart soon after still knows it.
+// A forget record covers every loss found before it in the file.
 //
 // The file never grows without bound: records expire after the store's
-// time to live, so the journal rotates. Once the active file is at least
-// one TTL old and every record of the previous generation (PATH.old) has
-// expired, PATH is renamed to PATH.old (dropping the expired generation)
-// and a new PATH is started. Both generations are loaded at start-up. The
-// file thus holds at most the records of about two TTLs.
+// time to live, so the journal rotates, on what the files hold (not on
+// how long the process has run, which restarts reset). Once every record of
+// the previous generation (PATH.old) has expired and so has the oldest
+// record of the active file, PATH is renamed to PATH.old (dropping the
+// expired generation) and a new PATH is started. Both generations are
+// loaded at start-up. The files thus hold the records of about two TTLs.
 //
 // Durability: every record is written with write(2) before Record returns,
 // so it survives the process being killed at any point (SIGKILL, a crash,
@@ -42,6 +59,12 @@ const (
 	journalMagic   = "TAJRNL01"
 	journalHdrSize = len(journalMagic)
 	journalRecSize = KeySize + 8 + 4
+)
+
+// The reserved keys of the journal's own records.
+var (
+	forgetKey  = Key{KeySize - 1: 1}
+	prevGenKey = Key{KeySize - 1: 2}
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -67,12 +90,12 @@ type Journal struct {
 
 	mu        sync.Mutex
 	f         *os.File
-	size      int64     // bytes of whole records and header in f
-	started   time.Time // when f was started (or loaded)
-	oldMax    int64     // latest expiry in PATH.old, Unix nanoseconds
-	activeMax int64     // latest expiry in PATH
-	dirty     bool      // written since the last fsync
-	err       error     // sticky: the file is in an unknown state
+	size      int64 // bytes of whole records and header in f
+	oldMax    int64 // latest expiry in PATH.old, Unix nanoseconds
+	activeMin int64 // earliest expiry in PATH (0: no record)
+	activeMax int64 // latest expiry in PATH
+	dirty     bool  // written since the last fsync
+	err       error // sticky: the file is in an unknown state
 	closed    bool
 
 	// openFile opens files for rotation (os.OpenFile; tests inject faults).
@@ -88,7 +111,14 @@ var _ Store = (*Journal)(nil)
 type JournalStats struct {
 	Loaded  int // unexpired records restored into the store
 	Expired int // records that had expired
-	Torn    int // bytes or records skipped as torn or corrupt
+	Torn    int // bytes cut off the end of the active file: a write a crash interrupted
+	Corrupt int // records that failed their checksum elsewhere: lost
+	// Lost says why this start found that records may have been lost (""
+	// if it found none).
+	Lost string
+	// Forgotten is the store's ForgottenAt once loaded: the open time if
+	// Lost is set, or a moment a recent start recorded; zero if none.
+	Forgotten time.Time
 }
 
 // OpenJournal loads the unexpired records of the journal at path (and of
@@ -110,103 +140,230 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 	}
 	j := &Journal{mem: mem, path: path, lock: lock, now: mem.now, syncEach: o.SyncEvery,
 		openFile: os.OpenFile, stop: make(chan struct{}), done: make(chan struct{})}
-	st := &JournalStats{}
-	if j.oldMax, err = j.load(path+".old", st, false); err != nil {
+	now := j.now()
+	l := &loader{j: j, st: &JournalStats{}, now: now.UnixNano(), ttl: int64(mem.TTL())}
+	if err := l.loadOld(path + ".old"); err != nil {
 		lock.Close()
 		return nil, nil, err
 	}
-	if j.activeMax, err = j.load(path, st, true); err != nil {
+	if err := l.loadActive(path, now); err != nil {
 		lock.Close()
 		return nil, nil, err
 	}
-	j.started = j.now()
+	if l.forgot != 0 {
+		mem.MarkForgotten(time.Unix(0, l.forgot))
+	}
+	l.st.Forgotten = mem.ForgottenAt()
 	go j.syncer(o.SyncInterval)
-	return j, st, nil
+	return j, l.st, nil
 }
 
-// load restores the records of the file at name into the store and returns
-// their latest expiry. For the active file it also cuts a torn tail off,
-// writes a header into a new or empty file, and keeps it open for
-// appending.
-func (j *Journal) load(name string, st *JournalStats, active bool) (int64, error) {
-	flags := os.O_RDONLY
-	if active {
-		flags = os.O_RDWR | os.O_CREATE
+// loader reads the records of both generations, the older first: the
+// order they were written in.
+type loader struct {
+	j        *Journal
+	st       *JournalStats
+	now, ttl int64
+	lost     string // why records may be lost, if no later forget record covers it
+	forgot   int64  // the latest forget record still in effect
+	active   bool   // reading the active file
+}
+
+// scan is what reading one file found.
+type scan struct {
+	hdr      bool  // the file starts with a whole header
+	good     int64 // offset just past the header and the last record that passed its checksum
+	end      int64 // bytes read
+	bad      int   // records that failed their checksum since the last good one
+	min, max int64 // earliest and latest expiry of its records (0: none)
+}
+
+func (sc *scan) note(exp int64) {
+	if sc.min == 0 || exp < sc.min {
+		sc.min = exp
 	}
-	f, err := os.OpenFile(name, flags, 0o600)
+	sc.max = max(sc.max, exp)
+}
+
+// loadOld restores the records of the previous generation, if there is one.
+func (l *loader) loadOld(name string) error {
+	f, err := os.Open(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
 	if err != nil {
-		if !active && errors.Is(err, os.ErrNotExist) {
-			return 0, nil
-		}
-		return 0, fmt.Errorf("replay: journal: %w", err)
+		return fmt.Errorf("replay: journal: %w", err)
 	}
-	keep := false
-	defer func() {
-		if !keep {
-			f.Close()
-		}
-	}()
-	data, err := io.ReadAll(f)
+	defer f.Close()
+	sc, err := l.read(f, name)
 	if err != nil {
-		return 0, fmt.Errorf("replay: journal %s: %w", name, err)
+		return err
 	}
-	var latest int64
-	size := int64(journalHdrSize)
+	// PATH.old was whole and fsynced when it was renamed: anything short
+	// of whole records is damage, not a torn write.
+	if !sc.hdr || sc.end != sc.good {
+		l.st.Corrupt += sc.bad
+		l.lose(name + " is damaged")
+	}
+	l.j.oldMax = sc.max
+	return nil
+}
+
+// loadActive restores the records of the active file, then makes it ready
+// for appending: a header in a new or empty file, a torn tail cut off, a
+// forget record if records may have been lost. It keeps the file open.
+func (l *loader) loadActive(name string, now time.Time) error {
+	l.active = true
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+	}
+	if err != nil {
+		return fmt.Errorf("replay: journal: %w", err)
+	}
+	sc, err := l.read(f, name)
+	if err == nil {
+		err = l.prepare(f, name, &sc, now)
+	}
+	if err != nil {
+		f.Close()
+		return err
+	}
+	l.j.f, l.j.size, l.j.activeMin, l.j.activeMax = f, sc.good, sc.min, sc.max
+	return nil
+}
+
+// prepare readies the loaded active file for appending.
+func (l *loader) prepare(f *os.File, name string, sc *scan, now time.Time) error {
+	changed := false
 	switch {
-	case len(data) == 0:
-	case len(data) < journalHdrSize || string(data[:journalHdrSize]) != journalMagic:
-		if len(data) >= journalHdrSize || string(data) != journalMagic[:len(data)] {
-			return 0, fmt.Errorf("replay: journal %s: not a tokenauthd journal (bad header)", name)
-		}
-		st.Torn += len(data) // a header torn while being written
-	default:
-		now := j.now().UnixNano()
-		recs := data[journalHdrSize:]
-		for len(recs) >= journalRecSize {
-			rec := recs[:journalRecSize]
-			recs = recs[journalRecSize:]
-			size += journalRecSize
-			if crc32.Checksum(rec[:KeySize+8], crcTable) != binary.BigEndian.Uint32(rec[KeySize+8:]) {
-				st.Torn++
-				continue
-			}
-			var k Key
-			copy(k[:], rec)
-			exp := int64(binary.BigEndian.Uint64(rec[KeySize:]))
-			latest = max(latest, exp)
-			if exp <= now {
-				st.Expired++
-				continue
-			}
-			j.mem.Restore(k, time.Unix(0, exp))
-			st.Loaded++
-		}
-		st.Torn += len(recs)
-	}
-	if !active {
-		return latest, nil
-	}
-	switch {
-	case len(data) < journalHdrSize: // new, empty, or its header torn
+	case !sc.hdr: // absent, empty, or its header torn
+		l.lose(name + " was absent or empty (a first start, or a lost file)")
 		if err := f.Truncate(0); err != nil {
-			return 0, fmt.Errorf("replay: journal %s: %w", name, err)
+			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
 		if _, err := f.WriteAt([]byte(journalMagic), 0); err != nil {
-			return 0, fmt.Errorf("replay: journal %s: %w", name, err)
+			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
-	case int64(len(data)) != size: // a torn tail: cut back to whole records
-		if err := f.Truncate(size); err != nil {
-			return 0, fmt.Errorf("replay: journal %s: %w", name, err)
+		sc.good, changed = int64(journalHdrSize), true
+	case sc.end != sc.good: // a torn tail: cut back to whole records
+		if err := f.Truncate(sc.good); err != nil {
+			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
-	default:
-		j.f, j.size, keep = f, size, true
-		return latest, nil
+		l.st.Torn += int(sc.end - sc.good)
+		changed = true
 	}
-	if err := f.Sync(); err != nil {
-		return 0, fmt.Errorf("replay: journal %s: %w", name, err)
+	if l.lost != "" {
+		l.st.Lost = l.lost
+		l.forgot = max(l.forgot, now.UnixNano())
+		rec := journalRecord(forgetKey, now.UnixNano())
+		if _, err := f.WriteAt(rec[:], sc.good); err != nil {
+			return fmt.Errorf("replay: journal %s: %w", name, err)
+		}
+		sc.good += journalRecSize
+		sc.note(now.UnixNano() + l.ttl)
+		changed = true
 	}
-	j.f, j.size, keep = f, size, true
-	return latest, nil
+	if changed {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("replay: journal %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// lose notes that records may have been lost.
+func (l *loader) lose(why string) {
+	if l.lost == "" {
+		l.lost = why
+	}
+}
+
+// read restores the records of one file, reading it through a small
+// buffer, record by record.
+func (l *loader) read(f io.Reader, name string) (scan, error) {
+	br := bufio.NewReaderSize(f, 64<<10)
+	var sc scan
+	var hdr [journalHdrSize]byte
+	n, err := io.ReadFull(br, hdr[:])
+	sc.end = int64(n)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF:
+		if string(hdr[:n]) != journalMagic[:n] {
+			return sc, fmt.Errorf("replay: journal %s: not a tokenauthd journal (bad header)", name)
+		}
+		return sc, nil // empty, or a header torn while being written
+	case err != nil:
+		return sc, fmt.Errorf("replay: journal %s: %w", name, err)
+	case string(hdr[:]) != journalMagic:
+		return sc, fmt.Errorf("replay: journal %s: not a tokenauthd journal (bad header)", name)
+	}
+	sc.hdr, sc.good = true, int64(journalHdrSize)
+	var rec [journalRecSize]byte
+	for {
+		n, err := io.ReadFull(br, rec[:])
+		sc.end += int64(n)
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return sc, nil
+		}
+		if err != nil {
+			return sc, fmt.Errorf("replay: journal %s: %w", name, err)
+		}
+		if crc32.Checksum(rec[:KeySize+8], crcTable) != binary.BigEndian.Uint32(rec[KeySize+8:]) {
+			sc.bad++
+			continue
+		}
+		if sc.bad > 0 { // damage followed by whole records: not a torn write
+			l.st.Corrupt += sc.bad
+			sc.bad = 0
+			l.lose(name + " has records that fail their checksum")
+		}
+		l.restore(&sc, &rec)
+		sc.good = sc.end
+	}
+}
+
+// restore acts on one record that passed its checksum.
+func (l *loader) restore(sc *scan, rec *[journalRecSize]byte) {
+	k := Key(rec[:KeySize])
+	t := int64(binary.BigEndian.Uint64(rec[KeySize:]))
+	switch k {
+	case forgetKey:
+		// Everything written before it was accounted for when it was
+		// written: it either expired or is refused until t's tokens are.
+		end := t + l.ttl
+		if end < t { // overflow: a time no clock gives
+			end = math.MaxInt64
+		}
+		sc.note(end)
+		l.lost = ""
+		if end > l.now { // a moment past now (the clock went back) is now
+			l.forgot = max(l.forgot, min(t, l.now))
+		}
+		return
+	case prevGenKey:
+		sc.note(t)
+		if l.active && t > l.now && l.j.oldMax < t {
+			l.lose(l.j.path + ".old is missing or incomplete")
+		}
+		return
+	}
+	sc.note(t)
+	if t <= l.now {
+		l.st.Expired++
+		return
+	}
+	l.j.mem.Restore(k, time.Unix(0, t))
+	l.st.Loaded++
+}
+
+// journalRecord encodes one record.
+func journalRecord(key Key, t int64) [journalRecSize]byte {
+	var rec [journalRecSize]byte
+	copy(rec[:], key[:])
+	binary.BigEndian.PutUint64(rec[KeySize:], uint64(t))
+	binary.BigEndian.PutUint32(rec[KeySize+8:], crc32.Checksum(rec[:KeySize+8], crcTable))
+	return rec
 }
 
 // Record implements Store: a fresh key is recorded in memory and appended
@@ -224,12 +381,9 @@ func (j *Journal) Record(ctx context.Context, key Key) (bool, error) {
 	return true, nil
 }
 
+// append writes the record of key, which expires at exp, to the file.
 func (j *Journal) append(key Key, exp int64) error {
-	var rec [journalRecSize]byte
-	copy(rec[:], key[:])
-	binary.BigEndian.PutUint64(rec[KeySize:], uint64(exp))
-	binary.BigEndian.PutUint32(rec[KeySize+8:], crc32.Checksum(rec[:KeySize+8], crcTable))
-
+	rec := journalRecord(key, exp)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.closed {
@@ -241,6 +395,22 @@ func (j *Journal) append(key Key, exp int64) error {
 	if err := j.maybeRotate(); err != nil {
 		return err
 	}
+	if err := j.write(rec); err != nil {
+		return err
+	}
+	j.activeMax = max(j.activeMax, exp)
+	if j.activeMin == 0 {
+		j.activeMin = exp
+	}
+	if j.syncEach {
+		return j.f.Sync()
+	}
+	j.dirty = true
+	return nil
+}
+
+// write appends one record to the active file. Called with j.mu held.
+func (j *Journal) write(rec [journalRecSize]byte) error {
 	if n, err := j.f.WriteAt(rec[:], j.size); err != nil {
 		if n > 0 {
 			// Cut the partial record off, or stop writing: a record out
@@ -252,25 +422,18 @@ func (j *Journal) append(key Key, exp int64) error {
 		return err
 	}
 	j.size += journalRecSize
-	j.activeMax = max(j.activeMax, exp)
-	if j.syncEach {
-		if err := j.f.Sync(); err != nil {
-			return err
-		}
-		return nil
-	}
-	j.dirty = true
 	return nil
 }
 
-// maybeRotate starts a new generation when the active one is a TTL old and
-// the previous one has wholly expired. A rotation that fails is tried again
-// by the next append: the append that hit the failure is refused, not every
-// later one. Called with j.mu held.
+// maybeRotate starts a new generation when the previous one has wholly
+// expired and so has the oldest record of the active one. It looks at what
+// the files hold, so restarts do not put it off. A rotation that fails is
+// tried again by the next append: the append that hit the failure is
+// refused, not every later one. Called with j.mu held.
 func (j *Journal) maybeRotate() error {
-	now := j.now()
+	now := j.now().UnixNano()
 	if j.f != nil {
-		if now.Sub(j.started) < j.mem.TTL() || j.oldMax > now.UnixNano() {
+		if j.activeMin == 0 || j.activeMin > now || j.oldMax > now {
 			return nil
 		}
 		if err := j.f.Sync(); err != nil {
@@ -283,11 +446,17 @@ func (j *Journal) maybeRotate() error {
 		// started (j.f == nil), nothing more can be journaled.
 		j.f.Close()
 		j.f, j.dirty = nil, false
-		j.oldMax, j.activeMax = j.activeMax, 0
+		j.oldMax, j.activeMin, j.activeMax = j.activeMax, 0, 0
 	}
+	// The new generation starts with the latest expiry of the previous
+	// one, so that a load can tell if PATH.old went missing.
 	f, err := j.openFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err == nil {
-		_, err = f.WriteAt([]byte(journalMagic), 0)
+		rec := journalRecord(prevGenKey, j.oldMax)
+		_, err = f.WriteAt(append([]byte(journalMagic), rec[:]...), 0)
+		if err == nil {
+			err = f.Sync()
+		}
 		if err == nil {
 			err = syncDir(filepath.Dir(j.path))
 		}
@@ -298,8 +467,8 @@ func (j *Journal) maybeRotate() error {
 		}
 		return fmt.Errorf("rotation failed: %v", err)
 	}
-	j.f, j.size, j.started = f, int64(journalHdrSize), now
-	j.dirty = true
+	j.f, j.size = f, int64(journalHdrSize+journalRecSize)
+	j.activeMin, j.activeMax = j.oldMax, j.oldMax
 	return nil
 }
 
@@ -332,6 +501,10 @@ func (j *Journal) syncer(every time.Duration) {
 		}
 	}
 }
+
+// ForgottenAt implements Store: the moment OpenJournal found records may
+// have been lost (or a recent start did), zero if none.
+func (j *Journal) ForgottenAt() time.Time { return j.mem.ForgottenAt() }
 
 // Seen implements Store.
 func (j *Journal) Seen(ctx context.Context, key Key) (bool, error) { return j.mem.Seen(ctx, key) }

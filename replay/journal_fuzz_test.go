@@ -13,8 +13,11 @@ import (
 // FuzzJournalLoad opens a journal whose file holds any bytes (a crash,
 // a disk error, someone else's file): OpenJournal must either refuse it
 // (not a journal) or load it, never panic; once loaded, the file is cut to
-// whole records, and what is recorded next survives a reopen. Seeds in
-// testdata/fuzz/FuzzJournalLoad.
+// whole records, a loss it reports is dated at the open, and what is
+// recorded next survives a reopen, which finds no new loss and the same
+// forgotten moment. Seeds in testdata/fuzz/FuzzJournalLoad, among them
+// journals with forget and generation records, damage in the middle and
+// damage at the end.
 func FuzzJournalLoad(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
@@ -45,6 +48,12 @@ func FuzzJournalLoad(f *testing.F) {
 		if st.Loaded < 0 || st.Loaded > mem.Len() {
 			t.Fatalf("stats %+v with %d records in memory", *st, mem.Len())
 		}
+		if st.Lost != "" && !st.Forgotten.Equal(clk.now()) {
+			t.Fatalf("a loss (%s) dated %v, not at the open", st.Lost, st.Forgotten)
+		}
+		if !j.ForgottenAt().Equal(st.Forgotten) {
+			t.Fatalf("store forgotten at %v, stats say %v", j.ForgottenAt(), st.Forgotten)
+		}
 		k := HashKey(append([]byte("fuzz "), data...))
 		fresh, err := j.Record(t.Context(), k)
 		if err != nil {
@@ -52,11 +61,14 @@ func FuzzJournalLoad(f *testing.F) {
 		}
 		j.Close()
 		mem2 := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
-		j2, _, err := OpenJournal(path, mem2, JournalOptions{})
+		j2, st2, err := OpenJournal(path, mem2, JournalOptions{})
 		if err != nil {
 			t.Fatalf("reopen: %v", err)
 		}
 		defer j2.Close()
+		if st2.Lost != "" || st2.Torn != 0 || !st2.Forgotten.Equal(st.Forgotten) {
+			t.Fatalf("reopen of a journal closed cleanly: stats %+v; first open %+v", *st2, *st)
+		}
 		if seen, _ := j2.Seen(t.Context(), k); fresh && !seen {
 			t.Fatal("a record appended after loading was lost at reopen")
 		}

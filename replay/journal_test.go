@@ -1,10 +1,12 @@
 package replay
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -79,8 +81,12 @@ func TestJournalTornTail(t *testing.T) {
 	if st.Loaded != 2 || st.Torn != 10 {
 		t.Errorf("stats = %+v, want 2 loaded, 10 torn bytes", *st)
 	}
-	if fi, _ := os.Stat(path); fi.Size() != int64(journalHdrSize+2*journalRecSize) {
-		t.Errorf("size after load = %d, want %d", fi.Size(), journalHdrSize+2*journalRecSize)
+	// The header, the first start's forget record, two records.
+	if fi, _ := os.Stat(path); fi.Size() != int64(journalHdrSize+3*journalRecSize) {
+		t.Errorf("size after load = %d, want %d", fi.Size(), journalHdrSize+3*journalRecSize)
+	}
+	if st.Lost != "" {
+		t.Errorf("a torn tail taken for a loss: %q", st.Lost)
 	}
 	mustRecord(t, j2, key(1), false)
 	mustRecord(t, j2, key(3), true)
@@ -103,12 +109,19 @@ func TestJournalCorruptRecord(t *testing.T) {
 	}
 	j1.Close()
 	data, _ := os.ReadFile(path)
-	data[journalHdrSize+journalRecSize+5] ^= 0xff // the second record's key
+	// The first record is the forget record of the first start, then
+	// keys 0, 1, 2: damage key 1.
+	data[journalHdrSize+2*journalRecSize+5] ^= 0xff
 	os.WriteFile(path, data, 0o600)
 
+	clk.add(time.Second)
 	j2, st := openTestJournal(t, path, clk)
-	if st.Loaded != 2 || st.Torn != 1 {
-		t.Errorf("stats = %+v, want 2 loaded, 1 torn", *st)
+	if st.Loaded != 2 || st.Corrupt != 1 || st.Torn != 0 {
+		t.Errorf("stats = %+v, want 2 loaded, 1 corrupt", *st)
+	}
+	// Key 1 is forgotten, and the store says so.
+	if st.Lost == "" || !st.Forgotten.Equal(clk.now()) || !j2.ForgottenAt().Equal(clk.now()) {
+		t.Errorf("lost %q, forgotten at %v (store: %v); want a loss at %v", st.Lost, st.Forgotten, j2.ForgottenAt(), clk.now())
 	}
 	mustRecord(t, j2, key(0), false)
 	mustRecord(t, j2, key(2), false)
@@ -214,8 +227,9 @@ func TestJournalSyncEvery(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRecord(t, j, key(1), true)
-	if got := j.Size(); got != int64(journalHdrSize+journalRecSize) {
-		t.Errorf("size = %d, want %d", got, journalHdrSize+journalRecSize)
+	// The header, the first start's forget record, the record.
+	if got := j.Size(); got != int64(journalHdrSize+2*journalRecSize) {
+		t.Errorf("size = %d, want %d", got, journalHdrSize+2*journalRecSize)
 	}
 	j.Close()
 }
@@ -289,5 +303,279 @@ func TestJournalRotationRetried(t *testing.T) {
 	}
 	for _, i := range []int{0, 4, 7, 9} {
 		mustRecord(t, j2, key(i), false)
+	}
+}
+
+// journalBytes returns the size of both generations of the journal at path.
+func journalBytes(t *testing.T, path string) int64 {
+	t.Helper()
+	var total int64
+	for _, p := range []string{path, path + ".old"} {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	return total
+}
+
+// TestJournalRestartsBounded: a daemon restarted more often than a record
+// lives still rotates its journal, which rotates on what it holds, not on
+// how long the process has run. Restarts every 0.4 TTL, 50 records between
+// them, for 20 TTLs: the files hold about two TTLs of records.
+func TestJournalRestartsBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	const perRun = 50
+	n := 0
+	for run := range 50 {
+		mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
+		j, _, err := OpenJournal(path, mem, JournalOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range perRun {
+			mustRecord(t, j, key(n), true)
+			n++
+		}
+		j.Close()
+		clk.add(testTTL * 4 / 10)
+		// Two TTLs are 5 runs; one more for a generation that has just
+		// expired, and room for the journal's own records.
+		if total, max := journalBytes(t, path), int64(2*journalHdrSize+(6*perRun+12)*journalRecSize); total > max {
+			t.Fatalf("run %d: journal holds %d bytes, more than %d", run, total, max)
+		}
+	}
+	// Nothing live was dropped by a rotation.
+	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
+	j, st, err := OpenJournal(path, mem, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if st.Lost != "" {
+		t.Errorf("restarts taken for a loss: %q", st.Lost)
+	}
+	for i := n - 2*perRun; i < n; i++ { // the last two runs, 0.8 TTL
+		mustRecord(t, j, key(i), false)
+	}
+}
+
+// writeJournal writes a journal file of n records expiring at exp.
+func writeJournal(t *testing.T, path string, n int, exp time.Time) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	w.WriteString(journalMagic)
+	for i := range n {
+		rec := journalRecord(key(i), exp.UnixNano())
+		w.Write(rec[:])
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalLoadsStreaming: loading a journal reads it record by record:
+// what it allocates does not grow with the file. 300,000 expired records
+// (8 MB) load with less than 1 MB allocated; the whole file read at once
+// would be 8 MB.
+func TestJournalLoadsStreaming(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	const n = 300_000
+	writeJournal(t, path, n, clk.now().Add(-time.Second))
+	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	j, st, err := OpenJournal(path, mem, JournalOptions{})
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if st.Expired != n {
+		t.Errorf("stats = %+v, want %d expired", *st, n)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+		t.Errorf("loading %d bytes allocated %d bytes", n*journalRecSize, alloc)
+	}
+}
+
+// TestJournalLoadsLiveIntoCapacity: a journal of more live records than
+// the store holds loads with the store's capacity in memory (the capacity
+// guard counts what it forces out), not the file's size.
+func TestJournalLoadsLiveIntoCapacity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	const n, capacity = 100_000, 1000
+	writeJournal(t, path, n, clk.now().Add(time.Minute))
+	mem := NewMemory(MemoryOptions{Capacity: capacity, TTL: testTTL, Now: clk.now})
+	j, st, err := OpenJournal(path, mem, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	if st.Loaded != n || mem.Len() != capacity || mem.LiveEvictions() != n-capacity {
+		t.Errorf("loaded %d, holds %d, live evictions %d; want %d, %d, %d",
+			st.Loaded, mem.Len(), mem.LiveEvictions(), n, capacity, n-capacity)
+	}
+}
+
+// usedJournal makes a journal that has rotated once: PATH.old holds keys 0
+// to 4 (1 to 4 still live), PATH key 5. Its first start, which had no file
+// and so recorded a loss, is more than a TTL ago when it returns.
+func usedJournal(t *testing.T, path string, clk *clock) {
+	t.Helper()
+	t0 := clk.now()
+	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+	j, _, err := OpenJournal(path, mem, JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustRecord(t, j, key(0), true)
+	clk.add(testTTL * 6 / 10)
+	for i := 1; i < 5; i++ {
+		mustRecord(t, j, key(i), true)
+	}
+	clk.t = t0.Add(testTTL + time.Second)
+	mustRecord(t, j, key(5), true) // rotates: key 0 has expired
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path + ".old"); err != nil {
+		t.Fatalf("no rotation: %v", err)
+	}
+	clk.add(time.Second)
+}
+
+// flipByte returns a function that damages the byte at off of a file.
+func flipByte(off int64) func(string) error {
+	return func(p string) error {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		b[off] ^= 0xff
+		return os.WriteFile(p, b, 0o600)
+	}
+}
+
+// truncateTo returns a function that cuts a file to size bytes.
+func truncateTo(size int64) func(string) error {
+	return func(p string) error { return os.Truncate(p, size) }
+}
+
+// appendBytes returns a function that appends b to a file.
+func appendBytes(b []byte) func(string) error {
+	return func(p string) error {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		_, err = f.Write(b)
+		return err
+	}
+}
+
+// TestJournalLoss: a journal that may have lost records says so: the store
+// is marked forgotten at the moment it is opened. Damage that only a crash
+// while writing explains (a torn tail) is no loss.
+func TestJournalLoss(t *testing.T) {
+	rec := int64(journalRecSize)
+	hdr := int64(journalHdrSize)
+	for _, tc := range []struct {
+		name   string
+		file   string // "" for PATH, ".old" for PATH.old
+		damage func(string) error
+		lost   bool
+		torn   int
+	}{
+		{name: "intact", damage: func(string) error { return nil }},
+		{name: "active file deleted", damage: os.Remove, lost: true},
+		{name: "active file emptied", damage: truncateTo(0), lost: true},
+		{name: "active header torn", damage: truncateTo(3), lost: true},
+		{name: "active record damaged", damage: flipByte(hdr + 3), lost: true}, // the generation record
+		{name: "active tail torn", damage: appendBytes(make([]byte, rec+5)), torn: int(rec + 5)},
+		{name: "active tail cut short", damage: truncateTo(hdr + 2*rec - 7), torn: int(rec - 7)},
+		{name: "old generation deleted", file: ".old", damage: os.Remove, lost: true},
+		{name: "old record damaged", file: ".old", damage: flipByte(hdr + 2*rec + 1), lost: true},
+		{name: "old tail damaged", file: ".old", damage: flipByte(hdr + 5*rec + 1), lost: true},
+		{name: "old tail cut short", file: ".old", damage: truncateTo(hdr + 6*rec - 1), lost: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "replay.journal")
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			usedJournal(t, path, clk)
+			if err := tc.damage(path + tc.file); err != nil {
+				t.Fatal(err)
+			}
+			j, st := openTestJournal(t, path, clk)
+			if got := st.Lost != ""; got != tc.lost || st.Torn != tc.torn {
+				t.Fatalf("stats %+v; want lost %v, torn %d", *st, tc.lost, tc.torn)
+			}
+			want := time.Time{}
+			if tc.lost {
+				want = clk.now()
+			}
+			if !st.Forgotten.Equal(want) || !j.ForgottenAt().Equal(want) {
+				t.Errorf("forgotten at %v (store: %v), want %v", st.Forgotten, j.ForgottenAt(), want)
+			}
+			j.Close()
+			// A restart soon after still knows, from the journal's forget
+			// record: it finds no new loss, and keeps the moment.
+			clk.add(time.Second)
+			j2, st2 := openTestJournal(t, path, clk)
+			if st2.Lost != "" || st2.Torn != 0 || !j2.ForgottenAt().Equal(want) {
+				t.Errorf("restart: stats %+v, forgotten at %v; want no loss, forgotten at %v", *st2, j2.ForgottenAt(), want)
+			}
+			if !tc.lost { // (key 5's write is the one a torn tail cut)
+				for i := 1; i < 5; i++ {
+					mustRecord(t, j2, key(i), false)
+				}
+			}
+		})
+	}
+}
+
+// TestJournalForgetRecordExpires: the loss a start records matters for a
+// TTL: a later start is not marked forgotten by it.
+func TestJournalForgetRecordExpires(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	j, st := openTestJournal(t, path, clk)
+	if st.Lost == "" || !j.ForgottenAt().Equal(clk.now()) {
+		t.Fatalf("first start (no file): stats %+v", *st)
+	}
+	j.Close()
+	clk.add(testTTL - time.Second)
+	j, _ = openTestJournal(t, path, clk)
+	if j.ForgottenAt().IsZero() {
+		t.Error("a start within the TTL of a loss does not know it")
+	}
+	j.Close()
+	clk.add(time.Second)
+	j, _ = openTestJournal(t, path, clk)
+	if !j.ForgottenAt().IsZero() {
+		t.Errorf("forgotten at %v a TTL after the loss", j.ForgottenAt())
+	}
+}
+
+// A forget record dated after now (written before the clock was set back)
+// counts as a loss now, not as refusals until that future moment.
+func TestJournalForgetRecordInTheFuture(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	future := journalRecord(forgetKey, clk.now().Add(time.Hour).UnixNano())
+	if err := os.WriteFile(path, append([]byte(journalMagic), future[:]...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j, st := openTestJournal(t, path, clk)
+	if !j.ForgottenAt().Equal(clk.now()) || st.Lost != "" {
+		t.Errorf("forgotten at %v (lost %q), want %v", j.ForgottenAt(), st.Lost, clk.now())
 	}
 }

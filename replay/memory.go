@@ -22,8 +22,9 @@ type MemoryOptions struct {
 	Now func() time.Time
 	// OnLiveEviction, if set, is called when the capacity forces out a record
 	// that had not yet expired: from then on a replay of that credential
-	// would be taken as fresh. It runs with the store locked and must not
-	// call back into the store.
+	// would be taken as fresh. It is called once per such record, after the
+	// store is unlocked, by the Record or Restore that forced it out: it
+	// may call the store's methods.
 	OnLiveEviction func()
 }
 
@@ -42,6 +43,8 @@ type Memory struct {
 	now           func() time.Time
 	onLive        func()
 	liveEvictions atomic.Uint64
+	pendingLive   int // live evictions not yet reported to onLive; under mu
+	forgot        forgetMark
 }
 
 var _ Store = (*Memory)(nil)
@@ -59,11 +62,23 @@ func NewMemory(o MemoryOptions) *Memory {
 	return m
 }
 
-// evicted runs under m.mu for every record the LRU drops.
+// evicted runs under m.mu for every record the LRU drops. It only counts:
+// the callback runs once the lock is released (unlock).
 func (m *Memory) evicted(_ Key, expires int64) {
 	if expires > m.now().UnixNano() {
 		m.liveEvictions.Add(1)
-		if m.onLive != nil {
+		m.pendingLive++
+	}
+}
+
+// unlock releases m.mu, then reports the live evictions made while it was
+// held.
+func (m *Memory) unlock() {
+	n := m.pendingLive
+	m.pendingLive = 0
+	m.mu.Unlock()
+	if m.onLive != nil {
+		for range n {
 			m.onLive()
 		}
 	}
@@ -73,7 +88,7 @@ func (m *Memory) evicted(_ Key, expires int64) {
 func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
 	now := m.now()
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	m.dropExpired(now.UnixNano())
 	if exp, ok := m.lru.Peek(key); ok && exp > now.UnixNano() {
 		return false, nil
@@ -102,7 +117,7 @@ func (m *Memory) Restore(key Key, expires time.Time) {
 		return
 	}
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	defer m.unlock()
 	if exp, ok := m.lru.Peek(key); ok && exp >= expires.UnixNano() {
 		return
 	}
@@ -130,6 +145,18 @@ func (m *Memory) LiveEvictions() uint64 { return m.liveEvictions.Load() }
 
 // TTL returns the time to live of a record.
 func (m *Memory) TTL() time.Duration { return m.ttl }
+
+// MarkForgotten records that the store may have lost, at the moment at,
+// records it had acknowledged: a store that starts empty although an earlier
+// process may have recorded keys (no journal), or a journal found
+// incomplete. ForgottenAt reports the latest such moment.
+func (m *Memory) MarkForgotten(at time.Time) { m.forgot.raise(at) }
+
+// ForgottenAt implements Store: the latest moment given to MarkForgotten,
+// zero if none. A memory store forgets nothing while it runs (the capacity
+// guard reports what it forces out); what it forgets is what it held
+// before it started, which only its owner knows.
+func (m *Memory) ForgottenAt() time.Time { return m.forgot.load() }
 
 // Close implements Store. It drops nothing: records expire on their own.
 func (m *Memory) Close() error { return nil }

@@ -190,3 +190,37 @@ func TestMemoryDefaults(t *testing.T) {
 	}
 	var _ Store = m
 }
+
+// The live-eviction callback runs after the store is unlocked, so that it
+// may call back into the store (its count, Len): through Record and
+// through Restore.
+func TestMemoryLiveEvictionCallbackUnlocked(t *testing.T) {
+	for _, via := range []string{"Record", "Restore"} {
+		t.Run(via, func(t *testing.T) {
+			c := &clock{t: time.Unix(1_700_000_000, 0)}
+			var m *Memory
+			calls, locked := 0, 0
+			m = NewMemory(MemoryOptions{Capacity: 2, TTL: time.Minute, Now: c.now, OnLiveEviction: func() {
+				calls++
+				if !m.mu.TryLock() {
+					locked++ // m.Len() would deadlock here
+					return
+				}
+				m.mu.Unlock()
+				if n := m.Len(); n != 2 {
+					t.Errorf("Len in the callback = %d, want 2", n)
+				}
+			}})
+			for i := range 3 {
+				if via == "Record" {
+					m.Record(t.Context(), key(i))
+				} else {
+					m.Restore(key(i), c.now().Add(time.Minute))
+				}
+			}
+			if calls != 1 || locked != 0 {
+				t.Errorf("%d callbacks, %d of them with the store locked; want 1, 0", calls, locked)
+			}
+		})
+	}
+}

@@ -2,8 +2,11 @@ package replay
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -15,6 +18,14 @@ const DefaultRedisTimeout = 500 * time.Millisecond
 // DefaultRedisPrefix namespaces the keys when RedisOptions.Prefix is "".
 const DefaultRedisPrefix = "tokenauthd:"
 
+// DefaultRedisCheckInterval is how often the marker is checked when
+// RedisOptions.CheckInterval is 0, besides on every new connection.
+const DefaultRedisCheckInterval = time.Second
+
+// markerSuffix names the marker key after the prefix. Record keys are 32
+// hexadecimal digits after it: they cannot collide.
+const markerSuffix = "epoch"
+
 // RedisOptions configures a Redis store.
 type RedisOptions struct {
 	// Prefix is put before every key (DefaultRedisPrefix if "").
@@ -23,31 +34,110 @@ type RedisOptions struct {
 	TTL time.Duration
 	// Timeout bounds each call, retries included (DefaultRedisTimeout if 0).
 	Timeout time.Duration
+	// MinReplicas, if above 0, is how many replicas must have a new record
+	// (WAIT, for at most half the Timeout) before Record reports it fresh:
+	// a replica promoted by a failover then holds it. Fewer is reported as
+	// ErrUnavailable.
+	MinReplicas int
+	// CheckInterval is how often the marker is checked besides on every
+	// new connection (DefaultRedisCheckInterval if 0).
+	CheckInterval time.Duration
+	// Now is the clock (time.Now if nil).
+	Now func() time.Time
+	// OnForget, if set, is called when the store finds it may have lost
+	// records: at is the moment it takes as ForgottenAt, why how it knows.
+	// It runs on the request path or while a connection is set up: it must
+	// not block nor call the store.
+	OnForget func(at time.Time, why string)
 }
 
 // Redis is a Store on a Redis server, a Sentinel-managed one or a Cluster,
 // shared by every process that uses the same server and prefix: a key
-// recorded by one is seen by all. Each Record is one atomic
-// `SET prefix+key 1 NX PX ttl`. It is safe for concurrent use.
+// recorded by one is seen by all.
+//
+// Each Record runs one script on the record's key: SET key value NX PX ttl,
+// where value is random for each Record call, and if the key exists, fresh
+// all the same if it holds that value. A retry of the call (go-redis
+// resends a command whose reply was lost) thus finds its own record and
+// reports fresh; any other call finds a record and reports not fresh.
+//
+// Redis can lose records: a restart without persistence, FLUSHALL, a
+// failover to a replica that had not received them. To notice, the store
+// keeps a marker key (prefix + "epoch", no expiry, a random value) and
+// checks it on every new connection, before its first command, every
+// CheckInterval, and (but in a Cluster) within every Record and Seen
+// script. A missing marker, or another value than the one this store knows,
+// means records may have been lost: ForgottenAt moves to now, and the
+// marker is made again (SET NX, then GET: every process adopts one value).
+// With no marker at the first start, a new Redis cannot be told from one
+// that lost its data: that is a loss too. In a Cluster the marker lives on
+// one node: a loss on another node is not seen.
+//
+// It is safe for concurrent use.
 type Redis struct {
-	c       redis.UniversalClient
-	prefix  string
-	ttl     time.Duration
-	timeout time.Duration
+	c           redis.UniversalClient
+	cluster     bool
+	prefix      string
+	marker      string
+	ttl         time.Duration
+	timeout     time.Duration
+	minReplicas int
+	now         func() time.Time
+	onForget    func(time.Time, string)
+
+	epoch  atomic.Pointer[string] // the marker's value this store knows
+	forgot forgetMark
+
+	stop     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
 }
 
 var _ Store = (*Redis)(nil)
 
-// NewRedis returns a Store on the client c, which it owns from then on
-// (Close closes it).
-func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
+// recordScript records KEYS[1] for ARGV[2] ms with the value ARGV[1]: 1 if
+// it was not recorded or holds ARGV[1] (a retry of this call), 0 if it
+// holds another value. With KEYS[2] (the marker; not in a Cluster) it
+// returns -1 and records nothing unless the marker holds ARGV[3].
+var recordScript = redis.NewScript(`
+if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
+return 0
+`)
+
+// seenScript returns 1 if KEYS[1] is recorded, else 0; with KEYS[2] (the
+// marker) -1 unless it holds ARGV[1].
+var seenScript = redis.NewScript(`
+if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+return redis.call('EXISTS', KEYS[1])
+`)
+
+// NewRedis returns a Store on the client that newClient builds, which it
+// owns from then on (Close closes it). newClient must set onConnect as the
+// client's OnConnect option (redis.Options, UniversalOptions...): it checks
+// the marker on every new connection before its first use, so that a
+// restarted Redis is noticed before the Record that reconnects to it.
+func NewRedis(newClient func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient, o RedisOptions) *Redis {
 	if o.Prefix == "" {
 		o.Prefix = DefaultRedisPrefix
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRedisTimeout
 	}
-	return &Redis{c: c, prefix: o.Prefix, ttl: o.TTL, timeout: o.Timeout}
+	if o.CheckInterval <= 0 {
+		o.CheckInterval = DefaultRedisCheckInterval
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r := &Redis{prefix: o.Prefix, marker: o.Prefix + markerSuffix, ttl: o.TTL, timeout: o.Timeout,
+		minReplicas: o.MinReplicas, now: o.Now, onForget: o.OnForget,
+		stop: make(chan struct{}), done: make(chan struct{})}
+	r.c = newClient(r.onConnect)
+	_, r.cluster = r.c.(*redis.ClusterClient)
+	go r.watch(o.CheckInterval)
+	return r
 }
 
 func (r *Redis) key(k Key) string { return r.prefix + k.String() }
@@ -57,27 +147,196 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: redis: %v", ErrUnavailable, err)
 }
 
-// Record implements Store. If Redis does not answer within the timeout the
-// key is reported not fresh, with an error wrapping ErrUnavailable.
+// errMarker is returned when a script found the marker missing or changed.
+var errMarker = errors.New("the marker is missing or changed: records may have been lost")
+
+// scriptArgs returns the keys of a script on k and the marker value this
+// store knows: the marker is one of the keys but in a Cluster, where a
+// script may touch one node only. Before the first connection that value
+// is not known: the marker is checked first.
+func (r *Redis) scriptArgs(ctx context.Context, k Key) ([]string, string) {
+	if r.cluster {
+		return []string{r.key(k)}, ""
+	}
+	e := r.epoch.Load()
+	if e == nil {
+		r.checkMarker(ctx, r.c)
+		e = r.epoch.Load()
+	}
+	epoch := ""
+	if e != nil {
+		epoch = *e
+	}
+	return []string{r.key(k), r.marker}, epoch
+}
+
+// Record implements Store. If Redis does not answer within the timeout, or
+// fewer than MinReplicas replicas acknowledge a new record, or the marker
+// shows a loss, the key is reported not fresh, with an error wrapping
+// ErrUnavailable.
 func (r *Redis) Record(ctx context.Context, key Key) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	fresh, err := r.c.SetNX(ctx, r.key(key), 1, r.ttl).Result()
-	if err != nil {
-		return false, unavailable(err)
+	value := rand.Text()
+	var n int64
+	var acks int
+	var err error
+	for try := 0; ; try++ {
+		keys, epoch := r.scriptArgs(ctx, key)
+		n, acks, err = r.runRecord(ctx, keys, []any{value, r.ttl.Milliseconds(), epoch})
+		if err != nil || n >= 0 || try > 0 || !r.marked(ctx, epoch) {
+			break
+		}
 	}
-	return fresh, nil
+	switch {
+	case err != nil:
+		return false, unavailable(err)
+	case n < 0:
+		return false, unavailable(errMarker)
+	case n == 0:
+		return false, nil
+	case acks < r.minReplicas:
+		return false, unavailable(fmt.Errorf("%d of the %d replicas required acknowledged the record", acks, r.minReplicas))
+	}
+	return true, nil
+}
+
+// runRecord runs the record script and, with MinReplicas, WAIT after it on
+// the same connection: the script's reply and the replicas' count.
+func (r *Redis) runRecord(ctx context.Context, keys []string, args []any) (n int64, acks int, err error) {
+	if r.minReplicas <= 0 {
+		n, err = recordScript.Run(ctx, r.c, keys, args...).Int64()
+		return n, 0, err
+	}
+	var c redis.Cmdable = r.c
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		if c, err = cc.MasterForKey(ctx, keys[0]); err != nil {
+			return 0, 0, err
+		}
+	}
+	// EVAL, not EVALSHA: a script Redis does not hold would cost a second
+	// pipeline, and its WAIT.
+	pipe := c.Pipeline()
+	res := recordScript.Eval(ctx, pipe, keys, args...)
+	wait := pipe.Do(ctx, "wait", r.minReplicas, (r.timeout / 2).Milliseconds())
+	pipe.Exec(ctx)
+	if n, err = res.Int64(); err != nil {
+		return 0, 0, err
+	}
+	w, err := wait.Int64()
+	return n, int(w), err
 }
 
 // Seen implements Store.
 func (r *Redis) Seen(ctx context.Context, key Key) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	n, err := r.c.Exists(ctx, r.key(key)).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	var n int64
+	var err error
+	for try := 0; ; try++ {
+		keys, epoch := r.scriptArgs(ctx, key)
+		n, err = seenScript.Run(ctx, r.c, keys, epoch).Int64()
+		if err != nil || n >= 0 || try > 0 || !r.marked(ctx, epoch) {
+			break
+		}
+	}
+	switch {
+	case err != nil:
 		return false, unavailable(err)
+	case n < 0:
+		return false, unavailable(errMarker)
 	}
 	return n > 0, nil
+}
+
+// marked is called when a script found the marker other than epoch, the
+// value it was given. It checks the marker (which notes any loss) and
+// reports whether this store now knows another value: the script ran on a
+// value that was out of date (the first call, or a loss found meanwhile on
+// a new connection) and may run again on the new one. It recorded nothing.
+func (r *Redis) marked(ctx context.Context, epoch string) bool {
+	if r.checkMarker(ctx, r.c) != nil {
+		return false
+	}
+	e := r.epoch.Load()
+	return e != nil && *e != epoch
+}
+
+// ForgottenAt implements Store: the last time the marker was found missing
+// or changed, zero if never.
+func (r *Redis) ForgottenAt() time.Time { return r.forgot.load() }
+
+// onConnect checks the marker on a new connection. Two kinds of connection
+// cannot: one to a Sentinel (go-redis runs OnConnect there too), which
+// knows no GET, and one to a node of a Cluster that does not hold the
+// marker, which answers with a redirection; the periodic check, through the
+// client, covers the node that holds it. Any other error fails the
+// connection: a store that cannot check its marker is not used.
+func (r *Redis) onConnect(ctx context.Context, cn *redis.Conn) error {
+	err := r.checkMarker(ctx, cn)
+	switch {
+	case redis.HasErrorPrefix(err, "unknown command"):
+		return nil
+	case redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK"): // only a Cluster redirects
+		return nil
+	}
+	return err
+}
+
+// checkMarker reads the marker through c and compares it with the value
+// this store knows; a missing marker is made again.
+func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
+	v, err := c.Get(ctx, r.marker).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	known := ""
+	if e := r.epoch.Load(); e != nil {
+		known = *e
+	}
+	switch {
+	case err != nil: // redis.Nil: no marker
+		r.forget("Redis holds no marker: it is new, or it lost its data (a restart without persistence, a flush, a failover to a replica without it)")
+		if err := c.SetNX(ctx, r.marker, rand.Text(), 0).Err(); err != nil {
+			return err
+		}
+		if v, err = c.Get(ctx, r.marker).Result(); err != nil {
+			return err
+		}
+	case known != "" && v != known:
+		r.forget("the Redis marker changed: Redis lost its data and another process marked it again")
+	}
+	if v != known {
+		r.epoch.Store(&v)
+	}
+	return nil
+}
+
+// forget moves ForgottenAt to now.
+func (r *Redis) forget(why string) {
+	at := r.now()
+	r.forgot.raise(at)
+	if r.onForget != nil {
+		r.onForget(at, why)
+	}
+}
+
+// watch checks the marker every interval until Close: a FLUSHALL keeps the
+// connections, so only this (and the scripts) can notice it.
+func (r *Redis) watch(every time.Duration) {
+	defer close(r.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+			r.checkMarker(ctx, r.c) // an error: Redis is down, Records fail anyway
+			cancel()
+		case <-r.stop:
+			return
+		}
+	}
 }
 
 // Ping reports whether Redis answers within the timeout.
@@ -93,5 +352,9 @@ func (r *Redis) Ping(ctx context.Context) error {
 // Len implements Store: -1, Redis being shared and not cheaply counted.
 func (r *Redis) Len() int { return -1 }
 
-// Close implements Store: it closes the client.
-func (r *Redis) Close() error { return r.c.Close() }
+// Close implements Store: it stops the marker checks and closes the client.
+func (r *Redis) Close() error {
+	r.stopOnce.Do(func() { close(r.stop) })
+	<-r.done
+	return r.c.Close()
+}

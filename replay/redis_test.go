@@ -72,8 +72,14 @@ func (p *redisProc) stop() {
 }
 
 func newTestRedis(addr, prefix string, timeout time.Duration) *Redis {
-	c := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}})
-	return NewRedis(c, RedisOptions{Prefix: prefix, TTL: testTTL, Timeout: timeout})
+	return newTestRedisOpts(addr, RedisOptions{Prefix: prefix, TTL: testTTL, Timeout: timeout})
+}
+
+// newTestRedisOpts is a Redis store on the server at addr, with o.
+func newTestRedisOpts(addr string, o RedisOptions) *Redis {
+	return NewRedis(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+		return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, OnConnect: onConnect})
+	}, o)
 }
 
 // TestRedisRecord: SET NX semantics, shared by every store on the same
@@ -107,8 +113,13 @@ func TestRedisRecord(t *testing.T) {
 	if pttl <= testTTL-10*time.Second || pttl > testTTL {
 		t.Errorf("PTTL = %v, want about %v", pttl, testTTL)
 	}
-	if n, _ := raw.DBSize(ctx).Result(); n != 2 {
-		t.Errorf("DBSIZE = %d, want 2 (one key per prefix)", n)
+	if n, _ := raw.DBSize(ctx).Result(); n != 4 {
+		t.Errorf("DBSIZE = %d, want 4 (a record and a marker per prefix)", n)
+	}
+	for _, prefix := range []string{DefaultRedisPrefix, "othersite:"} {
+		if ttl, err := raw.PTTL(ctx, prefix+"epoch").Result(); err != nil || ttl != -1 {
+			t.Errorf("marker %sepoch: PTTL = %v, %v; want -1 (never expires)", prefix, ttl, err)
+		}
 	}
 }
 

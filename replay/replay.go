@@ -10,6 +10,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"sync/atomic"
+	"time"
 )
 
 // KeySize is the size in bytes of a Key.
@@ -45,6 +47,36 @@ type Store interface {
 	// Len returns the number of live records this store holds, or -1 if it
 	// cannot tell cheaply.
 	Len() int
+	// ForgottenAt returns the latest moment at which the store may have
+	// lost records it had acknowledged (a restarted Redis without
+	// persistence, a lost journal, a process that starts empty), or the
+	// zero time if it never did. A key recorded before that moment may be
+	// gone: Record can then report it fresh, and Seen report it unseen. The
+	// caller must refuse every credential that could have been recorded
+	// before it. ForgottenAt never decreases and does no I/O.
+	ForgottenAt() time.Time
 	// Close releases the store's resources.
 	Close() error
+}
+
+// forgetMark holds a store's ForgottenAt, in Unix nanoseconds (0: never).
+type forgetMark struct{ ns atomic.Int64 }
+
+// raise moves the mark to at, unless it is already later.
+func (f *forgetMark) raise(at time.Time) {
+	n := at.UnixNano()
+	for {
+		old := f.ns.Load()
+		if old >= n || f.ns.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// load returns the mark, the zero time if it was never raised.
+func (f *forgetMark) load() time.Time {
+	if n := f.ns.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }

@@ -41,6 +41,10 @@ const (
 	BadSignature     Reason = "bad_signature"     // signature of another user, host or secret
 	Replayed         Reason = "replayed"          // accepted before
 	StoreUnavailable Reason = "store_unavailable" // the replay store could not answer
+	// StoreForgot: the replay store may have lost records (a restarted
+	// Redis, a lost journal) at a moment when this token could already
+	// have been accepted: a replay cannot be ruled out.
+	StoreForgot Reason = "store_forgot"
 )
 
 // Params are the token parameters shared by every host. The defaults are
@@ -81,6 +85,18 @@ func (p Params) ReplayTTL() time.Duration {
 	return time.Duration(2*p.Drift+2) * p.Interval
 }
 
+// RefusalEnds returns when the refusals that follow a replay store's loss
+// of records at forgot end: a token minted from then on (on a clock in step
+// with the verifier's) is accepted, one minted before is refused all its
+// life. A process that lost its records at forgot could have accepted
+// tokens of every step up to forgot's plus drift (a client clock ahead), so
+// the refusals last drift+1 steps after forgot's step began: 30 to 60 s
+// with the defaults.
+func (p Params) RefusalEnds(forgot time.Time) time.Time {
+	iv := int64(p.Interval / time.Second)
+	return time.Unix((forgot.Unix()/iv+int64(p.Drift)+1)*iv, 0)
+}
+
 // Host holds the secrets of one virtual host.
 type Host struct {
 	// TokenSecrets are the HMAC keys; the first is the current one, the
@@ -111,8 +127,13 @@ type Result struct {
 	// Seed and Secret are the indexes of the matched seed and secret
 	// (0: the current one).
 	Seed, Secret int
-	// Err is the parse error (Malformed) or store error (StoreUnavailable).
+	// Err is the parse error (Malformed), the store error
+	// (StoreUnavailable), or what the store forgot and until when
+	// (StoreForgot).
 	Err error
+	// Forgot is, for StoreForgot, the moment the store may have lost
+	// records; Params.RefusalEnds tells when such refusals end.
+	Forgot time.Time
 }
 
 // OK reports whether the token was accepted.
@@ -277,19 +298,40 @@ func (v *Verifier) IsUser(user, hostname string) bool {
 
 // Verify checks password as a token for user@host and, if it is valid and
 // new, records it so that it is never accepted again.
+//
+// A token that the replay store cannot vouch for, because it may have lost
+// records since the token could be accepted, is refused with StoreForgot:
+// checked before recording, and again after, for a loss found while
+// recording (a reconnection to a restarted Redis).
 func (v *Verifier) Verify(ctx context.Context, user, hostname, password string) Result {
-	r, key := v.check(user, hostname, password)
-	if r.Reason != Accepted {
+	r, key, step := v.check(user, hostname, password)
+	if r.Reason != Accepted || v.forgot(&r, step) {
 		return r
 	}
 	fresh, err := v.store.Record(ctx, key)
 	switch {
+	case err == nil && !fresh:
+		r.Reason = Replayed
+	case v.forgot(&r, step):
 	case err != nil:
 		r.Reason, r.Err = StoreUnavailable, err
-	case !fresh:
-		r.Reason = Replayed
 	}
 	return r
+}
+
+// forgot reports whether a token of the given OTP step could have been
+// accepted before the store may have lost records, and if so refuses it
+// with StoreForgot. Such a token's step is at most the step of that moment
+// plus drift: a process that forgot could have accepted it. No I/O.
+func (v *Verifier) forgot(r *Result, step int64) bool {
+	at := v.store.ForgottenAt()
+	if at.IsZero() || step > v.step(at)+int64(v.p.Drift) {
+		return false
+	}
+	r.Reason, r.Forgot = StoreForgot, at
+	r.Err = fmt.Errorf("the replay store may have lost records at %s: tokens minted before %s are refused",
+		at.Format(time.RFC3339), v.p.RefusalEnds(at).Format(time.RFC3339))
+	return true
 }
 
 // Explain is Verify without recording: it reports Replayed if the store
@@ -305,37 +347,42 @@ func (v *Verifier) Explain(ctx context.Context, user, hostname, password string)
 // Check is Verify without recording, and Explain without its search for an
 // OTP outside the window: it costs what Verify costs, so it can answer
 // requests from a socket (Explain's search costs thousands of HMACs).
+//
+// A token the store cannot vouch for is StoreForgot, as in Verify: never
+// Accepted, so that no one is told it is unused.
 func (v *Verifier) Check(ctx context.Context, user, hostname, password string) Result {
-	r, key := v.check(user, hostname, password)
-	if r.Reason != Accepted {
+	r, key, step := v.check(user, hostname, password)
+	if r.Reason != Accepted || v.forgot(&r, step) {
 		return r
 	}
 	seen, err := v.store.Seen(ctx, key)
 	switch {
+	case err == nil && seen:
+		r.Reason = Replayed
+	case v.forgot(&r, step):
 	case err != nil:
 		r.Reason, r.Err = StoreUnavailable, err
-	case seen:
-		r.Reason = Replayed
 	}
 	return r
 }
 
-// check verifies everything but freshness and returns the token's replay key.
-func (v *Verifier) check(user, hostname, password string) (Result, replay.Key) {
+// check verifies everything but freshness and returns the token's replay
+// key and OTP step.
+func (v *Verifier) check(user, hostname, password string) (Result, replay.Key, int64) {
 	var key replay.Key
 	if !validUser(user) {
-		return Result{Reason: Malformed, Err: errors.New("verifier: user name cannot be a JID's local part")}, key
+		return Result{Reason: Malformed, Err: errors.New("verifier: user name cannot be a JID's local part")}, key, 0
 	}
 	t, err := ParseToken(password, v.p.Digits)
 	if err != nil {
-		return Result{Reason: Malformed, Err: err}, key
+		return Result{Reason: Malformed, Err: err}, key, 0
 	}
 	if v.p.NonceDigits != 0 && len(t.Nonce) != v.p.NonceDigits {
-		return Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}, key
+		return Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}, key, 0
 	}
 	h := v.hosts[hostname]
 	if h == nil {
-		return Result{Reason: UnknownHost}, key
+		return Result{Reason: UnknownHost}, key, 0
 	}
 	r := Result{Reason: OTPOutOfWindow, Seed: -1, Secret: -1}
 	step := v.step(v.now())
@@ -346,17 +393,17 @@ func (v *Verifier) check(user, hostname, password string) (Result, replay.Key) {
 		}
 	}
 	if r.Seed < 0 {
-		return r, key
+		return r, key, 0
 	}
 	for i, s := range h.secrets {
 		if s.verify(&t, user, hostname, &key) {
 			r.Secret = i
 			r.Reason = Accepted
-			return r, key
+			return r, key, step + int64(r.Offset)
 		}
 	}
 	r.Reason = BadSignature
-	return r, key
+	return r, key, 0
 }
 
 func (v *Verifier) step(now time.Time) int64 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -374,8 +375,104 @@ func (failingStore) Record(context.Context, replay.Key) (bool, error) {
 func (failingStore) Seen(context.Context, replay.Key) (bool, error) {
 	return false, fmt.Errorf("%w: down", replay.ErrUnavailable)
 }
-func (failingStore) Len() int     { return -1 }
-func (failingStore) Close() error { return nil }
+func (failingStore) Len() int               { return -1 }
+func (failingStore) Close() error           { return nil }
+func (failingStore) ForgottenAt() time.Time { return time.Time{} }
+
+// forgettingStore is a memory store that reports it may have lost records
+// at a given moment: from the start, or only once a Record has run (a loss
+// found while recording, as on a reconnection to a restarted Redis).
+type forgettingStore struct {
+	*replay.Memory
+	at       time.Time
+	onRecord bool
+	recorded bool
+}
+
+func (s *forgettingStore) Record(ctx context.Context, k replay.Key) (bool, error) {
+	s.recorded = true
+	return s.Memory.Record(ctx, k)
+}
+
+func (s *forgettingStore) ForgottenAt() time.Time {
+	if s.onRecord && !s.recorded {
+		return time.Time{}
+	}
+	return s.at
+}
+
+// A store that may have lost records refuses every token a process that
+// lost them could have accepted: a step up to the loss's step plus drift.
+// Verify and Check agree; a loss found while recording refuses too.
+func TestStoreForgot(t *testing.T) {
+	const now = 1_700_000_030 // 20 s into its step
+	p := DefaultParams()
+	for _, tt := range []struct {
+		name     string
+		forgot   int64 // Unix seconds; 0: never
+		onRecord bool
+		refused  []int // offsets refused among -1, 0, +1
+	}{
+		{"never", 0, false, nil},
+		{"this step", now - 5, false, []int{-1, 0, 1}},
+		{"this step, found while recording", now, true, []int{-1, 0, 1}},
+		{"previous step", now - 30, false, []int{-1, 0}},
+		{"two steps ago", now - 60, false, []int{-1}},
+		{"three steps ago", now - 90, false, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for off := -1; off <= 1; off++ {
+				v, c := newTest(t, now, p)
+				s := &forgettingStore{Memory: v.store.(*replay.Memory), onRecord: tt.onRecord}
+				if tt.forgot != 0 {
+					s.at = time.Unix(tt.forgot, 0)
+				}
+				v.store = s
+				tok := tokenAt(t, v, "alice", c.t.Unix()+int64(off)*30, "1")
+				want := Accepted
+				if slices.Contains(tt.refused, off) {
+					want = StoreForgot
+				}
+				checked := v.Check(context.Background(), "alice", "example.org", tok)
+				r := v.Verify(context.Background(), "alice", "example.org", tok)
+				if r.Reason != want {
+					t.Errorf("offset %+d: Verify %s, want %s", off, r.Reason, want)
+				}
+				if wantCheck := map[bool]Reason{true: Accepted, false: want}[tt.onRecord]; checked.Reason != wantCheck {
+					t.Errorf("offset %+d: Check %s, want %s", off, checked.Reason, wantCheck)
+				}
+				if want == StoreForgot && (!r.Forgot.Equal(s.at) || r.Err == nil || !strings.Contains(r.Err.Error(), "tokens minted before")) {
+					t.Errorf("offset %+d: %+v: no moment or explanation", off, r)
+				}
+				if r.OK() { // once accepted, a replay is a replay
+					if r := v.Verify(context.Background(), "alice", "example.org", tok); r.Reason != Replayed {
+						t.Errorf("offset %+d: replay %s", off, r.Reason)
+					}
+				}
+			}
+		})
+	}
+}
+
+// The refusals end drift+1 steps after the loss's step began: 30 to 60 s
+// with the defaults.
+func TestRefusalEnds(t *testing.T) {
+	p := DefaultParams()
+	for _, tt := range []struct{ forgot, ends int64 }{
+		{1_699_999_980, 1_700_000_040}, // the first second of a step: 60 s
+		{1_700_000_009, 1_700_000_040},
+		{1_700_000_009 + 1, 1_700_000_070},
+		{1_700_000_039, 1_700_000_070}, // its last second: 31 s
+	} {
+		if got := p.RefusalEnds(time.Unix(tt.forgot, 0)); got.Unix() != tt.ends {
+			t.Errorf("RefusalEnds(%d) = %d, want %d", tt.forgot, got.Unix(), tt.ends)
+		}
+	}
+	p.Interval, p.Drift = 5*time.Second, 2
+	if got := p.RefusalEnds(time.Unix(1_700_000_001, 0)); got.Unix() != 1_700_000_015 {
+		t.Errorf("5 s steps, drift 2: %d", got.Unix())
+	}
+}
 
 // A store that cannot answer means no: fail closed.
 func TestStoreUnavailable(t *testing.T) {
