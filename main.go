@@ -166,7 +166,7 @@ func loadForServing(e *env, cfgFlag string) (path string, cfg *Config, log *slog
 // configuration is loaded: slog to stderr, never to stdout, which belongs to
 // the protocol.
 func newLogger(e *env) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(newLogHandler(e.stderr, false, slog.LevelInfo))
 }
 
 // configLogger returns the logger of a loaded configuration ([log] format
@@ -174,9 +174,5 @@ func newLogger(e *env) *slog.Logger {
 func configLogger(e *env, cfg *Config) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogJSON {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), level
-	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts)), level
+	return slog.New(newLogHandler(e.stderr, cfg.LogJSON, level)), level
 }
