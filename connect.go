@@ -108,7 +108,9 @@ type relaySettings struct {
 // rest: the relay runs as the XMPP server's user, which need not be able to
 // read the daemon's configuration, let alone its secrets. A default file
 // that is absent or unreadable gives the defaults; a file named explicitly
-// must be readable.
+// must be readable. A file it reads is held to the daemon's rules
+// (readConfigFile): whoever could write it could point the relay at a
+// socket of theirs that answers yes to every login.
 func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
 	rs := relaySettings{socket: defaultSocket, timeout: defaultRelayTimeout}
 	var fc struct {
@@ -119,21 +121,23 @@ func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
 			TimeoutMS int `toml:"timeout_ms"`
 		} `toml:"connect"`
 	}
-	if _, err := toml.DecodeFile(path, &fc); err != nil {
+	data, _, err := readConfigFile(path)
+	if err != nil {
 		if !explicit && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			return rs, nil
 		}
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return rs, tomlError(path, err)
-		}
-		return rs, err
+		return rs, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkNesting(data); err != nil {
+		return rs, fmt.Errorf("%s:%w", path, err)
+	}
+	if _, err := toml.Decode(string(data), &fc); err != nil {
+		return rs, tomlError(path, err)
 	}
 	if fc.Daemon.Socket != "" {
 		rs.socket = fc.Daemon.Socket
 	}
 	if fc.Connect.TimeoutMS != 0 {
-		var err error
 		if rs.timeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
 			return rs, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
 		}
