@@ -2,14 +2,16 @@
 
 package main
 
-// End-to-end tests of the binary at its edges: configuration files that
-// are not what they should be, and log lines fed by clients.
+// End-to-end tests of the binary at its edges: a stdout that stderr
+// shares, configuration files that are not what they should be, and log
+// lines fed by clients.
 
 import (
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +42,64 @@ func runBinaryIn(t *testing.T, stdin string, environ []string, args ...string) (
 		t.Fatal(err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errOut.String()
+}
+
+// TestBinarySharedPipeRepliesOnly: with stdout and stderr one pipe (2>&1),
+// the helper and the relay write nothing there but replies, and a bad
+// flag's usage message does not reach it.
+func TestBinarySharedPipeRepliesOnly(t *testing.T) {
+	minter := testMinter(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	startServeProc(t, "", sock)
+	cfg := writeTestConfig(t, t.TempDir(), "[log]\nlevel = \"debug\"\n")
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		input bool
+	}{
+		{"helper", []string{"-config", cfg}, 0, true},
+		{"connect", []string{"connect", "-config", cfg, "-socket", sock}, 0, true},
+		{"helper, bad flag", []string{"-bogus"}, 2, false},
+		{"connect, bad flag", []string{"connect", "-bogus"}, 2, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var in strings.Builder
+			want := ""
+			for i := range 6 {
+				if !tc.input {
+					break
+				}
+				if i%2 == 0 {
+					in.WriteString("auth:alice:" + testHost + ":" + mintT(t, minter, "alice") + "\n")
+					want += "1\n"
+				} else {
+					in.WriteString("auth:admin:" + testHost + ":x\n")
+					want += "0\n"
+				}
+			}
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			cmd := exec.Command(binary(t), tc.args...)
+			cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(in.String()), w, w
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			out, err := io.ReadAll(r) // to the process's end: it holds the only writer
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			if code := cmd.ProcessState.ExitCode(); code != tc.code || string(out) != want {
+				t.Fatalf("exit %d, the pipe read %q; want %d and %q", code, out, tc.code, want)
+			}
+		})
+	}
 }
 
 // TestBinaryConfigFileRefused: a configuration that nests too deep, a

@@ -98,9 +98,14 @@ func capAttr(a slog.Attr) slog.Attr {
 }
 
 // newLogHandler returns the handler of a command's logger: text or JSON
-// lines on w at the given level, with every field capped.
+// lines on w at the given level, with every field capped. When w is the
+// system log (stdout and stderr are one file), records go there with their
+// level as the priority.
 func newLogHandler(w io.Writer, json bool, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
+	if s, ok := w.(*sysLog); ok {
+		return capHandler{s.handler(json, opts)}
+	}
 	if json {
 		return capHandler{slog.NewJSONHandler(w, opts)}
 	}

@@ -27,6 +27,9 @@ var version = ""
 type command struct {
 	summary string
 	run     func(ctx context.Context, env *env, args []string) int
+	// replies: stdout carries the protocol's replies, and nothing else
+	// may ever reach it.
+	replies bool
 }
 
 // env is the process's outside world, injected so that tests run commands
@@ -37,36 +40,77 @@ type env struct {
 	// reload, if not nil, replaces SIGHUP as the serving commands' "reload
 	// the configuration" signal (tests).
 	reload <-chan os.Signal
+	// sysLog is the system log socket a command that replies on stdout
+	// logs to when stderr is the same file as stdout ("": the usual
+	// places).
+	sysLog string
+	// detachStderr, if not nil, points the process's file descriptor 2
+	// away from stdout once logging no longer goes there (main: see
+	// detachStderr).
+	detachStderr func() error
 }
+
+// The stdin/stdout helper, the command that runs without a subcommand.
+var stdioCommand = command{"", runStdio, true}
 
 func commands() map[string]command {
 	return map[string]command{
-		"mint":         {"print a token for user@host", runMint},
-		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
-		"check-config": {"validate the configuration", runCheckConfig},
-		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench},
-		"explain":      {"tell why a token would be accepted or refused", runExplain},
-		"version":      {"print the version", runVersion},
-		"serve":        {"run the daemon on a Unix socket", runServe},
-		"connect":      {"relay stdin/stdout requests to the daemon", runConnect},
+		"mint":         {"print a token for user@host", runMint, false},
+		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets, false},
+		"check-config": {"validate the configuration", runCheckConfig, false},
+		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench, false},
+		"explain":      {"tell why a token would be accepted or refused", runExplain, false},
+		"version":      {"print the version", runVersion, false},
+		"serve":        {"run the daemon on a Unix socket", runServe, false},
+		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true},
 	}
 }
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, detachStderr: detachStderr}
+	code := run(ctx, e, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches to a subcommand, or serves stdin/stdout.
-func run(ctx context.Context, e *env, args []string) int {
+// lookup returns the command args names, and its arguments: a subcommand,
+// else the stdin/stdout helper with all of args.
+func lookup(args []string) (command, []string) {
 	if len(args) > 0 {
 		if c, ok := commands()[args[0]]; ok {
-			return c.run(ctx, e, args[1:])
+			return c, args[1:]
 		}
 	}
-	return runStdio(ctx, e, args)
+	return stdioCommand, args
+}
+
+// run dispatches to a subcommand, or serves stdin/stdout.
+func run(ctx context.Context, e *env, args []string) int {
+	c, rest := lookup(args)
+	if c.replies {
+		e = keepRepliesAlone(e)
+	}
+	return c.run(ctx, e, rest)
+}
+
+// keepRepliesAlone returns the env of a command that replies on stdout:
+// e itself, or, if stderr is the same file as stdout (a terminal or a
+// pipe), e with its log going to the system log instead, decided before
+// anything (a flag's usage message) is written. Then file descriptor 2
+// is pointed away too.
+func keepRepliesAlone(e *env) *env {
+	if !sameFile(e.stdout, e.stderr) {
+		return e
+	}
+	c := *e
+	c.stderr = openSysLog(e.sysLog)
+	if e.detachStderr != nil {
+		if err := e.detachStderr(); err != nil {
+			fmt.Fprintf(c.stderr, "tokenauthd: cannot detach stderr from stdout: %v\n", err)
+		}
+	}
+	return &c
 }
 
 // newFlags returns a FlagSet whose usage names the subcommand and lists the
