@@ -3,8 +3,8 @@
 package main
 
 // End-to-end tests of the binary at its edges: a stdout that stderr
-// shares, configuration files that are not what they should be, and log
-// lines fed by clients.
+// shares, configuration files that are not what they should be, log lines
+// fed by clients, and signals to the short-lived commands.
 
 import (
 	"bytes"
@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // runBinaryIn runs the binary with args, stdin, and extra environment,
@@ -242,4 +244,52 @@ func TestBinaryLongUserNameLogCut(t *testing.T) {
 		t.Fatalf("exit %d, stdout %x", code, out)
 	}
 	checkCutLog(t, errOut, 60_000)
+}
+
+// TestBinaryExplainDiesOfSIGINT: explain waiting for the token on stdin
+// (an open pipe) ends on SIGINT, as check-config and mint would: only the
+// serving commands catch it.
+func TestBinaryExplainDiesOfSIGINT(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	cmd := exec.Command(binary(t), "explain", "-config", writeTestConfig(t, t.TempDir(), ""), "alice@"+testHost, "-")
+	cmd.Stdin = r
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() { cmd.Process.Kill(); <-exited }()
+	// A line without its end: once explain has read it, it is past its
+	// start-up and blocked reading the rest.
+	if _, err := w.WriteString("123"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := unix.IoctlGetInt(int(r.Fd()), unix.TIOCINQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("explain does not read its stdin")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("explain still running 30 s after SIGINT")
+	}
+	if ws := cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGINT {
+		t.Errorf("explain ended with %v, want death by SIGINT", cmd.ProcessState)
+	}
 }

@@ -27,6 +27,12 @@ var version = ""
 type command struct {
 	summary string
 	run     func(ctx context.Context, env *env, args []string) int
+	// signals: the command runs until stopped and stops cleanly on SIGINT
+	// and SIGTERM (its context ends): the serving commands, and bench,
+	// which then stops the helpers and daemons it started. Other commands
+	// die of them, as any short-lived program does, even while blocked
+	// reading.
+	signals bool
 	// replies: stdout carries the protocol's replies, and nothing else
 	// may ever reach it.
 	replies bool
@@ -51,25 +57,29 @@ type env struct {
 }
 
 // The stdin/stdout helper, the command that runs without a subcommand.
-var stdioCommand = command{"", runStdio, true}
+var stdioCommand = command{"", runStdio, true, true}
 
 func commands() map[string]command {
 	return map[string]command{
-		"mint":         {"print a token for user@host", runMint, false},
-		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets, false},
-		"check-config": {"validate the configuration", runCheckConfig, false},
-		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench, false},
-		"explain":      {"tell why a token would be accepted or refused", runExplain, false},
-		"version":      {"print the version", runVersion, false},
-		"serve":        {"run the daemon on a Unix socket", runServe, false},
-		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true},
+		"mint":         {"print a token for user@host", runMint, false, false},
+		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets, false, false},
+		"check-config": {"validate the configuration", runCheckConfig, false, false},
+		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench, true, false},
+		"explain":      {"tell why a token would be accepted or refused", runExplain, false, false},
+		"version":      {"print the version", runVersion, false, false},
+		"serve":        {"run the daemon on a Unix socket", runServe, true, false},
+		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true, true},
 	}
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	args := os.Args[1:]
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, detachStderr: detachStderr}
-	code := run(ctx, e, os.Args[1:])
+	ctx, stop := context.Background(), func() {}
+	if c, _ := lookup(args); c.signals {
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	}
+	code := run(ctx, e, args)
 	stop()
 	os.Exit(code)
 }
