@@ -111,3 +111,18 @@ func newLogHandler(w io.Writer, json bool, level slog.Leveler) slog.Handler {
 	}
 	return capHandler{slog.NewTextHandler(w, opts)}
 }
+
+// logSettings validates [log] format and level.
+func logSettings(format, level string) (json bool, l slog.Level, err error) {
+	switch format {
+	case "text":
+	case "json":
+		json = true
+	default:
+		return false, 0, fmt.Errorf("log.format: %q is not text or json", format)
+	}
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return false, 0, fmt.Errorf("log.level: %q is not debug, info, warn or error", level)
+	}
+	return json, l, nil
+}
