@@ -3,7 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"net"
@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -132,6 +131,9 @@ type Config struct {
 	// MetricsListen is the address of the Prometheus endpoint (serve
 	// only); empty means no metrics.
 	MetricsListen string
+	// fileWarnings are the configuration and secret files every user may
+	// read.
+	fileWarnings []string
 }
 
 // redisConfig says how to reach the shared Redis store.
@@ -147,14 +149,22 @@ type redisConfig struct {
 	MinReplicas int
 }
 
-// loadConfig reads and validates the configuration file at path. Its errors
-// name the offending key and never quote a secret.
+// loadConfig reads and validates the configuration file at path (see
+// readConfigFile). Its errors name the offending key and never quote a
+// secret.
 func loadConfig(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
+	data, warning, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return parseConfig(path, data)
+	c, err := parseConfig(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if warning != "" {
+		c.fileWarnings = append([]string{path + ": " + warning}, c.fileWarnings...)
+	}
+	return c, nil
 }
 
 // parseConfig parses and validates a configuration file's contents; path
@@ -178,6 +188,9 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	fc.Replay.RedisTimeoutMS = int(replay.DefaultRedisTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
 
+	if err := checkNesting(data); err != nil {
+		return nil, fmt.Errorf("%s:%w", path, err)
+	}
 	md, err := toml.Decode(string(data), &fc)
 	if err != nil {
 		return nil, tomlError(path, err)
@@ -189,7 +202,12 @@ func parseConfig(path string, data []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
 	}
-	return buildConfig(path, &fc)
+	c, err := buildConfig(path, &fc)
+	if err != nil {
+		return nil, err
+	}
+	c.fileWarnings = secretFileWarnings(&fc)
+	return c, nil
 }
 
 // tomlError describes a TOML decoding error without quoting the file: the
@@ -337,30 +355,16 @@ func secretValue(host, name, value, file string) (string, error) {
 // maxSecretFile bounds a secret file: a secret is a line, not a stream.
 const maxSecretFile = 64 << 10
 
-// readSecretFile reads a regular file of at most maxSecretFile bytes, so that
-// a path such as /dev/zero or a FIFO cannot hang or exhaust the process.
+// readSecretFile reads a secret file as readConfigFile reads the
+// configuration (regular, bounded, written by its owner only), but of at
+// most maxSecretFile bytes.
 func readSecretFile(path string) ([]byte, error) {
-	// O_NONBLOCK: opening a FIFO must not wait for a writer.
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return nil, err
+	b, _, err := readTrustedFile(path, maxSecretFile)
+	var perr *fs.PathError
+	if err != nil && !errors.As(err, &perr) {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s is not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > maxSecretFile {
-		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxSecretFile)
-	}
-	return b, nil
+	return b, err
 }
 
 // newVerifier builds the verifier of a configuration on the given store.
@@ -490,7 +494,7 @@ func credentialPath(p string) (string, error) {
 
 // warnings lists what in a valid configuration weakens its security.
 func (c *Config) warnings() []string {
-	var w []string
+	w := slices.Clone(c.fileWarnings)
 	if c.Params.NonceDigits == 0 {
 		w = append(w, "[token] nonce_digits = 0 accepts nonces of any length: a user whose name is "+
 			"digits followed by another user's name can log in as that user with their own token; "+

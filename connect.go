@@ -32,7 +32,7 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 		prepareTerminal(f)
 	}
 	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
-	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket and [connect] timeout_ms from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")
+	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")
 	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+defaultSocket+")")
 	timeoutFlag := fs.Duration("timeout", 0, "answer 0 to a request the daemon has not answered within this time (default [connect] timeout_ms, else 2s)")
 	protoFlag := fs.String("protocol", "auto", "framing on stdin/stdout: auto, ejabberd or generic")
@@ -55,15 +55,15 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 			}
 		}
 	}()
-	log := newLogger(e)
+	rs, err := loadRelaySettings(configPath(*cfgFlag), *cfgFlag != "")
+	if err != nil {
+		newLogger(e).Error("bad configuration", "err", err)
+		return 1
+	}
+	log := slog.New(newLogHandler(e.stderr, rs.logJSON, rs.logLevel))
 	mode, err := protocol.ParseMode(*protoFlag)
 	if err != nil {
 		log.Error("bad -protocol", "err", err)
-		return 1
-	}
-	rs, err := loadRelaySettings(configPath(*cfgFlag), *cfgFlag != "")
-	if err != nil {
-		log.Error("bad configuration", "err", err)
 		return 1
 	}
 	switch {
@@ -99,18 +99,24 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	return 0
 }
 
+// relaySettings are what the relay takes from the configuration file.
 type relaySettings struct {
-	socket  string
-	timeout time.Duration
+	socket   string
+	timeout  time.Duration
+	logJSON  bool
+	logLevel slog.Level
 }
 
-// loadRelaySettings reads the two settings the relay needs, ignoring the
-// rest: the relay runs as the XMPP server's user, which need not be able to
-// read the daemon's configuration, let alone its secrets. A default file
-// that is absent or unreadable gives the defaults; a file named explicitly
-// must be readable.
+// loadRelaySettings reads the settings the relay needs ([daemon] socket,
+// [connect] timeout_ms, [log] format and level), ignoring the rest: the
+// relay runs as the XMPP server's user, which need not be able to read the
+// daemon's configuration, let alone its secrets. A default file that is
+// absent or unreadable gives the defaults; a file named explicitly must be
+// readable. A file it reads is held to the daemon's rules (readConfigFile):
+// whoever could write it could point the relay at a socket of theirs that
+// answers yes to every login.
 func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
-	rs := relaySettings{socket: defaultSocket, timeout: defaultRelayTimeout}
+	rs := relaySettings{socket: defaultSocket, timeout: defaultRelayTimeout, logLevel: slog.LevelInfo}
 	var fc struct {
 		Daemon struct {
 			Socket string `toml:"socket"`
@@ -118,25 +124,35 @@ func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
 		Connect struct {
 			TimeoutMS int `toml:"timeout_ms"`
 		} `toml:"connect"`
+		Log struct {
+			Format string `toml:"format"`
+			Level  string `toml:"level"`
+		} `toml:"log"`
 	}
-	if _, err := toml.DecodeFile(path, &fc); err != nil {
+	fc.Log.Format, fc.Log.Level = "text", "info"
+	data, _, err := readConfigFile(path)
+	if err != nil {
 		if !explicit && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			return rs, nil
 		}
-		var perr toml.ParseError
-		if errors.As(err, &perr) {
-			return rs, tomlError(path, err)
-		}
-		return rs, err
+		return rs, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkNesting(data); err != nil {
+		return rs, fmt.Errorf("%s:%w", path, err)
+	}
+	if _, err := toml.Decode(string(data), &fc); err != nil {
+		return rs, tomlError(path, err)
 	}
 	if fc.Daemon.Socket != "" {
 		rs.socket = fc.Daemon.Socket
 	}
 	if fc.Connect.TimeoutMS != 0 {
-		var err error
 		if rs.timeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
 			return rs, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
 		}
+	}
+	if rs.logJSON, rs.logLevel, err = logSettings(fc.Log.Format, fc.Log.Level); err != nil {
+		return rs, fmt.Errorf("%s: %w", path, err)
 	}
 	return rs, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -245,5 +246,38 @@ func TestConnectRepliesBeforeWaiting(t *testing.T) {
 		if got := p.out.String(); got != tt.out {
 			t.Errorf("%s: wrote %q, want %q", tt.name, got, tt.out)
 		}
+	}
+}
+
+// TestConnectLogSettings: the relay logs as [log] says, format and level,
+// and refuses a bad [log] as the daemon does.
+func TestConnectLogSettings(t *testing.T) {
+	_, sock, _ := startDaemon(t, nil)
+	tests := []struct {
+		name, log string
+		code      int
+		check     func(stderr string) bool
+	}{
+		{"json", "format = \"json\"", 0, func(s string) bool {
+			return strings.HasPrefix(s, "{") && strings.Contains(s, `"msg":"connected to the daemon"`)
+		}},
+		{"text", "level = \"debug\"", 0, func(s string) bool { return strings.Contains(s, "msg=\"connected to the daemon\"") }},
+		{"error level", "level = \"error\"", 0, func(s string) bool { return s == "" }},
+		{"bad format", "format = \"xml\"", 1, func(s string) bool { return strings.Contains(s, "log.format") }},
+		{"bad level", "level = \"loud\"", 1, func(s string) bool { return strings.Contains(s, "log.level") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := writeTestConfig(t, t.TempDir(), "[log]\n"+tc.log+"\n")
+			var out, errOut bytes.Buffer
+			e := &env{stdin: strings.NewReader("isuser:alice:" + testHost + "\n"), stdout: &out, stderr: &errOut}
+			code := run(context.Background(), e, []string{"connect", "-config", cfg, "-socket", sock})
+			if code != tc.code || !tc.check(errOut.String()) {
+				t.Fatalf("exit %d, log %q", code, errOut.String())
+			}
+			if want := map[int]string{0: "1\n", 1: ""}[tc.code]; out.String() != want {
+				t.Fatalf("stdout %q, want %q", out.String(), want)
+			}
+		})
 	}
 }

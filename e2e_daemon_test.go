@@ -433,7 +433,7 @@ func TestEjabberdPoolThroughDaemon(t *testing.T) {
 	}
 	relayLog := filepath.Join(dir, "relay.log")
 	chownEjabberd(t, dir)
-	port := startEjabberd(t, fmt.Sprintf("%s connect -socket %s 2>>%s", relay, sock, relayLog), 4)
+	port := startEjabberd(t, fmt.Sprintf("%s connect -protocol ejabberd -socket %s 2>>%s", relay, sock, relayLog), 4)
 
 	fresh := pyotpToken(t, e2eSeed, e2eSecret, "alice@localhost", 0, "")
 	if !xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {

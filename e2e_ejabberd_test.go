@@ -308,7 +308,8 @@ func e2eConfig() string {
 // tokenauthd, with tokens minted by pyotp.
 func TestEjabberdLogin(t *testing.T) {
 	requirePeer(t, debianPython, "python:pyotp", "python:slixmpp")
-	program := stageHelper(t, e2eConfig())
+	// The extauth_program line as the README writes it: framing named.
+	program := stageHelper(t, e2eConfig(), "-protocol", "ejabberd")
 	// The helper's stderr, its log, in a file of its own.
 	logFile := filepath.Join(filepath.Dir(strings.Fields(program)[0]), "helper.log")
 	port := startEjabberd(t, program+" 2>>"+logFile, 1)

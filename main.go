@@ -27,6 +27,15 @@ var version = ""
 type command struct {
 	summary string
 	run     func(ctx context.Context, env *env, args []string) int
+	// signals: the command runs until stopped and stops cleanly on SIGINT
+	// and SIGTERM (its context ends): the serving commands, and bench,
+	// which then stops the helpers and daemons it started. Other commands
+	// die of them, as any short-lived program does, even while blocked
+	// reading.
+	signals bool
+	// replies: stdout carries the protocol's replies, and nothing else
+	// may ever reach it.
+	replies bool
 }
 
 // env is the process's outside world, injected so that tests run commands
@@ -37,36 +46,81 @@ type env struct {
 	// reload, if not nil, replaces SIGHUP as the serving commands' "reload
 	// the configuration" signal (tests).
 	reload <-chan os.Signal
+	// sysLog is the system log socket a command that replies on stdout
+	// logs to when stderr is the same file as stdout ("": the usual
+	// places).
+	sysLog string
+	// detachStderr, if not nil, points the process's file descriptor 2
+	// away from stdout once logging no longer goes there (main: see
+	// detachStderr).
+	detachStderr func() error
 }
+
+// The stdin/stdout helper, the command that runs without a subcommand.
+var stdioCommand = command{"", runStdio, true, true}
 
 func commands() map[string]command {
 	return map[string]command{
-		"mint":         {"print a token for user@host", runMint},
-		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets},
-		"check-config": {"validate the configuration", runCheckConfig},
-		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench},
-		"explain":      {"tell why a token would be accepted or refused", runExplain},
-		"version":      {"print the version", runVersion},
-		"serve":        {"run the daemon on a Unix socket", runServe},
-		"connect":      {"relay stdin/stdout requests to the daemon", runConnect},
+		"mint":         {"print a token for user@host", runMint, false, false},
+		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets, false, false},
+		"check-config": {"validate the configuration", runCheckConfig, false, false},
+		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench, true, false},
+		"explain":      {"tell why a token would be accepted or refused", runExplain, false, false},
+		"version":      {"print the version", runVersion, false, false},
+		"serve":        {"run the daemon on a Unix socket", runServe, true, false},
+		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true, true},
 	}
 }
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	code := run(ctx, &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}, os.Args[1:])
+	args := os.Args[1:]
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, detachStderr: detachStderr}
+	ctx, stop := context.Background(), func() {}
+	if c, _ := lookup(args); c.signals {
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	}
+	code := run(ctx, e, args)
 	stop()
 	os.Exit(code)
 }
 
-// run dispatches to a subcommand, or serves stdin/stdout.
-func run(ctx context.Context, e *env, args []string) int {
+// lookup returns the command args names, and its arguments: a subcommand,
+// else the stdin/stdout helper with all of args.
+func lookup(args []string) (command, []string) {
 	if len(args) > 0 {
 		if c, ok := commands()[args[0]]; ok {
-			return c.run(ctx, e, args[1:])
+			return c, args[1:]
 		}
 	}
-	return runStdio(ctx, e, args)
+	return stdioCommand, args
+}
+
+// run dispatches to a subcommand, or serves stdin/stdout.
+func run(ctx context.Context, e *env, args []string) int {
+	c, rest := lookup(args)
+	if c.replies {
+		e = keepRepliesAlone(e)
+	}
+	return c.run(ctx, e, rest)
+}
+
+// keepRepliesAlone returns the env of a command that replies on stdout:
+// e itself, or, if stderr is the same file as stdout (a terminal or a
+// pipe), e with its log going to the system log instead, decided before
+// anything (a flag's usage message) is written. Then file descriptor 2
+// is pointed away too.
+func keepRepliesAlone(e *env) *env {
+	if !sameFile(e.stdout, e.stderr) {
+		return e
+	}
+	c := *e
+	c.stderr = openSysLog(e.sysLog)
+	if e.detachStderr != nil {
+		if err := e.detachStderr(); err != nil {
+			fmt.Fprintf(c.stderr, "tokenauthd: cannot detach stderr from stdout: %v\n", err)
+		}
+	}
+	return &c
 }
 
 // newFlags returns a FlagSet whose usage names the subcommand and lists the
@@ -166,7 +220,7 @@ func loadForServing(e *env, cfgFlag string) (path string, cfg *Config, log *slog
 // configuration is loaded: slog to stderr, never to stdout, which belongs to
 // the protocol.
 func newLogger(e *env) *slog.Logger {
-	return slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(newLogHandler(e.stderr, false, slog.LevelInfo))
 }
 
 // configLogger returns the logger of a loaded configuration ([log] format
@@ -174,9 +228,5 @@ func newLogger(e *env) *slog.Logger {
 func configLogger(e *env, cfg *Config) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogJSON {
-		return slog.New(slog.NewJSONHandler(e.stderr, opts)), level
-	}
-	return slog.New(slog.NewTextHandler(e.stderr, opts)), level
+	return slog.New(newLogHandler(e.stderr, cfg.LogJSON, level)), level
 }

@@ -28,3 +28,29 @@ func prepareTerminal(f *os.File) {
 	t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
 	_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
+
+// isTerminal reports whether f is a terminal.
+func isTerminal(f *os.File) bool {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return false
+	}
+	// Control, not Fd: Fd would put a non-blocking file in blocking mode.
+	terr := rc.Control(func(fd uintptr) {
+		_, err = unix.IoctlGetTermios(int(fd), unix.TCGETS)
+	})
+	return terr == nil && err == nil
+}
+
+// detachStderr points file descriptor 2 at /dev/null, so that nothing
+// written there any more (the Go runtime's report of a panic or a fatal
+// error, a library writing to os.Stderr) reaches the file it shared with
+// stdout. It is called only once the logger has what it writes to.
+func detachStderr() error {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer null.Close()
+	return unix.Dup3(int(null.Fd()), 2, 0)
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// stringer is a fmt.Stringer of any length.
+type stringer string
+
+func (s stringer) String() string { return string(s) }
+
+// valuer is a slog.LogValuer of any length.
+type valuer string
+
+func (v valuer) LogValue() slog.Value { return slog.StringValue(string(v)) }
+
+// TestCapHandler: every string a record carries (message, key, string,
+// error, Stringer, bytes, group member, WithAttrs attribute) is cut to
+// maxLogField bytes, whole characters, with the marker and the length.
+func TestCapHandler(t *testing.T) {
+	long := strings.Repeat("é", 30_000) // 60,000 bytes, 2 per character
+	cut := capField(long)
+	if len(cut) > maxLogField+len(logCutMarker)+8 || !strings.HasSuffix(cut, logCutMarker+"60000]") {
+		t.Fatalf("capField: %d bytes, ending %q", len(cut), cut[len(cut)-30:])
+	}
+	if !strings.HasPrefix(cut, long[:maxLogField]) {
+		t.Fatal("capField does not keep the start")
+	}
+	if s := capField("short"); s != "short" {
+		t.Fatalf("capField(short) = %q", s)
+	}
+	odd := "x" + long // a character straddles the cut
+	if c := capField(odd); !strings.HasPrefix(c, odd[:maxLogField-1]+logCutMarker) {
+		t.Fatalf("capField cut inside a character: %q", c[maxLogField-4:maxLogField+8])
+	}
+	tests := []struct {
+		name string
+		log  func(l *slog.Logger)
+	}{
+		{"message", func(l *slog.Logger) { l.Info(long) }},
+		{"string", func(l *slog.Logger) { l.Info("m", "user", long) }},
+		{"key", func(l *slog.Logger) { l.Info("m", long, 1) }},
+		{"error", func(l *slog.Logger) { l.Info("m", "err", errors.New(long)) }},
+		{"wrapped error", func(l *slog.Logger) { l.Info("m", "err", fmt.Errorf("x: %w", errors.New(long))) }},
+		{"Stringer", func(l *slog.Logger) { l.Info("m", "s", stringer(long)) }},
+		{"bytes", func(l *slog.Logger) { l.Info("m", "b", []byte(long)) }},
+		{"group", func(l *slog.Logger) { l.Info("m", slog.Group("g", "user", long)) }},
+		{"WithAttrs", func(l *slog.Logger) { l.With("user", long).Info("m") }},
+		{"WithGroup", func(l *slog.Logger) { l.WithGroup(long).Info("m", "a", 1) }},
+		{"LogValuer", func(l *slog.Logger) { l.Info("m", "v", valuer(long)) }},
+	}
+	for _, json := range []bool{false, true} {
+		for _, tc := range tests {
+			t.Run(fmt.Sprintf("%s/json=%v", tc.name, json), func(t *testing.T) {
+				var buf bytes.Buffer
+				tc.log(slog.New(newLogHandler(&buf, json, slog.LevelInfo)))
+				line := buf.String()
+				if len(line) > 2*maxLogField+200 || !strings.Contains(line, logCutMarker) {
+					t.Fatalf("%d bytes logged: %.300q", len(line), line)
+				}
+			})
+		}
+	}
+}
+
+// TestLongUserNameLogCut: a refused request with a 60 KB user name logs a
+// line of bounded size that says it was cut (the stdin/stdout helper,
+// in-process).
+func TestLongUserNameLogCut(t *testing.T) {
+	user := strings.Repeat("u", 60_000)
+	code, out, errOut := runCmd(t, ejFrame("auth:"+user+":example.org:x"), "-config", rfcConfig(t, ""))
+	if code != 0 || out != string(frameNo) {
+		t.Fatalf("exit %d, stdout %x", code, out)
+	}
+	checkCutLog(t, errOut, 60_000)
+}
+
+// checkCutLog fails t unless log has a refusal line that says a field of
+// n bytes was cut, and no line longer than 2 KB.
+func checkCutLog(t testing.TB, log string, n int) {
+	t.Helper()
+	found := false
+	for _, l := range strings.Split(log, "\n") {
+		if len(l) > 2048 {
+			t.Errorf("a log line of %d bytes: %.200q...", len(l), l)
+		}
+		if strings.Contains(l, "refused") && strings.Contains(l, fmt.Sprintf("%s%d]", logCutMarker, n)) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no refusal line with the cut marker in the log:\n%.2000s", log)
+	}
+}
+
+// listenSysLog listens on a datagram socket standing for /dev/log and
+// returns its path and the channel of the messages it receives.
+func listenSysLog(t *testing.T) (string, <-chan string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "log")
+	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ch := make(chan string, 100)
+	go func() {
+		defer close(ch)
+		b := make([]byte, 65536)
+		for {
+			n, err := c.Read(b)
+			if err != nil {
+				return
+			}
+			ch <- string(b[:n])
+		}
+	}()
+	return path, ch
+}
+
+// TestSharedStdoutStderr: when stderr is the very file stdout is (one
+// pipe, as with 2>&1), only replies reach it, and the log goes to the
+// system log, each line at its level's priority (in-process).
+func TestSharedStdoutStderr(t *testing.T) {
+	sock, msgs := listenSysLog(t)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cfg := rfcConfig(t, "[log]\nlevel = \"debug\"\n")
+	in := "isuser:a:example.org\nauth:admin:example.org:x\nauth:" + strings.Repeat("u", 3000) + ":example.org:x\n"
+	e := &env{stdin: strings.NewReader(in), stdout: w, stderr: w, sysLog: sock}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), e, []string{"-config", cfg, "-protocol", "generic"})
+		w.Close()
+	}()
+	out, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := <-done; code != 0 || string(out) != "1\n0\n0\n" {
+		t.Fatalf("exit %d, the shared pipe read %q, want only the replies", code, out)
+	}
+	// LOG_DAEMON (3) * 8 + LOG_INFO (6) = 30.
+	want := []string{"<30>", "tokenauthd started", "<30>", "refused", "user=admin", "<30>", "refused", logCutMarker + "3000]"}
+	var got []string
+	for len(want) > 0 {
+		select {
+		case m := <-msgs:
+			got = append(got, m)
+			for len(want) > 0 && strings.Contains(m, want[0]) {
+				m = m[strings.Index(m, want[0])+len(want[0]):]
+				want = want[1:]
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the system log got %q; still missing %q", got, want)
+		}
+	}
+}
+
+// TestSharedStdoutStderrUsage: a bad flag's usage message does not reach a
+// stdout that stderr shares either.
+func TestSharedStdoutStderrUsage(t *testing.T) {
+	for _, args := range [][]string{{"-bogus"}, {"connect", "-bogus"}} {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		code := run(context.Background(), &env{stdin: strings.NewReader(""), stdout: w, stderr: w, sysLog: "/nonexistent/log"}, args)
+		w.Close()
+		out, _ := io.ReadAll(r)
+		r.Close()
+		if code != 2 || len(out) != 0 {
+			t.Errorf("%q: exit %d, stdout %q; want 2 and nothing", args, code, out)
+		}
+	}
+}
+
+// TestSameFile: one pipe, or two terminals, are the same file; two pipes,
+// a pipe and a buffer, are not.
+func TestSameFile(t *testing.T) {
+	r1, w1, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	defer w1.Close()
+	r2, w2, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	defer w2.Close()
+	dup, err := os.Open("/dev/fd/" + fmt.Sprint(w1.Fd()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dup.Close()
+	tests := []struct {
+		name string
+		a, b io.Writer
+		want bool
+	}{
+		{"one pipe", w1, w1, true},
+		{"one pipe, two descriptors", w1, dup, true},
+		{"two pipes", w1, w2, false},
+		{"a pipe and a buffer", w1, &bytes.Buffer{}, false},
+		{"buffers", &bytes.Buffer{}, &bytes.Buffer{}, false},
+	}
+	for _, tc := range tests {
+		if got := sameFile(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: sameFile = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
