@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
@@ -29,7 +30,7 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	// As for the stdin/stdout helper: a terminal would echo requests back
 	// and act on control bytes.
 	if f, ok := e.stdin.(*os.File); ok {
-		prepareTerminal(f)
+		term.Prepare(f)
 	}
 	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
 	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")

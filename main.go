@@ -17,6 +17,8 @@ import (
 	"runtime/debug"
 	"slices"
 	"syscall"
+
+	"github.com/tokenauthd/tokenauthd/internal/term"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -74,7 +76,7 @@ func commands() map[string]command {
 
 func main() {
 	args := os.Args[1:]
-	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, detachStderr: detachStderr}
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, detachStderr: term.DetachStderr}
 	ctx, stop := context.Background(), func() {}
 	if c, _ := lookup(args); c.signals {
 		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
@@ -110,7 +112,7 @@ func run(ctx context.Context, e *env, args []string) int {
 // anything (a flag's usage message) is written. Then file descriptor 2
 // is pointed away too.
 func keepRepliesAlone(e *env) *env {
-	if !sameFile(e.stdout, e.stderr) {
+	if !term.SameFile(e.stdout, e.stderr) {
 		return e
 	}
 	c := *e

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -17,7 +18,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	// would be read as a reply, and acts on control bytes: turn that off
 	// before anything else.
 	if f, ok := e.stdin.(*os.File); ok {
-		prepareTerminal(f)
+		term.Prepare(f)
 	}
 	fs := newFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
 	cfgFlag := configFlag(fs)

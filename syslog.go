@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
 	"log/slog"
 	"log/syslog"
-	"os"
 	"sync"
 )
 
@@ -110,29 +108,4 @@ func (h sysLogHandler) WithAttrs(as []slog.Attr) slog.Handler {
 // WithGroup implements slog.Handler.
 func (h sysLogHandler) WithGroup(name string) slog.Handler {
 	return sysLogHandler{h.Handler.WithGroup(name), h.s}
-}
-
-// sameFile reports whether what is written to a would show where b's
-// output goes: both are the same open file (device and inode: one pipe,
-// one terminal opened twice), or both are terminals (one may be /dev/tty,
-// the controlling terminal under another name). Writers that are not
-// files are not.
-func sameFile(a, b io.Writer) bool {
-	fa, ok := a.(*os.File)
-	if !ok {
-		return false
-	}
-	fb, ok := b.(*os.File)
-	if !ok {
-		return false
-	}
-	sa, err := fa.Stat()
-	if err != nil {
-		return false
-	}
-	sb, err := fb.Stat()
-	if err != nil {
-		return false
-	}
-	return os.SameFile(sa, sb) || (isTerminal(fa) && isTerminal(fb))
 }

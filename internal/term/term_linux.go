@@ -1,4 +1,4 @@
-package main
+package term
 
 import (
 	"os"
@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// prepareTerminal readies a terminal stdin for the protocol (Prosody's
+// Prepare readies a terminal stdin for the protocol (Prosody's
 // mod_auth_external runs helpers on a pseudo-terminal, with the terminal's
 // defaults). It turns off echo, which would send each request back where
 // it is read as the reply, and with it everything else by which the
@@ -17,7 +17,7 @@ import (
 // reach the reader as sent; the reader ends lines at "\n" and drops a "\r"
 // before it. Output is left alone: the terminal turns "1\n" into "1\r\n",
 // which the module strips. It does nothing if f is not a terminal.
-func prepareTerminal(f *os.File) {
+func Prepare(f *os.File) {
 	fd := int(f.Fd())
 	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {
@@ -29,8 +29,8 @@ func prepareTerminal(f *os.File) {
 	_ = unix.IoctlSetTermios(fd, unix.TCSETS, t)
 }
 
-// isTerminal reports whether f is a terminal.
-func isTerminal(f *os.File) bool {
+// IsTerminal reports whether f is a terminal.
+func IsTerminal(f *os.File) bool {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return false
@@ -42,11 +42,11 @@ func isTerminal(f *os.File) bool {
 	return terr == nil && err == nil
 }
 
-// detachStderr points file descriptor 2 at /dev/null, so that nothing
+// DetachStderr points file descriptor 2 at /dev/null, so that nothing
 // written there any more (the Go runtime's report of a panic or a fatal
 // error, a library writing to os.Stderr) reaches the file it shared with
 // stdout. It is called only once the logger has what it writes to.
-func detachStderr() error {
+func DetachStderr() error {
 	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return err
