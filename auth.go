@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -18,12 +19,12 @@ import (
 type authHandler struct {
 	v       atomic.Pointer[verifier.Verifier]
 	log     *slog.Logger
-	refusal *rateLog
+	refusal *logs.RateLog
 	metrics *metrics // nil: none
 }
 
 func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
-	a := &authHandler{log: log, refusal: newRateLog(log, nil)}
+	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil)}
 	a.v.Store(v)
 	return a
 }

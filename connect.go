@@ -14,6 +14,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
@@ -61,7 +62,7 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 		newLogger(e).Error("bad configuration", "err", err)
 		return 1
 	}
-	log := slog.New(newLogHandler(e.stderr, rs.logJSON, rs.logLevel))
+	log := slog.New(logs.NewHandler(e.stderr, rs.logJSON, rs.logLevel))
 	mode, err := protocol.ParseMode(*protoFlag)
 	if err != nil {
 		log.Error("bad -protocol", "err", err)
@@ -152,7 +153,7 @@ func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
 			return rs, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
 		}
 	}
-	if rs.logJSON, rs.logLevel, err = logSettings(fc.Log.Format, fc.Log.Level); err != nil {
+	if rs.logJSON, rs.logLevel, err = logs.ParseSettings(fc.Log.Format, fc.Log.Level); err != nil {
 		return rs, fmt.Errorf("%s: %w", path, err)
 	}
 	return rs, nil

@@ -1,78 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 )
-
-// stringer is a fmt.Stringer of any length.
-type stringer string
-
-func (s stringer) String() string { return string(s) }
-
-// valuer is a slog.LogValuer of any length.
-type valuer string
-
-func (v valuer) LogValue() slog.Value { return slog.StringValue(string(v)) }
-
-// TestCapHandler: every string a record carries (message, key, string,
-// error, Stringer, bytes, group member, WithAttrs attribute) is cut to
-// maxLogField bytes, whole characters, with the marker and the length.
-func TestCapHandler(t *testing.T) {
-	long := strings.Repeat("é", 30_000) // 60,000 bytes, 2 per character
-	cut := capField(long)
-	if len(cut) > maxLogField+len(logCutMarker)+8 || !strings.HasSuffix(cut, logCutMarker+"60000]") {
-		t.Fatalf("capField: %d bytes, ending %q", len(cut), cut[len(cut)-30:])
-	}
-	if !strings.HasPrefix(cut, long[:maxLogField]) {
-		t.Fatal("capField does not keep the start")
-	}
-	if s := capField("short"); s != "short" {
-		t.Fatalf("capField(short) = %q", s)
-	}
-	odd := "x" + long // a character straddles the cut
-	if c := capField(odd); !strings.HasPrefix(c, odd[:maxLogField-1]+logCutMarker) {
-		t.Fatalf("capField cut inside a character: %q", c[maxLogField-4:maxLogField+8])
-	}
-	tests := []struct {
-		name string
-		log  func(l *slog.Logger)
-	}{
-		{"message", func(l *slog.Logger) { l.Info(long) }},
-		{"string", func(l *slog.Logger) { l.Info("m", "user", long) }},
-		{"key", func(l *slog.Logger) { l.Info("m", long, 1) }},
-		{"error", func(l *slog.Logger) { l.Info("m", "err", errors.New(long)) }},
-		{"wrapped error", func(l *slog.Logger) { l.Info("m", "err", fmt.Errorf("x: %w", errors.New(long))) }},
-		{"Stringer", func(l *slog.Logger) { l.Info("m", "s", stringer(long)) }},
-		{"bytes", func(l *slog.Logger) { l.Info("m", "b", []byte(long)) }},
-		{"group", func(l *slog.Logger) { l.Info("m", slog.Group("g", "user", long)) }},
-		{"WithAttrs", func(l *slog.Logger) { l.With("user", long).Info("m") }},
-		{"WithGroup", func(l *slog.Logger) { l.WithGroup(long).Info("m", "a", 1) }},
-		{"LogValuer", func(l *slog.Logger) { l.Info("m", "v", valuer(long)) }},
-	}
-	for _, json := range []bool{false, true} {
-		for _, tc := range tests {
-			t.Run(fmt.Sprintf("%s/json=%v", tc.name, json), func(t *testing.T) {
-				var buf bytes.Buffer
-				tc.log(slog.New(newLogHandler(&buf, json, slog.LevelInfo)))
-				line := buf.String()
-				if len(line) > 2*maxLogField+200 || !strings.Contains(line, logCutMarker) {
-					t.Fatalf("%d bytes logged: %.300q", len(line), line)
-				}
-			})
-		}
-	}
-}
 
 // TestLongUserNameLogCut: a refused request with a 60 KB user name logs a
 // line of bounded size that says it was cut (the stdin/stdout helper,
@@ -95,7 +35,7 @@ func checkCutLog(t testing.TB, log string, n int) {
 		if len(l) > 2048 {
 			t.Errorf("a log line of %d bytes: %.200q...", len(l), l)
 		}
-		if strings.Contains(l, "refused") && strings.Contains(l, fmt.Sprintf("%s%d]", logCutMarker, n)) {
+		if strings.Contains(l, "refused") && strings.Contains(l, fmt.Sprintf("%s%d]", logs.CutMarker, n)) {
 			found = true
 		}
 	}
@@ -155,7 +95,7 @@ func TestSharedStdoutStderr(t *testing.T) {
 		t.Fatalf("exit %d, the shared pipe read %q, want only the replies", code, out)
 	}
 	// LOG_DAEMON (3) * 8 + LOG_INFO (6) = 30.
-	want := []string{"<30>", "tokenauthd started", "<30>", "refused", "user=admin", "<30>", "refused", logCutMarker + "3000]"}
+	want := []string{"<30>", "tokenauthd started", "<30>", "refused", "user=admin", "<30>", "refused", logs.CutMarker + "3000]"}
 	var got []string
 	for len(want) > 0 {
 		select {

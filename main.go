@@ -18,6 +18,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 )
 
@@ -116,7 +117,7 @@ func keepRepliesAlone(e *env) *env {
 		return e
 	}
 	c := *e
-	c.stderr = openSysLog(e.sysLog)
+	c.stderr = logs.OpenSysLog(e.sysLog)
 	if e.detachStderr != nil {
 		if err := e.detachStderr(); err != nil {
 			fmt.Fprintf(c.stderr, "tokenauthd: cannot detach stderr from stdout: %v\n", err)
@@ -222,7 +223,7 @@ func loadForServing(e *env, cfgFlag string) (path string, cfg *Config, log *slog
 // configuration is loaded: slog to stderr, never to stdout, which belongs to
 // the protocol.
 func newLogger(e *env) *slog.Logger {
-	return slog.New(newLogHandler(e.stderr, false, slog.LevelInfo))
+	return slog.New(logs.NewHandler(e.stderr, false, slog.LevelInfo))
 }
 
 // configLogger returns the logger of a loaded configuration ([log] format
@@ -230,5 +231,5 @@ func newLogger(e *env) *slog.Logger {
 func configLogger(e *env, cfg *Config) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	return slog.New(newLogHandler(e.stderr, cfg.LogJSON, level)), level
+	return slog.New(logs.NewHandler(e.stderr, cfg.LogJSON, level)), level
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -91,7 +92,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 // one line per token); the store counts every eviction (LiveEvictions, and
 // the tokenauthd_replay_live_evictions_total metric).
 func newMemoryStore(cfg *Config, log *slog.Logger) *replay.Memory {
-	rl := newRateLog(log, nil)
+	rl := logs.NewRateLog(log, nil)
 	var m *replay.Memory
 	m = replay.NewMemory(replay.MemoryOptions{
 		Capacity: cfg.Capacity,

@@ -1,4 +1,4 @@
-package main
+package logs
 
 import (
 	"context"
@@ -18,10 +18,10 @@ const (
 	logSummaryEvery = 10 * time.Second
 )
 
-// rateLog writes log lines through a per-reason token bucket. The reasons
+// RateLog writes log lines through a per-reason token bucket. The reasons
 // are a small fixed set (the verifier's, bad_request, ...), so its map stays
 // small. Safe for concurrent use.
-type rateLog struct {
+type RateLog struct {
 	log *slog.Logger
 	now func() time.Time
 
@@ -36,16 +36,16 @@ type bucket struct {
 	suppressed uint64
 }
 
-func newRateLog(log *slog.Logger, now func() time.Time) *rateLog {
+func NewRateLog(log *slog.Logger, now func() time.Time) *RateLog {
 	if now == nil {
 		now = time.Now
 	}
-	return &rateLog{log: log, now: now, buckets: map[string]*bucket{}, lastSummary: now()}
+	return &RateLog{log: log, now: now, buckets: map[string]*bucket{}, lastSummary: now()}
 }
 
 // Log logs msg with the reason and attrs at level, unless the reason's
 // bucket is empty, in which case it only counts it.
-func (r *rateLog) Log(level slog.Level, reason, msg string, attrs ...any) {
+func (r *RateLog) Log(level slog.Level, reason, msg string, attrs ...any) {
 	if !r.log.Enabled(context.Background(), level) {
 		return
 	}
@@ -79,14 +79,14 @@ func (r *rateLog) Log(level slog.Level, reason, msg string, attrs ...any) {
 }
 
 // Flush logs the counts of lines suppressed since the last summary.
-func (r *rateLog) Flush() {
+func (r *RateLog) Flush() {
 	r.mu.Lock()
 	s := r.takeLocked(r.now())
 	r.mu.Unlock()
 	r.report(s)
 }
 
-func (r *rateLog) takeLocked(now time.Time) map[string]uint64 {
+func (r *RateLog) takeLocked(now time.Time) map[string]uint64 {
 	r.lastSummary = now
 	var s map[string]uint64
 	for reason, b := range r.buckets {
@@ -101,7 +101,7 @@ func (r *rateLog) takeLocked(now time.Time) map[string]uint64 {
 	return s
 }
 
-func (r *rateLog) report(s map[string]uint64) {
+func (r *RateLog) report(s map[string]uint64) {
 	for reason, n := range s {
 		r.log.Warn("log lines suppressed by the rate limit", "reason", reason, "suppressed", n)
 	}

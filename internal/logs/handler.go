@@ -1,4 +1,8 @@
-package main
+// Package logs builds the loggers of tokenauthd's commands: slog handlers
+// that cut every field a client could make long, the system log a helper
+// falls back to when its stderr is its stdout, and the rate limit of
+// refusal lines. It knows nothing of tokens or of the protocol's bytes.
+package logs
 
 import (
 	"context"
@@ -8,30 +12,30 @@ import (
 	"unicode/utf8"
 )
 
-// maxLogField bounds every string a log line carries (message, keys,
+// MaxField bounds every string a log line carries (message, keys,
 // strings, errors, Stringers): user and host names come from clients, and
 // a line per refusal of a 60 KB name would fill a disk however few lines
 // the rate limit lets through.
-const maxLogField = 512
+const MaxField = 512
 
-// logCutMarker ends a field cut to maxLogField; the original length follows.
-const logCutMarker = "...[cut, bytes in all: "
+// CutMarker ends a field cut to MaxField; the original length follows.
+const CutMarker = "...[cut, bytes in all: "
 
-// capField returns s, or its first maxLogField bytes (whole UTF-8
+// CapField returns s, or its first MaxField bytes (whole UTF-8
 // characters) followed by the cut marker and s's length.
-func capField(s string) string {
-	if len(s) <= maxLogField {
+func CapField(s string) string {
+	if len(s) <= MaxField {
 		return s
 	}
-	n := maxLogField
+	n := MaxField
 	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
-	return fmt.Sprintf("%s%s%d]", s[:n], logCutMarker, len(s))
+	return fmt.Sprintf("%s%s%d]", s[:n], CutMarker, len(s))
 }
 
 // capHandler is the slog.Handler every command's logger goes through: it
-// cuts every string of a record to maxLogField bytes before the handler it
+// cuts every string of a record to MaxField bytes before the handler it
 // wraps sees it, so that no call site can forget to.
 type capHandler struct{ inner slog.Handler }
 
@@ -42,7 +46,7 @@ func (h capHandler) Enabled(ctx context.Context, l slog.Level) bool { return h.i
 
 // Handle implements slog.Handler.
 func (h capHandler) Handle(ctx context.Context, r slog.Record) error {
-	c := slog.NewRecord(r.Time, r.Level, capField(r.Message), r.PC)
+	c := slog.NewRecord(r.Time, r.Level, CapField(r.Message), r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		c.AddAttrs(capAttr(a))
 		return true
@@ -61,18 +65,18 @@ func (h capHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 // WithGroup implements slog.Handler.
 func (h capHandler) WithGroup(name string) slog.Handler {
-	return capHandler{h.inner.WithGroup(capField(name))}
+	return capHandler{h.inner.WithGroup(CapField(name))}
 }
 
 // capAttr cuts an attribute's key and value: strings, errors and Stringers
 // (as their text), and the members of groups. Other kinds (numbers, times,
 // durations) are bounded already.
 func capAttr(a slog.Attr) slog.Attr {
-	a.Key = capField(a.Key)
+	a.Key = CapField(a.Key)
 	v := a.Value.Resolve()
 	switch v.Kind() {
 	case slog.KindString:
-		a.Value = slog.StringValue(capField(v.String()))
+		a.Value = slog.StringValue(CapField(v.String()))
 	case slog.KindGroup:
 		g := v.Group()
 		c := make([]slog.Attr, len(g))
@@ -83,11 +87,11 @@ func capAttr(a slog.Attr) slog.Attr {
 	case slog.KindAny:
 		switch x := v.Any().(type) {
 		case error:
-			a.Value = slog.StringValue(capField(x.Error()))
+			a.Value = slog.StringValue(CapField(x.Error()))
 		case fmt.Stringer:
-			a.Value = slog.StringValue(capField(x.String()))
+			a.Value = slog.StringValue(CapField(x.String()))
 		case []byte:
-			a.Value = slog.StringValue(capField(string(x)))
+			a.Value = slog.StringValue(CapField(string(x)))
 		default:
 			a.Value = v
 		}
@@ -97,13 +101,13 @@ func capAttr(a slog.Attr) slog.Attr {
 	return a
 }
 
-// newLogHandler returns the handler of a command's logger: text or JSON
+// NewHandler returns the handler of a command's logger: text or JSON
 // lines on w at the given level, with every field capped. When w is the
 // system log (stdout and stderr are one file), records go there with their
 // level as the priority.
-func newLogHandler(w io.Writer, json bool, level slog.Leveler) slog.Handler {
+func NewHandler(w io.Writer, json bool, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
-	if s, ok := w.(*sysLog); ok {
+	if s, ok := w.(*SysLog); ok {
 		return capHandler{s.handler(json, opts)}
 	}
 	if json {
@@ -112,8 +116,8 @@ func newLogHandler(w io.Writer, json bool, level slog.Leveler) slog.Handler {
 	return capHandler{slog.NewTextHandler(w, opts)}
 }
 
-// logSettings validates [log] format and level.
-func logSettings(format, level string) (json bool, l slog.Level, err error) {
+// ParseSettings validates [log] format and level.
+func ParseSettings(format, level string) (json bool, l slog.Level, err error) {
 	switch format {
 	case "text":
 	case "json":

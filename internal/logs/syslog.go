@@ -1,4 +1,4 @@
-package main
+package logs
 
 import (
 	"bytes"
@@ -8,21 +8,21 @@ import (
 	"sync"
 )
 
-// sysLog is where a command that answers on stdout logs when stderr is
+// SysLog is where a command that answers on stdout logs when stderr is
 // the same file as stdout (Prosody's mod_auth_external_insecure gives the
 // helper one pseudo-terminal as stdin, stdout and stderr; a shell's 2>&1
 // one pipe): anything written to stderr would be read as a reply. Lines go
 // to the system log (/dev/log: journald or a syslog daemon), or nowhere
 // if there is none.
-type sysLog struct {
+type SysLog struct {
 	mu    sync.Mutex
 	w     *syslog.Writer // nil: no system log, lines are dropped
 	level slog.Level     // of the record being written, under mu
 }
 
-// openSysLog connects to the system log socket at path ("" for the
-// usual places). Without one, it returns a sysLog that drops every line.
-func openSysLog(path string) *sysLog {
+// OpenSysLog connects to the system log socket at path ("" for the
+// usual places). Without one, it returns a SysLog that drops every line.
+func OpenSysLog(path string) *SysLog {
 	var (
 		w   *syslog.Writer
 		err error
@@ -33,14 +33,14 @@ func openSysLog(path string) *sysLog {
 		w, err = syslog.Dial("unixgram", path, syslog.LOG_DAEMON|syslog.LOG_INFO, "tokenauthd")
 	}
 	if err != nil {
-		return &sysLog{}
+		return &SysLog{}
 	}
-	return &sysLog{w: w}
+	return &SysLog{w: w}
 }
 
 // Write sends p, which is not a log record (a flag's usage message), to
 // the system log as an error.
-func (s *sysLog) Write(p []byte) (int, error) {
+func (s *SysLog) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.send(slog.LevelError, p)
@@ -49,7 +49,7 @@ func (s *sysLog) Write(p []byte) (int, error) {
 
 // send writes one line at the priority of level. Errors are dropped:
 // there is nowhere left to report them.
-func (s *sysLog) send(level slog.Level, p []byte) {
+func (s *SysLog) send(level slog.Level, p []byte) {
 	if s.w == nil {
 		return
 	}
@@ -68,7 +68,7 @@ func (s *sysLog) send(level slog.Level, p []byte) {
 
 // handler returns a handler that formats records as text or JSON lines and
 // sends each to the system log at its level.
-func (s *sysLog) handler(json bool, opts *slog.HandlerOptions) slog.Handler {
+func (s *SysLog) handler(json bool, opts *slog.HandlerOptions) slog.Handler {
 	w := heldSysLog{s}
 	if json {
 		return sysLogHandler{slog.NewJSONHandler(w, opts), s}
@@ -78,7 +78,7 @@ func (s *sysLog) handler(json bool, opts *slog.HandlerOptions) slog.Handler {
 
 // heldSysLog writes to the system log at the level of the record being
 // handled: its caller, sysLogHandler.Handle, holds the lock.
-type heldSysLog struct{ s *sysLog }
+type heldSysLog struct{ s *SysLog }
 
 func (h heldSysLog) Write(p []byte) (int, error) {
 	h.s.send(h.s.level, p)
@@ -89,7 +89,7 @@ func (h heldSysLog) Write(p []byte) (int, error) {
 // handler: slog's text and JSON handlers write a record in one Write.
 type sysLogHandler struct {
 	slog.Handler
-	s *sysLog
+	s *SysLog
 }
 
 // Handle implements slog.Handler.
