@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
 // TestConfigRotationLogMetrics: the options of rotation, logs and metrics
@@ -36,7 +38,7 @@ func TestConfigRotationLogMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parseConfig("c.toml", []byte(tc.body))
+			cfg, err := config.Parse("c.toml", []byte(tc.body))
 			switch {
 			case tc.err == "" && err != nil:
 				t.Fatalf("refused: %v", err)

@@ -6,163 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
-
-// A secret that must never show in an error.
-const leakySecret = "Sup3rS3cretValue"
-
-func TestLoadConfig(t *testing.T) {
-	dir := t.TempDir()
-	write := func(name, text string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	secretFile := write("secret", leakySecret+"\n")
-	seedFile := write("seed", "jbswy3dpehpk3pxp\r\n")
-	emptyFile := write("empty", "\n")
-	host := `[hosts."example.org"]
-token_secret = "` + leakySecret + `"
-otp_seed = "JBSWY3DPEHPK3PXP"
-`
-	tests := []struct {
-		name    string
-		text    string
-		wantErr []string // all in the error; none means no error
-	}{
-		// The smallest configuration.
-		{"minimal", host, nil},
-		// Secrets in files, their trailing newline trimmed.
-		{"files", `[hosts."example.org"]
-token_secret_file = "` + secretFile + `"
-otp_seed_file = "` + seedFile + `"
-`, nil},
-		// Every option.
-		{"everything", "protocol = \"generic\"\n[token]\ndigits = 6\ninterval = 60\ndrift = 2\nnonce_digits = 32\n[replay]\ncapacity = 5000\n" + host + "isuser = false\n", nil},
-		// A key that is not ours, at the top.
-		{"unknown top key", "protocl = \"auto\"\n" + host, []string{"unknown key", "protocl"}},
-		// A key that is not ours, in a host.
-		{"unknown host key", host + "tokensecret = \"x\"\n", []string{"unknown key", "tokensecret"}},
-		// A key that is not ours, in [token].
-		{"unknown token key", "[token]\ndigit = 8\n" + host, []string{"unknown key", "token.digit"}},
-		// A host without its token secret.
-		{"no token secret", "[hosts.\"example.org\"]\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{`hosts."example.org"`, "token_secret"}},
-		// A host without its seed.
-		{"no seed", "[hosts.\"example.org\"]\ntoken_secret = \"" + leakySecret + "\"\n", []string{`hosts."example.org"`, "otp_seed"}},
-		// A seed that is not base32.
-		{"bad seed", "[hosts.\"example.org\"]\ntoken_secret = \"x\"\notp_seed = \"" + leakySecret + "!\"\n", []string{`hosts."example.org".otp_seed`, "base32"}},
-		// Both a value and a file for one secret.
-		{"both secret and file", host + "token_secret_file = \"" + secretFile + "\"\n", []string{"token_secret", "token_secret_file"}},
-		{"both seed and file", host + "otp_seed_file = \"" + seedFile + "\"\n", []string{"otp_seed", "otp_seed_file"}},
-		// A secret file that does not exist.
-		{"missing file", "[hosts.\"example.org\"]\ntoken_secret_file = \"" + dir + "/nope\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{"token_secret_file", "nope"}},
-		// A secret file with only a newline.
-		{"empty file", "[hosts.\"example.org\"]\ntoken_secret_file = \"" + emptyFile + "\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{"token_secret_file", "empty"}},
-		// No host at all.
-		{"no host", "protocol = \"auto\"\n", []string{"hosts"}},
-		// A host name that cannot be one.
-		{"bad host name", "[hosts.\"a@b\"]\ntoken_secret = \"x\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{`hosts."a@b"`}},
-		// An unknown protocol.
-		{"bad protocol", "protocol = \"xmpp\"\n" + host, []string{"protocol", "xmpp"}},
-		// Token parameters out of range.
-		{"bad digits", "[token]\ndigits = 4\n" + host, []string{"[token]", "digits"}},
-		{"bad drift", "[token]\ndrift = -1\n" + host, []string{"[token]", "drift"}},
-		{"bad nonce digits", "[token]\nnonce_digits = 1000\n" + host, []string{"[token]", "nonce"}},
-		// A capacity too small to be safe.
-		{"small capacity", "[replay]\ncapacity = 10\n" + host, []string{"replay.capacity"}},
-		// A value of the wrong type.
-		{"wrong type", "[token]\ndigits = \"8\"\n" + host, []string{"digits"}},
-		// Not TOML: the error gives the line, never the line's text.
-		{"syntax", host + "token_secret = " + leakySecret + "\n", []string{":4"}},
-	}
-	for _, tt := range tests {
-		path := write(strings.ReplaceAll(tt.name, " ", "-")+".toml", tt.text)
-		c, err := loadConfig(path)
-		if tt.wantErr == nil {
-			if err != nil {
-				t.Errorf("%s: %v", tt.name, err)
-			}
-			continue
-		}
-		if err == nil {
-			t.Errorf("%s: no error, want one with %q", tt.name, tt.wantErr)
-			continue
-		}
-		for _, w := range tt.wantErr {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q lacks %q", tt.name, err, w)
-			}
-		}
-		if !strings.HasPrefix(err.Error(), path) {
-			t.Errorf("%s: error %q does not start with the file's path", tt.name, err)
-		}
-		if strings.Contains(err.Error(), leakySecret) {
-			t.Errorf("%s: error %q holds the secret", tt.name, err)
-		}
-		if c != nil {
-			t.Errorf("%s: a config with the error", tt.name)
-		}
-	}
-}
-
-func TestLoadConfigValues(t *testing.T) {
-	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "secret"), []byte(leakySecret+"\n"), 0o600)
-	os.WriteFile(filepath.Join(dir, "seed"), []byte("jbswy3dpehpk3pxp====\n"), 0o600)
-	p := filepath.Join(dir, "c.toml")
-	os.WriteFile(p, []byte(`protocol = "ejabberd"
-[token]
-nonce_digits = 32
-[hosts."a.example"]
-token_secret_file = "`+dir+`/secret"
-otp_seed_file = "`+dir+`/seed"
-isuser = false
-[hosts."b.example"]
-token_secret = "b"
-otp_seed = "GEZDGNBV"
-`), 0o600)
-	c, err := loadConfig(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Protocol != protocol.Ejabberd || c.Params.Digits != 8 || c.Params.Interval != 30*time.Second ||
-		c.Params.Drift != 1 || c.Params.NonceDigits != 32 || c.Capacity != 1_000_000 {
-		t.Errorf("config %+v, want ejabberd and the defaults but nonce_digits 32", c)
-	}
-	a := c.Hosts["a.example"]
-	if string(a.TokenSecrets[0]) != leakySecret || a.OTPSeeds[0] != "JBSWY3DPEHPK3PXP" || a.IsUser {
-		t.Errorf("host a: secret %q, seed %q, isuser %v; want the file's, trimmed, normalised, false", a.TokenSecrets[0], a.OTPSeeds[0], a.IsUser)
-	}
-	if b := c.Hosts["b.example"]; !b.IsUser || string(b.TokenSecrets[0]) != "b" {
-		t.Errorf("host b: %+v; want isuser true by default", b)
-	}
-}
-
-// The example configuration shipped with the project loads.
-func TestExampleConfig(t *testing.T) {
-	if _, err := loadConfig("config.toml.example"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestConfigPath(t *testing.T) {
-	t.Setenv("TOKENAUTHD_CONFIG", "")
-	if got := configPath(""); got != defaultConfigPath {
-		t.Errorf("configPath() = %q, want %q", got, defaultConfigPath)
-	}
-	t.Setenv("TOKENAUTHD_CONFIG", "/env/c.toml")
-	if got := configPath(""); got != "/env/c.toml" {
-		t.Errorf("configPath() with $TOKENAUTHD_CONFIG = %q", got)
-	}
-	if got := configPath("/flag.toml"); got != "/flag.toml" {
-		t.Errorf("configPath(flag) = %q", got)
-	}
-}
 
 // A TOML syntax error names the file and the line, never a part of the
 // value: the parser's own messages quote it, and the value may be a secret.
@@ -185,17 +31,17 @@ func TestConfigSyntaxErrorHidesValue(t *testing.T) {
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := loadConfig(p)
+		_, err := config.Load(p)
 		if err == nil {
-			t.Errorf("loadConfig(token_secret = %q): no error", v.text)
+			t.Errorf("config.Load(token_secret = %q): no error", v.text)
 			continue
 		}
 		if want := p + ":3: syntax error"; !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("loadConfig(token_secret = %q) = %q, want it to start with %q", v.text, err, want)
+			t.Errorf("config.Load(token_secret = %q) = %q, want it to start with %q", v.text, err, want)
 		}
-		_, rerr := loadRelaySettings(p, true)
+		_, rerr := config.LoadRelay(p, true)
 		if rerr == nil || !strings.HasPrefix(rerr.Error(), p+":3: syntax error") {
-			t.Errorf("loadRelaySettings(token_secret = %q) = %v, want a syntax error at line 3", v.text, rerr)
+			t.Errorf("config.LoadRelay(token_secret = %q) = %v, want a syntax error at line 3", v.text, rerr)
 		}
 		code, stdout, stderr := runCmd(t, "", "check-config", "-config", p)
 		if code == 0 {

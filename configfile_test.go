@@ -1,69 +1,12 @@
 package main
 
 import (
-	"errors"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
-	"github.com/BurntSushi/toml"
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
-
-// TestCheckNesting: depth is counted through table headers, dotted keys,
-// inline tables and arrays, never inside strings or comments; every real
-// configuration passes.
-func TestCheckNesting(t *testing.T) {
-	deep := func(n int) string { return strings.Repeat("a.", n-1) + "a" }
-	tests := []struct {
-		name string
-		text string
-		want string // "" (passes), "deep" or "syntax"
-	}{
-		{"empty", "", ""},
-		{"host section", "[hosts.\"example.org\"]\ntoken_secret = \"x\"\nold_otp_seeds = [\"A\", \"B\"]\n", ""},
-		{"inline hosts", "hosts = { \"a.b\" = { token_secret = \"x\", old_token_secrets = [\"y\"] } }\n", ""},
-		{"dotted keys", "hosts.\"example.org\".token_secret = \"x\"\n", ""},
-		{"array of tables", "[[a.b]]\nc = [1]\n", ""},
-		{"date with a space", "d = 1979-05-27 07:32:00 # comment [[[[[[[[[\n", ""},
-		// Brackets, braces, dots and quotes inside strings and comments
-		// are not structure.
-		{"brackets in strings", `a = "[[[[[[[[[[{{{{{{{{{{a.b.c.d.e.f.g.h.i.j\"]]"` + "\n" +
-			`b = '[[[[[[[[[[[.......'` + "\n" + `c = """` + "\n[[[[[[[[[[\n\"\"\"\"\"" + "\n" +
-			`d = '''[[[[[[[[[[''''` + "\n# [[[[[[[[[[[[ a.b.c.d.e.f.g.h.i\n", ""},
-		{"dots in a quoted key", `"a.b.c.d.e.f.g.h.i.j" = 1` + "\n" + `[x."1.2.3.4.5.6.7.8.9"]` + "\n", ""},
-		{"nine-part header", "[" + deep(9) + "]\n", "deep"},
-		{"eight-part header", "[" + deep(8) + "]\n", ""},
-		{"header plus key", "[" + deep(7) + "]\nb.c = 1\n", "deep"},
-		{"array table adds a level", "[[" + deep(8) + "]]\n", "deep"},
-		{"dotted key", deep(9) + " = 1\n", "deep"},
-		{"10,000-deep header", "[" + deep(10000) + "]\n", "deep"},
-		{"inline tables", "x = " + strings.Repeat("{a = ", 8) + "1" + strings.Repeat("}", 8) + "\n", "deep"},
-		{"arrays", "x = " + strings.Repeat("[", 8) + strings.Repeat("]", 8) + "\n", "deep"},
-		{"seven arrays", "x = " + strings.Repeat("[", 7) + strings.Repeat("]", 7) + "\n", ""},
-		{"10,000 arrays", "x = " + strings.Repeat("[", 10000), "deep"},
-		{"unterminated string", "a = \"x\nb = 1\n", "syntax"},
-		{"no value", "a =\n", "syntax"},
-		{"no equals", "a b\n", "syntax"},
-		{"unclosed header", "[a\n", "syntax"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			err := checkNesting([]byte(tc.text))
-			var ne *nestError
-			got := ""
-			if errors.As(err, &ne) {
-				got = map[bool]string{true: "deep", false: "syntax"}[ne.deep]
-			} else if err != nil {
-				t.Fatalf("checkNesting: %v is not a *nestError", err)
-			}
-			if got != tc.want {
-				t.Fatalf("checkNesting(%.60q) = %v, want %q", tc.text, err, tc.want)
-			}
-		})
-	}
-}
 
 // TestCheckNestingRealConfigs: the example and every test configuration
 // written by this package's tests pass the scan.
@@ -77,7 +20,7 @@ func TestCheckNestingRealConfigs(t *testing.T) {
 		"test config":         []byte(readFileT(t, writeTestConfig(t, t.TempDir(), "[log]\nlevel = \"debug\"\n"))),
 		"rfc config":          []byte(readFileT(t, rfcConfig(t, "[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:1\"]\n"))),
 	} {
-		if err := checkNesting(b); err != nil {
+		if err := config.CheckNesting(b); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -92,129 +35,6 @@ func readFileT(t testing.TB, path string) string {
 	return string(b)
 }
 
-// FuzzNesting checks the scan against the TOML parser: on any document the
-// parser accepts, the scan refuses exactly those nested deeper than
-// maxNesting, and never calls it a syntax error.
-func FuzzNesting(f *testing.F) {
-	requireSeeds(f, "FuzzNesting")
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > 4096 {
-			return // the parser is quadratic in depth: keep inputs small
-		}
-		err := checkNesting(data)
-		var v map[string]any
-		if _, perr := toml.Decode(string(data), &v); perr != nil {
-			return
-		}
-		want := tomlDepth(v) > maxNesting
-		var ne *nestError
-		if got := errors.As(err, &ne) && ne.deep; got != want || (err != nil && !ne.deep) {
-			t.Fatalf("checkNesting = %v; the parser reads depth %d (limit %d)", err, tomlDepth(v), maxNesting)
-		}
-	})
-}
-
-// tomlDepth is the depth checkNesting counts, on a decoded document: one
-// per key and per array from the top to the deepest value.
-func tomlDepth(v any) int {
-	d := 0
-	switch x := v.(type) {
-	case map[string]any:
-		for _, m := range x {
-			d = max(d, 1+tomlDepth(m))
-		}
-	case []map[string]any:
-		d = 1
-		for _, m := range x {
-			d = max(d, 1+tomlDepth(m))
-		}
-	case []any:
-		d = 1
-		for _, m := range x {
-			d = max(d, 1+tomlDepth(m))
-		}
-	}
-	return d
-}
-
-// TestConfigFileChecks: the configuration and secret files must be regular
-// files of bounded size that only their owner can write; one every user
-// can read is loaded with a warning.
-func TestConfigFileChecks(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "fifo")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	secret := func(mode os.FileMode) string {
-		p := filepath.Join(t.TempDir(), "secret")
-		if err := os.WriteFile(p, []byte(testSecret+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	config := func(mode os.FileMode, extra string) string {
-		p := filepath.Join(t.TempDir(), "config.toml")
-		body := "[hosts.\"example.org\"]\notp_seed = \"" + testSeed + "\"\n" + extra
-		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	inline := "token_secret = \"x\"\n"
-	big := config(0o600, inline+strings.Repeat("# padding\n", maxConfigFile/10+1))
-	tests := []struct {
-		name    string
-		path    string
-		wantErr string
-		warns   int
-	}{
-		{"private", config(0o600, inline), "", 0},
-		{"group-readable", config(0o640, inline), "", 0},
-		{"world-readable", config(0o644, inline), "", 1},
-		{"group-writable", config(0o660, inline), "writable by others than its owner (mode 0660)", 0},
-		{"world-writable", config(0o602, inline), "writable by others than its owner (mode 0602)", 0},
-		{"a FIFO", fifo, "not a regular file", 0},
-		{"a device", "/dev/zero", "not a regular file", 0},
-		{"a directory", dir, "not a regular file", 0},
-		{"too large", big, "larger than 1048576 bytes", 0},
-		{"private secret file", config(0o600, "token_secret_file = \""+secret(0o600)+"\"\n"), "", 0},
-		{"world-readable secret file", config(0o600, "token_secret_file = \""+secret(0o604)+"\"\n"), "", 1},
-		{"both world-readable", config(0o604, "token_secret_file = \""+secret(0o644)+"\"\n"), "", 2},
-		{"group-writable secret file", config(0o600, "token_secret_file = \""+secret(0o620)+"\"\n"), "token_secret_file: ", 0},
-		{"secret file a FIFO", config(0o600, "token_secret_file = \""+fifo+"\"\n"), "not a regular file", 0},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := loadConfig(tc.path)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("loadConfig = %v, want an error with %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			var n int
-			for _, w := range c.warnings() {
-				if strings.Contains(w, "readable by every user") {
-					n++
-				}
-			}
-			if n != tc.warns {
-				t.Fatalf("warnings %q, want %d about readable files", c.warnings(), tc.warns)
-			}
-		})
-	}
-}
-
 // TestConfigFileOwner: a file owned by another user than root and the
 // running one is refused (run as root: chown needs it).
 func TestConfigFileOwner(t *testing.T) {
@@ -225,10 +45,10 @@ func TestConfigFileOwner(t *testing.T) {
 	if err := os.Chown(p, 65534, -1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadConfig(p); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
+	if _, err := config.Load(p); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
 		t.Fatalf("loadConfig of a file owned by user 65534 = %v, want it refused", err)
 	}
-	if _, err := loadRelaySettings(p, false); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
+	if _, err := config.LoadRelay(p, false); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
 		t.Fatalf("loadRelaySettings of a file owned by user 65534 = %v, want it refused", err)
 	}
 }

@@ -4,25 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
-
-// defaultRelayTimeout bounds one request through the relay, dialling and
-// retrying included: under Prosody's 5 s external_auth_timeout and far under
-// ejabberd's 30 s.
-const defaultRelayTimeout = 2 * time.Second
 
 // runConnect is `tokenauthd connect`: a stdin/stdout helper for ejabberd's
 // extauth_program or Prosody's external_auth_command that hands every
@@ -34,8 +26,8 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 		term.Prepare(f)
 	}
 	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
-	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+"; optional)")
-	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+defaultSocket+")")
+	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+"; optional)")
+	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+config.DefaultSocket+")")
 	timeoutFlag := fs.Duration("timeout", 0, "answer 0 to a request the daemon has not answered within this time (default [connect] timeout_ms, else 2s)")
 	protoFlag := fs.String("protocol", "auto", "framing on stdin/stdout: auto, ejabberd or generic")
 	if code, ok := parseNoArgs(e, fs, args); !ok {
@@ -57,12 +49,12 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 			}
 		}
 	}()
-	rs, err := loadRelaySettings(configPath(*cfgFlag), *cfgFlag != "")
+	rs, err := config.LoadRelay(config.Path(*cfgFlag), *cfgFlag != "")
 	if err != nil {
 		newLogger(e).Error("bad configuration", "err", err)
 		return 1
 	}
-	log := slog.New(logs.NewHandler(e.stderr, rs.logJSON, rs.logLevel))
+	log := slog.New(logs.NewHandler(e.stderr, rs.LogJSON, rs.LogLevel))
 	mode, err := protocol.ParseMode(*protoFlag)
 	if err != nil {
 		log.Error("bad -protocol", "err", err)
@@ -70,11 +62,11 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	}
 	switch {
 	case *sockFlag != "":
-		rs.socket = *sockFlag
+		rs.Socket = *sockFlag
 	case os.Getenv("TOKENAUTHD_SOCKET") != "":
-		rs.socket = os.Getenv("TOKENAUTHD_SOCKET")
+		rs.Socket = os.Getenv("TOKENAUTHD_SOCKET")
 	}
-	if rs.socket, err = socketPath(rs.socket); err != nil {
+	if rs.Socket, err = config.SocketPath(rs.Socket); err != nil {
 		log.Error("bad socket", "err", err)
 		return 1
 	}
@@ -82,9 +74,9 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 		log.Error("bad -timeout", "err", "must not be negative")
 		return 1
 	} else if *timeoutFlag > 0 {
-		rs.timeout = *timeoutFlag
+		rs.Timeout = *timeoutFlag
 	}
-	r := &relay{socket: rs.socket, timeout: rs.timeout, log: log}
+	r := &relay{socket: rs.Socket, timeout: rs.Timeout, log: log}
 	srv := &protocol.Server{Mode: mode, Handler: r, OnBadRequest: r.badRequest}
 	done := make(chan struct{})
 	go func() {
@@ -99,72 +91,6 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	case <-ctx.Done():
 	}
 	return 0
-}
-
-// relaySettings are what the relay takes from the configuration file.
-type relaySettings struct {
-	socket   string
-	timeout  time.Duration
-	logJSON  bool
-	logLevel slog.Level
-}
-
-// loadRelaySettings reads the settings the relay needs ([daemon] socket,
-// [connect] timeout_ms, [log] format and level), ignoring the rest: the
-// relay runs as the XMPP server's user, which need not be able to read the
-// daemon's configuration, let alone its secrets. A default file that is
-// absent or unreadable gives the defaults; a file named explicitly must be
-// readable. A file it reads is held to the daemon's rules (readConfigFile):
-// whoever could write it could point the relay at a socket of theirs that
-// answers yes to every login.
-func loadRelaySettings(path string, explicit bool) (relaySettings, error) {
-	rs := relaySettings{socket: defaultSocket, timeout: defaultRelayTimeout, logLevel: slog.LevelInfo}
-	var fc struct {
-		Daemon struct {
-			Socket string `toml:"socket"`
-		} `toml:"daemon"`
-		Connect struct {
-			TimeoutMS int `toml:"timeout_ms"`
-		} `toml:"connect"`
-		Log struct {
-			Format string `toml:"format"`
-			Level  string `toml:"level"`
-		} `toml:"log"`
-	}
-	fc.Log.Format, fc.Log.Level = "text", "info"
-	data, _, err := readConfigFile(path)
-	if err != nil {
-		if !explicit && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
-			return rs, nil
-		}
-		return rs, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := checkNesting(data); err != nil {
-		return rs, fmt.Errorf("%s:%w", path, err)
-	}
-	if _, err := toml.Decode(string(data), &fc); err != nil {
-		return rs, tomlError(path, err)
-	}
-	if fc.Daemon.Socket != "" {
-		rs.socket = fc.Daemon.Socket
-	}
-	if fc.Connect.TimeoutMS != 0 {
-		if rs.timeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
-			return rs, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
-		}
-	}
-	if rs.logJSON, rs.logLevel, err = logs.ParseSettings(fc.Log.Format, fc.Log.Level); err != nil {
-		return rs, fmt.Errorf("%s: %w", path, err)
-	}
-	return rs, nil
-}
-
-// relayTimeout validates [connect] timeout_ms.
-func relayTimeout(ms int) (time.Duration, error) {
-	if ms < 10 || ms > 60_000 {
-		return 0, fmt.Errorf("must be 10 to 60000, not %d", ms)
-	}
-	return time.Duration(ms) * time.Millisecond, nil
 }
 
 // relay is the protocol.Handler of `tokenauthd connect`: it passes each

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -192,11 +193,11 @@ func TestAmnesiaRedis(t *testing.T) {
 // to mint tokens with.
 func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
 	t.Helper()
-	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), extra))
+	cfg, err := config.Load(writeTestConfig(t, t.TempDir(), extra))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -107,11 +108,11 @@ func (p *serveProc) signal(t *testing.T, sig syscall.Signal) int {
 // testMinter returns a verifier for testHost to mint tokens with.
 func testMinter(t testing.TB) *verifier.Verifier {
 	t.Helper()
-	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), ""))
+	cfg, err := config.Load(writeTestConfig(t, t.TempDir(), ""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +493,7 @@ func TestServeRedisSentinel(t *testing.T) {
 	waitPort(t, sport, 10*time.Second)
 
 	markRedis(t, master.port, "sentinel-test:") // not a first start: no refusals
-	cfg, err := loadConfig(writeTestConfig(t, dir, fmt.Sprintf(
+	cfg, err := config.Load(writeTestConfig(t, dir, fmt.Sprintf(
 		"[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_master = \"testmaster\"\nredis_prefix = \"sentinel-test:\"\n", sport)))
 	if err != nil {
 		t.Fatal(err)

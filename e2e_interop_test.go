@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -58,7 +59,7 @@ func interopConfig(t testing.TB) string {
 // an injected clock, and now through the binary.
 func TestInteropPyotpTokens(t *testing.T) {
 	requirePeer(t, debianPython, "python:pyotp")
-	cfg, err := loadConfig(interopConfig(t))
+	cfg, err := config.Load(interopConfig(t))
 	if err != nil {
 		t.Fatal(err)
 	}

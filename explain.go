@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -68,7 +69,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 		}
 		now = time.Unix(sec, 0)
 	}
-	cfg, err := loadConfig(configPath(*cfgFlag))
+	cfg, err := config.Load(config.Path(*cfgFlag))
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -91,7 +92,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 
 // explainSocket is the daemon socket to ask: the flag's, else the
 // configuration's ([daemon] socket, the one serve listens on).
-func explainSocket(cfg *Config, flagValue string) string {
+func explainSocket(cfg *config.Config, flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}
@@ -101,7 +102,7 @@ func explainSocket(cfg *Config, flagValue string) string {
 // explainer checks one token against a configuration, on an empty store of
 // its own: nothing is recorded anywhere.
 type explainer struct {
-	cfg *Config
+	cfg *config.Config
 	now time.Time
 	v   *verifier.Verifier
 	// asOf says what time the verdict is for: "" for now, else why the
@@ -112,7 +113,7 @@ type explainer struct {
 	clockReads int
 }
 
-func newExplainer(cfg *Config, now time.Time) (*explainer, error) {
+func newExplainer(cfg *config.Config, now time.Time) (*explainer, error) {
 	x := &explainer{cfg: cfg, now: now}
 	var err error
 	x.v, err = x.verifier(cfg.Hosts)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -131,11 +132,11 @@ func explainNow(t *testing.T, cfg string, extra []string, jid, token string) (in
 // one generic request and returns the reply.
 func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (string, func(string) string) {
 	t.Helper()
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := newVerifier(cfg, store)
+	v, err := config.NewVerifier(cfg, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,7 @@ func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (strin
 // for a token the daemon can verify.
 func TestExplainAsksDaemon(t *testing.T) {
 	cfgPath := explainConfig(t)
-	cfg, err := loadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +291,7 @@ func TestExplainProbesOtherHostsCheaply(t *testing.T) {
 	for i := range others {
 		body.WriteString(hostBlock(fmt.Sprintf("h%d.example", i), fmt.Sprintf("secret-%d-0123456789", i), seedH, nil, nil))
 	}
-	cfg, err := loadConfig(writeConfig(t, tempConfigPath(t), body.String()))
+	cfg, err := config.Load(writeConfig(t, tempConfigPath(t), body.String()))
 	if err != nil {
 		t.Fatal(err)
 	}

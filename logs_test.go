@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -110,7 +111,7 @@ func TestCapacityGuard(t *testing.T) {
 	const capacity, flood = 1000, 1500
 	var logs syncBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	cfg := &Config{Capacity: capacity, Params: verifier.DefaultParams()}
+	cfg := &config.Config{Capacity: capacity, Params: verifier.DefaultParams()}
 	store := newMemoryStore(cfg, log)
 	v, err := verifier.New(verifier.Config{Params: cfg.Params, Store: store,
 		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{seedA}}}})

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 )
@@ -175,7 +176,7 @@ func parseNoArgs(e *env, fs *flag.FlagSet, args []string) (int, bool) {
 // configFlag defines the -config flag of a command that reads the
 // configuration.
 func configFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+defaultConfigPath+")")
+	return fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
 }
 
 func versionString() string {
@@ -208,9 +209,9 @@ func runVersion(_ context.Context, e *env, args []string) int {
 // stdin/stdout helper, serve) and returns it with the logger it sets up. A
 // configuration that does not load is logged, and ok is false: the command
 // exits 1, the only time a serving command exits non-zero.
-func loadForServing(e *env, cfgFlag string) (path string, cfg *Config, log *slog.Logger, level *slog.LevelVar, ok bool) {
-	path = configPath(cfgFlag)
-	cfg, err := loadConfig(path)
+func loadForServing(e *env, cfgFlag string) (path string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, ok bool) {
+	path = config.Path(cfgFlag)
+	cfg, err := config.Load(path)
 	if err != nil {
 		newLogger(e).Error("bad configuration", "err", err)
 		return path, nil, nil, nil, false
@@ -228,7 +229,7 @@ func newLogger(e *env) *slog.Logger {
 
 // configLogger returns the logger of a loaded configuration ([log] format
 // and level) and the level's variable, which a reload may change.
-func configLogger(e *env, cfg *Config) (*slog.Logger, *slog.LevelVar) {
+func configLogger(e *env, cfg *config.Config) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
 	return slog.New(logs.NewHandler(e.stderr, cfg.LogJSON, level)), level

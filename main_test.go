@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -126,7 +127,7 @@ func TestRunGenSecrets(t *testing.T) {
 	// The block is a working configuration.
 	p := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(p, []byte(out), 0o600)
-	c, err := loadConfig(p)
+	c, err := config.Load(p)
 	if err != nil {
 		t.Fatalf("gen-secrets output does not load: %v", err)
 	}

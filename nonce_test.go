@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -17,11 +18,11 @@ import (
 func TestNonceDigitsDefaultStopsImpersonation(t *testing.T) {
 	at := time.Now()
 	forge := func(cfgPath string) string {
-		cfg, err := loadConfig(cfgPath)
+		cfg, err := config.Load(cfgPath)
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+		v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -31,11 +32,11 @@ func readmeSnippet(t *testing.T, lang string) string {
 // configuration, which the README's snippets use.
 func checkExampleToken(t *testing.T, tok string) {
 	t.Helper()
-	cfg, err := loadConfig("config.toml.example")
+	cfg, err := config.Load("config.toml.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Hour}))
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Hour}))
 	if err != nil {
 		t.Fatal(err)
 	}

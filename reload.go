@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -26,7 +27,7 @@ type reloader struct {
 	metrics *metrics
 
 	mu  sync.Mutex
-	cur *Config // the configuration in effect
+	cur *config.Config // the configuration in effect
 }
 
 // Reload loads the configuration file again and, if it is valid, puts it
@@ -45,7 +46,7 @@ func (r *reloader) Reload() error {
 }
 
 func (r *reloader) reload() error {
-	cfg, err := loadConfig(r.path)
+	cfg, err := config.Load(r.path)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func (r *reloader) reload() error {
 	if cfg.Params != r.cur.Params {
 		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
 	}
-	v, err := newVerifier(cfg, r.store)
+	v, err := config.NewVerifier(cfg, r.store)
 	if err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func (r *reloader) reload() error {
 }
 
 // restartOnly lists the changed settings a reload cannot apply.
-func restartOnly(old, cfg *Config) []string {
+func restartOnly(old, cfg *config.Config) []string {
 	var s []string
 	if old.Protocol != cfg.Protocol {
 		s = append(s, "protocol")

@@ -21,13 +21,10 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
-
-// defaultSocket is where serve listens and connect dials when neither a
-// flag, the environment nor the configuration says otherwise.
-const defaultSocket = "/run/tokenauthd/tokenauthd.sock"
 
 // socketMode lets the daemon's user and group, and no one else, connect.
 const socketMode = 0o660
@@ -35,15 +32,6 @@ const socketMode = 0o660
 // drainTimeout bounds how long a stopping daemon waits for the requests it
 // is answering before it closes their connections.
 const drainTimeout = 10 * time.Second
-
-// Connection limits ([daemon] max_connections and request_timeout_ms).
-// A stalled connection costs the daemon its buffers (about 8 KiB) and a
-// goroutine; the unit allows 65,536 descriptors.
-const (
-	defaultMaxConnections = 1024
-	maxMaxConnections     = 1_000_000
-	defaultRequestTimeout = 5 * time.Second
-)
 
 // maxDaemonRequest bounds the request the daemon buffers, in either
 // framing: a longer frame is read and discarded, a longer line skipped, and
@@ -57,7 +45,7 @@ const maxDaemonRequest = protocol.DefaultMaxLine
 func runServe(ctx context.Context, e *env, args []string) int {
 	fs := newFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
 	cfgFlag := configFlag(fs)
-	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+defaultSocket+"); unused under socket activation")
+	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+config.DefaultSocket+"); unused under socket activation")
 	if code, ok := parseNoArgs(e, fs, args); !ok {
 		return code
 	}
@@ -70,7 +58,7 @@ func runServe(ctx context.Context, e *env, args []string) int {
 	defer stopSig()
 	var err error
 	if *sockFlag != "" {
-		if cfg.Socket, err = socketPath(*sockFlag); err != nil {
+		if cfg.Socket, err = config.SocketPath(*sockFlag); err != nil {
 			log.Error("bad -socket", "err", err)
 			return 1
 		}
@@ -119,7 +107,7 @@ func (d *daemon) closeListeners() {
 // its own protocol.Server; all share the handler, and through its verifier
 // the replay store.
 type daemon struct {
-	cfg       *Config
+	cfg       *config.Config
 	log       *slog.Logger
 	handler   *authHandler
 	store     replay.Store
@@ -139,8 +127,8 @@ type daemon struct {
 // sockets, so that configuration and bind errors show at start-up, before
 // the service manager is told the daemon is ready. Run closes the store;
 // if newDaemon fails, the caller does.
-func newDaemon(cfg *Config, log *slog.Logger, store replay.Store) (*daemon, error) {
-	v, err := newVerifier(cfg, store)
+func newDaemon(cfg *config.Config, log *slog.Logger, store replay.Store) (*daemon, error) {
+	v, err := config.NewVerifier(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +269,7 @@ func (d *daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("tokenauthd serving", "version", versionString(), "hosts", len(d.cfg.Hosts))
-	logWarnings(d.log, d.cfg)
+	config.LogWarnings(d.log, d.cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()
 

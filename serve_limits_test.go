@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
 // limitsDaemon runs the binary's daemon with [daemon] extra and metrics,
@@ -225,8 +227,8 @@ func TestGuardedConnStopSticks(t *testing.T) {
 
 // A reload cannot change the connection limits: it says so.
 func TestReloadLimitsRestartOnly(t *testing.T) {
-	old := &Config{MaxConnections: 1024, RequestTimeout: 5 * time.Second}
-	for _, cfg := range []*Config{
+	old := &config.Config{MaxConnections: 1024, RequestTimeout: 5 * time.Second}
+	for _, cfg := range []*config.Config{
 		{MaxConnections: 10, RequestTimeout: 5 * time.Second},
 		{MaxConnections: 1024, RequestTimeout: time.Second},
 	} {

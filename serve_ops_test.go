@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
 // opsProc is the real binary running `tokenauthd serve`.
@@ -210,7 +212,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 
 // TestServeMetricsOff: without [metrics] listen nothing listens on TCP.
 func TestServeMetricsOff(t *testing.T) {
-	cfg, err := parseConfig("x.toml", []byte(hostBlock("a.example", secretA, seedA, nil, nil)))
+	cfg, err := config.Parse("x.toml", []byte(hostBlock("a.example", secretA, seedA, nil, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -68,7 +69,7 @@ func startDaemonAt(t testing.TB, sock string, store replay.Store) (*daemon, stri
 // it runs.
 func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup func(*daemon)) (*daemon, string, func() error) {
 	t.Helper()
-	cfg, err := loadConfig(writeTestConfig(t, t.TempDir(), extra))
+	cfg, err := config.Load(writeTestConfig(t, t.TempDir(), extra))
 	if err != nil {
 		t.Fatal(err)
 	}

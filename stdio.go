@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
@@ -54,14 +55,14 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 		return 1
 	}
 	defer store.Close()
-	v, err := newVerifier(cfg, store)
+	v, err := config.NewVerifier(cfg, store)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return 1
 	}
 	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
-	logWarnings(log, cfg)
+	config.LogWarnings(log, cfg)
 	h := newAuthHandler(v, log)
 	defer h.refusal.Flush()
 	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}
@@ -91,7 +92,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 // The warning is rate limited (a flood of valid tokens would otherwise log
 // one line per token); the store counts every eviction (LiveEvictions, and
 // the tokenauthd_replay_live_evictions_total metric).
-func newMemoryStore(cfg *Config, log *slog.Logger) *replay.Memory {
+func newMemoryStore(cfg *config.Config, log *slog.Logger) *replay.Memory {
 	rl := logs.NewRateLog(log, nil)
 	var m *replay.Memory
 	m = replay.NewMemory(replay.MemoryOptions{

@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -17,7 +18,7 @@ import (
 // Every store reports when it may have lost records (ForgottenAt); the
 // verifier then refuses the tokens it can no longer vouch for, and this
 // says so in the log.
-func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) {
+func newStore(cfg *config.Config, log *slog.Logger, daemon bool) (replay.Store, error) {
 	switch {
 	case cfg.Store == "redis":
 		return newRedisStore(cfg, log), nil
@@ -39,7 +40,7 @@ func newStore(cfg *Config, log *slog.Logger, daemon bool) (replay.Store, error) 
 }
 
 // openJournal opens the memory store's journal and logs what it found.
-func openJournal(cfg *Config, log *slog.Logger) (replay.Store, error) {
+func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
 	mem := newMemoryStore(cfg, log)
 	j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
 	if err != nil {
@@ -71,7 +72,7 @@ func logForgotten(log *slog.Logger, p verifier.Params, at time.Time, why string,
 // newRedisStore returns the Redis store. It does not wait for Redis: while
 // Redis cannot be reached every token is refused (store_unavailable), and
 // accepted again once it can, without a restart.
-func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
+func newRedisStore(cfg *config.Config, log *slog.Logger) *replay.Redis {
 	redis.SetLogger(redisLogger{log})
 	rc := cfg.Redis
 	warnRedisTimeout(rc.Timeout, log)
@@ -91,7 +92,7 @@ func newRedisStore(cfg *Config, log *slog.Logger) *replay.Redis {
 
 // newRedisClient returns the client of the configuration, with onConnect
 // run on each of its new connections.
-func newRedisClient(rc redisConfig, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+func newRedisClient(rc config.RedisConfig, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 	if rc.URL != "" {
 		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
 		if rc.Username != "" {

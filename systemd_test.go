@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
 const systemdAnalyze = "/usr/bin/systemd-analyze"
@@ -57,8 +59,8 @@ func TestSystemdUnitsVerify(t *testing.T) {
 		t.Errorf("tokenauthd.service: LimitNOFILE=%s, want at least 65536", unitSetting(svc, "LimitNOFILE"))
 	}
 	sock, _ := os.ReadFile(socket)
-	if !strings.Contains(string(sock), "\nListenStream="+defaultSocket+"\n") {
-		t.Errorf("tokenauthd.socket does not listen on %s, where connect and the Prosody module look by default", defaultSocket)
+	if !strings.Contains(string(sock), "\nListenStream="+config.DefaultSocket+"\n") {
+		t.Errorf("tokenauthd.socket does not listen on %s, where connect and the Prosody module look by default", config.DefaultSocket)
 	}
 }
 

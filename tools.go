@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -51,12 +52,12 @@ func runMint(_ context.Context, e *env, args []string) int {
 		}
 		when = time.Unix(sec, 0)
 	}
-	cfg, err := loadConfig(configPath(*cfgFlag))
+	cfg, err := config.Load(config.Path(*cfgFlag))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "tokenauthd mint: %v\n", err)
 		return 1
 	}
-	v, err := newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	if err == nil {
 		var tok string
 		if tok, err = v.Mint(user, host, when, *nonce); err == nil {
@@ -109,17 +110,17 @@ func runCheckConfig(_ context.Context, e *env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	path := configPath(*cfgFlag)
-	cfg, err := loadConfig(path)
+	path := config.Path(*cfgFlag)
+	cfg, err := config.Load(path)
 	if err == nil {
-		_, err = newVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
 		fmt.Fprintf(e.stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
 		return 1
 	}
 	fmt.Fprintf(e.stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
-	for _, w := range cfg.warnings() {
+	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.stdout, "%s: warning: %s\n", path, w)
 	}
 	names := slices.Sorted(maps.Keys(cfg.Hosts))

@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"os"
@@ -25,7 +25,7 @@ func TestLoadConfigDaemon(t *testing.T) {
 	}{
 		// Defaults: memory, no journal, the default socket, a 2 s relay bound.
 		{"defaults", host, func(c *Config) bool {
-			return c.Store == "memory" && c.Journal == "" && c.Socket == defaultSocket && c.RelayTimeout == 2*time.Second &&
+			return c.Store == "memory" && c.Journal == "" && c.Socket == DefaultSocket && c.RelayTimeout == 2*time.Second &&
 				c.MaxConnections == 1024 && c.RequestTimeout == 5*time.Second
 		}, nil},
 		// Connection limits.
@@ -76,7 +76,7 @@ func TestLoadConfigDaemon(t *testing.T) {
 	for _, tt := range tests {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
 		os.WriteFile(path, []byte(tt.text), 0o600)
-		c, err := loadConfig(path)
+		c, err := Load(path)
 		if tt.wantErr == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -120,20 +120,20 @@ func TestRelaySettings(t *testing.T) {
 	dir := t.TempDir()
 	p := filepath.Join(dir, "c.toml")
 	os.WriteFile(p, []byte("future_key = 1\n[daemon]\nsocket = \"/run/a.sock\"\n[connect]\ntimeout_ms = 700\n[hosts.\"x\"]\ntoken_secret = \"s\"\n"), 0o600)
-	rs, err := loadRelaySettings(p, true)
-	if err != nil || rs.socket != "/run/a.sock" || rs.timeout != 700*time.Millisecond {
+	rs, err := LoadRelay(p, true)
+	if err != nil || rs.Socket != "/run/a.sock" || rs.Timeout != 700*time.Millisecond {
 		t.Errorf("loadRelaySettings = %+v, %v", rs, err)
 	}
 	missing := filepath.Join(dir, "none.toml")
-	if rs, err := loadRelaySettings(missing, false); err != nil || rs.socket != defaultSocket || rs.timeout != defaultRelayTimeout {
+	if rs, err := LoadRelay(missing, false); err != nil || rs.Socket != DefaultSocket || rs.Timeout != DefaultRelayTimeout {
 		t.Errorf("missing default file: %+v, %v; want the defaults", rs, err)
 	}
-	if _, err := loadRelaySettings(missing, true); err == nil {
+	if _, err := LoadRelay(missing, true); err == nil {
 		t.Error("missing named file: no error")
 	}
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(bad, []byte("[connect]\ntimeout_ms = 1\n"), 0o600)
-	if _, err := loadRelaySettings(bad, false); err == nil {
+	if _, err := LoadRelay(bad, false); err == nil {
 		t.Error("bad timeout_ms: no error")
 	}
 }

@@ -1,4 +1,9 @@
-package main
+// Package config loads tokenauthd's configuration file: it reads only
+// regular files of bounded size and shallow nesting that no one but their
+// owner can write, validates every key, and reads the secrets they point
+// to, without ever quoting one in an error. It knows nothing of the wire
+// protocol, and neither opens a replay store nor serves.
+package config
 
 import (
 	"errors"
@@ -21,20 +26,20 @@ import (
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
-// defaultConfigPath is read when neither -config nor $TOKENAUTHD_CONFIG says
+// DefaultPath is read when neither -config nor $TOKENAUTHD_CONFIG says
 // otherwise: Prosody and ejabberd may start the helper without arguments.
-const defaultConfigPath = "/etc/tokenauthd/config.toml"
+const DefaultPath = "/etc/tokenauthd/config.toml"
 
-// configPath picks the configuration file: the flag, the environment, the
+// Path picks the configuration file: the flag, the environment, the
 // default.
-func configPath(flagValue string) string {
+func Path(flagValue string) string {
 	if flagValue != "" {
 		return flagValue
 	}
 	if p := os.Getenv("TOKENAUTHD_CONFIG"); p != "" {
 		return p
 	}
-	return defaultConfigPath
+	return DefaultPath
 }
 
 // fileConfig is the TOML file's shape. Its names are a contract with admins.
@@ -123,7 +128,7 @@ type Config struct {
 	// its start, the tokens an earlier process could have accepted.
 	RefuseAfterStart bool
 	// Redis is the redis store's configuration.
-	Redis redisConfig
+	Redis RedisConfig
 	// LogJSON selects JSON log lines instead of text; LogLevel the least
 	// level logged.
 	LogJSON  bool
@@ -136,8 +141,8 @@ type Config struct {
 	fileWarnings []string
 }
 
-// redisConfig says how to reach the shared Redis store.
-type redisConfig struct {
+// RedisConfig says how to reach the shared Redis store.
+type RedisConfig struct {
 	URL      string   // redis://, rediss:// or unix:// URL of one server
 	Addrs    []string // host:port of a server, of Sentinels, or of Cluster nodes
 	Master   string   // Sentinel master name (with Addrs)
@@ -149,15 +154,15 @@ type redisConfig struct {
 	MinReplicas int
 }
 
-// loadConfig reads and validates the configuration file at path (see
+// Load reads and validates the configuration file at path (see
 // readConfigFile). Its errors name the offending key and never quote a
 // secret.
-func loadConfig(path string) (*Config, error) {
+func Load(path string) (*Config, error) {
 	data, warning, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c, err := parseConfig(path, data)
+	c, err := Parse(path, data)
 	if err != nil {
 		return nil, err
 	}
@@ -167,9 +172,9 @@ func loadConfig(path string) (*Config, error) {
 	return c, nil
 }
 
-// parseConfig parses and validates a configuration file's contents; path
+// Parse parses and validates a configuration file's contents; path
 // only names it in errors (and *_file paths are read).
-func parseConfig(path string, data []byte) (*Config, error) {
+func Parse(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	fc.Protocol = "auto"
 	d := verifier.DefaultParams()
@@ -179,16 +184,16 @@ func parseConfig(path string, data []byte) (*Config, error) {
 	// and tokenauthd mint make them. 0 is an explicit, warned-about opt-out.
 	fc.Token.NonceDigits = verifier.NonceDigits
 	fc.Replay.Capacity = replay.DefaultCapacity
-	fc.Daemon.Socket = defaultSocket
-	fc.Daemon.MaxConnections = defaultMaxConnections
-	fc.Daemon.RequestTimeoutMS = int(defaultRequestTimeout / time.Millisecond)
+	fc.Daemon.Socket = DefaultSocket
+	fc.Daemon.MaxConnections = DefaultMaxConnections
+	fc.Daemon.RequestTimeoutMS = int(DefaultRequestTimeout / time.Millisecond)
 	fc.Replay.Store = "memory"
 	fc.Replay.JournalSync = "interval"
 	fc.Replay.RedisPrefix = replay.DefaultRedisPrefix
 	fc.Replay.RedisTimeoutMS = int(replay.DefaultRedisTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
 
-	if err := checkNesting(data); err != nil {
+	if err := CheckNesting(data); err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
 	}
 	md, err := toml.Decode(string(data), &fc)
@@ -232,7 +237,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var err error
-	c.RelayTimeout = defaultRelayTimeout
+	c.RelayTimeout = DefaultRelayTimeout
 	if fc.Connect.TimeoutMS != 0 {
 		if c.RelayTimeout, err = relayTimeout(fc.Connect.TimeoutMS); err != nil {
 			return nil, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
@@ -367,14 +372,14 @@ func readSecretFile(path string) ([]byte, error) {
 	return b, err
 }
 
-// newVerifier builds the verifier of a configuration on the given store.
-func newVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
+// NewVerifier builds the verifier of a configuration on the given store.
+func NewVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
 	return verifier.New(verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store})
 }
 
-// socketPath validates a Unix socket path: absolute, and short enough for
+// SocketPath validates a Unix socket path: absolute, and short enough for
 // sockaddr_un.
-func socketPath(p string) (string, error) {
+func SocketPath(p string) (string, error) {
 	switch {
 	case !filepath.IsAbs(p):
 		return "", fmt.Errorf("%q is not an absolute path", p)
@@ -387,7 +392,7 @@ func socketPath(p string) (string, error) {
 // buildDaemonConfig validates the [daemon] section into c.
 func buildDaemonConfig(c *Config, fc *fileConfig) error {
 	var err error
-	if c.Socket, err = socketPath(fc.Daemon.Socket); err != nil {
+	if c.Socket, err = SocketPath(fc.Daemon.Socket); err != nil {
 		return fmt.Errorf("daemon.socket: %w", err)
 	}
 	c.SocketGroup = fc.Daemon.SocketGroup
@@ -454,7 +459,7 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 		if r.RedisTimeoutMS < 10 || r.RedisTimeoutMS > 10_000 {
 			return fmt.Errorf("replay.redis_timeout_ms: must be 10 to 10000, not %d", r.RedisTimeoutMS)
 		}
-		c.Redis = redisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
+		c.Redis = RedisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
 			Username: r.RedisUsername, Prefix: r.RedisPrefix, MinReplicas: r.RedisReplicas,
 			Timeout: time.Duration(r.RedisTimeoutMS) * time.Millisecond}
 		if r.RedisURL != "" {
@@ -493,7 +498,7 @@ func credentialPath(p string) (string, error) {
 }
 
 // warnings lists what in a valid configuration weakens its security.
-func (c *Config) warnings() []string {
+func (c *Config) Warnings() []string {
 	w := slices.Clone(c.fileWarnings)
 	if c.Params.NonceDigits == 0 {
 		w = append(w, "[token] nonce_digits = 0 accepts nonces of any length: a user whose name is "+
@@ -503,9 +508,9 @@ func (c *Config) warnings() []string {
 	return w
 }
 
-// logWarnings logs the configuration's warnings at start-up.
-func logWarnings(log *slog.Logger, c *Config) {
-	for _, w := range c.warnings() {
+// LogWarnings logs the configuration's warnings at start-up.
+func LogWarnings(log *slog.Logger, c *Config) {
+	for _, w := range c.Warnings() {
 		log.Warn("insecure configuration", "warning", w)
 	}
 }

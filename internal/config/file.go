@@ -1,4 +1,4 @@
-package main
+package config
 
 import (
 	"bytes"
@@ -122,12 +122,12 @@ func (e *nestError) Error() string {
 	return fmt.Sprintf("%d: syntax error", e.line)
 }
 
-// checkNesting scans a TOML document, without building it, and returns a
+// CheckNesting scans a TOML document, without building it, and returns a
 // *nestError if it nests keys, tables, inline tables and arrays deeper
 // than maxNesting, or if it cannot follow it (which the TOML parser would
 // refuse too). Depth is the number of keys and arrays on the way from the
 // top to a value: [a.b] is 2 deep, c = [1] under it 4.
-func checkNesting(b []byte) error {
+func CheckNesting(b []byte) error {
 	s := &nestScan{b: b}
 	// The byte order marks the TOML parser skips.
 	for _, bom := range []string{"\xef\xbb\xbf", "\xff\xfe", "\xfe\xff"} {
@@ -139,7 +139,7 @@ func checkNesting(b []byte) error {
 	return s.document()
 }
 
-// nestScan is checkNesting's position in the document.
+// nestScan is CheckNesting's position in the document.
 type nestScan struct {
 	b []byte
 	i int
