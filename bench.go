@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -68,8 +69,8 @@ type benchRun struct {
 	rssKiB, peakRSSKiB int64         // the helper's, after the run (0: unknown)
 }
 
-func runBench(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "bench", "tokenauthd bench [flags] -helper NAME=COMMAND... -socket NAME=PATH...")
+func runBench(ctx context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "bench", "tokenauthd bench [flags] -helper NAME=COMMAND... -socket NAME=PATH...")
 	var targets []benchTarget
 	fs.Var(benchTargets{list: &targets}, "helper", "a helper to spawn, as NAME=COMMAND ARGS (split on spaces; $TOKENAUTHD_CONFIG is set for it); repeatable")
 	fs.Var(benchTargets{list: &targets, socket: true}, "socket", "a daemon's Unix socket to dial, as NAME=PATH; repeatable")
@@ -81,7 +82,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
 	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
 	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	mode, err := protocol.ParseMode(*protoFlag)
@@ -98,13 +99,13 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		err = errors.New("-hosts makes a fresh configuration: not with -config")
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd bench: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 2
 	}
 
 	dir, err := os.MkdirTemp("", "tokenauthd-bench-")
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd bench: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
@@ -118,7 +119,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 		m, err = newMinter(path, *users)
 	}
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd bench: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
 
@@ -134,7 +135,7 @@ func runBench(ctx context.Context, e *env, args []string) int {
 			runtime.GC()
 			run, err := b.run(ctx, t, m.isUser(mode), lock, pipe)
 			if err != nil {
-				fmt.Fprintf(e.stderr, "tokenauthd bench: %s: %v\n", t.name, err)
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: %v\n", t.name, err)
 				return 1
 			}
 			results[i] = append(results[i], run)
@@ -156,7 +157,7 @@ func writeBenchConfig(ctx context.Context, path string, hosts int) error {
 	buf.WriteString("# Made by tokenauthd bench.\n")
 	for i := 0; i < hosts; i++ {
 		buf.WriteString("\n")
-		if runGenSecrets(ctx, &env{stdout: &buf, stderr: io.Discard}, []string{benchHost(i)}) != 0 {
+		if runGenSecrets(ctx, &cli.Env{Stdout: &buf, Stderr: io.Discard}, []string{benchHost(i)}) != 0 {
 			return errors.New("cannot make secrets")
 		}
 	}
@@ -519,14 +520,14 @@ func tail(path string) string {
 // the first target being the reference ("floor") of the ratios, and
 // returns 1 if a target accepted fewer tokens than it was sent or, with
 // -replay, took a second copy.
-func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m *minter, lockN, pipeN, runs int) int {
-	fmt.Fprintf(e.stdout, "%d hosts, %d users, %s framing; per run: %d tokens in lockstep, %d pipelined", len(m.hosts), m.users, b.mode, lockN, pipeN)
+func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun, m *minter, lockN, pipeN, runs int) int {
+	fmt.Fprintf(e.Stdout, "%d hosts, %d users, %s framing; per run: %d tokens in lockstep, %d pipelined", len(m.hosts), m.users, b.mode, lockN, pipeN)
 	if b.replay {
-		fmt.Fprint(e.stdout, ", each sent twice")
+		fmt.Fprint(e.Stdout, ", each sent twice")
 	}
-	fmt.Fprintf(e.stdout, "; medians of %d run(s)\n\n", runs)
-	fmt.Fprintln(e.stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
-	fmt.Fprintln(e.stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintf(e.Stdout, "; medians of %d run(s)\n\n", runs)
+	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
+	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0
 	var floor [4]float64
 	for i, t := range targets {
@@ -554,11 +555,11 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 				refused = fmt.Sprintf("%d/%d", r.refused, r.replays)
 			}
 			if r.accepted != r.fresh {
-				fmt.Fprintf(e.stderr, "tokenauthd bench: %s: accepted %d of %d fresh tokens\n", t.name, r.accepted, r.fresh)
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: accepted %d of %d fresh tokens\n", t.name, r.accepted, r.fresh)
 				code = 1
 			}
 			if r.refused != r.replays {
-				fmt.Fprintf(e.stderr, "tokenauthd bench: %s: refused %d of %d replayed tokens\n", t.name, r.refused, r.replays)
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: refused %d of %d replayed tokens\n", t.name, r.refused, r.replays)
 				code = 1
 			}
 		}
@@ -578,7 +579,7 @@ func (b *bencher) report(e *env, targets []benchTarget, results [][]benchRun, m 
 		} else {
 			row = append(row, "–")
 		}
-		fmt.Fprintf(e.stdout, "| %s |\n", strings.Join(row, " | "))
+		fmt.Fprintf(e.Stdout, "| %s |\n", strings.Join(row, " | "))
 	}
 	return code
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
@@ -69,7 +70,7 @@ func TestBench(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			args := append([]string{"bench", "-hosts", "3", "-users", "4", "-lockstep", "20", "-pipelined", "50"}, tt.args...)
-			code := run(context.Background(), &env{stdout: &stdout, stderr: &stderr}, args)
+			code := run(context.Background(), &cli.Env{Stdout: &stdout, Stderr: &stderr}, args)
 			if code != tt.wantCode {
 				t.Fatalf("bench exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout.String(), stderr.String())
 			}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
@@ -71,7 +72,7 @@ func TestCheckConfigNotesOldSecrets(t *testing.T) {
 	path := writeConfig(t, tempConfigPath(t), hostBlock("a.example", secretB, seedB, []string{secretA}, nil)+
 		hostBlock("b.example", secretH, seedH, nil, nil))
 	var out, errb syncBuffer
-	if code := run(context.Background(), &env{stdout: &out, stderr: &errb}, []string{"check-config", "-config", path}); code != 0 {
+	if code := run(context.Background(), &cli.Env{Stdout: &out, Stderr: &errb}, []string{"check-config", "-config", path}); code != 0 {
 		t.Fatalf("exit %d: %s%s", code, out.String(), errb.String())
 	}
 	if !strings.Contains(out.String(), `host "a.example" still accepts 1 old token secret(s) and 0 old otp seed(s)`) ||

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
@@ -19,18 +20,18 @@ import (
 // runConnect is `tokenauthd connect`: a stdin/stdout helper for ejabberd's
 // extauth_program or Prosody's external_auth_command that hands every
 // request to the daemon and its reply back.
-func runConnect(ctx context.Context, e *env, args []string) int {
+func runConnect(ctx context.Context, e *cli.Env, args []string) int {
 	// As for the stdin/stdout helper: a terminal would echo requests back
 	// and act on control bytes.
-	if f, ok := e.stdin.(*os.File); ok {
+	if f, ok := e.Stdin.(*os.File); ok {
 		term.Prepare(f)
 	}
-	fs := newFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
+	fs := cli.NewFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
 	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+"; optional)")
 	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+config.DefaultSocket+")")
 	timeoutFlag := fs.Duration("timeout", 0, "answer 0 to a request the daemon has not answered within this time (default [connect] timeout_ms, else 2s)")
 	protoFlag := fs.String("protocol", "auto", "framing on stdin/stdout: auto, ejabberd or generic")
-	if code, ok := parseNoArgs(e, fs, args); !ok {
+	if code, ok := cli.ParseNoArgs(e, fs, args); !ok {
 		return code
 	}
 	// SIGHUP reloads the daemon and the stdin/stdout helpers; the relay has
@@ -49,12 +50,12 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 			}
 		}
 	}()
-	rs, err := config.LoadRelay(config.Path(*cfgFlag), *cfgFlag != "")
+	rs, err := config.LoadRelay(config.Path(*cfgFlag, e.Var), *cfgFlag != "")
 	if err != nil {
-		newLogger(e).Error("bad configuration", "err", err)
+		e.Logger().Error("bad configuration", "err", err)
 		return 1
 	}
-	log := slog.New(logs.NewHandler(e.stderr, rs.LogJSON, rs.LogLevel))
+	log := slog.New(logs.NewHandler(e.Stderr, rs.LogJSON, rs.LogLevel))
 	mode, err := protocol.ParseMode(*protoFlag)
 	if err != nil {
 		log.Error("bad -protocol", "err", err)
@@ -63,8 +64,8 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	switch {
 	case *sockFlag != "":
 		rs.Socket = *sockFlag
-	case os.Getenv("TOKENAUTHD_SOCKET") != "":
-		rs.Socket = os.Getenv("TOKENAUTHD_SOCKET")
+	case e.Var("TOKENAUTHD_SOCKET") != "":
+		rs.Socket = e.Var("TOKENAUTHD_SOCKET")
 	}
 	if rs.Socket, err = config.SocketPath(rs.Socket); err != nil {
 		log.Error("bad socket", "err", err)
@@ -81,7 +82,7 @@ func runConnect(ctx context.Context, e *env, args []string) int {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := srv.Serve(ctx, e.stdin, e.stdout); err != nil {
+		if err := srv.Serve(ctx, e.Stdin, e.Stdout); err != nil {
 			log.Warn("stream ended", "err", err)
 		}
 	}()

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 )
 
 // relayProc is a relay run in-process, as `tokenauthd connect ARGS`, with
@@ -25,7 +27,7 @@ func startRelay(t *testing.T, args ...string) *relayProc {
 	inR, inW := io.Pipe()
 	outR, outW := io.Pipe()
 	p := &relayProc{in: inW, out: bufio.NewReader(outR), done: make(chan int, 1)}
-	e := &env{stdin: inR, stdout: outW, stderr: testWriter{t}}
+	e := &cli.Env{Stdin: inR, Stdout: outW, Stderr: testWriter{t}}
 	go func() {
 		p.done <- run(context.Background(), e, append([]string{"connect"}, args...))
 		outW.Close()
@@ -239,7 +241,7 @@ func TestConnectRepliesBeforeWaiting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		p := &waitingPeer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed}
-		e := &env{stdin: p, stdout: p, stderr: testWriter{t}}
+		e := &cli.Env{Stdin: p, Stdout: p, Stderr: testWriter{t}}
 		if code := run(context.Background(), e, []string{"connect", "-socket", sock}); code != 0 {
 			t.Errorf("%s: exit status %d, want 0", tt.name, code)
 		}
@@ -270,7 +272,7 @@ func TestConnectLogSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := writeTestConfig(t, t.TempDir(), "[log]\n"+tc.log+"\n")
 			var out, errOut bytes.Buffer
-			e := &env{stdin: strings.NewReader("isuser:alice:" + testHost + "\n"), stdout: &out, stderr: &errOut}
+			e := &cli.Env{Stdin: strings.NewReader("isuser:alice:" + testHost + "\n"), Stdout: &out, Stderr: &errOut}
 			code := run(context.Background(), e, []string{"connect", "-config", cfg, "-socket", sock})
 			if code != tc.code || !tc.check(errOut.String()) {
 				t.Fatalf("exit %d, log %q", code, errOut.String())

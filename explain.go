@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -33,12 +34,12 @@ const (
 // the daemon's window: nothing an "auth" request would not reveal. Any other
 // answer is "unknown". With -at the daemon is not asked: it can only say
 // what it knows now, on its own clock.
-func runExplain(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
-	cfgFlag := configFlag(fs)
+func runExplain(ctx context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
+	cfgFlag := cli.ConfigFlag(fs)
 	socket := fs.String("socket", "", "ask the daemon on this Unix socket whether the token was already used (default: [daemon] socket)")
 	at := fs.String("at", "", "explain as of this time, in Unix seconds (default now)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code // 0 for -h, 2 (explainTrouble) for a bad flag
 	}
 	if fs.NArg() != 2 {
@@ -46,7 +47,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 		return explainTrouble
 	}
 	fail := func(format string, a ...any) int {
-		fmt.Fprintf(e.stderr, "tokenauthd explain: "+format+"\n", a...)
+		fmt.Fprintf(e.Stderr, "tokenauthd explain: "+format+"\n", a...)
 		return explainTrouble
 	}
 	user, host, err := splitJID(fs.Arg(0))
@@ -55,7 +56,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 	}
 	token := fs.Arg(1)
 	if token == "-" { // keeps the token out of the process list and history
-		line, err := bufio.NewReader(e.stdin).ReadString('\n')
+		line, err := bufio.NewReader(e.Stdin).ReadString('\n')
 		if err != nil && (err != io.EOF || line == "") {
 			return fail("reading the token from stdin: %v", err)
 		}
@@ -69,7 +70,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 		}
 		now = time.Unix(sec, 0)
 	}
-	cfg, err := config.Load(config.Path(*cfgFlag))
+	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -82,7 +83,7 @@ func runExplain(ctx context.Context, e *env, args []string) int {
 	}
 	lines, ok := x.explain(ctx, user, host, token, explainSocket(cfg, *socket))
 	for _, l := range lines {
-		fmt.Fprintln(e.stdout, l)
+		fmt.Fprintln(e.Stdout, l)
 	}
 	if ok {
 		return explainAccepted

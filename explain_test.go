@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -35,7 +36,7 @@ func explainAt(t *testing.T, cfg string, at time.Time, extra []string, jid, toke
 	var out, errb syncBuffer
 	args := append([]string{"explain", "-config", cfg, "-at", fmt.Sprint(at.Unix())}, extra...)
 	args = append(args, jid, token)
-	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	code := run(context.Background(), &cli.Env{Stdout: &out, Stderr: &errb}, args)
 	return code, out.String() + errb.String()
 }
 
@@ -123,7 +124,7 @@ func explainNow(t *testing.T, cfg string, extra []string, jid, token string) (in
 	var out, errb syncBuffer
 	args := append([]string{"explain", "-config", cfg}, extra...)
 	args = append(args, jid, token)
-	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	code := run(context.Background(), &cli.Env{Stdout: &out, Stderr: &errb}, args)
 	return code, out.String() + errb.String()
 }
 

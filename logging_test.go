@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 )
 
@@ -81,7 +82,7 @@ func TestSharedStdoutStderr(t *testing.T) {
 	defer r.Close()
 	cfg := rfcConfig(t, "[log]\nlevel = \"debug\"\n")
 	in := "isuser:a:example.org\nauth:admin:example.org:x\nauth:" + strings.Repeat("u", 3000) + ":example.org:x\n"
-	e := &env{stdin: strings.NewReader(in), stdout: w, stderr: w, sysLog: sock}
+	e := &cli.Env{Stdin: strings.NewReader(in), Stdout: w, Stderr: w, SysLog: sock}
 	done := make(chan int, 1)
 	go func() {
 		done <- run(context.Background(), e, []string{"-config", cfg, "-protocol", "generic"})
@@ -119,7 +120,7 @@ func TestSharedStdoutStderrUsage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		code := run(context.Background(), &env{stdin: strings.NewReader(""), stdout: w, stderr: w, sysLog: "/nonexistent/log"}, args)
+		code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(""), Stdout: w, Stderr: w, SysLog: "/nonexistent/log"}, args)
 		w.Close()
 		out, _ := io.ReadAll(r)
 		r.Close()

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -20,7 +21,7 @@ import (
 func runCmd(t testing.TB, stdin string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := run(context.Background(), &env{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut}, args)
+	code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: os.Getenv}, args)
 	return code, out.String(), errOut.String()
 }
 
@@ -254,8 +255,8 @@ func TestRunStdioBadConfig(t *testing.T) {
 // A peer that stops reading is no reason for a non-zero exit.
 func TestRunStdioWriteError(t *testing.T) {
 	var errOut bytes.Buffer
-	code := run(context.Background(), &env{stdin: strings.NewReader(ejFrame("isuser:a:example.org")),
-		stdout: failWriter{}, stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
+	code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(ejFrame("isuser:a:example.org")),
+		Stdout: failWriter{}, Stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
 	if code != 0 || !strings.Contains(errOut.String(), "stream ended") {
 		t.Errorf("write error: %d, %q", code, errOut.String())
 	}
@@ -274,7 +275,7 @@ func TestRunStdioStopsOnSignal(t *testing.T) {
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, &env{stdin: inR, stdout: &out, stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
+		done <- run(ctx, &cli.Env{Stdin: inR, Stdout: &out, Stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
 	}()
 	cancel()
 	if code := <-done; code != 0 {

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -119,7 +120,7 @@ func newMetrics(store replay.Store) *metrics {
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokenauthd_build_info",
 		Help:        "Always 1; its labels are the version and the Go version.",
-		ConstLabels: prometheus.Labels{"version": versionString(), "goversion": runtime.Version()},
+		ConstLabels: prometheus.Labels{"version": cli.Version(), "goversion": runtime.Version()},
 	})
 	build.Set(1)
 	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{

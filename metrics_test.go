@@ -15,6 +15,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -102,7 +103,7 @@ func TestMetricsCount(t *testing.T) {
 		{"tokenauthd_replay_store_errors_total", nil, 0},
 		{"tokenauthd_config_reloads_total", map[string]string{"result": "ok"}, 1},
 		{"tokenauthd_config_reloads_total", map[string]string{"result": "failed"}, 2},
-		{"tokenauthd_build_info", map[string]string{"version": versionString()}, 1},
+		{"tokenauthd_build_info", map[string]string{"version": cli.Version()}, 1},
 		{"tokenauthd_replay_live_evictions_total", nil, 0},
 		// Requests refused before reaching the handler are not timed.
 		{"tokenauthd_request_duration_seconds", map[string]string{"command": "invalid"}, -1},

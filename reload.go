@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -100,9 +101,9 @@ func restartOnly(old, cfg *config.Config) []string {
 
 // reloadSignals returns the channel that asks for reloads: the injected
 // one, or SIGHUP's. stop undoes the signal handling.
-func reloadSignals(e *env) (ch <-chan os.Signal, stop func()) {
-	if e.reload != nil {
-		return e.reload, func() {}
+func reloadSignals(e *cli.Env) (ch <-chan os.Signal, stop func()) {
+	if e.Reload != nil {
+		return e.Reload, func() {}
 	}
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGHUP)

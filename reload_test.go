@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 )
 
 // TestReloadKeepsStoreAndOldConfigOnFailure: SIGHUP (injected) applies new
@@ -142,7 +144,7 @@ func TestRotationProcedure(t *testing.T) {
 func mintToken(t *testing.T, cfg, jid string) string {
 	t.Helper()
 	var out, errb syncBuffer
-	if code := run(t.Context(), &env{stdout: &out, stderr: &errb}, []string{"mint", "-config", cfg, jid}); code != 0 {
+	if code := run(t.Context(), &cli.Env{Stdout: &out, Stderr: &errb}, []string{"mint", "-config", cfg, jid}); code != 0 {
 		t.Fatalf("mint: exit %d: %s", code, errb.String())
 	}
 	return strings.TrimSpace(out.String())
@@ -155,5 +157,5 @@ func acceptedBy(t *testing.T, secret, seed, user, host, token string) bool {
 	path := tempConfigPath(t)
 	writeConfig(t, path, "[daemon]\nsocket = \""+path+".sock\"\n"+hostBlock(host, secret, seed, nil, nil))
 	var out, errb syncBuffer
-	return run(t.Context(), &env{stdout: &out, stderr: &errb}, []string{"explain", "-config", path, user + "@" + host, token}) == 0
+	return run(t.Context(), &cli.Env{Stdout: &out, Stderr: &errb}, []string{"explain", "-config", path, user + "@" + host, token}) == 0
 }

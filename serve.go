@@ -21,6 +21,7 @@ import (
 	"github.com/coreos/go-systemd/v22/activation"
 	sddaemon "github.com/coreos/go-systemd/v22/daemon"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -42,11 +43,11 @@ const maxDaemonRequest = protocol.DefaultMaxLine
 // runServe is `tokenauthd serve`: the long-running daemon that answers every
 // relay, Prosody module and helper of a host on a Unix socket, with one
 // verifier and one replay store for all of them.
-func runServe(ctx context.Context, e *env, args []string) int {
-	fs := newFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
-	cfgFlag := configFlag(fs)
+func runServe(ctx context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
+	cfgFlag := cli.ConfigFlag(fs)
 	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+config.DefaultSocket+"); unused under socket activation")
-	if code, ok := parseNoArgs(e, fs, args); !ok {
+	if code, ok := cli.ParseNoArgs(e, fs, args); !ok {
 		return code
 	}
 	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
@@ -268,7 +269,7 @@ func (d *daemon) Run(ctx context.Context) error {
 			d.accept(reqCtx, l)
 		}()
 	}
-	d.log.Info("tokenauthd serving", "version", versionString(), "hosts", len(d.cfg.Hosts))
+	d.log.Info("tokenauthd serving", "version", cli.Version(), "hosts", len(d.cfg.Hosts))
 	config.LogWarnings(d.log, d.cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()

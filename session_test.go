@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -130,7 +131,7 @@ func startSession(t testing.TB, cfgPath string, extra ...string) *session {
 	outR, outW := io.Pipe()
 	s := &session{t: t, in: inW, out: bufio.NewReader(outR), stderr: &syncBuffer{},
 		hup: make(chan os.Signal), done: make(chan int, 1)}
-	e := &env{stdin: inR, stdout: outW, stderr: s.stderr, reload: s.hup}
+	e := &cli.Env{Stdin: inR, Stdout: outW, Stderr: s.stderr, Reload: s.hup}
 	args := append([]string{"-config", cfgPath, "-protocol", "generic"}, extra...)
 	go func() {
 		s.done <- run(context.Background(), e, args)

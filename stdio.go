@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/term"
@@ -15,21 +16,21 @@ import (
 
 // runStdio is the external-authentication helper on stdin/stdout, as
 // ejabberd's extauth_program or Prosody's external_auth_command.
-func runStdio(ctx context.Context, e *env, args []string) int {
+func runStdio(ctx context.Context, e *cli.Env, args []string) int {
 	// A terminal echoes what it is sent back to the sender, where it
 	// would be read as a reply, and acts on control bytes: turn that off
 	// before anything else.
-	if f, ok := e.stdin.(*os.File); ok {
+	if f, ok := e.Stdin.(*os.File); ok {
 		term.Prepare(f)
 	}
-	fs := newFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
-	cfgFlag := configFlag(fs)
+	fs := cli.NewFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
+	cfgFlag := cli.ConfigFlag(fs)
 	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(e.stderr, "tokenauthd: unknown subcommand %q\n", fs.Arg(0))
+		fmt.Fprintf(e.Stderr, "tokenauthd: unknown subcommand %q\n", fs.Arg(0))
 		fs.Usage()
 		return 2
 	}
@@ -60,7 +61,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 		log.Error("bad configuration", "err", err)
 		return 1
 	}
-	log.Info("tokenauthd started", "version", versionString(), "mode", "stdio",
+	log.Info("tokenauthd started", "version", cli.Version(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
 	config.LogWarnings(log, cfg)
 	h := newAuthHandler(v, log)
@@ -73,7 +74,7 @@ func runStdio(ctx context.Context, e *env, args []string) int {
 	// for either, so that SIGTERM stops the helper (the signal handler
 	// took over the default action).
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, e.stdin, e.stdout) }()
+	go func() { done <- srv.Serve(ctx, e.Stdin, e.Stdout) }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -26,12 +27,12 @@ func splitJID(jid string) (user, host string, err error) {
 	return user, host, nil
 }
 
-func runMint(_ context.Context, e *env, args []string) int {
-	fs := newFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
-	cfgFlag := configFlag(fs)
+func runMint(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
+	cfgFlag := cli.ConfigFlag(fs)
 	at := fs.String("at", "", "mint for this time, in Unix seconds (default now)")
 	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
-	if code, ok := parseFlags(fs, args); !ok {
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	if fs.NArg() != 1 {
@@ -40,38 +41,38 @@ func runMint(_ context.Context, e *env, args []string) int {
 	}
 	user, host, err := splitJID(fs.Arg(0))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd mint: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
 		return 2
 	}
 	when := time.Now()
 	if *at != "" {
 		sec, err := strconv.ParseInt(*at, 10, 64)
 		if err != nil || sec < 0 {
-			fmt.Fprintf(e.stderr, "tokenauthd mint: -at %q is not a Unix time in seconds\n", *at)
+			fmt.Fprintf(e.Stderr, "tokenauthd mint: -at %q is not a Unix time in seconds\n", *at)
 			return 2
 		}
 		when = time.Unix(sec, 0)
 	}
-	cfg, err := config.Load(config.Path(*cfgFlag))
+	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
 	if err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd mint: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
 		return 1
 	}
 	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	if err == nil {
 		var tok string
 		if tok, err = v.Mint(user, host, when, *nonce); err == nil {
-			fmt.Fprintln(e.stdout, tok)
+			fmt.Fprintln(e.Stdout, tok)
 			return 0
 		}
 	}
-	fmt.Fprintf(e.stderr, "tokenauthd mint: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
 	return 1
 }
 
-func runGenSecrets(_ context.Context, e *env, args []string) int {
-	fs := newFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
-	if code, ok := parseFlags(fs, args); !ok {
+func runGenSecrets(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	host := "example.org"
@@ -84,50 +85,50 @@ func runGenSecrets(_ context.Context, e *env, args []string) int {
 		return 2
 	}
 	if err := verifier.ValidateHostName(host); err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
 		return 2
 	}
 	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
 	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
 	if _, err := rand.Read(secret); err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
 		return 1
 	}
 	if _, err := rand.Read(seed); err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %v\n", err)
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(e.stdout, "[hosts.%q]\n", host)
-	fmt.Fprintf(e.stdout, "token_secret = %q\n", base64.RawURLEncoding.EncodeToString(secret))
-	fmt.Fprintf(e.stdout, "otp_seed = %q\n", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
-	fmt.Fprintln(e.stdout, "isuser = true")
+	fmt.Fprintf(e.Stdout, "[hosts.%q]\n", host)
+	fmt.Fprintf(e.Stdout, "token_secret = %q\n", base64.RawURLEncoding.EncodeToString(secret))
+	fmt.Fprintf(e.Stdout, "otp_seed = %q\n", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
+	fmt.Fprintln(e.Stdout, "isuser = true")
 	return 0
 }
 
-func runCheckConfig(_ context.Context, e *env, args []string) int {
-	fs := newFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
-	cfgFlag := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
+func runCheckConfig(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
+	cfgFlag := cli.ConfigFlag(fs)
+	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
-	path := config.Path(*cfgFlag)
+	path := config.Path(*cfgFlag, e.Var)
 	cfg, err := config.Load(path)
 	if err == nil {
 		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
-		fmt.Fprintf(e.stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
+		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
 		return 1
 	}
-	fmt.Fprintf(e.stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
 	for _, w := range cfg.Warnings() {
-		fmt.Fprintf(e.stdout, "%s: warning: %s\n", path, w)
+		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
 	names := slices.Sorted(maps.Keys(cfg.Hosts))
 	for _, n := range names {
 		h := cfg.Hosts[n]
 		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
-			fmt.Fprintf(e.stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
+			fmt.Fprintf(e.Stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
 		}
 	}
 	return 0

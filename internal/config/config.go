@@ -30,13 +30,13 @@ import (
 // otherwise: Prosody and ejabberd may start the helper without arguments.
 const DefaultPath = "/etc/tokenauthd/config.toml"
 
-// Path picks the configuration file: the flag, the environment, the
-// default.
-func Path(flagValue string) string {
+// Path picks the configuration file: the flag, the environment
+// ($TOKENAUTHD_CONFIG, read with getenv), the default.
+func Path(flagValue string, getenv func(string) string) string {
 	if flagValue != "" {
 		return flagValue
 	}
-	if p := os.Getenv("TOKENAUTHD_CONFIG"); p != "" {
+	if p := getenv("TOKENAUTHD_CONFIG"); p != "" {
 		return p
 	}
 	return DefaultPath

@@ -147,15 +147,16 @@ func TestExampleConfig(t *testing.T) {
 }
 
 func TestConfigPath(t *testing.T) {
-	t.Setenv("TOKENAUTHD_CONFIG", "")
-	if got := Path(""); got != DefaultPath {
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if got := Path("", getenv); got != DefaultPath {
 		t.Errorf("Path() = %q, want %q", got, DefaultPath)
 	}
-	t.Setenv("TOKENAUTHD_CONFIG", "/env/c.toml")
-	if got := Path(""); got != "/env/c.toml" {
+	env["TOKENAUTHD_CONFIG"] = "/env/c.toml"
+	if got := Path("", getenv); got != "/env/c.toml" {
 		t.Errorf("Path() with $TOKENAUTHD_CONFIG = %q", got)
 	}
-	if got := Path("/flag.toml"); got != "/flag.toml" {
+	if got := Path("/flag.toml", getenv); got != "/flag.toml" {
 		t.Errorf("Path(flag) = %q", got)
 	}
 }

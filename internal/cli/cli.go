@@ -1,0 +1,163 @@
+// Package cli is what every tokenauthd command shares: the process's
+// outside world (Env: standard streams, environment, signals), flag
+// parsing with one usage style, the version, and the first logger. It knows
+// nothing of tokens, replay stores or the protocol's bytes.
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/debug"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/term"
+)
+
+// env is the process's outside world, injected so that tests run commands
+// without a process.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	// Getenv reads the environment (os.Getenv in the process; nil: an
+	// empty environment).
+	Getenv func(key string) string
+	// Commands, if set, writes the list of subcommands, for the main
+	// usage message.
+	Commands func(w io.Writer)
+	// reload, if not nil, replaces SIGHUP as the serving commands' "reload
+	// the configuration" signal (tests).
+	Reload <-chan os.Signal
+	// sysLog is the system log socket a command that replies on stdout
+	// logs to when stderr is the same file as stdout ("": the usual
+	// places).
+	SysLog string
+	// detachStderr, if not nil, points the process's file descriptor 2
+	// away from stdout once logging no longer goes there (main: see
+	// detachStderr).
+	DetachStderr func() error
+}
+
+// KeepRepliesAlone returns the env of a command that replies on stdout:
+// e itself, or, if stderr is the same file as stdout (a terminal or a
+// pipe), e with its log going to the system log instead, decided before
+// anything (a flag's usage message) is written. Then file descriptor 2
+// is pointed away too.
+func (e *Env) KeepRepliesAlone() *Env {
+	if !term.SameFile(e.Stdout, e.Stderr) {
+		return e
+	}
+	c := *e
+	c.Stderr = logs.OpenSysLog(e.SysLog)
+	if e.DetachStderr != nil {
+		if err := e.DetachStderr(); err != nil {
+			fmt.Fprintf(c.Stderr, "tokenauthd: cannot detach stderr from stdout: %v\n", err)
+		}
+	}
+	return &c
+}
+
+// NewFlags returns a FlagSet whose usage names the subcommand and lists the
+// subcommands when it is the main one.
+func NewFlags(e *Env, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.Stderr, "usage: %s\n", usage)
+		fs.PrintDefaults()
+		if name == "tokenauthd" && e.Commands != nil {
+			fmt.Fprintln(e.Stderr, "\nsubcommands:")
+			e.Commands(e.Stderr)
+		}
+	}
+	return fs
+}
+
+// ParseFlags parses args, and reports the exit status to return when the
+// command must not go on (-h gives 0, a bad flag 2).
+func ParseFlags(fs *flag.FlagSet, args []string) (int, bool) {
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return 0, false
+		}
+		return 2, false
+	}
+	return 0, true
+}
+
+// ParseNoArgs is ParseFlags for a command that takes flags only: an
+// argument is a usage error.
+func ParseNoArgs(e *Env, fs *flag.FlagSet, args []string) (int, bool) {
+	if code, ok := ParseFlags(fs, args); !ok {
+		return code, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.Stderr, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return 2, false
+	}
+	return 0, true
+}
+
+// ConfigFlag defines the -config flag of a command that reads the
+// configuration.
+func ConfigFlag(fs *flag.FlagSet) *string {
+	return fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
+}
+
+// version is set at build time with -ldflags
+// "-X github.com/tokenauthd/tokenauthd/internal/cli.version=...".
+var version = ""
+
+func Version() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			return bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "devel-" + s.Value[:12]
+			}
+		}
+	}
+	return "devel"
+}
+
+func RunVersion(_ context.Context, e *Env, args []string) int {
+	fs := NewFlags(e, "version", "tokenauthd version")
+	if code, ok := ParseNoArgs(e, fs, args); !ok {
+		return code
+	}
+	fmt.Fprintf(e.Stdout, "tokenauthd %s\n", Version())
+	return 0
+}
+
+// Logger returns the logger every serving command uses until its
+// configuration is loaded: slog to stderr, never to stdout, which belongs to
+// the protocol.
+func (e *Env) Logger() *slog.Logger {
+	return slog.New(logs.NewHandler(e.Stderr, false, slog.LevelInfo))
+}
+
+// ConfigLogger returns the logger of a loaded configuration ([log] format
+// and level) and the level's variable, which a reload may change.
+func (e *Env) ConfigLogger(cfg *config.Config) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	return slog.New(logs.NewHandler(e.Stderr, cfg.LogJSON, level)), level
+}
+
+// Var returns the environment variable key, through Getenv.
+func (e *Env) Var(key string) string {
+	if e.Getenv == nil {
+		return ""
+	}
+	return e.Getenv(key)
+}
