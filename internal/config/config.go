@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/redis/go-redis/v9"
@@ -175,6 +176,37 @@ func Load(path string) (*Config, error) {
 // Parse parses and validates a configuration file's contents; path
 // only names it in errors (and *_file paths are read).
 func Parse(path string, data []byte) (*Config, error) {
+	c, err := parse(path, data)
+	if err != nil {
+		return nil, shortError{err}
+	}
+	return c, nil
+}
+
+// maxError bounds an error's text: a file of up to maxConfigFile bytes can
+// name a megabyte of unknown keys or hold a value that long, and errors
+// reach check-config's output and the log.
+const maxError = 1024
+
+// shortError is an error whose text is cut to maxError bytes; errors.Is
+// and errors.As still see the whole one.
+type shortError struct{ err error }
+
+func (e shortError) Error() string {
+	s := e.err.Error()
+	if len(s) <= maxError {
+		return s
+	}
+	n := maxError
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return fmt.Sprintf("%s... (%d bytes cut)", s[:n], len(s)-n)
+}
+
+func (e shortError) Unwrap() error { return e.err }
+
+func parse(path string, data []byte) (*Config, error) {
 	var fc fileConfig
 	fc.Protocol = "auto"
 	d := verifier.DefaultParams()
@@ -201,9 +233,12 @@ func Parse(path string, data []byte) (*Config, error) {
 		return nil, tomlError(path, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		keys := make([]string, len(und))
-		for i, k := range und {
-			keys[i] = k.String()
+		var keys []string
+		for _, k := range und[:min(len(und), 5)] {
+			keys = append(keys, k.String())
+		}
+		if len(und) > 5 {
+			keys = append(keys, fmt.Sprintf("and %d more", len(und)-5))
 		}
 		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
 	}

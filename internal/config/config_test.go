@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -163,3 +164,25 @@ func TestConfigPath(t *testing.T) {
 
 // A secret that must never show in an error.
 const leakySecret = "Sup3rS3cretValue"
+
+// TestErrorsShort: a file of many unknown keys, or a long value, gives an
+// error of bounded length (it reaches check-config's output and the log).
+func TestErrorsShort(t *testing.T) {
+	var many strings.Builder
+	for i := range 20_000 {
+		fmt.Fprintf(&many, "k%d = 1\n", i)
+	}
+	for name, body := range map[string]string{
+		"unknown keys": many.String(),
+		"long level":   "[log]\nlevel = \"" + strings.Repeat("x", 100_000) + "\"\n",
+		"long key":     "\"" + strings.Repeat("k", 100_000) + "\" = 1\n",
+	} {
+		_, err := Parse("c.toml", []byte(body))
+		if err == nil {
+			t.Fatalf("%s: no error", name)
+		}
+		if n := len(err.Error()); n > maxError+64 {
+			t.Errorf("%s: an error of %d bytes", name, n)
+		}
+	}
+}
