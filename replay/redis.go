@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,7 +299,7 @@ func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
 	switch {
 	case err != nil: // redis.Nil: no marker
 		r.forget("Redis holds no marker: it is new, or it lost its data (a restart without persistence, a flush, a failover to a replica without it)")
-		if err := c.SetNX(ctx, r.marker, rand.Text(), 0).Err(); err != nil {
+		if err := c.SetNX(ctx, r.marker, newMarker(r.now()), 0).Err(); err != nil {
 			return err
 		}
 		if v, err = c.Get(ctx, r.marker).Result(); err != nil {
@@ -305,6 +307,12 @@ func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
 		}
 	case known != "" && v != known:
 		r.forget("the Redis marker changed: Redis lost its data and another process marked it again")
+	case known == "":
+		// The first look: a marker made less than a record's lifetime ago
+		// was made after a loss whose lost records may still be replayed.
+		if at, ok := markerTime(v); ok && r.now().Sub(at) < r.ttl {
+			r.forgetAt(at, "the Redis marker was made recently: Redis was new or lost its data then, and another process marked it again")
+		}
 	}
 	if v != known {
 		r.epoch.Store(&v)
@@ -313,8 +321,10 @@ func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
 }
 
 // forget moves ForgottenAt to now.
-func (r *Redis) forget(why string) {
-	at := r.now()
+func (r *Redis) forget(why string) { r.forgetAt(r.now(), why) }
+
+// forgetAt moves ForgottenAt to at, if later.
+func (r *Redis) forgetAt(at time.Time, why string) {
 	r.forgot.raise(at)
 	if r.onForget != nil {
 		r.onForget(at, why)
@@ -357,4 +367,22 @@ func (r *Redis) Close() error {
 	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.done
 	return r.c.Close()
+}
+
+// newMarker returns a marker value: when it was made (Unix nanoseconds on
+// the maker's clock, which the OTP window already needs right) and a
+// random part, so that two makers never agree by chance.
+func newMarker(now time.Time) string {
+	return strconv.FormatInt(now.UnixNano(), 10) + "-" + rand.Text()
+}
+
+// markerTime returns when a marker value was made; ok is false for a
+// value without a time (one made by an older version or by hand).
+func markerTime(v string) (time.Time, bool) {
+	ns, _, found := strings.Cut(v, "-")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !found || err != nil || n <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, n), true
 }
