@@ -211,7 +211,9 @@ func TestRedisForgets(t *testing.T) {
 
 // TestRedisForgetsFirstStart: with no marker, a new Redis cannot be told
 // from one that lost its data: a loss, dated at the first connection. Two
-// stores adopt one marker, and the second start is no loss.
+// stores adopt one marker; the second, started within a record's lifetime
+// of the marker's making, inherits the loss (records lost before it may
+// still be replayed through it), and one started later does not.
 func TestRedisForgetsFirstStart(t *testing.T) {
 	rp := startRedis(t, 0)
 	a := newTestRedis(rp.addr(), "", 0)
@@ -223,8 +225,21 @@ func TestRedisForgetsFirstStart(t *testing.T) {
 	b := newTestRedis(rp.addr(), "", 0)
 	defer b.Close()
 	mustRecord(t, b, key(1), false)
-	if !b.ForgottenAt().IsZero() {
-		t.Fatalf("second store on a marked Redis: forgotten at %v", b.ForgottenAt())
+	if b.ForgottenAt().Before(a.ForgottenAt()) || b.ForgottenAt().After(time.Now()) {
+		t.Fatalf("second store on a just-marked Redis: forgotten at %v, want the marker's making (%v or after)", b.ForgottenAt(), a.ForgottenAt())
+	}
+	// A marker made long ago: no loss.
+	c := redis.NewClient(&redis.Options{Addr: rp.addr()})
+	defer c.Close()
+	old := newMarker(time.Now().Add(-time.Hour))
+	if err := c.Set(context.Background(), DefaultRedisPrefix+markerSuffix, old, 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	d := newTestRedis(rp.addr(), "", 0)
+	defer d.Close()
+	mustRecord(t, d, key(2), true)
+	if !d.ForgottenAt().IsZero() {
+		t.Fatalf("a store on a Redis marked an hour ago: forgotten at %v", d.ForgottenAt())
 	}
 }
 
