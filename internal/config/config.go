@@ -73,17 +73,23 @@ type fileConfig struct {
 		MaxConnections   int    `toml:"max_connections"`
 		RequestTimeoutMS int    `toml:"request_timeout_ms"`
 	} `toml:"daemon"`
-	Connect struct {
-		TimeoutMS int `toml:"timeout_ms"`
-	} `toml:"connect"`
-	Log struct {
-		Format string `toml:"format"`
-		Level  string `toml:"level"`
-	} `toml:"log"`
+	Connect connectSection `toml:"connect"`
+	Log     logSection     `toml:"log"`
 	Metrics struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
 	Hosts map[string]hostConfig `toml:"hosts"`
+}
+
+// connectSection is the file's [connect] section, the relay's.
+type connectSection struct {
+	TimeoutMS int `toml:"timeout_ms"`
+}
+
+// logSection is the file's [log] section.
+type logSection struct {
+	Format string `toml:"format"`
+	Level  string `toml:"level"`
 }
 
 type hostConfig struct {

@@ -86,14 +86,8 @@ otp_seed_file = "` + seedFile + `"
 			}
 			continue
 		}
-		if err == nil {
-			t.Errorf("%s: no error, want one with %q", tt.name, tt.wantErr)
+		if !errorHas(t, tt.name, err, tt.wantErr) {
 			continue
-		}
-		for _, w := range tt.wantErr {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q lacks %q", tt.name, err, w)
-			}
 		}
 		if !strings.HasPrefix(err.Error(), path) {
 			t.Errorf("%s: error %q does not start with the file's path", tt.name, err)
@@ -185,4 +179,20 @@ func TestErrorsShort(t *testing.T) {
 			t.Errorf("%s: an error of %d bytes", name, n)
 		}
 	}
+}
+
+// errorHas reports whether err is an error, and fails t unless its text
+// holds every string of want.
+func errorHas(t *testing.T, name string, err error, want []string) bool {
+	t.Helper()
+	if err == nil {
+		t.Errorf("%s: no error, want one with %q", name, want)
+		return false
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q lacks %q", name, err, w)
+		}
+	}
+	return true
 }

@@ -33,13 +33,8 @@ func LoadRelay(path string, explicit bool) (Relay, error) {
 		Daemon struct {
 			Socket string `toml:"socket"`
 		} `toml:"daemon"`
-		Connect struct {
-			TimeoutMS int `toml:"timeout_ms"`
-		} `toml:"connect"`
-		Log struct {
-			Format string `toml:"format"`
-			Level  string `toml:"level"`
-		} `toml:"log"`
+		Connect connectSection `toml:"connect"`
+		Log     logSection     `toml:"log"`
 	}
 	fc.Log.Format, fc.Log.Level = "text", "info"
 	data, _, err := readConfigFile(path)
