@@ -2,9 +2,10 @@
 //
 // A Store records opaque fixed-size keys for a fixed time to live and answers,
 // in one atomic step, whether a key was new. This package holds the Store
-// contract and the stores: Memory, Journal, which keeps a Memory store's
-// records in a file across restarts, and Redis. The conformance suite
-// every store must pass is in replay/storetest.
+// contract and the in-process stores: Memory, and Journal, which keeps a
+// Memory store's records in a file across restarts. The Redis store is in
+// replay/redis, so that what imports replay links no Redis client; the
+// conformance suite every store must pass is in replay/storetest.
 //
 // It must never know what the keys stand for: no tokens, users or hosts, no
 // wire format. Its callers hash those into a Key.
