@@ -1,5 +1,5 @@
-// Package redis is a replay.Store on Redis, shared by every process that
-// uses the same server: a key one records is seen by all.
+// Package redis provides a replay.Store kept in Redis, shared by every
+// process that uses the same server: a key one records is seen by all.
 //
 // It is a package of its own so that importing replay, or the verifier,
 // links no Redis client. Its name is go-redis's too: callers that use both
