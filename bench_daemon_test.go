@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/replay"
+	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
 )
 
 // BenchmarkDaemon measures an in-process daemon through its real Unix
@@ -30,10 +31,10 @@ func BenchmarkDaemon(b *testing.B) {
 				if store == "redis" {
 					rs := startRedisServer(b, 0)
 					addr := fmt.Sprintf("127.0.0.1:%d", rs.port)
-					markRedis(b, rs.port, replay.DefaultRedisPrefix) // not a first start: no refusals
-					st = replay.NewRedis(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+					markRedis(b, rs.port, redisstore.DefaultPrefix) // not a first start: no refusals
+					st = redisstore.New(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 						return redis.NewUniversalClient(&redis.UniversalOptions{Addrs: []string{addr}, OnConnect: onConnect})
-					}, replay.RedisOptions{TTL: 2 * time.Minute})
+					}, redisstore.Options{TTL: 2 * time.Minute})
 				}
 				benchDaemon(b, st, conns, store == "memory")
 			})

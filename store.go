@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
+	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -72,13 +73,13 @@ func logForgotten(log *slog.Logger, p verifier.Params, at time.Time, why string,
 // newRedisStore returns the Redis store. It does not wait for Redis: while
 // Redis cannot be reached every token is refused (store_unavailable), and
 // accepted again once it can, without a restart.
-func newRedisStore(cfg *config.Config, log *slog.Logger) *replay.Redis {
+func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
 	redis.SetLogger(redisLogger{log})
 	rc := cfg.Redis
 	warnRedisTimeout(rc.Timeout, log)
-	s := replay.NewRedis(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+	s := redisstore.New(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
 		return newRedisClient(rc, onConnect)
-	}, replay.RedisOptions{
+	}, redisstore.Options{
 		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
 		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.Params, at, why) },
 	})

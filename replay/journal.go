@@ -523,7 +523,8 @@ func (j *Journal) Size() int64 {
 	return j.size
 }
 
-// Close implements Store: it fsyncs and closes the file and releases it.
+// Close implements Store: it fsyncs and closes the file, releases it, and
+// closes the memory store.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
@@ -542,8 +543,9 @@ func (j *Journal) Close() error {
 	close(j.stop)
 	<-j.done
 	j.lock.Close() // releases the flock
+	merr := j.mem.Close()
 	if err != nil {
 		return fmt.Errorf("replay: journal: %w", err)
 	}
-	return j.mem.Close()
+	return merr
 }

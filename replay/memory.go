@@ -45,6 +45,7 @@ type Memory struct {
 	liveEvictions atomic.Uint64
 	pendingLive   int // live evictions not yet reported to onLive; under mu
 	forgot        forgetMark
+	closed        atomic.Bool
 }
 
 var _ Store = (*Memory)(nil)
@@ -86,6 +87,9 @@ func (m *Memory) unlock() {
 
 // Record implements Store.
 func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
+	if m.closed.Load() {
+		return false, ErrClosed
+	}
 	now := m.now()
 	m.mu.Lock()
 	defer m.unlock()
@@ -126,6 +130,9 @@ func (m *Memory) Restore(key Key, expires time.Time) {
 
 // Seen implements Store.
 func (m *Memory) Seen(_ context.Context, key Key) (bool, error) {
+	if m.closed.Load() {
+		return false, ErrClosed
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	exp, ok := m.lru.Peek(key)
@@ -158,5 +165,9 @@ func (m *Memory) MarkForgotten(at time.Time) { m.forgot.raise(at) }
 // before it started, which only its owner knows.
 func (m *Memory) ForgottenAt() time.Time { return m.forgot.load() }
 
-// Close implements Store. It drops nothing: records expire on their own.
-func (m *Memory) Close() error { return nil }
+// Close implements Store. It drops nothing (records expire on their own),
+// but Record and Seen fail from then on.
+func (m *Memory) Close() error {
+	m.closed.Store(true)
+	return nil
+}

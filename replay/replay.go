@@ -1,8 +1,14 @@
 // Package replay remembers which one-time credentials have already been used.
 //
 // A Store records opaque fixed-size keys for a fixed time to live and answers,
-// in one atomic step, whether a key was new. It knows nothing about what the
-// keys stand for.
+// in one atomic step, whether a key was new. This package holds the Store
+// contract and the in-process stores: Memory, and Journal, which keeps a
+// Memory store's records in a file across restarts. The Redis store is in
+// replay/redis, so that what imports replay links no Redis client; the
+// conformance suite every store must pass is in replay/storetest.
+//
+// It must never know what the keys stand for: no tokens, users or hosts, no
+// wire format. Its callers hash those into a Key.
 package replay
 
 import (
@@ -10,6 +16,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -35,17 +42,28 @@ func HashKey(b []byte) Key {
 // (a backend that is down or too slow). Callers must treat it as "refuse".
 var ErrUnavailable = errors.New("replay: store unavailable")
 
-// Store records keys for the store's time to live.
+// ErrClosed is returned by Record and Seen on a store that was closed. It
+// wraps ErrUnavailable: a closed store cannot answer.
+var ErrClosed = fmt.Errorf("%w: closed", ErrUnavailable)
+
+// Store records keys for the store's time to live. Its methods are safe for
+// concurrent use. The conformance suite in replay/storetest checks every
+// promise below.
 type Store interface {
 	// Record marks key as used. It reports fresh == true if the key was not
 	// recorded (or its record had expired), and false if it was already
-	// recorded. The check and the record are one atomic step. On error the
-	// key must be treated as not fresh.
+	// recorded. The check and the record are one atomic step: of concurrent
+	// Records of one key, at most one is fresh. A record lives for the
+	// store's time to live: it is not fresh again before that, and is once
+	// it has passed. On error Record reports false, and the caller must
+	// treat the key as not fresh whatever it reports.
 	Record(ctx context.Context, key Key) (fresh bool, err error)
-	// Seen reports whether key is recorded, without recording it.
+	// Seen reports whether key is recorded, without recording it. On error
+	// the caller must not take the key for unrecorded.
 	Seen(ctx context.Context, key Key) (bool, error)
-	// Len returns the number of live records this store holds, or -1 if it
-	// cannot tell cheaply.
+	// Len returns the number of records this store holds (expired ones not
+	// yet dropped may be counted), or -1 if it cannot tell cheaply; a store
+	// that returns -1 always does.
 	Len() int
 	// ForgottenAt returns the latest moment at which the store may have
 	// lost records it had acknowledged (a restarted Redis without
@@ -55,7 +73,10 @@ type Store interface {
 	// caller must refuse every credential that could have been recorded
 	// before it. ForgottenAt never decreases and does no I/O.
 	ForgottenAt() time.Time
-	// Close releases the store's resources.
+	// Close releases the store's resources. Once it has returned, Record
+	// and Seen fail with an error wrapping ErrClosed (Record reporting not fresh);
+	// Len and ForgottenAt still answer. Closing a closed store does nothing
+	// and returns nil.
 	Close() error
 }
 

@@ -24,6 +24,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
+	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -227,8 +228,8 @@ func parse(path string, data []byte) (*Config, error) {
 	fc.Daemon.RequestTimeoutMS = int(DefaultRequestTimeout / time.Millisecond)
 	fc.Replay.Store = "memory"
 	fc.Replay.JournalSync = "interval"
-	fc.Replay.RedisPrefix = replay.DefaultRedisPrefix
-	fc.Replay.RedisTimeoutMS = int(replay.DefaultRedisTimeout / time.Millisecond)
+	fc.Replay.RedisPrefix = redisstore.DefaultPrefix
+	fc.Replay.RedisTimeoutMS = int(redisstore.DefaultTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
 
 	if err := CheckNesting(data); err != nil {

@@ -1,4 +1,4 @@
-package replay
+package redis
 
 import (
 	"bytes"
@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenauthd/tokenauthd/replay"
 )
 
 // dropProxy forwards TCP connections to a server. Armed with a pattern, it
@@ -119,7 +121,7 @@ func (p *dropProxy) serve(c net.Conn) {
 func TestRedisRetryAfterLostReply(t *testing.T) {
 	rp := startRedis(t, 0)
 	proxy := startDropProxy(t, rp.addr())
-	s := newTestRedisOpts(proxy.addr(), RedisOptions{TTL: testTTL, Timeout: 2 * time.Second})
+	s := newTestRedisOpts(proxy.addr(), Options{TTL: testTTL, Timeout: 2 * time.Second})
 	defer s.Close()
 	mustRecord(t, s, key(1), true) // connected, marker made
 
@@ -166,7 +168,7 @@ func TestRedisForgets(t *testing.T) {
 		{name: "flushall, then seen", lose: func(t *testing.T, rp *redisProc) { redisCLI(t, rp.port, "flushall") }, forgot: true, seen: true},
 		{name: "marker made again by another process", lose: func(t *testing.T, rp *redisProc) {
 			redisCLI(t, rp.port, "flushall")
-			redisCLI(t, rp.port, "set", DefaultRedisPrefix+"epoch", "another")
+			redisCLI(t, rp.port, "set", DefaultPrefix+"epoch", "another")
 		}, forgot: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,9 +176,9 @@ func TestRedisForgets(t *testing.T) {
 			clk := &clock{t: time.Unix(1_700_000_000, 0)}
 			var whys []string
 			var mu sync.Mutex
-			o := RedisOptions{TTL: testTTL, Now: clk.now, CheckInterval: time.Hour,
+			o := Options{TTL: testTTL, Now: clk.now, CheckInterval: time.Hour,
 				OnForget: func(at time.Time, why string) { mu.Lock(); whys = append(whys, why); mu.Unlock() }}
-			redisCLI(t, rp.port, "set", DefaultRedisPrefix+"epoch", "set-up")
+			redisCLI(t, rp.port, "set", DefaultPrefix+"epoch", "set-up")
 			s := newTestRedisOpts(rp.addr(), o)
 			defer s.Close()
 			mustRecord(t, s, key(1), true)
@@ -229,10 +231,10 @@ func TestRedisForgetsFirstStart(t *testing.T) {
 		t.Fatalf("second store on a just-marked Redis: forgotten at %v, want the marker's making (%v or after)", b.ForgottenAt(), a.ForgottenAt())
 	}
 	// A marker made long ago: no loss.
-	c := redis.NewClient(&redis.Options{Addr: rp.addr()})
+	c := goredis.NewClient(&goredis.Options{Addr: rp.addr()})
 	defer c.Close()
 	old := newMarker(time.Now().Add(-time.Hour))
-	if err := c.Set(context.Background(), DefaultRedisPrefix+markerSuffix, old, 0).Err(); err != nil {
+	if err := c.Set(context.Background(), DefaultPrefix+markerSuffix, old, 0).Err(); err != nil {
 		t.Fatal(err)
 	}
 	d := newTestRedis(rp.addr(), "", 0)
@@ -248,7 +250,7 @@ func TestRedisForgetsFirstStart(t *testing.T) {
 func TestRedisPeriodicCheck(t *testing.T) {
 	rp := startRedis(t, 0)
 	forgot := make(chan string, 10)
-	s := newTestRedisOpts(rp.addr(), RedisOptions{TTL: testTTL, CheckInterval: 20 * time.Millisecond,
+	s := newTestRedisOpts(rp.addr(), Options{TTL: testTTL, CheckInterval: 20 * time.Millisecond,
 		OnForget: func(_ time.Time, why string) { forgot <- why }})
 	defer s.Close()
 	mustRecord(t, s, key(1), true)
@@ -264,10 +266,10 @@ func TestRedisPeriodicCheck(t *testing.T) {
 // is refused as unavailable; once a replica follows, records are fresh.
 func TestRedisMinReplicas(t *testing.T) {
 	rp := startRedis(t, 0)
-	s := newTestRedisOpts(rp.addr(), RedisOptions{TTL: testTTL, Timeout: 2 * time.Second, MinReplicas: 1})
+	s := newTestRedisOpts(rp.addr(), Options{TTL: testTTL, Timeout: 2 * time.Second, MinReplicas: 1})
 	defer s.Close()
 	fresh, err := s.Record(context.Background(), key(1))
-	if fresh || !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "replicas") {
+	if fresh || !errors.Is(err, replay.ErrUnavailable) || !strings.Contains(err.Error(), "replicas") {
 		t.Fatalf("no replica: Record = %v, %v; want refused, unavailable", fresh, err)
 	}
 	replica := startRedis(t, 0)
@@ -280,9 +282,9 @@ func TestRedisMinReplicas(t *testing.T) {
 	mustRecord(t, s, key(2), true)
 	mustRecord(t, s, key(2), false)
 	// The record is on the replica.
-	rc := redis.NewClient(&redis.Options{Addr: replica.addr()})
+	rc := goredis.NewClient(&goredis.Options{Addr: replica.addr()})
 	defer rc.Close()
-	if n, err := rc.Exists(context.Background(), DefaultRedisPrefix+key(2).String()).Result(); err != nil || n != 1 {
+	if n, err := rc.Exists(context.Background(), DefaultPrefix+key(2).String()).Result(); err != nil || n != 1 {
 		t.Errorf("replica: EXISTS = %d, %v", n, err)
 	}
 }

@@ -1,4 +1,14 @@
-package replay
+// Package redis provides a replay.Store kept in Redis, shared by every
+// process that uses the same server: a key one records is seen by all.
+//
+// It is a package of its own so that importing replay, or the verifier,
+// links no Redis client. Its name is go-redis's too: callers that use both
+// (New takes a go-redis client) import this one under another name, such
+// as redisstore.
+//
+// Like replay, it must never know what the keys stand for: no tokens, users
+// or hosts, no wire format.
+package redis
 
 import (
 	"context"
@@ -11,38 +21,40 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/tokenauthd/tokenauthd/replay"
 )
 
-// DefaultRedisTimeout bounds one Redis call when RedisOptions.Timeout is 0.
-const DefaultRedisTimeout = 500 * time.Millisecond
+// DefaultTimeout bounds one Redis call when Options.Timeout is 0.
+const DefaultTimeout = 500 * time.Millisecond
 
-// DefaultRedisPrefix namespaces the keys when RedisOptions.Prefix is "".
-const DefaultRedisPrefix = "tokenauthd:"
+// DefaultPrefix namespaces the keys when Options.Prefix is "".
+const DefaultPrefix = "tokenauthd:"
 
-// DefaultRedisCheckInterval is how often the marker is checked when
-// RedisOptions.CheckInterval is 0, besides on every new connection.
-const DefaultRedisCheckInterval = time.Second
+// DefaultCheckInterval is how often the marker is checked when
+// Options.CheckInterval is 0, besides on every new connection.
+const DefaultCheckInterval = time.Second
 
 // markerSuffix names the marker key after the prefix. Record keys are 32
 // hexadecimal digits after it: they cannot collide.
 const markerSuffix = "epoch"
 
-// RedisOptions configures a Redis store.
-type RedisOptions struct {
-	// Prefix is put before every key (DefaultRedisPrefix if "").
+// Options configures a Redis store.
+type Options struct {
+	// Prefix is put before every key (DefaultPrefix if "").
 	Prefix string
 	// TTL is how long a record lives. Required.
 	TTL time.Duration
-	// Timeout bounds each call, retries included (DefaultRedisTimeout if 0).
+	// Timeout bounds each call, retries included (DefaultTimeout if 0).
 	Timeout time.Duration
 	// MinReplicas, if above 0, is how many replicas must have a new record
 	// (WAIT, for at most half the Timeout) before Record reports it fresh:
 	// a replica promoted by a failover then holds it. Fewer is reported as
-	// ErrUnavailable.
+	// replay.ErrUnavailable.
 	MinReplicas int
 	// CheckInterval is how often the marker is checked besides on every
-	// new connection (DefaultRedisCheckInterval if 0).
+	// new connection (DefaultCheckInterval if 0).
 	CheckInterval time.Duration
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
@@ -53,9 +65,9 @@ type RedisOptions struct {
 	OnForget func(at time.Time, why string)
 }
 
-// Redis is a Store on a Redis server, a Sentinel-managed one or a Cluster,
-// shared by every process that uses the same server and prefix: a key
-// recorded by one is seen by all.
+// Store is a replay.Store on a Redis server, a Sentinel-managed one or a
+// Cluster, shared by every process that uses the same server and prefix: a
+// key recorded by one is seen by all.
 //
 // Each Record runs one script on the record's key: SET key value NX PX ttl,
 // where value is random for each Record call, and if the key exists, fresh
@@ -76,8 +88,8 @@ type RedisOptions struct {
 // one node: a loss on another node is not seen.
 //
 // It is safe for concurrent use.
-type Redis struct {
-	c           redis.UniversalClient
+type Store struct {
+	c           goredis.UniversalClient
 	cluster     bool
 	prefix      string
 	marker      string
@@ -90,18 +102,19 @@ type Redis struct {
 	epoch  atomic.Pointer[string] // the marker's value this store knows
 	forgot forgetMark
 
-	stop     chan struct{}
-	done     chan struct{}
-	stopOnce sync.Once
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+	closed    atomic.Bool
 }
 
-var _ Store = (*Redis)(nil)
+var _ replay.Store = (*Store)(nil)
 
 // recordScript records KEYS[1] for ARGV[2] ms with the value ARGV[1]: 1 if
 // it was not recorded or holds ARGV[1] (a retry of this call), 0 if it
 // holds another value. With KEYS[2] (the marker; not in a Cluster) it
 // returns -1 and records nothing unless the marker holds ARGV[3].
-var recordScript = redis.NewScript(`
+var recordScript = goredis.NewScript(`
 if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[3] then return -1 end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end
@@ -110,43 +123,43 @@ return 0
 
 // seenScript returns 1 if KEYS[1] is recorded, else 0; with KEYS[2] (the
 // marker) -1 unless it holds ARGV[1].
-var seenScript = redis.NewScript(`
+var seenScript = goredis.NewScript(`
 if #KEYS > 1 and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
 return redis.call('EXISTS', KEYS[1])
 `)
 
-// NewRedis returns a Store on the client that newClient builds, which it
+// New returns a Store on the client that newClient builds, which it
 // owns from then on (Close closes it). newClient must set onConnect as the
-// client's OnConnect option (redis.Options, UniversalOptions...): it checks
+// client's OnConnect option (goredis.Options, UniversalOptions...): it checks
 // the marker on every new connection before its first use, so that a
 // restarted Redis is noticed before the Record that reconnects to it.
-func NewRedis(newClient func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient, o RedisOptions) *Redis {
+func New(newClient func(onConnect func(context.Context, *goredis.Conn) error) goredis.UniversalClient, o Options) *Store {
 	if o.Prefix == "" {
-		o.Prefix = DefaultRedisPrefix
+		o.Prefix = DefaultPrefix
 	}
 	if o.Timeout <= 0 {
-		o.Timeout = DefaultRedisTimeout
+		o.Timeout = DefaultTimeout
 	}
 	if o.CheckInterval <= 0 {
-		o.CheckInterval = DefaultRedisCheckInterval
+		o.CheckInterval = DefaultCheckInterval
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	r := &Redis{prefix: o.Prefix, marker: o.Prefix + markerSuffix, ttl: o.TTL, timeout: o.Timeout,
+	r := &Store{prefix: o.Prefix, marker: o.Prefix + markerSuffix, ttl: o.TTL, timeout: o.Timeout,
 		minReplicas: o.MinReplicas, now: o.Now, onForget: o.OnForget,
 		stop: make(chan struct{}), done: make(chan struct{})}
 	r.c = newClient(r.onConnect)
-	_, r.cluster = r.c.(*redis.ClusterClient)
+	_, r.cluster = r.c.(*goredis.ClusterClient)
 	go r.watch(o.CheckInterval)
 	return r
 }
 
-func (r *Redis) key(k Key) string { return r.prefix + k.String() }
+func (r *Store) key(k replay.Key) string { return r.prefix + k.String() }
 
-// unavailable wraps a Redis failure in ErrUnavailable.
+// unavailable wraps a Redis failure in replay.ErrUnavailable.
 func unavailable(err error) error {
-	return fmt.Errorf("%w: redis: %v", ErrUnavailable, err)
+	return fmt.Errorf("%w: redis: %v", replay.ErrUnavailable, err)
 }
 
 // errMarker is returned when a script found the marker missing or changed.
@@ -156,7 +169,7 @@ var errMarker = errors.New("the marker is missing or changed: records may have b
 // store knows: the marker is one of the keys but in a Cluster, where a
 // script may touch one node only. Before the first connection that value
 // is not known: the marker is checked first.
-func (r *Redis) scriptArgs(ctx context.Context, k Key) ([]string, string) {
+func (r *Store) scriptArgs(ctx context.Context, k replay.Key) ([]string, string) {
 	if r.cluster {
 		return []string{r.key(k)}, ""
 	}
@@ -172,11 +185,14 @@ func (r *Redis) scriptArgs(ctx context.Context, k Key) ([]string, string) {
 	return []string{r.key(k), r.marker}, epoch
 }
 
-// Record implements Store. If Redis does not answer within the timeout, or
-// fewer than MinReplicas replicas acknowledge a new record, or the marker
-// shows a loss, the key is reported not fresh, with an error wrapping
-// ErrUnavailable.
-func (r *Redis) Record(ctx context.Context, key Key) (bool, error) {
+// Record implements replay.Store. If Redis does not answer within the
+// timeout, or fewer than MinReplicas replicas acknowledge a new record, or
+// the marker shows a loss, the key is reported not fresh, with an error
+// wrapping replay.ErrUnavailable.
+func (r *Store) Record(ctx context.Context, key replay.Key) (bool, error) {
+	if r.closed.Load() {
+		return false, replay.ErrClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	value := rand.Text()
@@ -205,13 +221,13 @@ func (r *Redis) Record(ctx context.Context, key Key) (bool, error) {
 
 // runRecord runs the record script and, with MinReplicas, WAIT after it on
 // the same connection: the script's reply and the replicas' count.
-func (r *Redis) runRecord(ctx context.Context, keys []string, args []any) (n int64, acks int, err error) {
+func (r *Store) runRecord(ctx context.Context, keys []string, args []any) (n int64, acks int, err error) {
 	if r.minReplicas <= 0 {
 		n, err = recordScript.Run(ctx, r.c, keys, args...).Int64()
 		return n, 0, err
 	}
-	var c redis.Cmdable = r.c
-	if cc, ok := r.c.(*redis.ClusterClient); ok {
+	var c goredis.Cmdable = r.c
+	if cc, ok := r.c.(*goredis.ClusterClient); ok {
 		if c, err = cc.MasterForKey(ctx, keys[0]); err != nil {
 			return 0, 0, err
 		}
@@ -229,8 +245,11 @@ func (r *Redis) runRecord(ctx context.Context, keys []string, args []any) (n int
 	return n, int(w), err
 }
 
-// Seen implements Store.
-func (r *Redis) Seen(ctx context.Context, key Key) (bool, error) {
+// Seen implements replay.Store.
+func (r *Store) Seen(ctx context.Context, key replay.Key) (bool, error) {
+	if r.closed.Load() {
+		return false, replay.ErrClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	var n int64
@@ -256,7 +275,7 @@ func (r *Redis) Seen(ctx context.Context, key Key) (bool, error) {
 // reports whether this store now knows another value: the script ran on a
 // value that was out of date (the first call, or a loss found meanwhile on
 // a new connection) and may run again on the new one. It recorded nothing.
-func (r *Redis) marked(ctx context.Context, epoch string) bool {
+func (r *Store) marked(ctx context.Context, epoch string) bool {
 	if r.checkMarker(ctx, r.c) != nil {
 		return false
 	}
@@ -264,9 +283,9 @@ func (r *Redis) marked(ctx context.Context, epoch string) bool {
 	return e != nil && *e != epoch
 }
 
-// ForgottenAt implements Store: the last time the marker was found missing
+// ForgottenAt implements replay.Store: the last time the marker was found missing
 // or changed, zero if never.
-func (r *Redis) ForgottenAt() time.Time { return r.forgot.load() }
+func (r *Store) ForgottenAt() time.Time { return r.forgot.load() }
 
 // onConnect checks the marker on a new connection. Two kinds of connection
 // cannot: one to a Sentinel (go-redis runs OnConnect there too), which
@@ -274,12 +293,12 @@ func (r *Redis) ForgottenAt() time.Time { return r.forgot.load() }
 // marker, which answers with a redirection; the periodic check, through the
 // client, covers the node that holds it. Any other error fails the
 // connection: a store that cannot check its marker is not used.
-func (r *Redis) onConnect(ctx context.Context, cn *redis.Conn) error {
+func (r *Store) onConnect(ctx context.Context, cn *goredis.Conn) error {
 	err := r.checkMarker(ctx, cn)
 	switch {
-	case redis.HasErrorPrefix(err, "unknown command"):
+	case goredis.HasErrorPrefix(err, "unknown command"):
 		return nil
-	case redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK"): // only a Cluster redirects
+	case goredis.HasErrorPrefix(err, "MOVED") || goredis.HasErrorPrefix(err, "ASK"): // only a Cluster redirects
 		return nil
 	}
 	return err
@@ -287,9 +306,9 @@ func (r *Redis) onConnect(ctx context.Context, cn *redis.Conn) error {
 
 // checkMarker reads the marker through c and compares it with the value
 // this store knows; a missing marker is made again.
-func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
+func (r *Store) checkMarker(ctx context.Context, c goredis.Cmdable) error {
 	v, err := c.Get(ctx, r.marker).Result()
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return err
 	}
 	known := ""
@@ -297,7 +316,7 @@ func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
 		known = *e
 	}
 	switch {
-	case err != nil: // redis.Nil: no marker
+	case err != nil: // goredis.Nil: no marker
 		r.forget("Redis holds no marker: it is new, or it lost its data (a restart without persistence, a flush, a failover to a replica without it)")
 		if err := c.SetNX(ctx, r.marker, newMarker(r.now()), 0).Err(); err != nil {
 			return err
@@ -321,10 +340,10 @@ func (r *Redis) checkMarker(ctx context.Context, c redis.Cmdable) error {
 }
 
 // forget moves ForgottenAt to now.
-func (r *Redis) forget(why string) { r.forgetAt(r.now(), why) }
+func (r *Store) forget(why string) { r.forgetAt(r.now(), why) }
 
 // forgetAt moves ForgottenAt to at, if later.
-func (r *Redis) forgetAt(at time.Time, why string) {
+func (r *Store) forgetAt(at time.Time, why string) {
 	r.forgot.raise(at)
 	if r.onForget != nil {
 		r.onForget(at, why)
@@ -333,7 +352,7 @@ func (r *Redis) forgetAt(at time.Time, why string) {
 
 // watch checks the marker every interval until Close: a FLUSHALL keeps the
 // connections, so only this (and the scripts) can notice it.
-func (r *Redis) watch(every time.Duration) {
+func (r *Store) watch(every time.Duration) {
 	defer close(r.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -350,7 +369,10 @@ func (r *Redis) watch(every time.Duration) {
 }
 
 // Ping reports whether Redis answers within the timeout.
-func (r *Redis) Ping(ctx context.Context) error {
+func (r *Store) Ping(ctx context.Context) error {
+	if r.closed.Load() {
+		return replay.ErrClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	if err := r.c.Ping(ctx).Err(); err != nil {
@@ -359,14 +381,43 @@ func (r *Redis) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Len implements Store: -1, Redis being shared and not cheaply counted.
-func (r *Redis) Len() int { return -1 }
+// Len implements replay.Store: -1, Redis being shared and not cheaply counted.
+func (r *Store) Len() int { return -1 }
 
-// Close implements Store: it stops the marker checks and closes the client.
-func (r *Redis) Close() error {
-	r.stopOnce.Do(func() { close(r.stop) })
-	<-r.done
-	return r.c.Close()
+// Close implements replay.Store: it stops the marker checks and closes the
+// client.
+func (r *Store) Close() error {
+	var err error
+	r.closeOnce.Do(func() {
+		r.closed.Store(true)
+		close(r.stop)
+		<-r.done
+		err = r.c.Close()
+	})
+	return err
+}
+
+// forgetMark holds a store's ForgottenAt, in Unix nanoseconds (0: never).
+// It only moves forward, as replay.Store promises.
+type forgetMark struct{ ns atomic.Int64 }
+
+// raise moves the mark to at, unless it is already later.
+func (f *forgetMark) raise(at time.Time) {
+	n := at.UnixNano()
+	for {
+		old := f.ns.Load()
+		if old >= n || f.ns.CompareAndSwap(old, n) {
+			return
+		}
+	}
+}
+
+// load returns the mark, the zero time if it was never raised.
+func (f *forgetMark) load() time.Time {
+	if n := f.ns.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // newMarker returns a marker value: when it was made (Unix nanoseconds on
