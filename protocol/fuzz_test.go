@@ -26,9 +26,9 @@ func FuzzReader(f *testing.F) {
 		}
 		replies := len(h.asked) + bad
 		// Replies are all of one framing, one per request.
-		yes, no := string(Reply(Ejabberd, true)), string(Reply(Ejabberd, false))
+		yes, no := Reply(Ejabberd, true), Reply(Ejabberd, false)
 		if m == Generic || (m == Auto && startsGeneric(data)) {
-			yes, no = string(Reply(Generic, true)), string(Reply(Generic, false))
+			yes, no = Reply(Generic, true), Reply(Generic, false)
 		}
 		rest := out.String()
 		for i := 0; i < replies; i++ {

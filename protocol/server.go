@@ -7,16 +7,17 @@ import (
 )
 
 // The replies.
-var (
-	frameYes = []byte{0, 2, 0, 1}
-	frameNo  = []byte{0, 2, 0, 0}
-	lineYes  = []byte("1\n")
-	lineNo   = []byte("0\n")
+const (
+	frameYes = "\x00\x02\x00\x01"
+	frameNo  = "\x00\x02\x00\x00"
+	lineYes  = "1\n"
+	lineNo   = "0\n"
 )
 
-// Reply returns the bytes of a yes or no reply in the given framing (Auto
-// is answered as Ejabberd).
-func Reply(mode Mode, ok bool) []byte {
+// Reply returns the bytes of a yes or no reply in the given framing (Auto,
+// and any other value but Generic, is answered as Ejabberd). They are a
+// string: no caller can change the replies others send.
+func Reply(mode Mode, ok bool) string {
 	switch {
 	case mode == Generic && ok:
 		return lineYes
@@ -26,6 +27,12 @@ func Reply(mode Mode, ok bool) []byte {
 		return frameYes
 	}
 	return frameNo
+}
+
+// AppendReply appends the bytes of a yes or no reply in the given framing
+// to b, as Reply gives them.
+func AppendReply(b []byte, mode Mode, ok bool) []byte {
+	return append(b, Reply(mode, ok)...)
 }
 
 // Handler answers requests.
@@ -84,7 +91,7 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 		if err != nil && s.OnBadRequest != nil {
 			s.OnBadRequest(rd.Mode(), err)
 		}
-		if _, werr := bw.Write(Reply(rd.Mode(), ok)); werr != nil {
+		if _, werr := bw.WriteString(Reply(rd.Mode(), ok)); werr != nil {
 			return werr
 		}
 	}

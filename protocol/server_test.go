@@ -24,8 +24,20 @@ func TestReply(t *testing.T) {
 		{Auto, false, "\x00\x02\x00\x00"},
 	}
 	for _, tt := range tests {
-		if got := string(Reply(tt.mode, tt.ok)); got != tt.want {
+		if got := Reply(tt.mode, tt.ok); got != tt.want {
 			t.Errorf("Reply(%v, %v) = %q, want %q", tt.mode, tt.ok, got, tt.want)
+		}
+		// AppendReply's bytes are the caller's own: changing them
+		// changes no later reply.
+		b := AppendReply([]byte("x"), tt.mode, tt.ok)
+		if string(b) != "x"+tt.want {
+			t.Errorf("AppendReply(x, %v, %v) = %q, want %q", tt.mode, tt.ok, b, "x"+tt.want)
+		}
+		for i := range b {
+			b[i] = '?'
+		}
+		if got := Reply(tt.mode, tt.ok); got != tt.want {
+			t.Errorf("after a caller changed its reply, Reply(%v, %v) = %q, want %q", tt.mode, tt.ok, got, tt.want)
 		}
 	}
 }
