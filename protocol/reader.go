@@ -57,11 +57,14 @@ func (m Mode) String() string {
 const MaxFrame = 0xffff
 
 // DefaultMaxLine is the longest generic request line accepted, newline
-// excluded. Prosody's module itself refuses requests over 1,000 bytes.
+// excluded. mod_auth_external itself refuses requests over 1,000 bytes;
+// tokenauthd's own Prosody module (prosody/mod_auth_tokenauthd.lua) sends
+// none longer than its max_line, which a test holds to this bound.
 const DefaultMaxLine = 4096
 
-// ErrTooLarge is returned for a request longer than the reader accepts. The
-// reader has skipped it and stays in sync.
+// ErrTooLarge is returned by a Reader for a request longer than it
+// accepts: it has skipped it and stays in sync. AppendRequest and
+// AppendFrame return it for a body over MaxFrame bytes.
 var ErrTooLarge = errors.New("protocol: request too large")
 
 // errEmptyLine is an empty generic line: no request, and no reply.
