@@ -64,7 +64,7 @@ func runMint(_ context.Context, e *env, args []string) int {
 			return 0
 		}
 	}
-	fmt.Fprintf(e.stderr, "tokenauthd mint: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+	fmt.Fprintf(e.stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
 	return 1
 }
 
@@ -83,7 +83,7 @@ func runGenSecrets(_ context.Context, e *env, args []string) int {
 		return 2
 	}
 	if err := verifier.ValidateHostName(host); err != nil {
-		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+		fmt.Fprintf(e.stderr, "tokenauthd gen-secrets: %s\n", verifier.Detail(err))
 		return 2
 	}
 	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
