@@ -165,6 +165,11 @@ func (c *Conn) Ask(req Request) (bool, error) {
 	return ok, err
 }
 
+// Err returns why the Conn is out of step (or closed), nil while it can
+// ask: after an error from Ask, nil tells a request that was refused
+// unsent from a connection to replace.
+func (c *Conn) Err() error { return c.err }
+
 // SetDeadline sets the underlying stream's read and write deadline, if it
 // has one (a net.Conn, an *os.File); otherwise it returns an error that
 // is errors.ErrUnsupported. A request whose reply misses the deadline

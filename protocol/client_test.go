@@ -227,6 +227,10 @@ func TestConnTranscript(t *testing.T) {
 				if got != a.want || !checkErr(err, a.err) {
 					t.Errorf("ask %d: %v, %v; want %v, kind %d", i, got, err, a.want, a.err)
 				}
+				// Only a request refused unsent leaves the Conn usable.
+				if usable := err == nil || a.req == bad; (c.Err() == nil) != usable {
+					t.Errorf("ask %d: Err() = %v, want usable %v", i, c.Err(), usable)
+				}
 			}
 			if s.written.String() != tt.written {
 				t.Errorf("wrote %q, want %q", s.written.String(), tt.written)
