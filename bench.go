@@ -455,9 +455,9 @@ func (c *conn) readReply(mode protocol.Mode) (bool, error) {
 		return false, errors.New("the helper closed its output")
 	case err != nil:
 		return false, err
-	case bytes.Equal(got, protocol.Reply(mode, true)):
+	case string(got) == protocol.Reply(mode, true):
 		return true, nil
-	case bytes.Equal(got, protocol.Reply(mode, false)):
+	case string(got) == protocol.Reply(mode, false):
 		return false, nil
 	}
 	return false, fmt.Errorf("reply %q is neither yes nor no", got)

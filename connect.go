@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -195,9 +194,9 @@ func (r *relay) try(msg []byte, deadline time.Time) (bool, error) {
 // error, and the connection is dropped.
 func replyValue(b []byte) (bool, error) {
 	switch {
-	case bytes.Equal(b, protocol.Reply(protocol.Ejabberd, true)):
+	case string(b) == protocol.Reply(protocol.Ejabberd, true):
 		return true, nil
-	case bytes.Equal(b, protocol.Reply(protocol.Ejabberd, false)):
+	case string(b) == protocol.Reply(protocol.Ejabberd, false):
 		return false, nil
 	}
 	return false, fmt.Errorf("unexpected reply from the daemon (%d bytes)", len(b))

@@ -76,7 +76,7 @@ func runExplain(ctx context.Context, e *cli.Env, args []string) int {
 	}
 	x, err := newExplainer(cfg, now)
 	if err != nil {
-		return fail("%s", strings.TrimPrefix(err.Error(), "verifier: "))
+		return fail("%s", verifier.Detail(err))
 	}
 	if !asOfNow {
 		x.asOf = "-at explains as of another time, and the daemon can only say whether it holds the token now, on its own clock: it was not asked"
@@ -152,7 +152,7 @@ func (x *explainer) explain(ctx context.Context, user, host, token, socket strin
 			say("  a token is %d digits of one-time password, the nonce digits, one space, then the base64 of a %d-byte signature",
 				p.Digits, verifier.SignatureSize)
 		} else {
-			say("  %s", strings.TrimPrefix(r.Err.Error(), "verifier: "))
+			say("  %s", verifier.Detail(r.Err))
 		}
 		return out, false
 

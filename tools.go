@@ -66,7 +66,7 @@ func runMint(_ context.Context, e *cli.Env, args []string) int {
 			return 0
 		}
 	}
-	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
 	return 1
 }
 
@@ -85,7 +85,7 @@ func runGenSecrets(_ context.Context, e *cli.Env, args []string) int {
 		return 2
 	}
 	if err := verifier.ValidateHostName(host); err != nil {
-		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", strings.TrimPrefix(err.Error(), "verifier: "))
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", verifier.Detail(err))
 		return 2
 	}
 	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits

@@ -59,3 +59,26 @@ func BenchmarkServe(b *testing.B) {
 		})
 	}
 }
+
+// benchRequest is an auth request with a token of mod_auth_token's size.
+func benchRequest() Request {
+	return Request{CmdAuth, "alice", "example.org", "12345678" + strings.Repeat("0", 32) + " " + strings.Repeat("A", 43) + "="}
+}
+
+// BenchmarkConnAsk measures a Conn's own cost per request (framing, write,
+// reading and checking the reply) over a stream that costs nothing: it
+// must allocate nothing (see TestConnAskAllocs).
+func BenchmarkConnAsk(b *testing.B) {
+	req := benchRequest()
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		b.Run(mode.String(), func(b *testing.B) {
+			c := NewConn(&loopReplies{Reply(mode, true)}, mode)
+			b.ReportAllocs()
+			for b.Loop() {
+				if ok, err := c.Ask(req); !ok || err != nil {
+					b.Fatalf("Ask = %v, %v", ok, err)
+				}
+			}
+		})
+	}
+}

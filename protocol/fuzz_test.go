@@ -1,8 +1,11 @@
 package protocol
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -26,9 +29,9 @@ func FuzzReader(f *testing.F) {
 		}
 		replies := len(h.asked) + bad
 		// Replies are all of one framing, one per request.
-		yes, no := string(Reply(Ejabberd, true)), string(Reply(Ejabberd, false))
+		yes, no := Reply(Ejabberd, true), Reply(Ejabberd, false)
 		if m == Generic || (m == Auto && startsGeneric(data)) {
-			yes, no = string(Reply(Generic, true)), string(Reply(Generic, false))
+			yes, no = Reply(Generic, true), Reply(Generic, false)
 		}
 		rest := out.String()
 		for i := 0; i < replies; i++ {
@@ -109,3 +112,110 @@ func FuzzParseRequest(f *testing.F) {
 
 // Every fuzz target has seeds that `go test` runs.
 func TestFuzzCorpus(t *testing.T) { fuzzcorpus.Check(t) }
+
+// FuzzReadReply reads replies from any bytes in each framing until an
+// error: each yes or no must be exactly Reply's bytes, in step, and
+// anything else an error of the expected kind that holds none of the
+// bytes read.
+func FuzzReadReply(f *testing.F) {
+	f.Fuzz(func(t *testing.T, data []byte, mode byte) {
+		m := Mode(mode % 3)
+		yes, no := Reply(m, true), Reply(m, false)
+		r := bufio.NewReader(bytes.NewReader(data))
+		rest := data
+		for {
+			ok, err := ReadReply(r, m)
+			if err != nil {
+				if ok {
+					t.Fatalf("yes with error %v", err)
+				}
+				checkReplyErr(t, err, m, rest)
+				return
+			}
+			want := no
+			if ok {
+				want = yes
+			}
+			if !bytes.HasPrefix(rest, []byte(want)) {
+				t.Fatalf("ReadReply = %v from %q", ok, rest)
+			}
+			rest = rest[len(want):]
+		}
+	})
+}
+
+// checkReplyErr checks the error ReadReply gave for the input rest.
+func checkReplyErr(t *testing.T, err error, m Mode, rest []byte) {
+	t.Helper()
+	n := len(Reply(m, true))
+	switch {
+	case len(rest) == 0:
+		if err != io.EOF {
+			t.Fatalf("at the end of input: %v, want io.EOF", err)
+		}
+	case len(rest) < n:
+		if err != io.ErrUnexpectedEOF {
+			t.Fatalf("%q left: %v, want io.ErrUnexpectedEOF", rest, err)
+		}
+	case string(rest[:n]) == Reply(m, true) || string(rest[:n]) == Reply(m, false):
+		t.Fatalf("%q left: %v, want a reply", rest, err)
+	default:
+		var pe *ProtocolError
+		if !errors.As(err, &pe) || err.Error() != "protocol: the reply is neither yes nor no in "+m.String()+" framing" {
+			t.Fatalf("%q left: %v, want the ProtocolError", rest, err)
+		}
+	}
+}
+
+// FuzzAppendRequest checks that AppendRequest refuses exactly the requests
+// it must, and that a Reader that detects the framing (Auto) reads each
+// one it frames back, whole, in its framing, as exactly that request.
+func FuzzAppendRequest(f *testing.F) {
+	f.Fuzz(func(t *testing.T, cmd, user, server, password string, mode byte) {
+		m := Mode(mode % 3)
+		req := Request{cmd, user, server, password}
+		b, err := AppendRequest(nil, m, req)
+		if valid := appendable(m, req); valid != (err == nil) {
+			t.Fatalf("AppendRequest(%v, %+q) = %v, want valid %v", m, req, err, valid)
+		}
+		if err != nil {
+			if len(b) != 0 {
+				t.Fatalf("AppendRequest(%v, %+q) appended %q with error %v", m, req, b, err)
+			}
+			return
+		}
+		rd := NewReader(bytes.NewReader(b), Auto, MaxFrame)
+		body, err := rd.ReadRequest()
+		want := Ejabberd
+		if m == Generic {
+			want = Generic
+		}
+		if err != nil || rd.Mode() != want {
+			t.Fatalf("%q read back as %v: %v (want %v)", b, rd.Mode(), err, want)
+		}
+		if got, err := ParseRequest(string(body)); err != nil || got != req {
+			t.Fatalf("%+q read back as %+q, %v", req, got, err)
+		}
+		if _, err := rd.ReadRequest(); err != io.EOF {
+			t.Fatalf("%q: after the request: %v, want io.EOF", b, err)
+		}
+	})
+}
+
+// appendable tells, independently of AppendRequest, whether it must
+// frame req in m.
+func appendable(m Mode, req Request) bool {
+	n, ok := fields[req.Command]
+	body := req.Command + ":" + req.User + ":" + req.Server
+	if n == 4 {
+		body += ":" + req.Password
+	}
+	switch {
+	case !ok, strings.Contains(req.User, ":"), strings.Contains(req.Server, ":"),
+		n == 3 && req.Password != "", len(body) > MaxFrame:
+		return false
+	case m == Generic:
+		return !strings.Contains(body, "\n") && !strings.HasSuffix(body, "\r")
+	}
+	return true
+}

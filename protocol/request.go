@@ -1,8 +1,3 @@
-// Package protocol speaks the external-authentication protocols of ejabberd
-// (extauth: 2-byte length-framed requests) and of Prosody's
-// mod_auth_external (one request per line). It reads requests, hands them to
-// a Handler and writes the Handler's yes or no back; it knows nothing of what
-// makes an answer yes.
 package protocol
 
 import (

@@ -5,8 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"math/big"
 	"time"
 )
@@ -22,7 +20,7 @@ func NewNonce() (string, error) {
 	for i := range b {
 		d, err := rand.Int(rand.Reader, ten)
 		if err != nil {
-			return "", fmt.Errorf("verifier: nonce: %w", err)
+			return "", &Error{Msg: "nonce: " + err.Error(), Err: err}
 		}
 		b[i] = byte('0' + d.Int64())
 	}
@@ -43,10 +41,10 @@ func Sign(secret []byte, otp, nonce, user, host string) string {
 func (v *Verifier) Mint(user, hostname string, at time.Time, nonce string) (string, error) {
 	h := v.hosts[hostname]
 	if h == nil {
-		return "", fmt.Errorf("verifier: unknown host %q", hostname)
+		return "", verr("unknown host %q", hostname)
 	}
 	if !validUser(user) {
-		return "", errors.New("verifier: user name cannot be a JID's local part")
+		return "", errBadUser()
 	}
 	if nonce == "" {
 		n := NonceDigits
@@ -66,12 +64,12 @@ func (v *Verifier) Mint(user, hostname string, at time.Time, nonce string) (stri
 	}
 	for i := 0; i < len(nonce); i++ {
 		if nonce[i] < '0' || nonce[i] > '9' {
-			return "", errors.New("verifier: nonce must be decimal digits")
+			return "", verr("nonce must be decimal digits")
 		}
 	}
 	code := h.seeds[0].code(v.step(at))
 	if code == "" {
-		return "", errors.New("verifier: time before the epoch")
+		return "", verr("time before the epoch")
 	}
 	return Sign(h.secrets[0].key, code, nonce, user, hostname), nil
 }

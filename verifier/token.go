@@ -20,19 +20,6 @@ type Token struct {
 	Signature [SignatureSize]byte
 }
 
-// ParseError describes a password that is not a well-formed token. It never
-// holds the password or any part of it.
-type ParseError struct {
-	Offset int    // byte offset in the password where the problem is
-	Msg    string // what is wrong there
-}
-
-func (e *ParseError) Error() string {
-	return fmt.Sprintf("verifier: malformed token at byte %d: %s", e.Offset, e.Msg)
-}
-
-func parseErr(off int, msg string) error { return &ParseError{Offset: off, Msg: msg} }
-
 // ParseToken splits password into a Token whose OTP has the given number of
 // digits. Whitespace inside the base64 part is skipped, as mod_auth_token
 // does; padding may be omitted.

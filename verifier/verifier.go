@@ -7,6 +7,12 @@
 // where otp is the host's TOTP code (RFC 6238, HMAC-SHA1) and nonce is any
 // run of decimal digits. A token is accepted when its OTP is inside the time
 // window, its signature matches, and it was never accepted before.
+//
+// It must never know how requests reach it (the protocols' wire formats
+// are package protocol's) nor how accepted tokens are kept (package
+// replay's: it asks a replay.Store). Its errors are *Error, and
+// *ParseError for a malformed token; they never hold a secret, a seed or
+// a token.
 package verifier
 
 import (
@@ -15,7 +21,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
-	"errors"
 	"fmt"
 	"hash"
 	"strings"
@@ -67,13 +72,13 @@ func DefaultParams() Params {
 func (p Params) Validate() error {
 	switch {
 	case p.Digits < 6 || p.Digits > 10:
-		return fmt.Errorf("verifier: digits must be 6 to 10, not %d", p.Digits)
+		return verr("digits must be 6 to 10, not %d", p.Digits)
 	case p.Interval < time.Second || p.Interval%time.Second != 0:
-		return fmt.Errorf("verifier: interval must be a whole number of seconds, at least 1, not %v", p.Interval)
+		return verr("interval must be a whole number of seconds, at least 1, not %v", p.Interval)
 	case p.Drift < 0 || p.Drift > 10:
-		return fmt.Errorf("verifier: drift must be 0 to 10, not %d", p.Drift)
+		return verr("drift must be 0 to 10, not %d", p.Drift)
 	case p.NonceDigits < 0 || p.NonceDigits > 256:
-		return fmt.Errorf("verifier: nonce digits must be 0 to 256, not %d", p.NonceDigits)
+		return verr("nonce digits must be 0 to 256, not %d", p.NonceDigits)
 	}
 	return nil
 }
@@ -127,9 +132,9 @@ type Result struct {
 	// Seed and Secret are the indexes of the matched seed and secret
 	// (0: the current one).
 	Seed, Secret int
-	// Err is the parse error (Malformed), the store error
-	// (StoreUnavailable), or what the store forgot and until when
-	// (StoreForgot).
+	// Err is why: for Malformed a *ParseError (or an *Error for a user
+	// name), for StoreUnavailable the store's error, for StoreForgot a
+	// *ForgotError (what the store forgot and until when).
 	Err error
 	// Forgot is, for StoreForgot, the moment the store may have lost
 	// records; Params.RefusalEnds tells when such refusals end.
@@ -205,10 +210,10 @@ func newMacState(key []byte) func() any {
 func NormalizeSeed(s string) (string, error) {
 	s = strings.ToUpper(strings.NewReplacer(" ", "", "=", "").Replace(strings.TrimSpace(s)))
 	if s == "" {
-		return "", errors.New("verifier: empty otp seed")
+		return "", verr("empty otp seed")
 	}
 	if _, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(s); err != nil {
-		return "", errors.New("verifier: otp seed is not base32")
+		return "", verr("otp seed is not base32")
 	}
 	return s, nil
 }
@@ -219,7 +224,7 @@ func New(c Config) (*Verifier, error) {
 		return nil, err
 	}
 	if c.Store == nil {
-		return nil, errors.New("verifier: no replay store")
+		return nil, verr("no replay store")
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -230,20 +235,20 @@ func New(c Config) (*Verifier, error) {
 			return nil, err
 		}
 		if len(hc.TokenSecrets) == 0 || len(hc.OTPSeeds) == 0 {
-			return nil, fmt.Errorf("verifier: host %q needs a token secret and an otp seed", name)
+			return nil, verr("host %q needs a token secret and an otp seed", name)
 		}
 		h := &host{isUser: hc.IsUser}
 		for _, s := range hc.OTPSeeds {
 			k, err := NormalizeSeed(s)
 			if err != nil {
-				return nil, fmt.Errorf("%w (host %q)", err, name)
+				return nil, verr("%s (host %q)", Detail(err), name)
 			}
 			h.seeds = append(h.seeds, &seed{key: k, opts: hotp.ValidateOpts{
 				Digits: otp.Digits(c.Params.Digits), Algorithm: otp.AlgorithmSHA1}})
 		}
 		for _, k := range hc.TokenSecrets {
 			if len(k) == 0 {
-				return nil, fmt.Errorf("verifier: host %q has an empty token secret", name)
+				return nil, verr("host %q has an empty token secret", name)
 			}
 			s := &secret{key: append([]byte(nil), k...)}
 			s.pool.New = newMacState(s.key)
@@ -257,15 +262,19 @@ func New(c Config) (*Verifier, error) {
 // ValidateHostName reports whether name can be a host's name.
 func ValidateHostName(name string) error {
 	if name == "" {
-		return errors.New("verifier: empty host name")
+		return verr("empty host name")
 	}
 	for i := 0; i < len(name); i++ {
 		if c := name[i]; c <= ' ' || c == 0x7f || c == '@' || c == '/' || c == ':' {
-			return fmt.Errorf("verifier: host name %q has a forbidden character", name)
+			return verr("host name %q has a forbidden character", name)
 		}
 	}
 	return nil
 }
+
+// errBadUser returns the error for a user name validUser refuses: a new
+// one each time, as callers may change what they are handed.
+func errBadUser() error { return verr("user name cannot be a JID's local part") }
 
 // validUser reports whether user can be the local part of a JID that a
 // server hands over: not empty, no '@', '/', spaces or control characters.
@@ -283,12 +292,6 @@ func validUser(user string) bool {
 
 // Params returns the verifier's token parameters.
 func (v *Verifier) Params() Params { return v.p }
-
-// Store returns the verifier's replay store.
-func (v *Verifier) Store() replay.Store { return v.store }
-
-// HasHost reports whether the host is configured.
-func (v *Verifier) HasHost(name string) bool { return v.hosts[name] != nil }
 
 // IsUser answers the "does this user exist" question for user@host.
 func (v *Verifier) IsUser(user, hostname string) bool {
@@ -329,8 +332,7 @@ func (v *Verifier) forgot(r *Result, step int64) bool {
 		return false
 	}
 	r.Reason, r.Forgot = StoreForgot, at
-	r.Err = fmt.Errorf("the replay store may have lost records at %s: tokens minted before %s are refused",
-		at.Format(time.RFC3339), v.p.RefusalEnds(at).Format(time.RFC3339))
+	r.Err = &ForgotError{At: at, Until: v.p.RefusalEnds(at)}
 	return true
 }
 
@@ -371,7 +373,7 @@ func (v *Verifier) Check(ctx context.Context, user, hostname, password string) R
 func (v *Verifier) check(user, hostname, password string) (Result, replay.Key, int64) {
 	var key replay.Key
 	if !validUser(user) {
-		return Result{Reason: Malformed, Err: errors.New("verifier: user name cannot be a JID's local part")}, key, 0
+		return Result{Reason: Malformed, Err: errBadUser()}, key, 0
 	}
 	t, err := ParseToken(password, v.p.Digits)
 	if err != nil {

@@ -295,7 +295,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 		NonceDigits: fc.Token.NonceDigits,
 	}
 	if err := c.Params.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: [token]: %s", path, strings.TrimPrefix(err.Error(), "verifier: "))
+		return nil, fmt.Errorf("%s: [token]: %s", path, verifier.Detail(err))
 	}
 	if err := buildStoreConfig(c, fc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -327,7 +327,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 		hc := fc.Hosts[name]
 		key := fmt.Sprintf("hosts.%q", name)
 		if err := verifier.ValidateHostName(name); err != nil {
-			return nil, fmt.Errorf("%s: %s: %s", path, key, strings.TrimPrefix(err.Error(), "verifier: "))
+			return nil, fmt.Errorf("%s: %s: %s", path, key, verifier.Detail(err))
 		}
 		secret, err := secretValue(key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
 		if err != nil {

@@ -3,162 +3,12 @@ package protocol
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"testing/iotest"
 )
-
-// frame returns body in ejabberd framing.
-func frame(body string) string {
-	var hdr [2]byte
-	binary.BigEndian.PutUint16(hdr[:], uint16(len(body)))
-	return string(hdr[:]) + body
-}
-
-// result is one ReadRequest outcome.
-type result struct {
-	body string
-	err  error
-}
-
-// readAll calls ReadRequest until io.EOF (or 20 calls) and returns what it
-// got, the final io.EOF excluded.
-func readAll(rd *Reader) []result {
-	var got []result
-	for i := 0; i < 20; i++ {
-		body, err := rd.ReadRequest()
-		if err == io.EOF {
-			return got
-		}
-		got = append(got, result{string(body), err})
-	}
-	return got
-}
-
-func TestReader(t *testing.T) {
-	long := strings.Repeat("x", DefaultMaxLine+1)
-	tests := []struct {
-		name     string
-		mode     Mode
-		in       string
-		want     []result
-		wantMode Mode
-	}{
-		// The empty stream: a clean end, nothing read.
-		{"empty ejabberd", Ejabberd, "", nil, Ejabberd},
-		{"empty generic", Generic, "", nil, Generic},
-		// Auto stays undecided when there is no byte to decide on.
-		{"empty auto", Auto, "", nil, Auto},
-		// One frame.
-		{"one frame", Ejabberd, frame("auth:a:b:c"), []result{{"auth:a:b:c", nil}}, Ejabberd},
-		// Several frames back to back, as one read may deliver them.
-		{"three frames", Ejabberd, frame("auth:a:b:c") + frame("isuser:a:b") + frame("auth:x:y:z:w"),
-			[]result{{"auth:a:b:c", nil}, {"isuser:a:b", nil}, {"auth:x:y:z:w", nil}}, Ejabberd},
-		// A frame of length 0 is a request (an invalid one), not the end.
-		{"empty frame", Ejabberd, frame("") + frame("isuser:a:b"), []result{{"", nil}, {"isuser:a:b", nil}}, Ejabberd},
-		// A frame body may hold newlines and NULs: the length rules.
-		{"binary frame", Ejabberd, frame("auth:a:b:\n\x00\r"), []result{{"auth:a:b:\n\x00\r", nil}}, Ejabberd},
-		// The largest frame.
-		{"max frame", Ejabberd, frame(strings.Repeat("y", MaxFrame)), []result{{strings.Repeat("y", MaxFrame), nil}}, Ejabberd},
-		// One byte of a length, then the end: a truncated frame.
-		{"truncated header", Ejabberd, frame("auth:a:b:c") + "\x00", []result{{"auth:a:b:c", nil}, {"", io.ErrUnexpectedEOF}}, Ejabberd},
-		// A length, then fewer bytes than it says: a truncated frame.
-		{"truncated body", Ejabberd, frame("auth:a:b:c")[:8], []result{{"", io.ErrUnexpectedEOF}}, Ejabberd},
-		// One line.
-		{"one line", Generic, "auth:a:b:c\n", []result{{"auth:a:b:c", nil}}, Generic},
-		// Many lines in one read, in order.
-		{"three lines", Generic, "auth:a:b:c\nisuser:a:b\nauth:x:y:z:w\n",
-			[]result{{"auth:a:b:c", nil}, {"isuser:a:b", nil}, {"auth:x:y:z:w", nil}}, Generic},
-		// "\r\n" ends a line as "\n" does.
-		{"crlf", Generic, "auth:a:b:c\r\nisuser:a:b\r\n", []result{{"auth:a:b:c", nil}, {"isuser:a:b", nil}}, Generic},
-		// Only one '\r' before the newline is dropped: the rest is the line's.
-		{"two cr", Generic, "auth:a:b:c\r\r\n", []result{{"auth:a:b:c\r", nil}}, Generic},
-		// Empty lines are no requests and get no reply.
-		{"empty lines", Generic, "\n\r\nauth:a:b:c\n\n", []result{{"auth:a:b:c", nil}}, Generic},
-		// The last line without a newline is still a request.
-		{"no final newline", Generic, "isuser:a:b\nauth:a:b:c", []result{{"isuser:a:b", nil}, {"auth:a:b:c", nil}}, Generic},
-		// A line of exactly the limit is read.
-		{"line at limit", Generic, strings.Repeat("z", DefaultMaxLine) + "\r\nisuser:a:b\n",
-			[]result{{strings.Repeat("z", DefaultMaxLine), nil}, {"isuser:a:b", nil}}, Generic},
-		// A line over the limit is skipped to its newline and what follows
-		// is read in sync.
-		{"long line", Generic, long + "\nisuser:a:b\n", []result{{"", ErrTooLarge}, {"isuser:a:b", nil}}, Generic},
-		// A line many buffers long is skipped as well.
-		{"very long line", Generic, strings.Repeat(long, 20) + "\nauth:a:b:c\n", []result{{"", ErrTooLarge}, {"auth:a:b:c", nil}}, Generic},
-		// An overlong line cut by the end of input.
-		{"long line at eof", Generic, "isuser:a:b\n" + long, []result{{"isuser:a:b", nil}, {"", ErrTooLarge}}, Generic},
-		// Auto: a lowercase letter first means lines.
-		{"auto generic", Auto, "auth:a:b:c\n", []result{{"auth:a:b:c", nil}}, Generic},
-		// Auto: anything else first means frames.
-		{"auto ejabberd", Auto, frame("auth:a:b:c"), []result{{"auth:a:b:c", nil}}, Ejabberd},
-		// Auto: an uppercase letter is no command, so frames: 'A' 'U' is a
-		// length of 16725 that the input does not have.
-		{"auto uppercase", Auto, "AUTH:a:b:c\n", []result{{"", io.ErrUnexpectedEOF}}, Ejabberd},
-		// Auto decides once: a later frame-like start stays a line.
-		{"auto decides once", Auto, "isuser:a:b\n\x00\x0bisuser:a:b\n", []result{{"isuser:a:b", nil}, {"\x00\x0bisuser:a:b", nil}}, Generic},
-	}
-	for _, tt := range tests {
-		readers := map[string]func(string) io.Reader{
-			"whole":   func(s string) io.Reader { return strings.NewReader(s) },
-			"onebyte": func(s string) io.Reader { return iotest.OneByteReader(strings.NewReader(s)) },
-			"halves":  func(s string) io.Reader { return iotest.HalfReader(strings.NewReader(s)) },
-			"dataerr": func(s string) io.Reader { return iotest.DataErrReader(strings.NewReader(s)) },
-		}
-		for how, mk := range readers {
-			rd := NewReader(mk(tt.in), tt.mode, 0)
-			got := readAll(rd)
-			if !equalResults(got, tt.want) {
-				t.Errorf("%s/%s: read %+v, want %+v", tt.name, how, got, tt.want)
-			}
-			if rd.Mode() != tt.wantMode {
-				t.Errorf("%s/%s: Mode() = %v, want %v", tt.name, how, rd.Mode(), tt.wantMode)
-			}
-			// The end is sticky.
-			if _, err := rd.ReadRequest(); err != io.EOF {
-				t.Errorf("%s/%s: ReadRequest after the end = %v, want io.EOF", tt.name, how, err)
-			}
-		}
-	}
-}
-
-func equalResults(a, b []result) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i].body != b[i].body || a[i].err != b[i].err {
-			return false
-		}
-	}
-	return true
-}
-
-// A read error other than the end of input is returned, and sticks.
-func TestReaderErrorSticks(t *testing.T) {
-	boom := errors.New("boom")
-	rd := NewReader(io.MultiReader(strings.NewReader(frame("isuser:a:b")), iotest.ErrReader(boom)), Ejabberd, 0)
-	if body, err := rd.ReadRequest(); err != nil || string(body) != "isuser:a:b" {
-		t.Fatalf("ReadRequest = %q, %v", body, err)
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := rd.ReadRequest(); err != boom {
-			t.Fatalf("ReadRequest #%d = %v, want %v", i, err, boom)
-		}
-	}
-}
-
-// A smaller line limit is honoured.
-func TestReaderMaxLine(t *testing.T) {
-	rd := NewReader(strings.NewReader("isuser:a:bc\nisuser:a:b\n"), Generic, 10)
-	got := readAll(rd)
-	want := []result{{"", ErrTooLarge}, {"isuser:a:b", nil}}
-	if !equalResults(got, want) {
-		t.Errorf("read %+v, want %+v", got, want)
-	}
-}
 
 func TestReply(t *testing.T) {
 	tests := []struct {
@@ -174,31 +24,20 @@ func TestReply(t *testing.T) {
 		{Auto, false, "\x00\x02\x00\x00"},
 	}
 	for _, tt := range tests {
-		if got := string(Reply(tt.mode, tt.ok)); got != tt.want {
+		if got := Reply(tt.mode, tt.ok); got != tt.want {
 			t.Errorf("Reply(%v, %v) = %q, want %q", tt.mode, tt.ok, got, tt.want)
 		}
-	}
-}
-
-func TestParseMode(t *testing.T) {
-	for _, tt := range []struct {
-		in   string
-		want Mode
-		ok   bool
-	}{
-		{"auto", Auto, true},
-		{"", Auto, true}, // unset: the default
-		{"ejabberd", Ejabberd, true},
-		{"generic", Generic, true},
-		{"Generic", Auto, false}, // names are lowercase
-		{"prosody", Auto, false},
-	} {
-		got, err := ParseMode(tt.in)
-		if got != tt.want || (err == nil) != tt.ok {
-			t.Errorf("ParseMode(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
+		// AppendReply's bytes are the caller's own: changing them
+		// changes no later reply.
+		b := AppendReply([]byte("x"), tt.mode, tt.ok)
+		if string(b) != "x"+tt.want {
+			t.Errorf("AppendReply(x, %v, %v) = %q, want %q", tt.mode, tt.ok, b, "x"+tt.want)
 		}
-		if tt.ok && tt.in != "" && got.String() != tt.in {
-			t.Errorf("%v.String() = %q, want %q", got, got.String(), tt.in)
+		for i := range b {
+			b[i] = '?'
+		}
+		if got := Reply(tt.mode, tt.ok); got != tt.want {
+			t.Errorf("after a caller changed its reply, Reply(%v, %v) = %q, want %q", tt.mode, tt.ok, got, tt.want)
 		}
 	}
 }

@@ -1,0 +1,387 @@
+package protocol
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// errKind names the error an outcome must have, for tables.
+type errKind int
+
+const (
+	noErr errKind = iota
+	protoErrKind
+	tooLarge
+	eofErr
+	unexpectedEOF
+)
+
+// checkErr reports whether err is of kind k.
+func checkErr(err error, k errKind) bool {
+	var pe *ProtocolError
+	switch k {
+	case noErr:
+		return err == nil
+	case protoErrKind:
+		return errors.As(err, &pe)
+	case tooLarge:
+		return errors.Is(err, ErrTooLarge)
+	case eofErr:
+		return errors.Is(err, io.EOF)
+	case unexpectedEOF:
+		return errors.Is(err, io.ErrUnexpectedEOF)
+	}
+	return false
+}
+
+func TestAppendRequest(t *testing.T) {
+	long := strings.Repeat("p", MaxFrame-len("auth:u:s:"))
+	tests := []struct {
+		name string
+		mode Mode
+		req  Request
+		want string // appended to "x"
+		err  errKind
+	}{
+		{"auth ejabberd", Ejabberd, Request{CmdAuth, "alice", "example.org", "pass"},
+			frame("auth:alice:example.org:pass"), noErr},
+		{"auth generic", Generic, Request{CmdAuth, "alice", "example.org", "pass"},
+			"auth:alice:example.org:pass\n", noErr},
+		{"auto is ejabberd", Auto, Request{CmdIsUser, "alice", "example.org", ""},
+			frame("isuser:alice:example.org"), noErr},
+		{"password keeps its colons", Generic, Request{CmdAuth, "a", "b", "p:w:"},
+			"auth:a:b:p:w:\n", noErr},
+		{"empty fields", Ejabberd, Request{CmdAuth, "", "", ""}, frame("auth:::"), noErr},
+		{"a '\\r' inside a generic password", Generic, Request{CmdAuth, "a", "b", "p\rw"},
+			"auth:a:b:p\rw\n", noErr},
+		{"a '\\n' inside an ejabberd password", Ejabberd, Request{CmdAuth, "a", "b", "p\nw"},
+			frame("auth:a:b:p\nw"), noErr},
+		{"largest frame", Ejabberd, Request{CmdAuth, "u", "s", long}, frame("auth:u:s:" + long), noErr},
+		{"largest line", Generic, Request{CmdAuth, "u", "s", long}, "auth:u:s:" + long + "\n", noErr},
+		{"frame too large", Ejabberd, Request{CmdAuth, "u", "s", long + "p"}, "", tooLarge},
+		{"line too large", Generic, Request{CmdAuth, "u", "s", long + "p"}, "", tooLarge},
+		{"unknown command", Ejabberd, Request{"login", "a", "b", "s3cr3t"}, "", protoErrKind},
+		{"no command", Generic, Request{"", "a", "b", "s3cr3t"}, "", protoErrKind},
+		{"':' in user", Ejabberd, Request{CmdAuth, "a:b", "s", "s3cr3t"}, "", protoErrKind},
+		{"':' in server", Generic, Request{CmdIsUser, "a", "s:1", ""}, "", protoErrKind},
+		{"isuser has no password", Ejabberd, Request{CmdIsUser, "a", "s", "s3cr3t"}, "", protoErrKind},
+		{"newline in a generic password", Generic, Request{CmdAuth, "a", "s", "s3cr3t\nauth:x:y:z"}, "", protoErrKind},
+		{"newline in a generic user", Generic, Request{CmdIsUser, "a\n", "s", ""}, "", protoErrKind},
+		{"generic password ending in '\\r'", Generic, Request{CmdAuth, "a", "s", "s3cr3t\r"}, "", protoErrKind},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := AppendRequest([]byte("x"), tt.mode, tt.req)
+			if !checkErr(err, tt.err) {
+				t.Fatalf("error %v, want kind %d", err, tt.err)
+			}
+			if string(got) != "x"+tt.want {
+				t.Errorf("appended %q, want %q", got[1:], tt.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("the error %q holds the password", err)
+			}
+		})
+	}
+}
+
+func TestAppendFrame(t *testing.T) {
+	tests := []struct {
+		mode Mode
+		body string
+		want string // appended to "x"
+		err  errKind
+	}{
+		{Ejabberd, "nonsense", frame("nonsense"), noErr},
+		{Ejabberd, "", "\x00\x00", noErr}, // answered no by a server
+		{Ejabberd, strings.Repeat("a", MaxFrame), frame(strings.Repeat("a", MaxFrame)), noErr},
+		{Ejabberd, strings.Repeat("a", MaxFrame+1), "", tooLarge},
+		{Generic, "nonsense", "nonsense\n", noErr},
+		{Generic, "\r", "", protoErrKind},
+		{Generic, "", "", protoErrKind},
+		{Generic, "a\nb", "", protoErrKind},
+		{Generic, strings.Repeat("a", MaxFrame+1), "", tooLarge},
+	}
+	for _, tt := range tests {
+		got, err := AppendFrame([]byte("x"), tt.mode, []byte(tt.body))
+		if !checkErr(err, tt.err) || string(got) != "x"+tt.want {
+			t.Errorf("AppendFrame(x, %v, %.20q) = %.20q, %v; want %.20q, kind %d", tt.mode, tt.body, got, err, "x"+tt.want, tt.err)
+		}
+	}
+}
+
+func TestReadReply(t *testing.T) {
+	tests := []struct {
+		name string
+		mode Mode
+		in   string
+		want bool
+		err  errKind
+		left string // what is left unread
+	}{
+		{"ejabberd yes", Ejabberd, "\x00\x02\x00\x01", true, noErr, ""},
+		{"ejabberd no", Ejabberd, "\x00\x02\x00\x00", false, noErr, ""},
+		{"ejabberd yes then more", Ejabberd, "\x00\x02\x00\x01\x00\x02", true, noErr, "\x00\x02"},
+		{"auto is ejabberd", Auto, "\x00\x02\x00\x01", true, noErr, ""},
+		{"generic yes", Generic, "1\n0\n", true, noErr, "0\n"},
+		{"generic no", Generic, "0\n", false, noErr, ""},
+		{"ejabberd other value", Ejabberd, "\x00\x02\x00\x02", false, protoErrKind, ""},
+		{"ejabberd longer frame", Ejabberd, "\x00\x03\x00\x00\x01", false, protoErrKind, "\x01"},
+		{"a line where a frame is due", Ejabberd, "1\n0\n", false, protoErrKind, ""},
+		{"a frame where a line is due", Generic, "\x00\x02\x00\x01", false, protoErrKind, "\x00\x01"},
+		{"tty's line end", Generic, "1\r\n", false, protoErrKind, "\n"},
+		{"echoed request", Generic, "auth:a:b:secret\n", false, protoErrKind, "th:a:b:secret\n"},
+		{"generic other value", Generic, "2\n", false, protoErrKind, ""},
+		{"nothing", Ejabberd, "", false, eofErr, ""},
+		{"nothing, generic", Generic, "", false, eofErr, ""},
+		{"cut frame", Ejabberd, "\x00\x02\x00", false, unexpectedEOF, "\x00\x02\x00"},
+		{"cut line", Generic, "1", false, unexpectedEOF, "1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := bufio.NewReader(strings.NewReader(tt.in))
+			got, err := ReadReply(r, tt.mode)
+			if got != tt.want || !checkErr(err, tt.err) {
+				t.Fatalf("ReadReply = %v, %v; want %v, kind %d", got, err, tt.want, tt.err)
+			}
+			if err != nil && strings.Contains(err.Error(), "secret") {
+				t.Errorf("the error %q holds what the peer sent", err)
+			}
+			if left, _ := io.ReadAll(r); string(left) != tt.left {
+				t.Errorf("left %q unread, want %q", left, tt.left)
+			}
+		})
+	}
+}
+
+// script is a fake stream: Write records, Read serves replies, and each
+// may be made to fail.
+type script struct {
+	written  bytes.Buffer
+	replies  strings.Reader
+	writeErr error
+}
+
+func (s *script) Write(b []byte) (int, error) {
+	if s.writeErr != nil {
+		return 0, s.writeErr
+	}
+	return s.written.Write(b)
+}
+
+func (s *script) Read(b []byte) (int, error) { return s.replies.Read(b) }
+
+// TestConnTranscript asks a scripted stream a series of requests and
+// compares the exact bytes written and the answers read.
+func TestConnTranscript(t *testing.T) {
+	bad := Request{CmdIsUser, "a:b", "s", ""} // refused before writing
+	type ask struct {
+		req  Request
+		want bool
+		err  errKind
+	}
+	tests := []struct {
+		name    string
+		mode    Mode
+		replies string
+		asks    []ask
+		written string
+	}{
+		{"ejabberd", Ejabberd, "\x00\x02\x00\x01\x00\x02\x00\x00", []ask{
+			{Request{CmdAuth, "alice", "h", "p:w"}, true, noErr},
+			{bad, false, protoErrKind},
+			{Request{CmdIsUser, "bob", "h", ""}, false, noErr},
+			{Request{CmdIsUser, "bob", "h", ""}, false, eofErr}, // the peer went away
+		}, frame("auth:alice:h:p:w") + frame("isuser:bob:h") + frame("isuser:bob:h")},
+		{"generic", Generic, "0\n1\n", []ask{
+			{bad, false, protoErrKind},
+			{Request{CmdSeen, "alice", "h", "t"}, false, noErr},
+			{Request{CmdUnused, "alice", "h", "t"}, true, noErr},
+		}, "seen:alice:h:t\nunused:alice:h:t\n"},
+		{"out of step after a bad reply", Generic, "1\r\n1\n", []ask{
+			{Request{CmdIsUser, "a", "h", ""}, false, protoErrKind},
+			// The "1\n" that follows is not this request's answer: nothing
+			// is written, nothing is read.
+			{Request{CmdIsUser, "b", "h", ""}, false, protoErrKind},
+		}, "isuser:a:h\n"},
+		{"out of step after a cut reply", Ejabberd, "\x00\x02", []ask{
+			{Request{CmdIsUser, "a", "h", ""}, false, unexpectedEOF},
+			{Request{CmdIsUser, "b", "h", ""}, false, unexpectedEOF},
+		}, frame("isuser:a:h")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &script{}
+			s.replies.Reset(tt.replies)
+			c := NewConn(s, tt.mode)
+			for i, a := range tt.asks {
+				got, err := c.Ask(a.req)
+				if got != a.want || !checkErr(err, a.err) {
+					t.Errorf("ask %d: %v, %v; want %v, kind %d", i, got, err, a.want, a.err)
+				}
+				// Only a request refused unsent leaves the Conn usable.
+				if usable := err == nil || a.req == bad; (c.Err() == nil) != usable {
+					t.Errorf("ask %d: Err() = %v, want usable %v", i, c.Err(), usable)
+				}
+			}
+			if s.written.String() != tt.written {
+				t.Errorf("wrote %q, want %q", s.written.String(), tt.written)
+			}
+		})
+	}
+}
+
+// A Conn whose write failed reads no reply and writes no more.
+func TestConnWriteError(t *testing.T) {
+	broken := errors.New("broken pipe")
+	s := &script{writeErr: broken}
+	s.replies.Reset("1\n1\n")
+	c := NewConn(s, Generic)
+	for i := 0; i < 2; i++ {
+		if ok, err := c.Ask(Request{CmdIsUser, "a", "h", ""}); ok || !errors.Is(err, broken) {
+			t.Errorf("ask %d: %v, %v; want false, %v", i, ok, err, broken)
+		}
+	}
+	s.writeErr = nil
+	if ok, err := c.Ask(Request{CmdIsUser, "a", "h", ""}); ok || err == nil {
+		t.Errorf("after a write error: %v, %v; want an error", ok, err)
+	}
+	if s.written.Len() != 0 || s.replies.Len() != 4 {
+		t.Errorf("wrote %q and read %d bytes after a write error", s.written.String(), 4-s.replies.Len())
+	}
+}
+
+// TestConnServer asks a Server, over an in-memory connection, in each
+// framing: the Handler gets each request exactly, and its answers come
+// back.
+func TestConnServer(t *testing.T) {
+	reqs := []Request{
+		{CmdAuth, "alice", "h", "good"},
+		{CmdAuth, "alice", "h", "go:od"},
+		{CmdAuth, "alice", "h", "bad"},
+		{CmdIsUser, "alice", "h", ""},
+		{CmdIsUser, "bob", "h", ""},
+		{CmdCertAuth, "alice", "h", "-----BEGIN CERTIFICATE-----"},
+	}
+	want := []bool{true, true, false, true, false, false}
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		t.Run(mode.String(), func(t *testing.T) {
+			cc, sc := net.Pipe()
+			h := &testHandler{}
+			done := make(chan error, 1)
+			go func() {
+				done <- (&Server{Mode: Auto, Handler: h}).Serve(context.Background(), sc, sc)
+				sc.Close()
+			}()
+			c := NewConn(cc, mode)
+			for i, r := range reqs {
+				if ok, err := c.Ask(r); ok != want[i] || err != nil {
+					t.Errorf("Ask(%+v) = %v, %v; want %v", r, ok, err, want[i])
+				}
+			}
+			c.Close()
+			if err := <-done; err != nil {
+				t.Errorf("Serve = %v", err)
+			}
+			if len(h.asked) != len(reqs) {
+				t.Fatalf("the handler got %d requests, want %d", len(h.asked), len(reqs))
+			}
+			for i, r := range h.asked {
+				if r != reqs[i] {
+					t.Errorf("request %d reached the handler as %+v, want %+v", i, r, reqs[i])
+				}
+			}
+		})
+	}
+}
+
+// TestDial asks a Server on a Unix socket through Dial, with a deadline,
+// and checks that a closed Conn asks nothing.
+func TestDial(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer nc.Close()
+				(&Server{Mode: Auto, Handler: &testHandler{}}).Serve(context.Background(), nc, nc)
+			}()
+		}
+	}()
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		c, err := Dial(context.Background(), "unix", path, mode)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+			t.Errorf("%v: SetDeadline = %v", mode, err)
+		}
+		if ok, err := c.Ask(Request{CmdIsUser, "alice", "h", ""}); !ok || err != nil {
+			t.Errorf("%v: Ask = %v, %v; want true", mode, ok, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Errorf("%v: Close = %v", mode, err)
+		}
+		if ok, err := c.Ask(Request{CmdIsUser, "alice", "h", ""}); ok || !errors.Is(err, net.ErrClosed) {
+			t.Errorf("%v: Ask after Close = %v, %v; want false, net.ErrClosed", mode, ok, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if c, err := Dial(ctx, "unix", path, Generic); err == nil {
+		c.Close()
+		t.Error("Dial with a cancelled context succeeded")
+	}
+	if _, err := Dial(context.Background(), "unix", filepath.Join(t.TempDir(), "none"), Generic); err == nil {
+		t.Error("Dial to no socket succeeded")
+	}
+}
+
+// A stream without deadlines says so; one without Close closes fine.
+func TestConnWithoutDeadline(t *testing.T) {
+	c := NewConn(&script{}, Generic)
+	if err := c.SetDeadline(time.Now()); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("SetDeadline = %v, want errors.ErrUnsupported", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("Close = %v", err)
+	}
+}
+
+// loopReplies is a stream that takes any write and serves one reply per
+// Read, for allocation counts and benchmarks.
+type loopReplies struct{ reply string }
+
+func (l *loopReplies) Write(b []byte) (int, error) { return len(b), nil }
+func (l *loopReplies) Read(b []byte) (int, error)  { return copy(b, l.reply), nil }
+
+// Ask adds no allocation to its stream's own.
+func TestConnAskAllocs(t *testing.T) {
+	req := benchRequest()
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		c := NewConn(&loopReplies{Reply(mode, true)}, mode)
+		if n := testing.AllocsPerRun(100, func() {
+			if ok, err := c.Ask(req); !ok || err != nil {
+				t.Fatalf("Ask = %v, %v", ok, err)
+			}
+		}); n != 0 {
+			t.Errorf("%v: %.1f allocations per Ask, want 0", mode, n)
+		}
+	}
+}
