@@ -246,11 +246,13 @@ func (m *minter) isUser(mode protocol.Mode) []byte {
 	return benchFrame(mode, "isuser:user0:"+m.hosts[0])
 }
 
+// benchFrame frames a request body the minter built (always well formed).
 func benchFrame(mode protocol.Mode, body string) []byte {
-	if mode == protocol.Generic {
-		return []byte(body + "\n")
+	b, err := protocol.AppendFrame(nil, mode, []byte(body))
+	if err != nil {
+		panic("bench: a request the minter built cannot be framed: " + err.Error())
 	}
-	return append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
+	return b
 }
 
 // bencher measures targets.
@@ -442,25 +444,11 @@ func (c *conn) roundTrip(mode protocol.Mode, req []byte) (bool, error) {
 
 // readReply reads one reply and insists that it is exactly a yes or a no.
 func (c *conn) readReply(mode protocol.Mode) (bool, error) {
-	var got []byte
-	var err error
-	if mode == protocol.Generic {
-		got, err = c.r.ReadSlice('\n')
-	} else {
-		got, err = c.r.Peek(4)
-		c.r.Discard(len(got))
-	}
-	switch {
-	case err == io.EOF:
+	ok, err := protocol.ReadReply(c.r, mode)
+	if err == io.EOF {
 		return false, errors.New("the helper closed its output")
-	case err != nil:
-		return false, err
-	case string(got) == protocol.Reply(mode, true):
-		return true, nil
-	case string(got) == protocol.Reply(mode, false):
-		return false, nil
 	}
-	return false, fmt.Errorf("reply %q is neither yes nor no", got)
+	return ok, err
 }
 
 // rss returns the resident and peak resident sizes of a process, in KiB, or

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -97,24 +95,17 @@ func runConnect(ctx context.Context, e *cli.Env, args []string) int {
 // request on to the daemon over one Unix socket connection, one at a time,
 // and redials whenever that connection fails. The stdin/stdout side (framing,
 // malformed requests, flushing) is protocol.Server's, as for every other
-// serving command.
+// serving command; the daemon's side is protocol.Conn's.
 type relay struct {
 	socket  string
 	timeout time.Duration
 
 	log    *slog.Logger
-	conn   relayConn
-	br     *bufio.Reader
+	conn   *protocol.Conn
 	connOK bool // the last request went through: log the next failure
 }
 
 var _ protocol.Handler = (*relay)(nil)
-
-// maxRelayFrame is the longest request passed on: a longer ejabberd frame
-// would start with a lowercase letter and, as the first bytes on a
-// connection, be taken by the daemon's auto-detection for a line. No
-// request that can be answered yes is nearly that long.
-const maxRelayFrame = 0x6100 - 1
 
 // Answer implements protocol.Handler: it asks the daemon. Only well-formed
 // requests get here, so nothing sent can put the connection out of step.
@@ -122,14 +113,7 @@ const maxRelayFrame = 0x6100 - 1
 // body; req gives back the request's exact bytes (ParseRequest splits at
 // the first three colons only).
 func (r *relay) Answer(_ context.Context, req protocol.Request) bool {
-	msg := req.AppendBody(make([]byte, 2, 64))
-	n := len(msg) - 2
-	if n > maxRelayFrame {
-		r.badRequest(protocol.Ejabberd, protocol.ErrTooLarge)
-		return false
-	}
-	msg[0], msg[1] = byte(n>>8), byte(n)
-	return r.ask(msg)
+	return r.ask(req)
 }
 
 // badRequest logs a request answered no without asking the daemon.
@@ -137,22 +121,27 @@ func (r *relay) badRequest(mode protocol.Mode, err error) {
 	r.log.Info("refused", "reason", "bad_request", "protocol", mode.String(), "detail", err.Error())
 }
 
-// ask sends one framed request to the daemon and returns its answer.
-// Whatever goes wrong within the bound (no daemon, a daemon restarting, a
-// broken connection) is retried on a new connection; past the bound the
-// answer is no, with a log line.
-func (r *relay) ask(msg []byte) bool {
+// ask sends one request to the daemon and returns its answer. Whatever
+// goes wrong within the bound (no daemon, a daemon restarting, a broken
+// connection) is retried on a new connection; past the bound the answer is
+// no, with a log line. A request the client side refuses to send (too
+// large to frame) is answered no at once.
+func (r *relay) ask(req protocol.Request) bool {
 	deadline := time.Now().Add(r.timeout)
 	backoff := 20 * time.Millisecond
 	var err error
 	for {
 		var ok bool
-		if ok, err = r.try(msg, deadline); err == nil {
+		if ok, err = r.try(req, deadline); err == nil {
 			if !r.connOK {
 				r.log.Info("connected to the daemon", "socket", r.socket)
 				r.connOK = true
 			}
 			return ok
+		}
+		if r.conn != nil && r.conn.Err() == nil {
+			r.badRequest(protocol.Ejabberd, err) // refused unsent
+			return false
 		}
 		r.close()
 		wait := time.Until(deadline)
@@ -168,38 +157,22 @@ func (r *relay) ask(msg []byte) bool {
 	return false
 }
 
-// try makes one attempt at a request: dial if need be, send, read the reply.
-func (r *relay) try(msg []byte, deadline time.Time) (bool, error) {
+// try makes one attempt at a request: dial if need be, send, read the
+// reply. A reply that is not exactly yes or no is an error, and the
+// connection is dropped.
+func (r *relay) try(req protocol.Request, deadline time.Time) (bool, error) {
 	if r.conn == nil {
 		c, err := dialRelay(r.socket, deadline)
 		if err != nil {
 			return false, err
 		}
-		r.conn, r.br = c, bufio.NewReaderSize(c, 64)
+		r.conn = protocol.NewConn(c, protocol.Ejabberd)
 	}
 	if err := r.conn.SetDeadline(deadline); err != nil {
+		r.close()
 		return false, err
 	}
-	if _, err := r.conn.Write(msg); err != nil {
-		return false, err
-	}
-	var reply [4]byte
-	if _, err := io.ReadFull(r.br, reply[:]); err != nil {
-		return false, err
-	}
-	return replyValue(reply[:])
-}
-
-// replyValue reads a daemon's reply: anything but an exact yes or no is an
-// error, and the connection is dropped.
-func replyValue(b []byte) (bool, error) {
-	switch {
-	case string(b) == protocol.Reply(protocol.Ejabberd, true):
-		return true, nil
-	case string(b) == protocol.Reply(protocol.Ejabberd, false):
-		return false, nil
-	}
-	return false, fmt.Errorf("unexpected reply from the daemon (%d bytes)", len(b))
+	return r.conn.Ask(req)
 }
 
 // relayConn is the relay's connection to the daemon.
@@ -212,6 +185,6 @@ type relayConn interface {
 func (r *relay) close() {
 	if r.conn != nil {
 		r.conn.Close()
-		r.conn, r.br = nil, nil
+		r.conn = nil
 	}
 }

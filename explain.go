@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -387,25 +386,19 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 // in the generic protocol: "seen" (it has recorded the token) or "unused"
 // (it knows it has not).
 func askDaemon(ctx context.Context, socket, cmd, user, host, token string) (bool, error) {
-	d := net.Dialer{Timeout: 2 * time.Second}
-	c, err := d.DialContext(ctx, "unix", socket)
+	ctx, cancel := context.WithTimeout(ctx, protocol.DefaultClientTimeout)
+	defer cancel()
+	c, err := protocol.Dial(ctx, "unix", socket, protocol.Generic)
 	if err != nil {
 		return false, err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(2 * time.Second))
-	if _, err := io.WriteString(c, cmd+":"+user+":"+host+":"+token+"\n"); err != nil {
+	if err := c.SetDeadline(time.Now().Add(protocol.DefaultClientTimeout)); err != nil {
 		return false, err
 	}
-	line, err := bufio.NewReader(c).ReadString('\n')
+	ok, err := c.Ask(protocol.Request{Command: cmd, User: user, Server: host, Password: token})
 	if err != nil {
 		return false, fmt.Errorf("no answer: %w", err)
 	}
-	switch strings.TrimRight(line, "\r\n") {
-	case "1":
-		return true, nil
-	case "0":
-		return false, nil
-	}
-	return false, errors.New("unexpected answer")
+	return ok, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -542,10 +541,8 @@ func (d *daemon) probeOne(path string, timeout time.Duration) error {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(timeout))
-	if _, err = c.Write([]byte("isuser:watchdog:watchdog.invalid\n")); err != nil {
-		return err
-	}
-	var reply [2]byte
-	_, err = io.ReadFull(c, reply[:])
+	// Any answer, yes or no, shows the daemon answering.
+	_, err = protocol.NewConn(c, protocol.Generic).Ask(protocol.Request{
+		Command: protocol.CmdIsUser, User: "watchdog", Server: "watchdog.invalid"})
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -123,7 +124,7 @@ func newRedisClient(rc config.RedisConfig, onConnect func(context.Context, *redi
 
 // clientTimeout is how long the XMPP server's side waits for an answer by
 // default: Prosody's tokenauthd_timeout and the relay's connect.timeout_ms.
-const clientTimeout = 2 * time.Second
+const clientTimeout = protocol.DefaultClientTimeout
 
 // warnRedisTimeout warns when a token may wait for Redis as long as the
 // XMPP server's side waits for the answer by default: that side then gives

@@ -9,6 +9,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // Relay are what the relay takes from the configuration file.
@@ -75,4 +76,4 @@ func relayTimeout(ms int) (time.Duration, error) {
 // DefaultRelayTimeout bounds one request through the relay, dialling and
 // retrying included: under Prosody's 5 s external_auth_timeout and far under
 // ejabberd's 30 s.
-const DefaultRelayTimeout = 2 * time.Second
+const DefaultRelayTimeout = protocol.DefaultClientTimeout
