@@ -164,6 +164,14 @@ var (
 	lineNo   = protocol.Reply(protocol.Generic, false)
 )
 
+// yesNo is the tests' shorthand for a reply read: "1" for yes, "0" for no.
+func yesNo(yes bool) string {
+	if yes {
+		return "1"
+	}
+	return "0"
+}
+
 // genLine returns body as a generic request line (protocol.AppendFrame);
 // it panics on a body protocol refuses: no test sends one by accident.
 func genLine(body string) string {
