@@ -125,7 +125,7 @@ func TestServeRequestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	for _, part := range []string{string(frame("isuser:alice:" + testHost)[:7]), "isuser:al", "\x00"} {
+	for _, part := range []string{ejFrame("isuser:alice:" + testHost)[:7], "isuser:al", ejFrame("isuser:alice:" + testHost)[:1]} {
 		c, err := net.Dial("unix", p.sock)
 		if err != nil {
 			t.Fatal(err)
