@@ -45,6 +45,12 @@ func newPTYReader(f *os.File) *ptyReader {
 	return r
 }
 
+// onlcr returns a generic reply as a terminal passes it on: its ONLCR
+// turns the '\n' into "\r\n".
+func onlcr(yes bool) string {
+	return strings.ReplaceAll(protocol.Reply(protocol.Generic, yes), "\n", "\r\n")
+}
+
 // expect fails the test unless the next bytes read are exactly want.
 func (r *ptyReader) expect(t *testing.T, what, want string) {
 	t.Helper()
@@ -141,10 +147,6 @@ func TestStdioOverPTY(t *testing.T) {
 			t.Errorf("a token appears in the helper's log")
 		}
 	}()
-	// A reply, as the terminal's ONLCR passes it on.
-	onlcr := func(yes bool) string {
-		return strings.ReplaceAll(protocol.Reply(protocol.Generic, yes), "\n", "\r\n")
-	}
 	r.expect(t, "answer to the early query", onlcr(true))
 
 	// From now on there is no echo: each line below is answered by
