@@ -1,9 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sort"
 	"sync"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
 )
@@ -67,16 +68,16 @@ func benchDaemon(b *testing.B, store replay.Store, conns int, mustAccept bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reply := make([]byte, 4)
+			replies := bufio.NewReaderSize(c, 16)
 			for j := i; j < len(reqs); j += conns {
 				t0 := time.Now()
 				c.Write(reqs[j])
-				if _, err := io.ReadFull(c, reply); err != nil || string(reply) != string(frameYes) {
+				if yes, err := protocol.ReadReply(replies, protocol.Ejabberd); err != nil || !yes {
 					if err == nil && !mustAccept {
 						refused.Add(1)
 						continue
 					}
-					failed.Do(func() { b.Errorf("request %d: reply %x, %v", j, reply, err) })
+					failed.Do(func() { b.Errorf("request %d: reply %v, %v", j, yes, err) })
 					return
 				}
 				rtts[i] = append(rtts[i], time.Since(t0))

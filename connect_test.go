@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // relayProc is a relay run in-process, as `tokenauthd connect ARGS`, with
@@ -42,8 +43,8 @@ func (p *relayProc) askFrame(t testing.TB, body string) []byte {
 	if _, err := p.in.Write(frame(body)); err != nil {
 		t.Fatal(err)
 	}
-	reply := make([]byte, 4)
-	if _, err := io.ReadFull(p.out, reply); err != nil {
+	reply, err := readReply(p.out, protocol.Ejabberd)
+	if err != nil {
 		t.Fatalf("reading the relay's reply: %v", err)
 	}
 	return reply
@@ -52,10 +53,10 @@ func (p *relayProc) askFrame(t testing.TB, body string) []byte {
 // askLine sends a generic line and returns the reply line.
 func (p *relayProc) askLine(t testing.TB, line string) string {
 	t.Helper()
-	if _, err := io.WriteString(p.in, line+"\n"); err != nil {
+	if _, err := io.WriteString(p.in, genLine(line)); err != nil {
 		t.Fatal(err)
 	}
-	s, err := p.out.ReadString('\n')
+	s, err := readLineReply(p.out)
 	if err != nil {
 		t.Fatalf("reading the relay's reply: %v", err)
 	}
@@ -81,22 +82,22 @@ func TestConnectRelaysBothFramings(t *testing.T) {
 	if got := ej.askFrame(t, "auth:alice:"+testHost+":"+tok); string(got) != string(frameYes) {
 		t.Fatalf("fresh token = %x, want %x", got, frameYes)
 	}
-	if got := gen.askLine(t, "auth:alice:"+testHost+":"+tok); got != "0\n" {
+	if got := gen.askLine(t, "auth:alice:"+testHost+":"+tok); got != lineNo {
 		t.Errorf("replay through another relay = %q, want 0", got)
 	}
 	if got := ej.askFrame(t, "auth:alice:"+testHost+":"+tok); string(got) != string(frameNo) {
 		t.Errorf("replay through the same relay = %x, want %x", got, frameNo)
 	}
 	tok2 := d.mintForTest(t, "bob")
-	if got := gen.askLine(t, "auth:bob:"+testHost+":"+tok2); got != "1\n" {
+	if got := gen.askLine(t, "auth:bob:"+testHost+":"+tok2); got != lineYes {
 		t.Errorf("fresh token, generic = %q, want 1", got)
 	}
 	// Malformed requests are answered no by the relay itself and do not
 	// desynchronise anything; a line that is not a request is one.
-	if got := gen.askLine(t, "\x00\x05hello"); got != "0\n" {
+	if got := gen.askLine(t, ejFrame("hello")); got != lineNo {
 		t.Errorf("garbage line = %q, want 0", got)
 	}
-	if got := gen.askLine(t, "isuser:bob:"+testHost); got != "1\n" {
+	if got := gen.askLine(t, "isuser:bob:"+testHost); got != lineYes {
 		t.Errorf("isuser after garbage = %q, want 1", got)
 	}
 	if got := ej.askFrame(t, "nonsense"); string(got) != string(frameNo) {
@@ -174,7 +175,9 @@ func TestConnectBadDaemonReply(t *testing.T) {
 					if _, err := c.Read(buf); err != nil {
 						return
 					}
-					c.Write([]byte("1\n\x00\x02\x00\x01junk")) // never a valid ejabberd reply
+					// A reply in the wrong framing, then junk: never a
+					// valid ejabberd reply.
+					io.WriteString(c, lineYes+string(frameYes)+"junk")
 				}
 			}()
 		}
@@ -221,6 +224,7 @@ func (p *waitingPeer) Write(b []byte) (int, error) { return p.out.Write(b) }
 func TestConnectRepliesBeforeWaiting(t *testing.T) {
 	_, sock, _ := startDaemon(t, nil)
 	yes, no := string(frameYes), string(frameNo)
+	l1, l0 := lineYes, lineNo
 	// Users are the application's: isuser says yes to any user of a
 	// configured host, and no elsewhere.
 	isuser := func(u string) string { return "isuser:" + u + ":" + testHost }
@@ -231,13 +235,13 @@ func TestConnectRepliesBeforeWaiting(t *testing.T) {
 		owed   []string
 		out    string
 	}{
-		{"empty line after", []string{isuser("alice") + "\n\n", other + "\n"}, []string{"", "1\n"}, "1\n0\n"},
-		{"stray cr after", []string{isuser("alice") + "\n\r", "\n" + other + "\n"}, []string{"", "1\n"}, "1\n0\n"},
-		{"part of the next line", []string{isuser("alice") + "\nisus", "er:alice:other.invalid\n"}, []string{"", "1\n"}, "1\n0\n"},
-		{"part of the next frame", []string{string(frame(isuser("alice"))) + "\x00", string(frame(other))[1:]}, []string{"", yes}, yes + no},
+		{"empty line after", []string{isuser("alice") + "\n\n", other + "\n"}, []string{"", l1}, l1 + l0},
+		{"stray cr after", []string{isuser("alice") + "\n\r", "\n" + other + "\n"}, []string{"", l1}, l1 + l0},
+		{"part of the next line", []string{isuser("alice") + "\nisus", "er:alice:other.invalid\n"}, []string{"", l1}, l1 + l0},
+		{"part of the next frame", []string{ejFrame(isuser("alice")) + ejFrame(other)[:1], ejFrame(other)[1:]}, []string{"", yes}, yes + no},
 		// The first request names a command, or auto would not take the
 		// stream for lines.
-		{"bad request then part", []string{"auth:bogus\nisuser:al", "ice:" + testHost + "\n"}, []string{"", "0\n"}, "0\n1\n"},
+		{"bad request then part", []string{"auth:bogus\nisuser:al", "ice:" + testHost + "\n"}, []string{"", l0}, l0 + l1},
 	}
 	for _, tt := range tests {
 		p := &waitingPeer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed}
@@ -272,12 +276,12 @@ func TestConnectLogSettings(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := writeTestConfig(t, t.TempDir(), "[log]\n"+tc.log+"\n")
 			var out, errOut bytes.Buffer
-			e := &cli.Env{Stdin: strings.NewReader("isuser:alice:" + testHost + "\n"), Stdout: &out, Stderr: &errOut}
+			e := &cli.Env{Stdin: strings.NewReader(genLine("isuser:alice:" + testHost)), Stdout: &out, Stderr: &errOut}
 			code := run(context.Background(), e, []string{"connect", "-config", cfg, "-socket", sock})
 			if code != tc.code || !tc.check(errOut.String()) {
 				t.Fatalf("exit %d, log %q", code, errOut.String())
 			}
-			if want := map[int]string{0: "1\n", 1: ""}[tc.code]; out.String() != want {
+			if want := map[int]string{0: lineYes, 1: ""}[tc.code]; out.String() != want {
 				t.Fatalf("stdout %q, want %q", out.String(), want)
 			}
 		})

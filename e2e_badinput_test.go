@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 func TestBinaryBadInput(t *testing.T) {
@@ -37,14 +39,18 @@ func TestBinaryBadInput(t *testing.T) {
 			var in bytes.Buffer
 			var want []byte
 			var secrets []string // what stderr must never hold
-			yes, no := []byte{0, 2, 0, 1}, []byte{0, 2, 0, 0}
+			m := protocol.Ejabberd
 			if mode == "generic" {
-				yes, no = []byte("1\n"), []byte("0\n")
+				m = protocol.Generic
 			}
+			yes, no := []byte(protocol.Reply(m, true)), []byte(protocol.Reply(m, false))
 			req := func(body []byte, answer bool) {
 				if mode == "ejabberd" {
 					in.WriteString(ejFrame(string(body)))
 				} else {
+					// By hand, not protocol.AppendFrame: the lines include
+					// some it refuses on purpose (over MaxFrame, or ending
+					// in '\r').
 					in.Write(body)
 					in.WriteByte('\n')
 				}
@@ -126,9 +132,9 @@ func TestBinaryNoise(t *testing.T) {
 				noise[j] = byte(rng.UintN(256))
 			}
 			out, errOut, code := runBinary(t, noise, "-config", path, "-protocol", proto)
-			reply := []byte{0, 2, 0, 0}
+			reply := []byte(protocol.Reply(protocol.Ejabberd, false))
 			if proto == "generic" {
-				reply = []byte("0\n")
+				reply = []byte(protocol.Reply(protocol.Generic, false))
 			}
 			if code != 0 || len(out) == 0 && proto == "generic" || !bytes.Equal(out, bytes.Repeat(reply, len(out)/len(reply))) {
 				t.Errorf("%s, %d bytes of noise: exit %d, stdout %q\n%s", proto, len(noise), code, out, errOut)

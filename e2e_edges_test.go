@@ -74,11 +74,11 @@ func TestBinarySharedPipeRepliesOnly(t *testing.T) {
 					break
 				}
 				if i%2 == 0 {
-					in.WriteString("auth:alice:" + testHost + ":" + mintT(t, minter, "alice") + "\n")
-					want += "1\n"
+					in.WriteString(genLine("auth:alice:" + testHost + ":" + mintT(t, minter, "alice")))
+					want += lineYes
 				} else {
-					in.WriteString("auth:admin:" + testHost + ":x\n")
-					want += "0\n"
+					in.WriteString(genLine("auth:admin:" + testHost + ":x"))
+					want += lineNo
 				}
 			}
 			r, w, err := os.Pipe()
@@ -229,8 +229,8 @@ func TestBinaryConfigWarnings(t *testing.T) {
 			t.Errorf("check-config: exit %d, %q; want 0 and %q", code, out, want)
 		}
 	}
-	code, out, errOut := runBinaryIn(t, "isuser:a:"+testHost+"\n", nil, "-config", cfg)
-	if code != 0 || out != "1\n" || strings.Count(errOut, "readable by every user") != 2 {
+	code, out, errOut := runBinaryIn(t, genLine("isuser:a:"+testHost), nil, "-config", cfg)
+	if code != 0 || out != lineYes || strings.Count(errOut, "readable by every user") != 2 {
 		t.Errorf("helper: exit %d, stdout %q, log %q; want both files warned about", code, out, errOut)
 	}
 }

@@ -8,12 +8,13 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // longFrameLengths are frame lengths whose first byte is a lowercase
@@ -40,7 +41,7 @@ func TestBinaryAutoLongFrame(t *testing.T) {
 			}
 			tok := strings.TrimSuffix(string(out), "\n")
 			in := ejFrame(longAuthBody(n, "example.org")) + ejFrame("auth:alice:example.org:"+tok)
-			want := []byte{0, 2, 0, 0, 0, 2, 0, 1}
+			want := protocol.AppendReply(protocol.AppendReply(nil, protocol.Ejabberd, false), protocol.Ejabberd, true)
 			out, errOut, code = runBinary(t, []byte(in), "-config", cfg)
 			if code != 0 || !bytes.Equal(out, want) {
 				t.Errorf("exit %d, replies %q, want 0, %q\n%s", code, out, want, errOut)
@@ -65,8 +66,8 @@ func TestServeAutoLongFrame(t *testing.T) {
 			defer c.Close()
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			go c.Write(frame(longAuthBody(n, testHost)))
-			reply := make([]byte, 4)
-			if _, err := io.ReadFull(c, reply); err != nil || !bytes.Equal(reply, frameNo) {
+			reply, err := readReply(c, protocol.Ejabberd)
+			if err != nil || !bytes.Equal(reply, frameNo) {
 				t.Fatalf("long frame: reply %q, %v; want %q", reply, err, frameNo)
 			}
 			if r := askFrame(t, c, "auth:alice:"+testHost+":"+mintT(t, v, "alice")); !bytes.Equal(r, frameYes) {
@@ -75,7 +76,7 @@ func TestServeAutoLongFrame(t *testing.T) {
 		})
 		t.Run(fmt.Sprintf("connect/%#x", n), func(t *testing.T) {
 			in := ejFrame(longAuthBody(n, testHost)) + ejFrame("auth:alice:"+testHost+":"+mintT(t, v, "alice"))
-			want := []byte{0, 2, 0, 0, 0, 2, 0, 1}
+			want := protocol.AppendReply(protocol.AppendReply(nil, protocol.Ejabberd, false), protocol.Ejabberd, true)
 			out, errOut, code := runBinary(t, []byte(in), "connect", "-socket", sock)
 			if code != 0 || !bytes.Equal(out, want) {
 				t.Errorf("exit %d, replies %q, want 0, %q\n%s", code, out, want, errOut)

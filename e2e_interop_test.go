@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -107,7 +108,7 @@ func TestInteropPyotpTokens(t *testing.T) {
 		tok := pyotpToken(t, seed, secret, jid, 0, "")
 		for _, yes := range []bool{true, false} { // fresh, then replayed
 			in.WriteString(ejFrame("auth:" + user + ":" + host + ":" + tok))
-			want = append(want, 0, 2, 0, map[bool]byte{true: 1, false: 0}[yes])
+			want = protocol.AppendReply(want, protocol.Ejabberd, yes)
 		}
 	}
 	out, errOut, code := runBinary(t, in.Bytes(), "-config", path)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // TestE2ERotationWithSIGHUP runs the real binary as the stdin/stdout helper
@@ -40,14 +42,14 @@ func TestE2ERotationWithSIGHUP(t *testing.T) {
 	out := bufio.NewReader(outPipe)
 	auth := func(tok string) bool {
 		t.Helper()
-		if _, err := io.WriteString(in, "auth:"+user+":"+host+":"+tok+"\n"); err != nil {
+		if _, err := io.WriteString(in, genLine("auth:"+user+":"+host+":"+tok)); err != nil {
 			t.Fatal(err)
 		}
-		line, err := out.ReadString('\n')
+		yes, err := protocol.ReadReply(out, protocol.Generic)
 		if err != nil {
 			t.Fatalf("no reply: %v\n%s", err, stderr)
 		}
-		return line == "1\n"
+		return yes
 	}
 	hup := func() {
 		t.Helper()

@@ -104,9 +104,9 @@ func TestBinaryTerminalRepliesOnly(t *testing.T) {
 				}
 				p := startOnPTY(t, args...)
 				for i := range 6 {
-					query, want := "auth:admin:"+testHost+":x\n", "0\r\n"
+					query, want := genLine("auth:admin:"+testHost+":x"), onlcr(false)
 					if i%2 == 0 {
-						query, want = "auth:alice:"+testHost+":"+mintT(t, minter, "alice")+"\n", "1\r\n"
+						query, want = genLine("auth:alice:"+testHost+":"+mintT(t, minter, "alice")), onlcr(true)
 					}
 					if _, err := p.master.Write([]byte(query)); err != nil {
 						t.Fatal(err)

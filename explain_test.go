@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -168,12 +169,12 @@ func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (strin
 			t.Fatal(err)
 		}
 		defer c.Close()
-		fmt.Fprintf(c, "%s\n", req)
-		b := make([]byte, 2)
-		if _, err := io.ReadFull(c, b); err != nil {
+		io.WriteString(c, genLine(req))
+		reply, err := readLineReply(bufio.NewReader(c))
+		if err != nil {
 			t.Fatal(err)
 		}
-		return string(b)
+		return reply
 	}
 	return sock, ask
 }
@@ -199,20 +200,20 @@ func TestExplainAsksDaemon(t *testing.T) {
 			t.Fatalf("unused token: exit %d\n%s", code, out)
 		}
 	}
-	if got := ask("unused:alice:a.example:" + tok); got != "1\n" {
+	if got := ask("unused:alice:a.example:" + tok); got != lineYes {
 		t.Errorf("unused request for an unused token = %q, want 1", got)
 	}
-	if got := ask("auth:alice:a.example:" + tok); got != "1\n" {
+	if got := ask("auth:alice:a.example:" + tok); got != lineYes {
 		t.Fatalf("auth after explain = %q, want accepted: explain recorded the token", got)
 	}
-	if got := ask("auth:alice:a.example:" + tok); got != "0\n" {
+	if got := ask("auth:alice:a.example:" + tok); got != lineNo {
 		t.Fatalf("replayed auth = %q, want refused", got)
 	}
 	code, out := explainNow(t, cfgPath, sockArg, "alice@a.example", tok)
 	if code != 1 || !strings.Contains(out, "refused: replayed") {
 		t.Fatalf("used token: exit %d\n%s", code, out)
 	}
-	if got := ask("unused:alice:a.example:" + tok); got != "0\n" {
+	if got := ask("unused:alice:a.example:" + tok); got != lineNo {
 		t.Errorf("unused request for a used token = %q, want 0", got)
 	}
 	// As of another time the daemon is not asked: it knows only now, on
@@ -234,7 +235,7 @@ func TestExplainAsksDaemon(t *testing.T) {
 			cmd + ":alice:z.example:" + fresh,
 			cmd + ":alice:a.example:" + mintAt(t, secretA, seedA, "alice", "a.example", now.Add(-10*time.Minute)),
 		} {
-			if got := ask(req); got != "0\n" {
+			if got := ask(req); got != lineNo {
 				t.Errorf("%.30s... = %q, want 0", req, got)
 			}
 		}
@@ -267,7 +268,7 @@ func TestExplainDaemonCannotTell(t *testing.T) {
 	tok := mintAt(t, secretA, seedA, "alice", "a.example", time.Now())
 
 	down, ask := startExplainDaemon(t, cfgPath, unavailableStore{})
-	if got := ask("unused:alice:a.example:" + tok); got != "0\n" {
+	if got := ask("unused:alice:a.example:" + tok); got != lineNo {
 		t.Errorf("unused request with the store down = %q, want 0", got)
 	}
 	other := writeConfig(t, tempConfigPath(t), hostBlock("a.example", "another-secret-0123", seedA, nil, nil))
@@ -375,7 +376,7 @@ func TestExplainStoreForgot(t *testing.T) {
 				}
 			}
 			// Explaining records nothing.
-			if got, want := ask("auth:alice:a.example:"+tok), map[bool]string{true: "1\n", false: "0\n"}[tc.code == 0 && tc.ends == 0]; got != want {
+			if got, want := ask("auth:alice:a.example:"+tok), protocol.Reply(protocol.Generic, tc.code == 0 && tc.ends == 0); got != want {
 				t.Errorf("auth after explain = %q, want %q", got, want)
 			}
 		})

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -86,19 +88,18 @@ func checkReplies(t *testing.T, in, out []byte) {
 		p := []byte(c + ":")
 		generic = generic || bytes.HasPrefix(in, p) || (len(in) < len(p) && bytes.HasPrefix(p, in))
 	}
+	mode := protocol.Ejabberd
 	if generic {
-		for len(out) > 0 {
-			if len(out) < 2 || (out[0] != '0' && out[0] != '1') || out[1] != '\n' {
-				t.Fatalf("not a generic reply: %q", out)
-			}
-			out = out[2:]
-		}
-		return
+		mode = protocol.Generic
 	}
-	for len(out) > 0 {
-		if len(out) < 4 || out[0] != 0 || out[1] != 2 || out[2] != 0 || out[3] > 1 {
-			t.Fatalf("not an ejabberd reply: %q", out)
+	r := bufio.NewReader(bytes.NewReader(out))
+	for {
+		_, err := protocol.ReadReply(r, mode)
+		if err == io.EOF {
+			return
 		}
-		out = out[4:]
+		if err != nil {
+			t.Fatalf("not %v replies: %q: %v", mode, out, err)
+		}
 	}
 }

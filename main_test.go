@@ -13,6 +13,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -166,9 +167,14 @@ func TestRunCheckConfig(t *testing.T) {
 	}
 }
 
-// ejFrame is body in ejabberd framing.
+// ejFrame is body in ejabberd framing (protocol.AppendFrame); it panics on
+// a body over protocol.MaxFrame: no test sends one by accident.
 func ejFrame(body string) string {
-	return string([]byte{byte(len(body) >> 8), byte(len(body))}) + body
+	b, err := protocol.AppendFrame(nil, protocol.Ejabberd, []byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
 
 // The stdin/stdout helper, in-process, in both framings: exact replies,
@@ -204,10 +210,10 @@ func TestRunStdio(t *testing.T) {
 		for _, r := range reqs {
 			if mode == "ejabberd" {
 				in.WriteString(ejFrame(r.body))
-				want.WriteString(map[bool]string{true: "\x00\x02\x00\x01", false: "\x00\x02\x00\x00"}[r.yes])
+				want.WriteString(protocol.Reply(protocol.Ejabberd, r.yes))
 			} else {
-				in.WriteString(r.body + "\n")
-				want.WriteString(map[bool]string{true: "1\n", false: "0\n"}[r.yes])
+				in.WriteString(genLine(r.body))
+				want.WriteString(protocol.Reply(protocol.Generic, r.yes))
 			}
 		}
 		// auto detects both.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -49,7 +50,7 @@ func TestNonceDigitsDefaultStopsImpersonation(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := rfcConfig(t, tt.extra)
 			code, out, errOut := runCmd(t, forge(cfg)+"\n", "-config", cfg, "-protocol", "generic")
-			if code != 0 || out != map[bool]string{true: "1\n", false: "0\n"}[tt.yes] {
+			if code != 0 || out != protocol.Reply(protocol.Generic, tt.yes) {
 				t.Errorf("forged admin token: exit %d, reply %q, want yes=%v", code, out, tt.yes)
 			}
 			if got := strings.Contains(errOut, "nonce_digits = 0"); got != tt.warning {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // limitsDaemon runs the binary's daemon with [daemon] extra and metrics,
@@ -52,8 +53,8 @@ func askIsUser(c net.Conn) error {
 	if _, err := c.Write(frame("isuser:alice:" + testHost)); err != nil {
 		return err
 	}
-	reply := make([]byte, 4)
-	if _, err := io.ReadFull(c, reply); err != nil {
+	reply, err := readReply(c, protocol.Ejabberd)
+	if err != nil {
 		return err
 	}
 	if !bytes.Equal(reply, frameYes) {
@@ -124,7 +125,7 @@ func TestServeRequestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer fresh.Close()
-	for _, part := range []string{string(frame("isuser:alice:" + testHost)[:7]), "isuser:al", "\x00"} {
+	for _, part := range []string{ejFrame("isuser:alice:" + testHost)[:7], "isuser:al", ejFrame("isuser:alice:" + testHost)[:1]} {
 		c, err := net.Dial("unix", p.sock)
 		if err != nil {
 			t.Fatal(err)
@@ -165,8 +166,8 @@ func TestServeLongFrameSkipped(t *testing.T) {
 	}
 	for _, n := range []int{maxDaemonRequest + 1, 0xffff} {
 		go c.Write(frame(longAuthBody(n, testHost)))
-		reply := make([]byte, 4)
-		if _, err := io.ReadFull(c, reply); err != nil || !bytes.Equal(reply, frameNo) {
+		reply, err := readReply(c, protocol.Ejabberd)
+		if err != nil || !bytes.Equal(reply, frameNo) {
 			t.Fatalf("%d-byte frame: reply %x, %v; want %x", n, reply, err, frameNo)
 		}
 		if r := askFrame(t, c, "auth:alice:"+testHost+":"+mintT(t, v, "alice")); !bytes.Equal(r, frameYes) {

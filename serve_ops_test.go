@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // opsProc is the real binary running `tokenauthd serve`.
@@ -83,14 +84,14 @@ func dialLines(t testing.TB, sock string) *lineConn {
 
 func (l *lineConn) ask(t testing.TB, req string) string {
 	t.Helper()
-	if _, err := io.WriteString(l.c, req+"\n"); err != nil {
+	if _, err := io.WriteString(l.c, genLine(req)); err != nil {
 		t.Fatal(err)
 	}
-	line, err := l.r.ReadString('\n')
+	yes, err := protocol.ReadReply(l.r, protocol.Generic)
 	if err != nil {
 		t.Fatalf("reply: %v", err)
 	}
-	return strings.TrimSuffix(line, "\n")
+	return yesNo(yes)
 }
 
 // scrape fetches a Prometheus text page and returns its samples, keyed by
@@ -242,19 +243,19 @@ func TestSIGHUPSparesRelay(t *testing.T) {
 	out := bufio.NewReader(outPipe)
 	ask := func(tok string) string {
 		t.Helper()
-		io.WriteString(in, "auth:alice:a.example:"+tok+"\n")
-		line, err := out.ReadString('\n')
+		io.WriteString(in, genLine("auth:alice:a.example:"+tok))
+		line, err := readLineReply(out)
 		if err != nil {
 			t.Fatalf("relay: %v\n%s", err, stderr)
 		}
 		return line
 	}
-	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != "1\n" {
+	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != lineYes {
 		t.Fatalf("before SIGHUP: %q", got)
 	}
 	relay.Process.Signal(syscall.SIGHUP)
 	d.hup(t)
-	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != "1\n" {
+	if got := ask(mintWith(t, secretA, seedA, "alice", "a.example")); got != lineYes {
 		t.Fatalf("after SIGHUP: %q\n%s", got, stderr)
 	}
 	in.Close()

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -116,28 +117,70 @@ func (d *daemon) mintForTest(t testing.TB, user string) string {
 	return tok
 }
 
-// frame returns an ejabberd frame of body.
-func frame(body string) []byte {
-	return append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
-}
+// frame returns an ejabberd frame of body (see ejFrame).
+func frame(body string) []byte { return []byte(ejFrame(body)) }
 
-// askFrame sends one ejabberd frame on c and returns the 4-byte reply.
+// askFrame sends one ejabberd frame on c and returns the reply's bytes
+// (frameYes or frameNo; anything else fails the test).
 func askFrame(t testing.TB, c net.Conn, body string) []byte {
 	t.Helper()
 	if _, err := c.Write(frame(body)); err != nil {
 		t.Fatal(err)
 	}
-	reply := make([]byte, 4)
-	if _, err := io.ReadFull(c, reply); err != nil {
+	reply, err := readReply(c, protocol.Ejabberd)
+	if err != nil {
 		t.Fatalf("reading the reply: %v", err)
 	}
 	return reply
 }
 
+// readReply reads one reply in mode from r, and not a byte past it (r may
+// hold later replies), with protocol.ReadReply, and returns its bytes:
+// protocol.Reply's yes or no. Anything else is an error.
+func readReply(r io.Reader, mode protocol.Mode) ([]byte, error) {
+	n := int64(len(protocol.Reply(mode, true)))
+	ok, err := protocol.ReadReply(bufio.NewReaderSize(io.LimitReader(r, n), 16), mode)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(protocol.Reply(mode, ok)), nil
+}
+
+// readLineReply reads one generic reply from r with protocol.ReadReply
+// and returns its bytes: lineYes or lineNo.
+func readLineReply(r *bufio.Reader) (string, error) {
+	ok, err := protocol.ReadReply(r, protocol.Generic)
+	if err != nil {
+		return "", err
+	}
+	return protocol.Reply(protocol.Generic, ok), nil
+}
+
+// The replies, as protocol writes them.
 var (
-	frameYes = []byte{0, 2, 0, 1}
-	frameNo  = []byte{0, 2, 0, 0}
+	frameYes = []byte(protocol.Reply(protocol.Ejabberd, true))
+	frameNo  = []byte(protocol.Reply(protocol.Ejabberd, false))
+	lineYes  = protocol.Reply(protocol.Generic, true)
+	lineNo   = protocol.Reply(protocol.Generic, false)
 )
+
+// yesNo is the tests' shorthand for a reply read: "1" for yes, "0" for no.
+func yesNo(yes bool) string {
+	if yes {
+		return "1"
+	}
+	return "0"
+}
+
+// genLine returns body as a generic request line (protocol.AppendFrame);
+// it panics on a body protocol refuses: no test sends one by accident.
+func genLine(body string) string {
+	b, err := protocol.AppendFrame(nil, protocol.Generic, []byte(body))
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 func dialT(t testing.TB, sock string) net.Conn {
 	t.Helper()
@@ -167,10 +210,10 @@ func TestServeAnswersBothFramings(t *testing.T) {
 	genR := bufio.NewReader(gen)
 	askLine := func(line string) string {
 		t.Helper()
-		if _, err := io.WriteString(gen, line+"\n"); err != nil {
+		if _, err := io.WriteString(gen, genLine(line)); err != nil {
 			t.Fatal(err)
 		}
-		s, err := genR.ReadString('\n')
+		s, err := readLineReply(genR)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,18 +224,18 @@ func TestServeAnswersBothFramings(t *testing.T) {
 	if got := askFrame(t, ej, "auth:alice:"+testHost+":"+tok); string(got) != string(frameYes) {
 		t.Fatalf("fresh token via ejabberd framing = %x, want %x", got, frameYes)
 	}
-	if got := askLine("auth:alice:" + testHost + ":" + tok); got != "0\n" {
-		t.Errorf("replay via another connection = %q, want %q", got, "0\n")
+	if got := askLine("auth:alice:" + testHost + ":" + tok); got != lineNo {
+		t.Errorf("replay via another connection = %q, want %q", got, lineNo)
 	}
 	if got := askFrame(t, ej, "auth:alice:"+testHost+":"+tok); string(got) != string(frameNo) {
 		t.Errorf("replay via the same connection = %x, want %x", got, frameNo)
 	}
 	tok2 := d.mintForTest(t, "bob")
-	if got := askLine("auth:bob:" + testHost + ":" + tok2); got != "1\n" {
-		t.Errorf("fresh token via generic lines = %q, want %q", got, "1\n")
+	if got := askLine("auth:bob:" + testHost + ":" + tok2); got != lineYes {
+		t.Errorf("fresh token via generic lines = %q, want %q", got, lineYes)
 	}
-	if got := askLine("isuser:bob:" + testHost); got != "1\n" {
-		t.Errorf("isuser = %q, want %q", got, "1\n")
+	if got := askLine("isuser:bob:" + testHost); got != lineYes {
+		t.Errorf("isuser = %q, want %q", got, lineYes)
 	}
 	// Bad bytes are answered no, and the connection stays in sync.
 	if got := askFrame(t, ej, "nonsense"); string(got) != string(frameNo) {
@@ -254,8 +297,8 @@ func TestServeStopAnswersInFlight(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	close(bs.release)
-	reply := make([]byte, 4)
-	if _, err := io.ReadFull(c, reply); err != nil {
+	reply, err := readReply(c, protocol.Ejabberd)
+	if err != nil {
 		t.Fatalf("in-flight request not answered: %v", err)
 	}
 	if string(reply) != string(frameYes) {
@@ -330,8 +373,8 @@ func TestServeConcurrentConnections(t *testing.T) {
 		if _, err := c.Write(frame("auth:" + user + ":" + testHost + ":" + tok)); err != nil {
 			return -1000
 		}
-		reply := make([]byte, 4)
-		if _, err := io.ReadFull(c, reply); err != nil {
+		reply, err := readReply(c, protocol.Ejabberd)
+		if err != nil {
 			return -1000
 		}
 		if string(reply) == string(frameYes) {
@@ -389,8 +432,8 @@ func TestServeWatchdogProbe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fmt.Fprintf(c, "isuser:watchdog:watchdog.invalid\n")
-	if reply, err := bufio.NewReader(c).ReadString('\n'); err != nil || reply != "0\n" {
+	io.WriteString(c, genLine("isuser:watchdog:watchdog.invalid"))
+	if reply, err := readLineReply(bufio.NewReader(c)); err != nil || reply != lineNo {
 		t.Fatalf("isuser from a peer = %q, %v", reply, err)
 	}
 	c.Close()

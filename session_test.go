@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -144,14 +145,14 @@ func startSession(t testing.TB, cfgPath string, extra ...string) *session {
 // ask sends one request line and returns the reply ("1" or "0").
 func (s *session) ask(req string) string {
 	s.t.Helper()
-	if _, err := io.WriteString(s.in, req+"\n"); err != nil {
+	if _, err := io.WriteString(s.in, genLine(req)); err != nil {
 		s.t.Fatalf("write %q: %v (stderr: %s)", req, err, s.stderr)
 	}
-	line, err := s.out.ReadString('\n')
+	yes, err := protocol.ReadReply(s.out, protocol.Generic)
 	if err != nil {
 		s.t.Fatalf("reply to %q: %v (stderr: %s)", req, err, s.stderr)
 	}
-	return strings.TrimSuffix(line, "\n")
+	return yesNo(yes)
 }
 
 // auth reports whether the helper accepts the token for user@host.

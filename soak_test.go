@@ -21,7 +21,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -35,6 +34,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -328,6 +328,9 @@ func soakBad(rng *rand.Rand, app *verifier.Verifier, user string, ejabberd bool,
 		}
 		if !ejabberd {
 			body[0] = 'a' + byte(rng.IntN(26)) // stays one generic line
+			if body[len(body)-1] == '\r' {
+				body[len(body)-1] = ' ' // which a reader would not trim
+			}
 		}
 		return body
 	default: // oversized
@@ -365,25 +368,19 @@ func (cl *soakClient) dial() error {
 // reply was well formed and arrived.
 func (cl *soakClient) ask(body []byte) (yes, sane bool) {
 	cl.c.SetDeadline(time.Now().Add(30 * time.Second))
+	mode := protocol.Generic
 	if cl.ejabberd {
-		fr := append([]byte{byte(len(body) >> 8), byte(len(body))}, body...)
-		if _, err := cl.c.Write(fr); err != nil {
-			return false, false
-		}
-		var rep [4]byte
-		if _, err := io.ReadFull(cl.r, rep[:]); err != nil || rep[0] != 0 || rep[1] != 2 || rep[2] != 0 || rep[3] > 1 {
-			return false, false
-		}
-		return rep[3] == 1, true
+		mode = protocol.Ejabberd
 	}
-	if _, err := cl.c.Write(append(body, '\n')); err != nil {
+	fr, err := protocol.AppendFrame(nil, mode, body)
+	if err != nil {
 		return false, false
 	}
-	line, err := cl.r.ReadString('\n')
-	if err != nil || (line != "1\n" && line != "0\n") {
+	if _, err := cl.c.Write(fr); err != nil {
 		return false, false
 	}
-	return line == "1\n", true
+	yes, err = protocol.ReadReply(cl.r, mode)
+	return yes, err == nil
 }
 
 // rssKB returns the resident set size of process pid, in KiB.

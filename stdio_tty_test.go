@@ -16,6 +16,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -42,6 +43,12 @@ func newPTYReader(f *os.File) *ptyReader {
 		}
 	}()
 	return r
+}
+
+// onlcr returns a generic reply as a terminal passes it on: its ONLCR
+// turns the '\n' into "\r\n".
+func onlcr(yes bool) string {
+	return strings.ReplaceAll(protocol.Reply(protocol.Generic, yes), "\n", "\r\n")
 }
 
 // expect fails the test unless the next bytes read are exactly want.
@@ -140,32 +147,33 @@ func TestStdioOverPTY(t *testing.T) {
 			t.Errorf("a token appears in the helper's log")
 		}
 	}()
-	// The answer, "1\n" through the terminal's ONLCR.
-	r.expect(t, "answer to the early query", "1\r\n")
+	r.expect(t, "answer to the early query", onlcr(true))
 
 	// From now on there is no echo: each line below is answered by
-	// exactly the bytes shown and nothing else, or the next expectation
-	// fails.
+	// exactly its reply and nothing else, or the next expectation fails.
+	// The lines are typed as they are, by hand: some end in CRLF, as a
+	// terminal's may.
 	second := token("alice")
 	for _, c := range []struct {
-		name, query, want string
+		name, query string
+		want        bool
 	}{
-		{"replay of the early token", "auth:alice:localhost:" + early + "\n", "0"},
-		{"fresh token, CRLF line", "auth:alice:localhost:" + second + "\r\n", "1"},
-		{"same again, LF line", "auth:alice:localhost:" + second + "\n", "0"},
-		{"isuser", "isuser:alice:localhost\r\n", "1"},
+		{"replay of the early token", "auth:alice:localhost:" + early + "\n", false},
+		{"fresh token, CRLF line", "auth:alice:localhost:" + second + "\r\n", true},
+		{"same again, LF line", "auth:alice:localhost:" + second + "\n", false},
+		{"isuser", "isuser:alice:localhost\r\n", true},
 		// A CR inside a line is data, not a line end: one answer.
-		{"CR inside the password", "auth:alice:localhost:pass\rword\n", "0"},
+		{"CR inside the password", "auth:alice:localhost:pass\rword\n", false},
 		// Terminal control characters are data too: no signal (^C ^\ ^Z),
 		// no line editing (^U ^W DEL), no end of file (^D), no flow
 		// control (^S ^Q), no literal-next (^V).
-		{"control characters", "auth:alice:localhost:\x03\x1c\x1a\x15\x17\x7f\x04\x13\x11\x16x\n", "0"},
-		{"still serving, in step", "auth:bob:localhost:" + token("bob") + "\n", "1"},
+		{"control characters", "auth:alice:localhost:\x03\x1c\x1a\x15\x17\x7f\x04\x13\x11\x16x\n", false},
+		{"still serving, in step", "auth:bob:localhost:" + token("bob") + "\n", true},
 	} {
 		if _, err := ptmx.Write([]byte(c.query)); err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		r.expect(t, c.name, c.want+"\r\n")
+		r.expect(t, c.name, onlcr(c.want))
 	}
 	select {
 	case err := <-exited:
