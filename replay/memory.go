@@ -44,7 +44,7 @@ type Memory struct {
 	onLive        func()
 	liveEvictions atomic.Uint64
 	pendingLive   int // live evictions not yet reported to onLive; under mu
-	forgot        forgetMark
+	forgot        ForgetMark
 	closed        atomic.Bool
 }
 
@@ -157,13 +157,13 @@ func (m *Memory) TTL() time.Duration { return m.ttl }
 // records it had acknowledged: a store that starts empty although an earlier
 // process may have recorded keys (no journal), or a journal found
 // incomplete. ForgottenAt reports the latest such moment.
-func (m *Memory) MarkForgotten(at time.Time) { m.forgot.raise(at) }
+func (m *Memory) MarkForgotten(at time.Time) { m.forgot.Raise(at) }
 
 // ForgottenAt implements Store: the latest moment given to MarkForgotten,
 // zero if none. A memory store forgets nothing while it runs (the capacity
 // guard reports what it forces out); what it forgets is what it held
 // before it started, which only its owner knows.
-func (m *Memory) ForgottenAt() time.Time { return m.forgot.load() }
+func (m *Memory) ForgottenAt() time.Time { return m.forgot.Load() }
 
 // Close implements Store. It drops nothing (records expire on their own),
 // but Record and Seen fail from then on.

@@ -80,11 +80,13 @@ type Store interface {
 	Close() error
 }
 
-// forgetMark holds a store's ForgottenAt, in Unix nanoseconds (0: never).
-type forgetMark struct{ ns atomic.Int64 }
+// ForgetMark holds a store's ForgottenAt, for stores to embed: it only
+// moves forward, as Store promises, and is safe for concurrent use. The
+// zero value has never been raised.
+type ForgetMark struct{ ns atomic.Int64 }
 
-// raise moves the mark to at, unless it is already later.
-func (f *forgetMark) raise(at time.Time) {
+// Raise moves the mark to at, unless it is already later.
+func (f *ForgetMark) Raise(at time.Time) {
 	n := at.UnixNano()
 	for {
 		old := f.ns.Load()
@@ -94,8 +96,8 @@ func (f *forgetMark) raise(at time.Time) {
 	}
 }
 
-// load returns the mark, the zero time if it was never raised.
-func (f *forgetMark) load() time.Time {
+// Load returns the mark, the zero time if it was never raised.
+func (f *ForgetMark) Load() time.Time {
 	if n := f.ns.Load(); n != 0 {
 		return time.Unix(0, n)
 	}

@@ -100,7 +100,7 @@ type Store struct {
 	onForget    func(time.Time, string)
 
 	epoch  atomic.Pointer[string] // the marker's value this store knows
-	forgot forgetMark
+	forgot replay.ForgetMark
 
 	stop      chan struct{}
 	done      chan struct{}
@@ -196,21 +196,14 @@ func (r *Store) Record(ctx context.Context, key replay.Key) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	value := rand.Text()
-	var n int64
 	var acks int
-	var err error
-	for try := 0; ; try++ {
-		keys, epoch := r.scriptArgs(ctx, key)
+	n, err := r.withMarker(ctx, key, func(keys []string, epoch string) (n int64, err error) {
 		n, acks, err = r.runRecord(ctx, keys, []any{value, r.ttl.Milliseconds(), epoch})
-		if err != nil || n >= 0 || try > 0 || !r.marked(ctx, epoch) {
-			break
-		}
-	}
+		return n, err
+	})
 	switch {
 	case err != nil:
-		return false, unavailable(err)
-	case n < 0:
-		return false, unavailable(errMarker)
+		return false, err
 	case n == 0:
 		return false, nil
 	case acks < r.minReplicas:
@@ -252,22 +245,33 @@ func (r *Store) Seen(ctx context.Context, key replay.Key) (bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	var n int64
-	var err error
-	for try := 0; ; try++ {
-		keys, epoch := r.scriptArgs(ctx, key)
-		n, err = seenScript.Run(ctx, r.c, keys, epoch).Int64()
-		if err != nil || n >= 0 || try > 0 || !r.marked(ctx, epoch) {
-			break
-		}
-	}
-	switch {
-	case err != nil:
-		return false, unavailable(err)
-	case n < 0:
-		return false, unavailable(errMarker)
+	n, err := r.withMarker(ctx, key, func(keys []string, epoch string) (int64, error) {
+		return seenScript.Run(ctx, r.c, keys, epoch).Int64()
+	})
+	if err != nil {
+		return false, err
 	}
 	return n > 0, nil
+}
+
+// withMarker runs a script on key with the marker value this store knows,
+// once more if the script found another marker and checking it showed a
+// loss this store had not noticed yet (the script then ran against a value
+// that is now stale). A negative result, the marker still missing or
+// changed, is an error, as is any failure: both wrap ErrUnavailable.
+func (r *Store) withMarker(ctx context.Context, key replay.Key, run func(keys []string, epoch string) (int64, error)) (int64, error) {
+	for try := 0; ; try++ {
+		keys, epoch := r.scriptArgs(ctx, key)
+		n, err := run(keys, epoch)
+		switch {
+		case err != nil:
+			return 0, unavailable(err)
+		case n >= 0:
+			return n, nil
+		case try > 0 || !r.marked(ctx, epoch):
+			return 0, unavailable(errMarker)
+		}
+	}
 }
 
 // marked is called when a script found the marker other than epoch, the
@@ -285,7 +289,7 @@ func (r *Store) marked(ctx context.Context, epoch string) bool {
 
 // ForgottenAt implements replay.Store: the last time the marker was found missing
 // or changed, zero if never.
-func (r *Store) ForgottenAt() time.Time { return r.forgot.load() }
+func (r *Store) ForgottenAt() time.Time { return r.forgot.Load() }
 
 // onConnect checks the marker on a new connection. Two kinds of connection
 // cannot: one to a Sentinel (go-redis runs OnConnect there too), which
@@ -344,7 +348,7 @@ func (r *Store) forget(why string) { r.forgetAt(r.now(), why) }
 
 // forgetAt moves ForgottenAt to at, if later.
 func (r *Store) forgetAt(at time.Time, why string) {
-	r.forgot.raise(at)
+	r.forgot.Raise(at)
 	if r.onForget != nil {
 		r.onForget(at, why)
 	}
@@ -395,29 +399,6 @@ func (r *Store) Close() error {
 		err = r.c.Close()
 	})
 	return err
-}
-
-// forgetMark holds a store's ForgottenAt, in Unix nanoseconds (0: never).
-// It only moves forward, as replay.Store promises.
-type forgetMark struct{ ns atomic.Int64 }
-
-// raise moves the mark to at, unless it is already later.
-func (f *forgetMark) raise(at time.Time) {
-	n := at.UnixNano()
-	for {
-		old := f.ns.Load()
-		if old >= n || f.ns.CompareAndSwap(old, n) {
-			return
-		}
-	}
-}
-
-// load returns the mark, the zero time if it was never raised.
-func (f *forgetMark) load() time.Time {
-	if n := f.ns.Load(); n != 0 {
-		return time.Unix(0, n)
-	}
-	return time.Time{}
 }
 
 // newMarker returns a marker value: when it was made (Unix nanoseconds on
