@@ -322,55 +322,63 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	if len(fc.Hosts) == 0 {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
-	names := slices.Sorted(maps.Keys(fc.Hosts))
-	for _, name := range names {
-		hc := fc.Hosts[name]
-		key := fmt.Sprintf("hosts.%q", name)
-		if err := verifier.ValidateHostName(name); err != nil {
-			return nil, fmt.Errorf("%s: %s: %s", path, key, verifier.Detail(err))
-		}
-		secret, err := secretValue(key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
+	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
+		h, err := buildHost(name, fc.Hosts[name])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		seed, err := secretValue(key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if seed, err = verifier.NormalizeSeed(seed); err != nil {
-			return nil, fmt.Errorf("%s: %s.otp_seed: not a base32 seed", path, key)
-		}
-		h := verifier.Host{TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}, IsUser: true}
-		if len(hc.OldTokenSecrets) > maxOld || len(hc.OldOTPSeeds) > maxOld {
-			return nil, fmt.Errorf("%s: %s: at most %d old_token_secrets and %d old_otp_seeds", path, key, maxOld, maxOld)
-		}
-		for i, old := range hc.OldTokenSecrets {
-			if old == "" {
-				return nil, fmt.Errorf("%s: %s.old_token_secrets[%d] is empty", path, key, i)
-			}
-			for _, prev := range h.TokenSecrets {
-				if string(prev) == old {
-					return nil, fmt.Errorf("%s: %s.old_token_secrets[%d] repeats token_secret or another old secret", path, key, i)
-				}
-			}
-			h.TokenSecrets = append(h.TokenSecrets, []byte(old))
-		}
-		for i, old := range hc.OldOTPSeeds {
-			n, err := verifier.NormalizeSeed(old)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %s.old_otp_seeds[%d]: not a base32 seed", path, key, i)
-			}
-			if slices.Contains(h.OTPSeeds, n) {
-				return nil, fmt.Errorf("%s: %s.old_otp_seeds[%d] repeats otp_seed or another old seed", path, key, i)
-			}
-			h.OTPSeeds = append(h.OTPSeeds, n)
-		}
-		if hc.IsUser != nil {
-			h.IsUser = *hc.IsUser
 		}
 		c.Hosts[name] = h
 	}
 	return c, nil
+}
+
+// buildHost validates one [hosts."name"] section and reads its secrets.
+// Its errors name the key, never a secret.
+func buildHost(name string, hc hostConfig) (verifier.Host, error) {
+	key := fmt.Sprintf("hosts.%q", name)
+	if err := verifier.ValidateHostName(name); err != nil {
+		return verifier.Host{}, fmt.Errorf("%s: %s", key, verifier.Detail(err))
+	}
+	secret, err := secretValue(key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
+	if err != nil {
+		return verifier.Host{}, err
+	}
+	seed, err := secretValue(key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
+	if err != nil {
+		return verifier.Host{}, err
+	}
+	if seed, err = verifier.NormalizeSeed(seed); err != nil {
+		return verifier.Host{}, fmt.Errorf("%s.otp_seed: not a base32 seed", key)
+	}
+	h := verifier.Host{TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}, IsUser: true}
+	if len(hc.OldTokenSecrets) > maxOld || len(hc.OldOTPSeeds) > maxOld {
+		return verifier.Host{}, fmt.Errorf("%s: at most %d old_token_secrets and %d old_otp_seeds", key, maxOld, maxOld)
+	}
+	for i, old := range hc.OldTokenSecrets {
+		if old == "" {
+			return verifier.Host{}, fmt.Errorf("%s.old_token_secrets[%d] is empty", key, i)
+		}
+		for _, prev := range h.TokenSecrets {
+			if string(prev) == old {
+				return verifier.Host{}, fmt.Errorf("%s.old_token_secrets[%d] repeats token_secret or another old secret", key, i)
+			}
+		}
+		h.TokenSecrets = append(h.TokenSecrets, []byte(old))
+	}
+	for i, old := range hc.OldOTPSeeds {
+		n, err := verifier.NormalizeSeed(old)
+		if err != nil {
+			return verifier.Host{}, fmt.Errorf("%s.old_otp_seeds[%d]: not a base32 seed", key, i)
+		}
+		if slices.Contains(h.OTPSeeds, n) {
+			return verifier.Host{}, fmt.Errorf("%s.old_otp_seeds[%d] repeats otp_seed or another old seed", key, i)
+		}
+		h.OTPSeeds = append(h.OTPSeeds, n)
+	}
+	if hc.IsUser != nil {
+		h.IsUser = *hc.IsUser
+	}
+	return h, nil
 }
 
 // secretValue returns a secret given inline or in a file (its trailing
