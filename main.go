@@ -9,15 +9,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
 	"slices"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/bench"
 	"github.com/tokenauthd/tokenauthd/internal/cli"
-	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/daemon"
+	"github.com/tokenauthd/tokenauthd/internal/explain"
+	"github.com/tokenauthd/tokenauthd/internal/mint"
+	"github.com/tokenauthd/tokenauthd/internal/relay"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 )
 
@@ -38,18 +41,18 @@ type command struct {
 }
 
 // The stdin/stdout helper, the command that runs without a subcommand.
-var stdioCommand = command{"", runStdio, true, true}
+var stdioCommand = command{"", daemon.RunStdio, true, true}
 
 func commands() map[string]command {
 	return map[string]command{
-		"mint":         {"print a token for user@host", runMint, false, false},
-		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", runGenSecrets, false, false},
-		"check-config": {"validate the configuration", runCheckConfig, false, false},
-		"bench":        {"measure helpers' latency and throughput with fresh tokens", runBench, true, false},
-		"explain":      {"tell why a token would be accepted or refused", runExplain, false, false},
+		"mint":         {"print a token for user@host", mint.Run, false, false},
+		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", mint.RunGenSecrets, false, false},
+		"check-config": {"validate the configuration", daemon.RunCheckConfig, false, false},
+		"bench":        {"measure helpers' latency and throughput with fresh tokens", bench.Run, true, false},
+		"explain":      {"tell why a token would be accepted or refused", explain.Run, false, false},
 		"version":      {"print the version", cli.RunVersion, false, false},
-		"serve":        {"run the daemon on a Unix socket", runServe, true, false},
-		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true, true},
+		"serve":        {"run the daemon on a Unix socket", daemon.RunServe, true, false},
+		"connect":      {"relay stdin/stdout requests to the daemon", relay.Run, true, true},
 	}
 }
 
@@ -87,21 +90,6 @@ func run(ctx context.Context, e *cli.Env, args []string) int {
 		e = e.KeepRepliesAlone()
 	}
 	return c.run(ctx, e, rest)
-}
-
-// loadForServing loads the configuration of a serving command (the
-// stdin/stdout helper, serve) and returns it with the logger it sets up. A
-// configuration that does not load is logged, and ok is false: the command
-// exits 1, the only time a serving command exits non-zero.
-func loadForServing(e *cli.Env, cfgFlag string) (path string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, ok bool) {
-	path = config.Path(cfgFlag, e.Var)
-	cfg, err := config.Load(path)
-	if err != nil {
-		e.Logger().Error("bad configuration", "err", err)
-		return path, nil, nil, nil, false
-	}
-	log, level = e.ConfigLogger(cfg)
-	return path, cfg, log, level, true
 }
 
 // listCommands writes the subcommands and their summaries, for the main

@@ -12,7 +12,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
-	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -24,18 +24,6 @@ func runCmd(t testing.TB, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errOut, Getenv: os.Getenv}, args)
 	return code, out.String(), errOut.String()
-}
-
-// rfcConfig writes a configuration for example.org with RFC 6238's seed
-// and returns its path.
-func rfcConfig(t testing.TB, extra string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "config.toml")
-	text := "[hosts.\"example.org\"]\ntoken_secret = \"k\"\notp_seed = \"GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ\"\n" + extra
-	if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }
 
 func TestRunVersion(t *testing.T) {
@@ -85,7 +73,7 @@ func TestRunHelp(t *testing.T) {
 }
 
 func TestRunMint(t *testing.T) {
-	cfg := rfcConfig(t, "")
+	cfg := fixture.RFCConfig(t, "")
 	// RFC 6238: t=59 gives 94287082.
 	code, out, errOut := runCmd(t, "", "mint", "-config", cfg, "-at", "59", "-nonce", "42", "alice@example.org")
 	want := verifier.Sign([]byte("k"), "94287082", "42", "alice", "example.org") + "\n"
@@ -153,11 +141,11 @@ func TestRunGenSecrets(t *testing.T) {
 }
 
 func TestRunCheckConfig(t *testing.T) {
-	code, out, _ := runCmd(t, "", "check-config", "-config", rfcConfig(t, ""))
+	code, out, _ := runCmd(t, "", "check-config", "-config", fixture.RFCConfig(t, ""))
 	if code != 0 || !strings.Contains(out, ": ok: 1 host(s), protocol auto") {
 		t.Errorf("check-config of a good file = %d, %q", code, out)
 	}
-	bad := rfcConfig(t, "token_secret_file = \"/x\"\n")
+	bad := fixture.RFCConfig(t, "token_secret_file = \"/x\"\n")
 	code, out, _ = runCmd(t, "", "check-config", "-config", bad)
 	if code != 1 || !strings.Contains(out, "error") || !strings.Contains(out, "token_secret") || strings.Contains(out, "= \"k\"") {
 		t.Errorf("check-config of a bad file = %d, %q", code, out)
@@ -167,20 +155,10 @@ func TestRunCheckConfig(t *testing.T) {
 	}
 }
 
-// ejFrame is body in ejabberd framing (protocol.AppendFrame); it panics on
-// a body over protocol.MaxFrame: no test sends one by accident.
-func ejFrame(body string) string {
-	b, err := protocol.AppendFrame(nil, protocol.Ejabberd, []byte(body))
-	if err != nil {
-		panic(err)
-	}
-	return string(b)
-}
-
 // The stdin/stdout helper, in-process, in both framings: exact replies,
 // refusals logged with their reason and never the token.
 func TestRunStdio(t *testing.T) {
-	cfg := rfcConfig(t, "[hosts.\"other.example\"]\ntoken_secret = \"o\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\nisuser = false\n")
+	cfg := fixture.RFCConfig(t, "[hosts.\"other.example\"]\ntoken_secret = \"o\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\nisuser = false\n")
 	mint := func(jid string) string {
 		code, out, errOut := runCmd(t, "", "mint", "-config", cfg, jid)
 		if code != 0 {
@@ -209,10 +187,10 @@ func TestRunStdio(t *testing.T) {
 		var in, want strings.Builder
 		for _, r := range reqs {
 			if mode == "ejabberd" {
-				in.WriteString(ejFrame(r.body))
+				in.WriteString(fixture.Frame(r.body))
 				want.WriteString(protocol.Reply(protocol.Ejabberd, r.yes))
 			} else {
-				in.WriteString(genLine(r.body))
+				in.WriteString(fixture.Line(r.body))
 				want.WriteString(protocol.Reply(protocol.Generic, r.yes))
 			}
 		}
@@ -248,11 +226,11 @@ func TestRunStdio(t *testing.T) {
 
 // A bad configuration is the only non-zero exit of the helper.
 func TestRunStdioBadConfig(t *testing.T) {
-	code, out, errOut := runCmd(t, ejFrame("isuser:a:example.org"), "-config", rfcConfig(t, "isusr = true\n"))
+	code, out, errOut := runCmd(t, fixture.Frame("isuser:a:example.org"), "-config", fixture.RFCConfig(t, "isusr = true\n"))
 	if code != 1 || out != "" || !strings.Contains(errOut, "isusr") {
 		t.Errorf("bad config: %d, %q, %q", code, out, errOut)
 	}
-	code, out, _ = runCmd(t, "", "-config", rfcConfig(t, ""), "-protocol", "xmpp")
+	code, out, _ = runCmd(t, "", "-config", fixture.RFCConfig(t, ""), "-protocol", "xmpp")
 	if code != 1 || out != "" {
 		t.Errorf("bad -protocol: %d, %q", code, out)
 	}
@@ -261,8 +239,8 @@ func TestRunStdioBadConfig(t *testing.T) {
 // A peer that stops reading is no reason for a non-zero exit.
 func TestRunStdioWriteError(t *testing.T) {
 	var errOut bytes.Buffer
-	code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(ejFrame("isuser:a:example.org")),
-		Stdout: failWriter{}, Stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
+	code := run(context.Background(), &cli.Env{Stdin: strings.NewReader(fixture.Frame("isuser:a:example.org")),
+		Stdout: failWriter{}, Stderr: &errOut}, []string{"-config", fixture.RFCConfig(t, "")})
 	if code != 0 || !strings.Contains(errOut.String(), "stream ended") {
 		t.Errorf("write error: %d, %q", code, errOut.String())
 	}
@@ -281,13 +259,10 @@ func TestRunStdioStopsOnSignal(t *testing.T) {
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, &cli.Env{Stdin: inR, Stdout: &out, Stderr: &errOut}, []string{"-config", rfcConfig(t, "")})
+		done <- run(ctx, &cli.Env{Stdin: inR, Stdout: &out, Stderr: &errOut}, []string{"-config", fixture.RFCConfig(t, "")})
 	}()
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("exit status %d on a signal, want 0", code)
 	}
 }
-
-// Every fuzz target of this package has seeds that `go test` runs.
-func TestFuzzCorpus(t *testing.T) { fuzzcorpus.Check(t) }

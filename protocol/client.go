@@ -193,3 +193,28 @@ func (c *Conn) Close() error {
 	}
 	return nil
 }
+
+// Query dials address, asks req and hangs up: one request, answered within
+// ctx's deadline, or within DefaultClientTimeout when ctx has none. A
+// failure to connect or to read the reply is an error, never a no.
+func Query(ctx context.Context, network, address string, mode Mode, req Request) (bool, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, DefaultClientTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	c, err := Dial(ctx, network, address, mode)
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(deadline); err != nil {
+		return false, err
+	}
+	ok, err := c.Ask(req)
+	if err != nil {
+		return false, fmt.Errorf("no answer: %w", err)
+	}
+	return ok, nil
+}

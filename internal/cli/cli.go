@@ -11,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
@@ -160,4 +162,15 @@ func (e *Env) Var(key string) string {
 		return ""
 	}
 	return e.Getenv(key)
+}
+
+// ReloadSignals returns the channel that asks for reloads: the injected
+// one, or SIGHUP's. stop undoes the signal handling.
+func (e *Env) ReloadSignals() (ch <-chan os.Signal, stop func()) {
+	if e.Reload != nil {
+		return e.Reload, func() {}
+	}
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	return c, func() { signal.Stop(c) }
 }

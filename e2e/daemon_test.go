@@ -1,0 +1,420 @@
+package e2e
+
+// End-to-end tests of `tokenauthd serve` as a process: signals, sd_notify,
+// socket activation, the journal across SIGKILL, and two daemons ("nodes")
+// sharing a real redis-server.
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// serveProc is a `tokenauthd serve` process.
+type serveProc struct {
+	cmd     *exec.Cmd
+	sock    string
+	logPath string
+	exited  chan struct{}
+}
+
+// startServeProc runs `tokenauthd serve` on the configuration text cfg (fixture.Host
+// plus extra) at socket sock, with extra environment, and waits until it
+// answers on the socket.
+func startServeProc(t *testing.T, extra, sock string, environ ...string) *serveProc {
+	t.Helper()
+	return startServeFile(t, fixture.WriteConfig(t, t.TempDir(), extra), sock, environ...)
+}
+
+// startServeFile is startServeProc on the configuration file cfg.
+func startServeFile(t *testing.T, cfg, sock string, environ ...string) *serveProc {
+	t.Helper()
+	dir := t.TempDir()
+	p := &serveProc{sock: sock, logPath: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
+	logf, err := os.Create(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	p.cmd = exec.Command(fixture.Binary(t), "serve", "-config", cfg, "-socket", sock)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.Env = append(os.Environ(), environ...)
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+		if t.Failed() {
+			t.Logf("serve log:\n%s", p.log())
+		}
+	})
+	p.waitReady(t)
+	return p
+}
+
+func (p *serveProc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-p.exited:
+			t.Fatalf("serve exited at start (%v):\n%s", p.cmd.ProcessState, p.log())
+		default:
+		}
+		if c, err := net.Dial("unix", p.sock); err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve does not listen on %s:\n%s", p.sock, p.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *serveProc) log() string {
+	b, _ := os.ReadFile(p.logPath)
+	return string(b)
+}
+
+// signal sends sig and waits for the process to end; it returns the exit
+// status (-1 for death by a signal).
+func (p *serveProc) signal(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	select {
+	case <-p.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("serve still running 20 s after %v", sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+// testMinter returns a verifier for fixture.Host to mint tokens with.
+func testMinter(t testing.TB) *verifier.Verifier {
+	t.Helper()
+	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func mintT(t testing.TB, v *verifier.Verifier, user string) string {
+	t.Helper()
+	tok, err := v.Mint(user, fixture.Host, time.Now(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestServeProcessSignalsAndNotify: READY=1 once serving, WATCHDOG=1 when
+// the watchdog is on, STOPPING=1 and exit status 0 on SIGTERM.
+func TestServeProcessSignalsAndNotify(t *testing.T) {
+	dir := t.TempDir()
+	notifyPath := filepath.Join(dir, "notify.sock")
+	nl, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	got := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := nl.Read(buf)
+			if err != nil {
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	sock := filepath.Join(dir, "d.sock")
+	p := startServeProc(t, "", sock, "NOTIFY_SOCKET="+notifyPath, "WATCHDOG_USEC=200000")
+	want := func(msg string) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if m == msg {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %s from serve", msg)
+			}
+		}
+	}
+	want("READY=1")
+	want("WATCHDOG=1")
+	v := testMinter(t)
+	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+		t.Fatal("fresh token refused")
+	}
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status after SIGTERM = %d, want 0", code)
+	}
+	want("STOPPING=1")
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind after SIGTERM: %v", err)
+	}
+}
+
+// TestServeSocketActivation: given a listening socket by the LISTEN_FDS
+// protocol, serve answers on it and creates no socket of its own.
+func TestServeSocketActivation(t *testing.T) {
+	dir := t.TempDir()
+	actSock := filepath.Join(dir, "activated.sock")
+	l, err := net.Listen("unix", actSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := l.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // the child holds it through f
+	own := filepath.Join(dir, "own.sock")
+	cfg := fixture.WriteConfig(t, dir, "")
+	// LISTEN_PID must be the serving process's: the shell's, which exec
+	// keeps.
+	cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" serve -config "$1" -socket "$2"`,
+		fixture.Binary(t), cfg, own)
+	cmd.ExtraFiles = []*os.File{f} // fd 3
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("serve log:\n%s", stderr.String())
+		}
+	}()
+	v := testMinter(t)
+	tok := mintT(t, v, "alice")
+	// The socket queues the connection until serve accepts it.
+	c, err := net.Dial("unix", actSock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	ok := string(fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+tok)) == string(fixture.FrameYes)
+	if !ok {
+		t.Fatal("fresh token refused on the activated socket")
+	}
+	if _, err := os.Stat(own); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("serve created its own socket under socket activation: %v", err)
+	}
+}
+
+// TestServeJournalSurvivesSIGKILL: a token accepted just before the daemon
+// is killed with SIGKILL is refused by the restarted daemon; a fresh one is
+// accepted.
+func TestServeJournalSurvivesSIGKILL(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "d.sock")
+	journal := filepath.Join(dir, "replay.journal")
+	extra := fmt.Sprintf("[replay]\njournal = %q\n", journal)
+	v := testMinter(t)
+	fixture.MakeJournal(t, journal) // not a first start: no refusals
+
+	p := startServeProc(t, extra, sock)
+	tok := mintT(t, v, "alice")
+	if !fixture.Auth(t, sock, "alice", tok) {
+		t.Fatal("fresh token refused")
+	}
+	p.signal(t, syscall.SIGKILL)
+
+	p2 := startServeProc(t, extra, sock) // over the socket file the dead one left
+	if fixture.Auth(t, sock, "alice", tok) {
+		t.Fatal("the token accepted before SIGKILL was accepted again after the restart")
+	}
+	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+		t.Fatal("fresh token refused after the restart")
+	}
+	if !strings.Contains(p2.log(), "loaded=1") {
+		t.Errorf("restart log does not report the loaded record:\n%s", p2.log())
+	}
+	if code := p2.signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status = %d", code)
+	}
+	// A third start reads both tokens back from a cleanly closed journal.
+	p3 := startServeProc(t, extra, sock)
+	if fixture.Auth(t, sock, "alice", tok) {
+		t.Fatal("replay accepted after a clean restart")
+	}
+	if !strings.Contains(p3.log(), "loaded=2") {
+		t.Errorf("third start does not load both records:\n%s", p3.log())
+	}
+}
+
+// TestServeRedisTwoNodes: two daemons sharing one Redis: a token accepted
+// through either is refused through the other.
+func TestServeRedisTwoNodes(t *testing.T) {
+	rs := fixture.StartRedis(t, 0)
+	dir := t.TempDir()
+	extra := fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port)
+	fixture.MarkRedis(t, rs.Port, "tokenauthd:") // not a first start: no refusals
+	a := filepath.Join(dir, "a.sock")
+	b := filepath.Join(dir, "b.sock")
+	startServeProc(t, extra, a)
+	startServeProc(t, extra, b)
+	v := testMinter(t)
+
+	tok := mintT(t, v, "alice")
+	if !fixture.Auth(t, a, "alice", tok) {
+		t.Fatal("fresh token refused by node A")
+	}
+	if fixture.Auth(t, b, "alice", tok) {
+		t.Fatal("node B accepted a token node A had accepted")
+	}
+	tok2 := mintT(t, v, "bob")
+	if !fixture.Auth(t, b, "bob", tok2) {
+		t.Fatal("fresh token refused by node B")
+	}
+	if fixture.Auth(t, a, "bob", tok2) {
+		t.Fatal("node A accepted a token node B had accepted")
+	}
+}
+
+// TestServeRedisDown: with Redis stopped, tokens are refused within the
+// bound and the daemon stays up; once Redis is back with its data, fresh
+// tokens are accepted without a restart. (A Redis back without its data:
+// TestAmnesiaRedis.)
+func TestServeRedisDown(t *testing.T) {
+	dir := t.TempDir()
+	rs := fixture.StartRedisIn(t, 0, dir)
+	fixture.MarkRedis(t, rs.Port, "tokenauthd:") // not a first start: no refusals
+	const bound = 300 * time.Millisecond
+	extra := fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_timeout_ms = %d\n",
+		rs.Port, bound.Milliseconds())
+	sock := filepath.Join(dir, "d.sock")
+	p := startServeProc(t, extra, sock)
+	v := testMinter(t)
+	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+		t.Fatal("fresh token refused with Redis up")
+	}
+
+	rs.Stop()
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 3; i++ {
+		start := time.Now()
+		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); string(r) != string(fixture.FrameNo) {
+			t.Fatalf("Redis down: reply %x, want %x", r, fixture.FrameNo)
+		}
+		// The bound is the feature; generous slack.
+		if el := time.Since(start); el > bound+2*time.Second {
+			t.Fatalf("Redis down: answered after %v, bound %v", el, bound)
+		}
+	}
+	// Still serving what needs no store.
+	if r := fixture.AskFrame(t, c, "isuser:alice:"+fixture.Host); string(r) != string(fixture.FrameYes) {
+		t.Fatalf("isuser with Redis down = %x", r)
+	}
+	if !strings.Contains(p.log(), "reason=store_unavailable") {
+		t.Errorf("no store_unavailable refusal logged:\n%s", p.log())
+	}
+
+	fixture.StartRedisIn(t, rs.Port, dir)
+	if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); string(r) != string(fixture.FrameYes) {
+		t.Fatalf("Redis back: fresh token reply %x, want %x", r, fixture.FrameYes)
+	}
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("exit status = %d", code)
+	}
+}
+
+// TestEjabberdPoolThroughDaemon: a real ejabberd with a pool of 4 relays
+// (`tokenauthd connect`), which it picks round robin, in front of one
+// daemon: a fresh token logs in once, and each of 5 replays is refused,
+// whichever relay carries it. The daemon runs as root and gives its socket
+// to the ejabberd group (socket_group), as a unit's SocketGroup= would.
+func TestEjabberdPoolThroughDaemon(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp", "python:slixmpp")
+	dir := ejabberdDir(t)
+	// Not named like the relay: startEjabberd's clean-up looks for left
+	// processes by the relay's path.
+	sock := filepath.Join(dir, "run", "d.sock")
+	cfg := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(cfg, []byte(e2eConfig()+"[daemon]\nsocket_group = \"ejabberd\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startServeFile(t, cfg, sock)
+
+	src, err := os.ReadFile(fixture.Binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay := filepath.Join(dir, "tokenauthd")
+	if err := os.WriteFile(relay, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	relayLog := filepath.Join(dir, "relay.log")
+	chownEjabberd(t, dir)
+	port := startEjabberd(t, fmt.Sprintf("%s connect -protocol ejabberd -socket %s 2>>%s", relay, sock, relayLog), 4)
+
+	fresh := pyotpToken(t, e2eSeed, e2eSecret, "alice@localhost", 0, "")
+	if !xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
+		b, _ := os.ReadFile(relayLog)
+		t.Fatalf("a fresh token was refused\nrelay log:\n%s\ndaemon log:\n%s", b, d.log())
+	}
+	for i := 1; i <= 5; i++ {
+		if xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
+			t.Fatalf("replay %d of 5 was accepted", i)
+		}
+	}
+	if n := strings.Count(d.log(), "reason=replayed"); n != 5 {
+		t.Errorf("daemon logged %d replays, want 5:\n%s", n, d.log())
+	}
+	if relays := processesRunning(relay, "connect"); relays != 4 {
+		t.Errorf("%d relays running, want ejabberd's pool of 4", relays)
+	}
+	// Another user's fresh token still logs in: nothing is out of step.
+	if !xmppLogin(t, "bob@localhost", pyotpToken(t, e2eSeed, e2eSecret, "bob@localhost", 0, ""), port, "PLAIN") {
+		t.Error("a fresh token was refused after the replays")
+	}
+}
+
+// processesRunning counts the processes whose argv starts with argv.
+func processesRunning(argv ...string) int {
+	n := 0
+	want := []byte(strings.Join(argv, "\x00") + "\x00")
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && bytes.HasPrefix(cmdline, want) {
+			n++
+		}
+	}
+	return n
+}

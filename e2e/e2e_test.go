@@ -1,0 +1,53 @@
+package e2e
+
+// Helpers for the end-to-end tests: the built binary, real peers from
+// Debian's packages, free loopback ports, tokens from pyotp and logins from
+// slixmpp. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing peer fails
+// the test; otherwise it skips it, for a quick `go test ./...`.
+
+import (
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+)
+
+// pyotpToken mints a token with pyotp (testdata/mint.py), an implementation
+// independent of tokenauthd's. at == 0 means now; nonce "" means random.
+func pyotpToken(t testing.TB, seed, secret, jid string, at int64, nonce string) string {
+	t.Helper()
+	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
+	args := []string{"testdata/mint.py", seed, secret, jid, "", nonce}
+	if at != 0 {
+		args[4] = fmt.Sprint(at)
+	}
+	if nonce == "" {
+		args = args[:5]
+	}
+	out, err := exec.Command(fixture.DebianPython, args...).Output()
+	if err != nil {
+		t.Fatalf("mint.py: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// xmppLogin logs in with slixmpp (testdata/login.py) and reports whether the
+// server let it in. mech is "PLAIN" or "X-TOKEN".
+func xmppLogin(t testing.TB, jid, password string, port int, mech string) bool {
+	t.Helper()
+	fixture.RequirePeer(t, fixture.DebianPython, "python:slixmpp")
+	cmd := exec.Command(fixture.DebianPython, "testdata/login.py", jid, password, "127.0.0.1", fmt.Sprint(port), mech)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return true
+	case errors.As(err, &ee) && ee.ExitCode() == 1:
+		return false
+	}
+	t.Fatalf("login.py %s: %v\n%s", jid, err, out)
+	return false
+}

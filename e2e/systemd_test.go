@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+)
+
+const systemdAnalyze = "/usr/bin/systemd-analyze"
+
+// stageUnits copies systemd/'s units into a temporary directory, with
+// ExecStart pointing at the built binary (verify wants it to exist), and
+// returns their paths.
+func stageUnits(t *testing.T) (service, socket string) {
+	t.Helper()
+	dir := t.TempDir()
+	svc, err := os.ReadFile("../systemd/tokenauthd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(svc), "\nExecStart=/usr/bin/tokenauthd serve ") {
+		t.Fatal("tokenauthd.service: ExecStart does not run /usr/bin/tokenauthd serve")
+	}
+	svc = []byte(strings.ReplaceAll(string(svc), "/usr/bin/tokenauthd", fixture.Binary(t)))
+	sock, err := os.ReadFile("../systemd/tokenauthd.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	service, socket = filepath.Join(dir, "tokenauthd.service"), filepath.Join(dir, "tokenauthd.socket")
+	if err := os.WriteFile(service, svc, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(socket, sock, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return service, socket
+}
+
+// TestSystemdUnitsVerify: systemd-analyze verify finds nothing to say about
+// either unit, and the socket is where connect looks by default.
+func TestSystemdUnitsVerify(t *testing.T) {
+	fixture.RequirePeer(t, systemdAnalyze)
+	service, socket := stageUnits(t)
+	out, err := exec.Command(systemdAnalyze, "verify", "--man=no", service, socket).CombinedOutput()
+	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+		t.Fatalf("systemd-analyze verify: %v\n%s", err, out)
+	}
+	// SystemCallFilter=~@resources stops Go from raising its soft limit
+	// of open files (setrlimit): the unit must give one that fits every
+	// relay and Prosody connection.
+	svc, _ := os.ReadFile(service)
+	if n, err := strconv.Atoi(unitSetting(svc, "LimitNOFILE")); err != nil || n < 65536 {
+		t.Errorf("tokenauthd.service: LimitNOFILE=%s, want at least 65536", unitSetting(svc, "LimitNOFILE"))
+	}
+	sock, _ := os.ReadFile(socket)
+	if !strings.Contains(string(sock), "\nListenStream="+config.DefaultSocket+"\n") {
+		t.Errorf("tokenauthd.socket does not listen on %s, where connect and the Prosody module look by default", config.DefaultSocket)
+	}
+}
+
+// TestSystemdServiceSecurity: the service's exposure, as systemd-analyze
+// security rates it, is at most 2.0.
+func TestSystemdServiceSecurity(t *testing.T) {
+	fixture.RequirePeer(t, systemdAnalyze)
+	service, _ := stageUnits(t)
+	out, err := exec.Command(systemdAnalyze, "security", "--offline=true", "--no-pager", service).CombinedOutput()
+	if err != nil {
+		t.Fatalf("systemd-analyze security: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`Overall exposure level for tokenauthd\.service: ([0-9.]+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no exposure level in:\n%s", out)
+	}
+	level, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if level > 2.0 {
+		t.Errorf("exposure level %.1f, want at most 2.0:\n%s", level, out)
+	}
+	t.Logf("exposure level %.1f", level)
+}
+
+// unitSetting returns the value of key= in a unit file, or "".
+func unitSetting(unit []byte, key string) string {
+	m := regexp.MustCompile(`(?m)^` + key + `=(.*)$`).FindSubmatch(unit)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// TestSystemdSysusers: tokenauthd.sysusers creates the user and group the
+// units name (User=, Group=, SocketUser=, SocketGroup=), in a scratch root.
+// The socket has a group of its own, which the XMPP server joins; it is
+// owned by the daemon's user, whose watchdog probe connects to it.
+func TestSystemdSysusers(t *testing.T) {
+	const sysusers = "/usr/bin/systemd-sysusers"
+	fixture.RequirePeer(t, sysusers)
+	root := t.TempDir()
+	os.Mkdir(filepath.Join(root, "etc"), 0o755)
+	for _, f := range []string{"passwd", "group", "shadow", "gshadow"} {
+		if err := os.WriteFile(filepath.Join(root, "etc", f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf, err := filepath.Abs("../systemd/tokenauthd.sysusers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(sysusers, "--root="+root, conf).CombinedOutput(); err != nil {
+		t.Fatalf("systemd-sysusers: %v\n%s", err, out)
+	}
+	passwd, _ := os.ReadFile(filepath.Join(root, "etc", "passwd"))
+	group, _ := os.ReadFile(filepath.Join(root, "etc", "group"))
+	users := regexp.MustCompile(`(?m)^([^:]+):`).FindAllStringSubmatch(string(passwd), -1)
+	groups := regexp.MustCompile(`(?m)^([^:]+):[^:]*:[0-9]+:(.*)$`).FindAllStringSubmatch(string(group), -1)
+	has := func(list [][]string, name string) bool {
+		for _, m := range list {
+			if m[1] == name {
+				return true
+			}
+		}
+		return false
+	}
+	svc, _ := os.ReadFile("../systemd/tokenauthd.service")
+	sock, _ := os.ReadFile("../systemd/tokenauthd.socket")
+	for _, want := range []struct {
+		unit, key, value string
+		in               []byte
+	}{
+		{"tokenauthd.service", "User", "tokenauthd", svc},
+		{"tokenauthd.service", "Group", "tokenauthd", svc},
+		{"tokenauthd.socket", "SocketUser", "tokenauthd", sock},
+		{"tokenauthd.socket", "SocketGroup", socketGroup, sock},
+	} {
+		if got := unitSetting(want.in, want.key); got != want.value {
+			t.Errorf("%s: %s=%s, want %s", want.unit, want.key, got, want.value)
+		}
+	}
+	if !has(users, "tokenauthd") {
+		t.Errorf("no user tokenauthd:\n%s", passwd)
+	}
+	for _, g := range []string{"tokenauthd", socketGroup} {
+		if !has(groups, g) {
+			t.Errorf("no group %s:\n%s", g, group)
+		}
+	}
+}
+
+// socketGroup is the group of the daemon's socket under systemd: its
+// members (the XMPP servers' users, and only they) may connect.
+const socketGroup = "tokenauthd-clients"
+
+// TestSocketGroupDocumented: every group the README and the units' comments
+// tell an admin to put the XMPP server in, or name as the socket's, is the
+// socket unit's SocketGroup.
+func TestSocketGroupDocumented(t *testing.T) {
+	sock, err := os.ReadFile("../systemd/tokenauthd.socket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := unitSetting(sock, "SocketGroup")
+	if group == "" {
+		t.Fatal("tokenauthd.socket has no SocketGroup=")
+	}
+	mentions := regexp.MustCompile("adduser [a-z]+ ([a-z-]+)|usermod -aG ([a-z-]+)|group `([a-z-]+)`|`?([a-z-]+)`? group")
+	for _, f := range []string{"../README.md", "../systemd/tokenauthd.service", "../systemd/tokenauthd.socket", "../systemd/tokenauthd.sysusers"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range mentions.FindAllStringSubmatch(string(b), -1) {
+			name := m[1] + m[2] + m[3] + m[4]
+			if m[4] != "" && !strings.HasPrefix(name, "tokenauthd") {
+				continue // "the ejabberd group", "its own group"...
+			}
+			n++
+			if name != group {
+				t.Errorf("%s: %q names the group %s; the socket's is %s", f, m[0], name, group)
+			}
+		}
+		if f == "../README.md" && n < 4 {
+			t.Errorf("README.md names the socket's group %d times, want it in the units table, the install steps, and the ejabberd and Prosody sections", n)
+		}
+	}
+}

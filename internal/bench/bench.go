@@ -1,0 +1,620 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/mint"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// benchTarget is one helper to measure: a command to spawn, or a daemon's
+// Unix socket to dial.
+type benchTarget struct {
+	name   string
+	argv   []string // spawned with $TOKENAUTHD_CONFIG set; nil for a socket
+	socket string
+}
+
+// benchTargets collects -helper and -socket flags in the order given.
+type benchTargets struct {
+	list   *[]benchTarget
+	socket bool
+}
+
+func (b benchTargets) String() string { return "" }
+
+func (b benchTargets) Set(s string) error {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" || strings.TrimSpace(value) == "" {
+		return errors.New("want NAME=VALUE")
+	}
+	t := benchTarget{name: name}
+	if b.socket {
+		t.socket = value
+	} else {
+		t.argv = strings.Fields(value)
+	}
+	*b.list = append(*b.list, t)
+	return nil
+}
+
+// benchRun is what one run of one target measured.
+type benchRun struct {
+	firstReply         time.Duration // spawn (or dial) to the first reply
+	rtts               []time.Duration
+	rate               float64       // pipelined replies per second
+	cpuPerReq          time.Duration // the helper's CPU time per pipelined request (0: unknown)
+	accepted, fresh    int           // yes to a token's first copy, of that many
+	refused, replays   int           // no to a token's second copy, of that many
+	rssKiB, peakRSSKiB int64         // the helper's, after the run (0: unknown)
+}
+
+func Run(ctx context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "bench", "tokenauthd bench [flags] -helper NAME=COMMAND... -socket NAME=PATH...")
+	var targets []benchTarget
+	fs.Var(benchTargets{list: &targets}, "helper", "a helper to spawn, as NAME=COMMAND ARGS (split on spaces; $TOKENAUTHD_CONFIG is set for it); repeatable")
+	fs.Var(benchTargets{list: &targets, socket: true}, "socket", "a daemon's Unix socket to dial, as NAME=PATH; repeatable")
+	cfgFlag := fs.String("config", "", "configuration to mint tokens from and hand to the helpers (default: a fresh one with -hosts hosts)")
+	hosts := fs.Int("hosts", 1, "hosts in the fresh configuration")
+	users := fs.Int("users", 1000, "users the tokens are spread over")
+	lockstepN := fs.Int("lockstep", 10000, "tokens sent one at a time, waiting for each reply, per run")
+	pipelinedN := fs.Int("pipelined", 100000, "tokens sent without waiting for replies, per run")
+	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
+	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
+	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	mode, err := protocol.ParseMode(*protoFlag)
+	switch {
+	case fs.NArg() > 0:
+		err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	case err != nil || mode == protocol.Auto:
+		err = fmt.Errorf("-protocol must be ejabberd or generic, not %q", *protoFlag)
+	case len(targets) == 0:
+		err = errors.New("no -helper or -socket to measure")
+	case *users < 1 || *hosts < 1 || *runs < 1 || *lockstepN < 0 || *pipelinedN < 0:
+		err = errors.New("-users, -hosts and -runs must be at least 1, counts at least 0")
+	case *cfgFlag != "" && flagSet(fs, "hosts"):
+		err = errors.New("-hosts makes a fresh configuration: not with -config")
+	}
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 2
+	}
+
+	dir, err := os.MkdirTemp("", "tokenauthd-bench-")
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	path := *cfgFlag
+	if path == "" {
+		path = filepath.Join(dir, "config.toml")
+		err = writeBenchConfig(ctx, path, *hosts)
+	}
+	var m *minter
+	if err == nil {
+		m, err = newMinter(path, *users)
+	}
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+
+	b := &bencher{mode: mode, config: path, dir: dir, replay: *replayFlag}
+	results := make([][]benchRun, len(targets))
+	for r := 0; r < *runs; r++ {
+		for i, t := range targets {
+			// Minted before the clock starts, fresh for every run: a
+			// daemon remembers the tokens of the previous ones.
+			lock, pipe := m.requests(mode, *lockstepN), m.requests(mode, *pipelinedN)
+			// The garbage of the previous run and of the minting is
+			// collected now, not while the helper is timed.
+			runtime.GC()
+			run, err := b.run(ctx, t, m.isUser(mode), lock, pipe)
+			if err != nil {
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: %v\n", t.name, err)
+				return 1
+			}
+			results[i] = append(results[i], run)
+		}
+	}
+	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+}
+
+// flagSet reports whether the named flag was given.
+func flagSet(fs *flag.FlagSet, name string) (set bool) {
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// writeBenchConfig writes a configuration with hosts fresh hosts, named
+// h0.bench.test, h1.bench.test..., each made by gen-secrets.
+func writeBenchConfig(ctx context.Context, path string, hosts int) error {
+	var buf bytes.Buffer
+	buf.WriteString("# Made by tokenauthd bench.\n")
+	for i := 0; i < hosts; i++ {
+		buf.WriteString("\n")
+		if mint.RunGenSecrets(ctx, &cli.Env{Stdout: &buf, Stderr: io.Discard}, []string{benchHost(i)}) != 0 {
+			return errors.New("cannot make secrets")
+		}
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}
+
+func benchHost(i int) string { return "h" + strconv.Itoa(i) + ".bench.test" }
+
+// minter makes the requests of a run: auth requests carrying fresh tokens
+// for users spread over every configured host.
+type minter struct {
+	v      *verifier.Verifier
+	hosts  []string
+	users  int
+	digits int    // nonce digits
+	prefix string // random, so that two bench processes never make the same nonce
+	count  uint64
+	tokens int // made so far
+}
+
+func newMinter(path string, users int) (*minter, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	// Minting never records: a one-record store will do.
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	if err != nil {
+		return nil, err
+	}
+	m := &minter{v: v, users: users, digits: verifier.NonceDigits}
+	if cfg.Params.NonceDigits != 0 {
+		m.digits = cfg.Params.NonceDigits
+	}
+	for h := range cfg.Hosts {
+		m.hosts = append(m.hosts, h)
+	}
+	sort.Strings(m.hosts)
+	r, err := rand.Int(rand.Reader, big.NewInt(1e12))
+	if err != nil {
+		return nil, err
+	}
+	m.prefix = fmt.Sprintf("%012d", r)
+	return m, nil
+}
+
+// token returns a fresh token for the i-th user. It is minted for the next
+// time step, which the drift window accepts as well as the current one, so
+// that it stays valid 60 to 90 s (at the default interval) however long the
+// minting of a million takes on a busy machine; verifying it costs the same.
+// With no drift, it is minted for now.
+func (m *minter) token(i int) (user, host, tok string) {
+	user, host = "user"+strconv.Itoa(i%m.users), m.hosts[i%len(m.hosts)]
+	m.count++
+	nonce := fmt.Sprintf("%s%020d", m.prefix, m.count)
+	if len(nonce) > m.digits {
+		nonce = nonce[len(nonce)-m.digits:] // the counter part, unique in this process
+	}
+	for len(nonce) < m.digits {
+		nonce = "0" + nonce
+	}
+	at := time.Now()
+	if p := m.v.Params(); p.Drift > 0 {
+		at = at.Add(p.Interval)
+	}
+	tok, err := m.v.Mint(user, host, at, nonce)
+	if err != nil { // cannot happen: the configuration was loaded
+		panic(err)
+	}
+	m.tokens++
+	return user, host, tok
+}
+
+// requests returns n framed auth requests, each with a fresh token.
+func (m *minter) requests(mode protocol.Mode, n int) [][]byte {
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		user, host, tok := m.token(i)
+		reqs[i] = benchFrame(mode, "auth:"+user+":"+host+":"+tok)
+	}
+	return reqs
+}
+
+// isUser returns a framed isuser request for a configured host.
+func (m *minter) isUser(mode protocol.Mode) []byte {
+	return benchFrame(mode, "isuser:user0:"+m.hosts[0])
+}
+
+// benchFrame frames a request body the minter built (always well formed).
+func benchFrame(mode protocol.Mode, body string) []byte {
+	b, err := protocol.AppendFrame(nil, mode, []byte(body))
+	if err != nil {
+		panic("bench: a request the minter built cannot be framed: " + err.Error())
+	}
+	return b
+}
+
+// bencher measures targets.
+type bencher struct {
+	mode   protocol.Mode
+	config string // handed to spawned helpers as $TOKENAUTHD_CONFIG
+	dir    string // for the helpers' stderr
+	replay bool
+}
+
+// conn is the bench's side of a helper: blocking file descriptors, so that
+// a reply wakes the reader directly.
+type conn struct {
+	w   *os.File
+	r   *bufio.Reader
+	pid int // the helper's process, 0 if unknown
+}
+
+func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, pipe [][]byte) (benchRun, error) {
+	var run benchRun
+	var c *conn
+	var stop func() error
+	var err error
+	start := time.Now()
+	if t.socket != "" {
+		c, stop, err = dial(t.socket)
+	} else {
+		c, stop, err = b.spawn(ctx, t)
+	}
+	if err != nil {
+		return run, err
+	}
+	defer stop()
+	if _, err := c.roundTrip(b.mode, isUser); err != nil {
+		return run, fmt.Errorf("first request: %w", err)
+	}
+	run.firstReply = time.Since(start)
+
+	run.rtts = make([]time.Duration, 0, len(lock)*2)
+	for _, req := range lock {
+		for copy := 0; copy < b.copies(); copy++ {
+			t0 := time.Now()
+			yes, err := c.roundTrip(b.mode, req)
+			if err != nil {
+				return run, fmt.Errorf("lockstep: %w", err)
+			}
+			run.rtts = append(run.rtts, time.Since(t0))
+			run.count(copy, yes)
+		}
+	}
+
+	if len(pipe) > 0 {
+		var all []byte
+		for _, req := range pipe {
+			for copy := 0; copy < b.copies(); copy++ {
+				all = append(all, req...)
+			}
+		}
+		werr := make(chan error, 1)
+		cpu0, cpuOK := procCPUTime(c.pid)
+		t0 := time.Now()
+		go func() { _, err := c.w.Write(all); werr <- err }()
+		for i := 0; i < len(pipe)*b.copies(); i++ {
+			yes, err := c.readReply(b.mode)
+			if err != nil {
+				return run, fmt.Errorf("pipelined, reply %d: %w", i, err)
+			}
+			run.count(i%b.copies(), yes)
+		}
+		run.rate = float64(len(pipe)*b.copies()) / time.Since(t0).Seconds()
+		if cpu1, ok := procCPUTime(c.pid); ok && cpuOK {
+			run.cpuPerReq = (cpu1 - cpu0) / time.Duration(len(pipe)*b.copies())
+		}
+		if err := <-werr; err != nil {
+			return run, fmt.Errorf("pipelined: %w", err)
+		}
+	}
+	run.rssKiB, run.peakRSSKiB = rss(c.pid)
+	return run, stop()
+}
+
+func (b *bencher) copies() int {
+	if b.replay {
+		return 2
+	}
+	return 1
+}
+
+// count tallies the reply to a token's first (copy 0) or second copy.
+func (r *benchRun) count(copy int, yes bool) {
+	switch {
+	case copy == 0:
+		r.fresh++
+		if yes {
+			r.accepted++
+		}
+	default:
+		r.replays++
+		if !yes {
+			r.refused++
+		}
+	}
+}
+
+// spawn starts t's command on pipes, its stderr in a file, and returns a
+// stop function that closes its stdin and waits for it to exit.
+func (b *bencher) spawn(ctx context.Context, t benchTarget) (*conn, func() error, error) {
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, nil, err
+	}
+	errF, err := os.CreateTemp(b.dir, "stderr-")
+	if err != nil {
+		return nil, nil, err
+	}
+	errPath := errF.Name()
+	cmd := exec.CommandContext(ctx, t.argv[0], t.argv[1:]...)
+	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+b.config)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errF
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	errF.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return nil, nil, err
+	}
+	// Fd puts the pipes in blocking mode: reads and writes are plain
+	// system calls, without the runtime's poller in the way.
+	inW.Fd()
+	outR.Fd()
+	c := &conn{w: inW, r: bufio.NewReaderSize(outR, 64<<10), pid: cmd.Process.Pid}
+	var stopped bool
+	var stopErr error
+	stop := func() error {
+		if stopped {
+			return stopErr
+		}
+		stopped = true
+		inW.Close()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case stopErr = <-done:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			stopErr = fmt.Errorf("did not exit within 5 s of the end of its input")
+			<-done
+		}
+		outR.Close()
+		if stopErr != nil {
+			stopErr = fmt.Errorf("%v; stderr: %s", stopErr, tail(errPath))
+		}
+		return stopErr
+	}
+	return c, stop, nil
+}
+
+// dial connects to a daemon's Unix socket.
+func dial(path string) (*conn, func() error, error) {
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A blocking duplicate of the socket, as for pipes.
+	f, err := nc.(*net.UnixConn).File()
+	nc.Close()
+	if err != nil {
+		return nil, nil, err
+	}
+	c := &conn{w: f, r: bufio.NewReaderSize(f, 64<<10), pid: peerPID(f)}
+	return c, func() error { f.Close(); return nil }, nil
+}
+
+// roundTrip sends one request and reads its reply.
+func (c *conn) roundTrip(mode protocol.Mode, req []byte) (bool, error) {
+	if _, err := c.w.Write(req); err != nil {
+		return false, err
+	}
+	return c.readReply(mode)
+}
+
+// readReply reads one reply and insists that it is exactly a yes or a no.
+func (c *conn) readReply(mode protocol.Mode) (bool, error) {
+	ok, err := protocol.ReadReply(c.r, mode)
+	if err == io.EOF {
+		return false, errors.New("the helper closed its output")
+	}
+	return ok, err
+}
+
+// rss returns the resident and peak resident sizes of a process, in KiB, or
+// zeros if they cannot be read.
+func rss(pid int) (cur, peak int64) {
+	if pid == 0 {
+		return 0, 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, ":")
+		n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		switch k {
+		case "VmRSS":
+			cur = n
+		case "VmHWM":
+			peak = n
+		}
+	}
+	return cur, peak
+}
+
+// procCPUTime returns the CPU time a process has used, user and system, if
+// it can be read. The kernel counts it in ticks of 10 ms.
+func procCPUTime(pid int) (time.Duration, bool) {
+	if pid == 0 {
+		return 0, false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	// After the command name in parentheses: state, ppid, ... utime is
+	// the 12th field, stime the 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// tail returns the end of a file, for an error message.
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 500 {
+		b = b[len(b)-500:]
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// report prints the medians of every target's runs as a markdown table,
+// the first target being the reference ("floor") of the ratios, and
+// returns 1 if a target accepted fewer tokens than it was sent or, with
+// -replay, took a second copy.
+func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun, m *minter, lockN, pipeN, runs int) int {
+	fmt.Fprintf(e.Stdout, "%d hosts, %d users, %s framing; per run: %d tokens in lockstep, %d pipelined", len(m.hosts), m.users, b.mode, lockN, pipeN)
+	if b.replay {
+		fmt.Fprint(e.Stdout, ", each sent twice")
+	}
+	fmt.Fprintf(e.Stdout, "; medians of %d run(s)\n\n", runs)
+	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
+	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	code := 0
+	var floor [4]float64
+	for i, t := range targets {
+		var p [4][]float64 // p50, p90, p99, max in µs, one per run
+		var rate, cpu, first, mem, peak []float64
+		accepted, refused := "", "–"
+		for _, r := range results[i] {
+			if len(r.rtts) > 0 {
+				sort.Slice(r.rtts, func(a, b int) bool { return r.rtts[a] < r.rtts[b] })
+				for j, q := range []float64{0.50, 0.90, 0.99, 1} {
+					p[j] = append(p[j], micros(r.rtts[int(q*float64(len(r.rtts)-1))]))
+				}
+			}
+			rate = append(rate, r.rate)
+			if r.cpuPerReq > 0 {
+				cpu = append(cpu, micros(r.cpuPerReq))
+			}
+			first = append(first, float64(r.firstReply)/float64(time.Millisecond))
+			mem = append(mem, float64(r.rssKiB)/1024)
+			peak = append(peak, float64(r.peakRSSKiB)/1024)
+			if a := fmt.Sprintf("%d/%d", r.accepted, r.fresh); accepted == "" || r.accepted != r.fresh {
+				accepted = a
+			}
+			if b.replay && (refused == "–" || r.refused != r.replays) {
+				refused = fmt.Sprintf("%d/%d", r.refused, r.replays)
+			}
+			if r.accepted != r.fresh {
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: accepted %d of %d fresh tokens\n", t.name, r.accepted, r.fresh)
+				code = 1
+			}
+			if r.refused != r.replays {
+				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: refused %d of %d replayed tokens\n", t.name, r.refused, r.replays)
+				code = 1
+			}
+		}
+		row := []string{t.name}
+		for j := range p {
+			row = append(row, fmtMicros(median(p[j])))
+		}
+		if i == 0 {
+			for j := range p {
+				floor[j] = median(p[j])
+			}
+		}
+		row = append(row, ratio(median(p[0]), floor[0]), ratio(median(p[2]), floor[2]))
+		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
+		if mb := median(mem); mb > 0 {
+			row = append(row, fmt.Sprintf("%.0f MiB (peak %.0f)", mb, median(peak)))
+		} else {
+			row = append(row, "–")
+		}
+		fmt.Fprintf(e.Stdout, "| %s |\n", strings.Join(row, " | "))
+	}
+	return code
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// median returns the median of xs, or -1 for none.
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return -1
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func fmtMicros(us float64) string {
+	if us < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f µs", us)
+}
+
+func ratio(x, floor float64) string {
+	if x < 0 || floor <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f×", x/floor)
+}
+
+func fmtCPU(us float64) string {
+	if us < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f µs", us)
+}
+
+func fmtRate(perSec float64) string {
+	switch {
+	case perSec <= 0:
+		return "–"
+	case perSec >= 1e6:
+		return fmt.Sprintf("%.2f M/s", perSec/1e6)
+	}
+	return fmt.Sprintf("%.0f k/s", perSec/1e3)
+}

@@ -1,0 +1,140 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/protocol"
+)
+
+// nothingHelper builds bench/nothing, the do-nothing helper.
+func nothingHelper(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "nothing")
+	if out, err := exec.Command("go", "build", "-o", path, "github.com/tokenauthd/tokenauthd/bench/nothing").CombinedOutput(); err != nil {
+		t.Fatalf("go build ./bench/nothing: %v\n%s", err, out)
+	}
+	return path
+}
+
+// benchRow returns the table row of the named helper.
+func benchRow(t *testing.T, out, name string) []string {
+	t.Helper()
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "| "+name+" |") {
+			cells := strings.Split(strings.Trim(line, "| "), " | ")
+			if len(cells) != 13 {
+				t.Fatalf("row %q has %d cells, want 13", line, len(cells))
+			}
+			return cells
+		}
+	}
+	t.Fatalf("no row for %s in:\n%s", name, out)
+	return nil
+}
+
+func TestBench(t *testing.T) {
+	bin, nothing := fixture.Binary(t), nothingHelper(t)
+	// Each case sends 20 tokens in lockstep and 50 pipelined (twice each
+	// with -replay), over 3 hosts and 4 users.
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		// accepted and replays-refused cells, per helper
+		want map[string][2]string
+		// in stderr
+		wantErr string
+	}{{
+		// tokenauthd takes every fresh token once and refuses every
+		// second copy; the do-nothing helper takes the copies too, which
+		// the bench reports as a failure.
+		name:     "ejabberd framing with replays",
+		args:     []string{"-replay", "-helper", "tokenauthd=" + bin, "-helper", "nothing=" + nothing},
+		wantCode: 1,
+		want:     map[string][2]string{"tokenauthd": {"70/70", "70/70"}, "nothing": {"70/70", "0/70"}},
+		wantErr:  "nothing: refused 0 of 70 replayed tokens",
+	}, {
+		// Generic lines, two runs, no replays: all accepted.
+		name:     "generic framing",
+		args:     []string{"-protocol", "generic", "-runs", "2", "-helper", "tokenauthd=" + bin + " -protocol generic", "-helper", "nothing=" + nothing},
+		wantCode: 0,
+		want:     map[string][2]string{"tokenauthd": {"70/70", "–"}, "nothing": {"70/70", "–"}},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			args := append([]string{"-hosts", "3", "-users", "4", "-lockstep", "20", "-pipelined", "50"}, tt.args...)
+			code := Run(context.Background(), &cli.Env{Stdout: &stdout, Stderr: &stderr}, args)
+			if code != tt.wantCode {
+				t.Fatalf("bench exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tt.wantCode, stdout.String(), stderr.String())
+			}
+			for name, want := range tt.want {
+				row := benchRow(t, stdout.String(), name)
+				if got := [2]string{row[10], row[11]}; got != want {
+					t.Errorf("%s: accepted, refused = %q, want %q", name, got, want)
+				}
+				if row[1] == "–" || row[7] == "–" || !strings.HasSuffix(row[9], " ms") {
+					t.Errorf("%s: row %q lacks a latency, rate or first reply", name, row)
+				}
+			}
+			if !strings.Contains(stderr.String(), tt.wantErr) {
+				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestBenchPyHelper checks that the Python baseline really verifies tokens:
+// it takes fresh ones and refuses forged or misdirected ones.
+func TestBenchPyHelper(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.toml")
+	if err := writeBenchConfig(context.Background(), cfg, 2); err != nil {
+		t.Fatal(err)
+	}
+	m, err := newMinter(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	user, host, tok := m.token(0)
+	sig := tok[strings.IndexByte(tok, ' ')+1:]
+	forged := tok[:len(tok)-len(sig)] + strings.Repeat("A", len(sig)-1) + "="
+	for _, mode := range []protocol.Mode{protocol.Ejabberd, protocol.Generic} {
+		b := &bencher{mode: mode, config: cfg, dir: dir}
+		c, stop, err := b.spawn(context.Background(), benchTarget{name: "python", argv: []string{"../../bench/pyhelper.py"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			body string
+			want bool
+		}{
+			{"isuser:" + user + ":" + host, true},
+			{"auth:" + user + ":" + host + ":" + tok, true},
+			{"auth:" + user + ":" + host + ":" + forged, false},
+			{"auth:" + user + "x:" + host + ":" + tok, false},        // another user
+			{"auth:" + user + ":" + benchHost(1) + ":" + tok, false}, // another host
+			{"auth:" + user + ":nowhere.test:" + tok, false},
+			{"setpass:" + user + ":" + host + ":x", false},
+		} {
+			got, err := c.roundTrip(mode, benchFrame(mode, tc.body))
+			if err != nil {
+				t.Fatalf("%s: %s: %v", mode, tc.body[:12], err)
+			}
+			if got != tc.want {
+				t.Errorf("%s: pyhelper answered %v to %.30q..., want %v", mode, got, tc.body, tc.want)
+			}
+		}
+		if err := stop(); err != nil {
+			t.Errorf("%s: %v", mode, err)
+		}
+	}
+}

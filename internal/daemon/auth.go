@@ -1,0 +1,126 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// authHandler answers protocol requests with the verifier. It logs each
+// refusal once, with its reason, user and host, and never a password,
+// token, nonce or secret; refusal lines are rate limited per reason. Its
+// verifier can be swapped while it serves (configuration reload); every
+// request uses one verifier throughout.
+type authHandler struct {
+	v       atomic.Pointer[verifier.Verifier]
+	log     *slog.Logger
+	refusal *logs.RateLog
+	metrics *metrics // nil: none
+}
+
+func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
+	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil)}
+	a.v.Store(v)
+	return a
+}
+
+var _ protocol.Handler = (*authHandler)(nil)
+
+// Reasons of refusals that do not come from the verifier.
+const (
+	reasonUnsupported = "unsupported_command"
+	reasonBadRequest  = "bad_request"
+	reasonNoUser      = "no_such_user"
+)
+
+// Answer implements protocol.Handler.
+func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
+	if a.metrics == nil {
+		ok, _ := a.answer(ctx, req)
+		return ok
+	}
+	start := time.Now()
+	ok, reason := a.answer(ctx, req)
+	a.metrics.request(req.Command, ok, reason, time.Since(start))
+	return ok
+}
+
+func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, string) {
+	v := a.v.Load()
+	switch req.Command {
+	case protocol.CmdAuth:
+		r := v.Verify(ctx, req.User, req.Server, req.Password)
+		if r.OK() {
+			// Checked first: building the arguments costs allocations on
+			// every login even when debug logging is off.
+			if a.log.Enabled(ctx, slog.LevelDebug) {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
+					"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
+			}
+			return true, string(r.Reason)
+		}
+		attrs := []any{"user", req.User, "host", req.Server}
+		if r.Err != nil {
+			attrs = append(attrs, "detail", r.Err.Error())
+		}
+		level := slog.LevelInfo
+		switch r.Reason {
+		case verifier.StoreUnavailable:
+			level = slog.LevelWarn
+			a.metrics.storeError()
+		case verifier.StoreForgot: // detail: since when, and until when
+			level = slog.LevelWarn
+		}
+		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
+		return false, string(r.Reason)
+	case protocol.CmdIsUser:
+		if v.IsUser(req.User, req.Server) {
+			return true, "exists"
+		}
+		return false, reasonNoUser
+	case protocol.CmdSeen:
+		// Only a token with a valid signature inside its window can be
+		// "seen": this reveals nothing that auth would not. Check, not
+		// Explain: its costly search must not be a socket's to trigger.
+		r := v.Check(ctx, req.User, req.Server, req.Password)
+		a.log.Debug("replay status asked", "user", req.User, "host", req.Server, "reason", string(r.Reason))
+		return r.Reason == verifier.Replayed, string(r.Reason)
+	case protocol.CmdUnused:
+		// Yes only when every check passes and the store answered that it
+		// does not hold the token: no for a store it cannot reach or that
+		// may have lost records since the token could be accepted
+		// (store_forgot), a token outside the window on this clock, or one
+		// it cannot verify. What auth would reveal, without consuming the
+		// token.
+		r := v.Check(ctx, req.User, req.Server, req.Password)
+		a.log.Debug("replay status asked", "user", req.User, "host", req.Server, "reason", string(r.Reason))
+		return r.Reason == verifier.Accepted, string(r.Reason)
+	}
+	// Accounts are the application's: tokens cannot be changed, registered
+	// or removed here, and certificates are not tokens.
+	a.refusal.Log(slog.LevelInfo, reasonUnsupported, "refused", "command", req.Command,
+		"user", req.User, "host", req.Server)
+	return false, reasonUnsupported
+}
+
+// badRequest logs and counts a request answered no before the handler.
+func (a *authHandler) badRequest(m protocol.Mode, err error) {
+	a.metrics.count("invalid", false, reasonBadRequest)
+	a.refusal.Log(slog.LevelInfo, reasonBadRequest, "refused", "protocol", m.String(), "detail", err.Error())
+}
+
+// newProtocolServer returns a protocol server whose bad requests are logged.
+func newProtocolServer(mode protocol.Mode, h protocol.Handler, log *slog.Logger) *protocol.Server {
+	onBad := func(m protocol.Mode, err error) {
+		log.Info("refused", "reason", reasonBadRequest, "protocol", m.String(), "detail", err.Error())
+	}
+	if a, ok := h.(*authHandler); ok {
+		onBad = a.badRequest
+	}
+	return &protocol.Server{Mode: mode, Handler: h, OnBadRequest: onBad}
+}

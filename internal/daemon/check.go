@@ -1,0 +1,43 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
+	cfgFlag := cli.ConfigFlag(fs)
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	path := config.Path(*cfgFlag, e.Var)
+	cfg, err := config.Load(path)
+	if err == nil {
+		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	}
+	if err != nil {
+		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
+		return 1
+	}
+	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
+	}
+	names := slices.Sorted(maps.Keys(cfg.Hosts))
+	for _, n := range names {
+		h := cfg.Hosts[n]
+		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
+			fmt.Fprintf(e.Stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
+		}
+	}
+	return 0
+}

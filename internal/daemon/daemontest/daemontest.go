@@ -1,0 +1,41 @@
+// Package daemontest runs an in-process daemon for the tests of the
+// packages that talk to one (the relay, explain), as net/http/httptest
+// does for HTTP servers. Only tests import it.
+//
+// It must never reach into the daemon: it uses only what package daemon
+// exports to every caller.
+package daemontest
+
+import (
+	"context"
+	"testing"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/daemon"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// Start runs a daemon with the configuration at cfgPath, listening on
+// sock, on store (a fresh memory store if nil), until the test ends or
+// the returned stop is called; stop returns Run's error.
+func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() error) {
+	t.Helper()
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Socket = sock
+	log := fixture.Logger(t)
+	if store == nil {
+		store = daemon.NewMemoryStore(cfg, log)
+	}
+	d, err := daemon.New(cfg, log, store)
+	if err != nil {
+		store.Close()
+		t.Fatal(err)
+	}
+	stop = d.Start(context.Background())
+	t.Cleanup(func() { stop() })
+	return stop
+}

@@ -1,0 +1,230 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// metrics are the daemon's Prometheus metrics, on a registry of their own
+// (never the global default one). A nil *metrics records nothing.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	storeErrors prometheus.Counter
+	reloads     *prometheus.CounterVec
+	connections prometheus.Gauge
+	connRefused prometheus.Counter
+	reqTimeouts prometheus.Counter
+}
+
+// verifierReasons are the verifier's reasons (verifier/verifier.go), each
+// of which auth, seen and unused can be answered with. A reason the
+// verifier gains goes here (TestMetricsVerifierReasons checks).
+var verifierReasons = []verifier.Reason{
+	verifier.Accepted, verifier.Malformed, verifier.UnknownHost, verifier.OTPOutOfWindow,
+	verifier.BadSignature, verifier.Replayed, verifier.StoreUnavailable, verifier.StoreForgot,
+}
+
+// requestSeries lists every (command, result, reason) a request can be
+// counted under, from verifierReasons and auth.go's own reasons. Each
+// series is exported from the start, at 0, as Prometheus' instrumentation
+// guide asks: a series that appears only at its first event hides that
+// event from rate() and from alerts on it.
+func requestSeries() [][3]string {
+	var s [][3]string
+	add := func(command string, yes bool, reason string) {
+		result := "no"
+		if yes {
+			result = "yes"
+		}
+		s = append(s, [3]string{command, result, reason})
+	}
+	for _, r := range verifierReasons {
+		// Yes: auth and unused for a token that passes every check (and,
+		// for auth, is recorded); seen for one already recorded.
+		add(protocol.CmdAuth, r == verifier.Accepted, string(r))
+		add(protocol.CmdUnused, r == verifier.Accepted, string(r))
+		add(protocol.CmdSeen, r == verifier.Replayed, string(r))
+	}
+	add(protocol.CmdIsUser, true, "exists")
+	add(protocol.CmdIsUser, false, reasonNoUser)
+	for _, c := range protocol.Commands() {
+		switch c {
+		case protocol.CmdAuth, protocol.CmdUnused, protocol.CmdSeen, protocol.CmdIsUser:
+		default:
+			add(c, false, reasonUnsupported)
+		}
+	}
+	add("invalid", false, reasonBadRequest)
+	return s
+}
+
+// liveEvictor is a store that counts records forced out while still live.
+type liveEvictor interface{ LiveEvictions() uint64 }
+
+// newMetrics registers the metrics of a daemon whose replay store is store.
+func newMetrics(store replay.Store) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenauthd_requests_total",
+		Help: "Requests answered, by command, result (yes or no) and reason.",
+	}, []string{"command", "result", "reason"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tokenauthd_request_duration_seconds",
+		Help:    "Time to answer a request, replay store included, by command.",
+		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"command"})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_replay_store_errors_total",
+		Help: "Tokens refused because the replay store could not answer.",
+	})
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tokenauthd_config_reloads_total",
+		Help: "Configuration reloads, by result (ok or failed).",
+	}, []string{"result"})
+	m.reloads.WithLabelValues("ok")
+	m.reloads.WithLabelValues("failed")
+	for _, l := range requestSeries() {
+		m.requests.WithLabelValues(l[0], l[1], l[2])
+	}
+	for _, c := range protocol.Commands() {
+		m.latency.WithLabelValues(c)
+	}
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "tokenauthd_connections",
+		Help: "Connections open to the daemon's sockets.",
+	})
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_connections_refused_total",
+		Help: "Connections closed at once because [daemon] max_connections were open.",
+	})
+	m.reqTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "tokenauthd_request_timeouts_total",
+		Help: "Connections closed because a request took longer than [daemon] request_timeout_ms to arrive.",
+	})
+	build := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "tokenauthd_build_info",
+		Help:        "Always 1; its labels are the version and the Go version.",
+		ConstLabels: prometheus.Labels{"version": cli.Version(), "goversion": runtime.Version()},
+	})
+	build.Set(1)
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "tokenauthd_replay_store_records",
+		Help: "Records in the replay store (-1: the store cannot tell cheaply).",
+	}, func() float64 { return float64(store.Len()) })
+	m.reg.MustRegister(m.requests, m.latency, m.storeErrors, m.reloads, build, size,
+		m.connections, m.connRefused, m.reqTimeouts,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if le, ok := store.(liveEvictor); ok {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokenauthd_replay_live_evictions_total",
+			Help: "Records forced out of the replay store by its capacity while still inside their window: raise [replay] capacity.",
+		}, func() float64 { return float64(le.LiveEvictions()) }))
+	}
+	return m
+}
+
+// request counts an answered request and records how long it took.
+func (m *metrics) request(command string, ok bool, reason string, took time.Duration) {
+	if m == nil {
+		return
+	}
+	m.count(command, ok, reason)
+	m.latency.WithLabelValues(command).Observe(took.Seconds())
+}
+
+// count counts an answered request (one refused before it was timed).
+func (m *metrics) count(command string, ok bool, reason string) {
+	if m == nil {
+		return
+	}
+	result := "no"
+	if ok {
+		result = "yes"
+	}
+	m.requests.WithLabelValues(command, result, reason).Inc()
+}
+
+func (m *metrics) storeError() {
+	if m != nil {
+		m.storeErrors.Inc()
+	}
+}
+
+// connectionOpened and connectionClosed follow the open connections.
+func (m *metrics) connectionOpened() {
+	if m != nil {
+		m.connections.Inc()
+	}
+}
+
+func (m *metrics) connectionClosed() {
+	if m != nil {
+		m.connections.Dec()
+	}
+}
+
+// connectionRefused counts a connection refused for max_connections.
+func (m *metrics) connectionRefused() {
+	if m != nil {
+		m.connRefused.Inc()
+	}
+}
+
+// requestTimeout counts a connection closed for request_timeout_ms.
+func (m *metrics) requestTimeout() {
+	if m != nil {
+		m.reqTimeouts.Inc()
+	}
+}
+
+func (m *metrics) reload(ok bool) {
+	if m == nil {
+		return
+	}
+	if ok {
+		m.reloads.WithLabelValues("ok").Inc()
+	} else {
+		m.reloads.WithLabelValues("failed").Inc()
+	}
+}
+
+// serveMetrics listens on addr synchronously (so that a bad address fails
+// at start) and serves /metrics until ctx ends. It returns the listener's
+// address.
+func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger) (net.Addr, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	go func() {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics listener failed", "err", err)
+		}
+	}()
+	return l.Addr(), nil
+}

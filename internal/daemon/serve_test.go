@@ -1,0 +1,346 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// startDaemon runs an in-process daemon on store (a fresh memory store if
+// nil) listening at a socket in a temporary directory. It returns the
+// daemon, its socket and the function that stops it and returns Run's
+// error.
+func startDaemon(t testing.TB, store replay.Store) (*Daemon, string, func() error) {
+	t.Helper()
+	return startDaemonAt(t, filepath.Join(t.TempDir(), "d.sock"), store)
+}
+
+// startDaemonAt is startDaemon on the socket sock.
+func startDaemonAt(t testing.TB, sock string, store replay.Store) (*Daemon, string, func() error) {
+	t.Helper()
+	return startDaemonWith(t, sock, "", store, nil)
+}
+
+// startDaemonWith is startDaemonAt with extra configuration (TOML
+// sections) and a setup function, if not nil, that sees the daemon before
+// it runs.
+func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup func(*Daemon)) (*Daemon, string, func() error) {
+	t.Helper()
+	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Socket = sock
+	log := fixture.Logger(t)
+	if _, ok := t.(*testing.B); ok {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if store == nil {
+		store = NewMemoryStore(cfg, log)
+	}
+	d, err := New(cfg, log, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.notify = func(string) {}
+	if setup != nil {
+		setup(d)
+	}
+	stop := d.Start(context.Background())
+	t.Cleanup(func() { stop() })
+	return d, cfg.Socket, stop
+}
+
+// TestServeAnswersBothFramings: one daemon, one connection per framing; a
+// token accepted on one connection is refused on every other.
+func TestServeAnswersBothFramings(t *testing.T) {
+	_, sock, stop := startDaemon(t, nil)
+
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o660 {
+		t.Errorf("socket mode = %v, want 0660", fi.Mode().Perm())
+	}
+
+	ej := fixture.Dial(t, sock)
+	gen := fixture.Dial(t, sock)
+	genR := bufio.NewReader(gen)
+	askLine := func(line string) string {
+		t.Helper()
+		if _, err := io.WriteString(gen, fixture.Line(line)); err != nil {
+			t.Fatal(err)
+		}
+		s, err := fixture.ReadLineReply(genR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+
+	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	if got := fixture.AskFrame(t, ej, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("fresh token via ejabberd framing = %x, want %x", got, fixture.FrameYes)
+	}
+	if got := askLine("auth:alice:" + fixture.Host + ":" + tok); got != fixture.LineNo {
+		t.Errorf("replay via another connection = %q, want %q", got, fixture.LineNo)
+	}
+	if got := fixture.AskFrame(t, ej, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameNo) {
+		t.Errorf("replay via the same connection = %x, want %x", got, fixture.FrameNo)
+	}
+	tok2 := fixture.Mint(t, fixture.Secret, fixture.Seed, "bob", fixture.Host)
+	if got := askLine("auth:bob:" + fixture.Host + ":" + tok2); got != fixture.LineYes {
+		t.Errorf("fresh token via generic lines = %q, want %q", got, fixture.LineYes)
+	}
+	if got := askLine("isuser:bob:" + fixture.Host); got != fixture.LineYes {
+		t.Errorf("isuser = %q, want %q", got, fixture.LineYes)
+	}
+	// Bad bytes are answered no, and the connection stays in sync.
+	if got := fixture.AskFrame(t, ej, "nonsense"); string(got) != string(fixture.FrameNo) {
+		t.Errorf("bad request = %x, want %x", got, fixture.FrameNo)
+	}
+	if got := fixture.AskFrame(t, ej, "isuser:bob:"+fixture.Host); string(got) != string(fixture.FrameYes) {
+		t.Errorf("isuser after a bad request = %x, want %x", got, fixture.FrameYes)
+	}
+
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("socket file still there after stop: %v", err)
+	}
+	if _, err := ej.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("read on a connection after stop: %v, want EOF", err)
+	}
+}
+
+// blockingStore holds every Record until released.
+type blockingStore struct {
+	replay.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *blockingStore) Record(ctx context.Context, k replay.Key) (bool, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.Store.Record(ctx, k)
+}
+
+// TestServeStopAnswersInFlight: a request being answered when the daemon is
+// told to stop is answered; then the daemon closes and Run returns nil.
+func TestServeStopAnswersInFlight(t *testing.T) {
+	bs := &blockingStore{
+		Store:   replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}),
+		entered: make(chan struct{}),
+		release: make(chan struct{}),
+	}
+	_, sock, stop := startDaemon(t, bs)
+	c := fixture.Dial(t, sock)
+	idle := fixture.Dial(t, sock)
+	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "carol", fixture.Host)
+	if _, err := c.Write([]byte(fixture.Frame("auth:carol:" + fixture.Host + ":" + tok))); err != nil {
+		t.Fatal(err)
+	}
+	<-bs.entered
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	// The daemon stops accepting before it waits for the request.
+	for {
+		nc, err := net.Dial("unix", sock)
+		if err != nil {
+			break
+		}
+		nc.Close()
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(bs.release)
+	reply, err := fixture.ReadReply(c, protocol.Ejabberd)
+	if err != nil {
+		t.Fatalf("in-flight request not answered: %v", err)
+	}
+	if string(reply) != string(fixture.FrameYes) {
+		t.Errorf("in-flight reply = %x, want %x", reply, fixture.FrameYes)
+	}
+	if err := <-stopped; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if _, err := idle.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("idle connection after stop: %v, want EOF", err)
+	}
+}
+
+// TestServeReplacesStaleSocket: a socket file left by a killed daemon does
+// not keep a new one from starting; a live daemon's socket does.
+func TestServeReplacesStaleSocket(t *testing.T) {
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "s.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close() // leaves the file, as SIGKILL would
+	l2, err := listenUnix(sock)
+	if err != nil {
+		t.Fatalf("stale socket: %v", err)
+	}
+	defer l2.Close()
+	if _, err := listenUnix(sock); err == nil {
+		t.Fatal("listened on the socket of a live daemon")
+	}
+	notSock := filepath.Join(dir, "file")
+	os.WriteFile(notSock, nil, 0o600)
+	if _, err := listenUnix(notSock); err == nil {
+		t.Fatal("replaced a regular file")
+	}
+}
+
+// TestServeConcurrentConnections: 64 connections at once, each with its own
+// tokens: every token accepted exactly once; the replays, sent through
+// other connections, all refused; one token sent on all 64 connections at
+// the same moment is accepted on exactly one. Run under -race.
+func TestServeConcurrentConnections(t *testing.T) {
+	const conns, perConn = 64, 8
+	_, sock, _ := startDaemon(t, nil)
+	toks := make([][]string, conns)
+	for i := range toks {
+		for j := 0; j < perConn; j++ {
+			toks[i] = append(toks[i], fixture.Mint(t, fixture.Secret, fixture.Seed, fmt.Sprintf("user%d", i), fixture.Host))
+		}
+	}
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		cs[i] = fixture.Dial(t, sock)
+	}
+	// each runs f on every connection at once and returns how many
+	// requests were answered yes.
+	each := func(f func(i int, c net.Conn) int) int {
+		results := make(chan int, conns)
+		for i, c := range cs {
+			go func() { results <- f(i, c) }()
+		}
+		total := 0
+		for range cs {
+			total += <-results
+		}
+		return total
+	}
+	ask := func(c net.Conn, user, tok string) int {
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		if _, err := c.Write([]byte(fixture.Frame("auth:" + user + ":" + fixture.Host + ":" + tok))); err != nil {
+			return -1000
+		}
+		reply, err := fixture.ReadReply(c, protocol.Ejabberd)
+		if err != nil {
+			return -1000
+		}
+		if string(reply) == string(fixture.FrameYes) {
+			return 1
+		}
+		return 0
+	}
+
+	fresh := each(func(i int, c net.Conn) int {
+		n := 0
+		for _, tok := range toks[i] {
+			n += ask(c, fmt.Sprintf("user%d", i), tok)
+		}
+		return n
+	})
+	if fresh != conns*perConn {
+		t.Fatalf("fresh tokens accepted: %d, want %d", fresh, conns*perConn)
+	}
+	replays := each(func(i int, c net.Conn) int {
+		other := (i + 1) % conns // another connection's tokens
+		n := 0
+		for _, tok := range toks[other] {
+			n += ask(c, fmt.Sprintf("user%d", other), tok)
+		}
+		return n
+	})
+	if replays != 0 {
+		t.Fatalf("replays accepted: %d, want 0", replays)
+	}
+	shared := fixture.Mint(t, fixture.Secret, fixture.Seed, "shared", fixture.Host)
+	if n := each(func(_ int, c net.Conn) int { return ask(c, "shared", shared) }); n != 1 {
+		t.Fatalf("one token sent on %d connections at once was accepted %d times, want 1", conns, n)
+	}
+}
+
+// TestServeWatchdogProbe: the watchdog's self-probe succeeds on a serving
+// daemon and fails on one that no longer accepts. It is not counted as a
+// request in the metrics; a peer's isuser is.
+func TestServeWatchdogProbe(t *testing.T) {
+	var m *metrics
+	d, sock, stop := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "", nil, func(d *Daemon) {
+		m = newMetrics(d.store)
+		d.handler.metrics = m
+	})
+	isuser := map[string]string{"command": "isuser", "result": "no", "reason": "no_such_user"}
+	for i := 0; i < 3; i++ {
+		if err := d.probe(5 * time.Second); err != nil {
+			t.Fatalf("probe of a serving daemon: %v", err)
+		}
+	}
+	if n := scrapeValue(t, m, "tokenauthd_requests_total", isuser); n > 0 {
+		t.Errorf("after 3 probes, %v isuser requests counted, want none", n)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(c, fixture.Line("isuser:watchdog:watchdog.invalid"))
+	if reply, err := fixture.ReadLineReply(bufio.NewReader(c)); err != nil || reply != fixture.LineNo {
+		t.Fatalf("isuser from a peer = %q, %v", reply, err)
+	}
+	c.Close()
+	if n := scrapeValue(t, m, "tokenauthd_requests_total", isuser); n != 1 {
+		t.Errorf("after an isuser from a peer, %v counted, want 1", n)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.probe(time.Second); err == nil {
+		t.Fatal("probe of a stopped daemon succeeded")
+	}
+}
+
+// TestBindUnixNeverOpen: the socket file is created with mode 0660 exactly,
+// whatever the process's umask (no chmod follows): under umask 0 a plain
+// bind would leave it connectable by anyone.
+func TestBindUnixNeverOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "u.sock")
+	old := syscall.Umask(0)
+	l, err := bindUnix(path)
+	syscall.Umask(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != socketMode {
+		t.Errorf("socket created with mode %v under umask 0, want %v", perm, os.FileMode(socketMode))
+	}
+	// The process's umask is left as it was.
+	if got := syscall.Umask(old); got != old {
+		t.Errorf("umask %#o after bindUnix, want %#o", got, old)
+	}
+}

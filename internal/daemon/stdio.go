@@ -1,0 +1,110 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/term"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// RunStdio is the external-authentication helper on stdin/stdout, as
+// ejabberd's extauth_program or Prosody's external_auth_command.
+func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
+	// A terminal echoes what it is sent back to the sender, where it
+	// would be read as a reply, and acts on control bytes: turn that off
+	// before anything else.
+	if f, ok := e.Stdin.(*os.File); ok {
+		term.Prepare(f)
+	}
+	fs := cli.NewFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
+	cfgFlag := cli.ConfigFlag(fs)
+	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.Stderr, "tokenauthd: unknown subcommand %q\n", fs.Arg(0))
+		fs.Usage()
+		return 2
+	}
+	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
+	if !ok {
+		return 1
+	}
+	// Catch SIGHUP before anything else: its default action ends the process.
+	sig, stopSig := e.ReloadSignals()
+	defer stopSig()
+	var err error
+	mode := cfg.Protocol
+	if *protoFlag != "" {
+		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
+			log.Error("bad -protocol", "err", err)
+			return 1
+		}
+	}
+	// With store = "redis" every helper of a pool shares one replay cache.
+	store, err := newStore(cfg, log, false)
+	if err != nil {
+		log.Error("cannot open the replay store", "err", err)
+		return 1
+	}
+	defer store.Close()
+	v, err := config.NewVerifier(cfg, store)
+	if err != nil {
+		log.Error("bad configuration", "err", err)
+		return 1
+	}
+	log.Info("tokenauthd started", "version", cli.Version(), "mode", "stdio",
+		"protocol", mode.String(), "hosts", len(cfg.Hosts))
+	config.LogWarnings(log, cfg)
+	h := newAuthHandler(v, log)
+	defer h.refusal.Flush()
+	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}
+	defer rl.start(ctx, sig)()
+
+	srv := newProtocolServer(mode, h, log)
+	// Serve blocks reading stdin, which a signal does not interrupt: wait
+	// for either, so that SIGTERM stops the helper (the signal handler
+	// took over the default action).
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, e.Stdin, e.Stdout) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			// The peer has gone (a read or write error): nothing is left
+			// to answer, and a helper never exits non-zero after start-up.
+			log.Warn("stream ended", "err", err)
+		}
+	case <-ctx.Done():
+		log.Info("stopping on signal")
+	}
+	return 0
+}
+
+// NewMemoryStore returns the in-process replay store, with its capacity
+// guard logging every record forced out while still live.
+// The warning is rate limited (a flood of valid tokens would otherwise log
+// one line per token); the store counts every eviction (LiveEvictions, and
+// the tokenauthd_replay_live_evictions_total metric).
+func NewMemoryStore(cfg *config.Config, log *slog.Logger) *replay.Memory {
+	rl := logs.NewRateLog(log, nil)
+	var m *replay.Memory
+	m = replay.NewMemory(replay.MemoryOptions{
+		Capacity: cfg.Capacity,
+		TTL:      cfg.Params.ReplayTTL(),
+		OnLiveEviction: func() {
+			// m.LiveEvictions is an atomic counter: no store lock taken.
+			rl.Log(slog.LevelWarn, "live_eviction",
+				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
+				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
+		},
+	})
+	return m
+}

@@ -1,0 +1,147 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
+	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+// newStore returns the replay store the configuration asks for: memory,
+// memory with its journal (daemon only: a journal has one writer), or Redis.
+// Every store reports when it may have lost records (ForgottenAt); the
+// verifier then refuses the tokens it can no longer vouch for, and this
+// says so in the log.
+func newStore(cfg *config.Config, log *slog.Logger, daemon bool) (replay.Store, error) {
+	switch {
+	case cfg.Store == "redis":
+		return newRedisStore(cfg, log), nil
+	case cfg.Journal != "" && !daemon:
+		log.Warn("[replay] journal is kept by tokenauthd serve only; this helper remembers tokens in memory")
+	case cfg.Journal != "":
+		return openJournal(cfg, log)
+	}
+	m := NewMemoryStore(cfg, log)
+	if cfg.RefuseAfterStart {
+		// This process starts empty: an earlier one may have accepted
+		// tokens that are still inside their window.
+		now := time.Now()
+		m.MarkForgotten(now)
+		log.Info("refuse_after_start: the replay store starts empty, so tokens an earlier process could have accepted are refused",
+			"refused_until", cfg.Params.RefusalEnds(now).Format(time.RFC3339))
+	}
+	return m, nil
+}
+
+// openJournal opens the memory store's journal and logs what it found.
+func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
+	mem := NewMemoryStore(cfg, log)
+	j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
+	if err != nil {
+		return nil, err
+	}
+	attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
+	if st.Torn > 0 {
+		log.Warn("replay journal ended in a write a crash interrupted: cut off", append(attrs, "torn_bytes", st.Torn)...)
+	} else {
+		log.Info("replay journal loaded", attrs...)
+	}
+	switch {
+	case st.Lost != "":
+		logForgotten(log, cfg.Params, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
+	case !st.Forgotten.IsZero():
+		logForgotten(log, cfg.Params, st.Forgotten, "a recent start found that the journal may have lost records")
+	}
+	return j, nil
+}
+
+// logForgotten warns that the replay store may have lost records at at,
+// why, and until when tokens are refused for it.
+func logForgotten(log *slog.Logger, p verifier.Params, at time.Time, why string, attrs ...any) {
+	log.Warn("the replay store may have lost records: tokens minted before refused_until are refused, since they could have been accepted already",
+		append([]any{"why", why, "forgotten_at", at.Format(time.RFC3339),
+			"refused_until", p.RefusalEnds(at).Format(time.RFC3339)}, attrs...)...)
+}
+
+// newRedisStore returns the Redis store. It does not wait for Redis: while
+// Redis cannot be reached every token is refused (store_unavailable), and
+// accepted again once it can, without a restart.
+func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
+	redis.SetLogger(redisLogger{log})
+	rc := cfg.Redis
+	warnRedisTimeout(rc.Timeout, log)
+	s := redisstore.New(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+		return newRedisClient(rc, onConnect)
+	}, redisstore.Options{
+		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
+		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.Params, at, why) },
+	})
+	if err := s.Ping(context.Background()); err != nil {
+		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
+	} else {
+		log.Info("replay store: Redis", "prefix", rc.Prefix, "min_replicas", rc.MinReplicas)
+	}
+	return s
+}
+
+// newRedisClient returns the client of the configuration, with onConnect
+// run on each of its new connections.
+func newRedisClient(rc config.RedisConfig, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+	if rc.URL != "" {
+		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
+		if rc.Username != "" {
+			opt.Username = rc.Username
+		}
+		if rc.Password != "" {
+			opt.Password = rc.Password
+		}
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = rc.Timeout, rc.Timeout, rc.Timeout, rc.Timeout
+		opt.ContextTimeoutEnabled = true
+		opt.OnConnect = onConnect
+		return redis.NewClient(opt)
+	}
+	return redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:                 rc.Addrs,
+		MasterName:            rc.Master,
+		Username:              rc.Username,
+		Password:              rc.Password,
+		DialTimeout:           rc.Timeout,
+		ReadTimeout:           rc.Timeout,
+		WriteTimeout:          rc.Timeout,
+		PoolTimeout:           rc.Timeout,
+		ContextTimeoutEnabled: true,
+		OnConnect:             onConnect,
+	})
+}
+
+// clientTimeout is how long the XMPP server's side waits for an answer by
+// default: Prosody's tokenauthd_timeout and the relay's connect.timeout_ms.
+const clientTimeout = protocol.DefaultClientTimeout
+
+// warnRedisTimeout warns when a token may wait for Redis as long as the
+// XMPP server's side waits for the answer by default: that side then gives
+// up first, refusing the login as unavailable while the daemon may still
+// record the token, and replaces its connection.
+func warnRedisTimeout(timeout time.Duration, log *slog.Logger) {
+	if timeout >= clientTimeout {
+		log.Warn("replay.redis_timeout_ms is not below the XMPP side's default wait (2 s): raise Prosody's tokenauthd_timeout and [connect] timeout_ms above it, or lower it",
+			"redis_timeout_ms", timeout.Milliseconds())
+	}
+}
+
+// redisLogger passes go-redis's own messages (connection pool trouble) to
+// the log at debug level: what matters reaches the log as refusals with
+// reason store_unavailable.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.Debug("redis client", "msg", fmt.Sprintf(format, v...))
+}

@@ -1,0 +1,94 @@
+package mint
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/base64"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/replay"
+	"github.com/tokenauthd/tokenauthd/verifier"
+)
+
+func Run(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
+	cfgFlag := cli.ConfigFlag(fs)
+	at := fs.String("at", "", "mint for this time, in Unix seconds (default now)")
+	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return 2
+	}
+	user, host, err := cli.SplitJID(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
+		return 2
+	}
+	when := time.Now()
+	if *at != "" {
+		sec, err := strconv.ParseInt(*at, 10, 64)
+		if err != nil || sec < 0 {
+			fmt.Fprintf(e.Stderr, "tokenauthd mint: -at %q is not a Unix time in seconds\n", *at)
+			return 2
+		}
+		when = time.Unix(sec, 0)
+	}
+	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
+		return 1
+	}
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	if err == nil {
+		var tok string
+		if tok, err = v.Mint(user, host, when, *nonce); err == nil {
+			fmt.Fprintln(e.Stdout, tok)
+			return 0
+		}
+	}
+	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
+	return 1
+}
+
+func RunGenSecrets(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	host := "example.org"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		host = fs.Arg(0)
+	default:
+		fs.Usage()
+		return 2
+	}
+	if err := verifier.ValidateHostName(host); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", verifier.Detail(err))
+		return 2
+	}
+	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
+	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
+	if _, err := rand.Read(secret); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
+		return 1
+	}
+	if _, err := rand.Read(seed); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(e.Stdout, "[hosts.%q]\n", host)
+	fmt.Fprintf(e.Stdout, "token_secret = %q\n", base64.RawURLEncoding.EncodeToString(secret))
+	fmt.Fprintf(e.Stdout, "otp_seed = %q\n", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
+	fmt.Fprintln(e.Stdout, "isuser = true")
+	return 0
+}

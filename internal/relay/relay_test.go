@@ -1,0 +1,307 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/daemon/daemontest"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/protocol"
+)
+
+// relayProc is a relay run in-process, as `tokenauthd connect ARGS`, with
+// pipes for its stdin and stdout.
+type relayProc struct {
+	in   *io.PipeWriter
+	out  *bufio.Reader
+	done chan int
+}
+
+func startRelay(t *testing.T, args ...string) *relayProc {
+	t.Helper()
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	p := &relayProc{in: inW, out: bufio.NewReader(outR), done: make(chan int, 1)}
+	e := &cli.Env{Stdin: inR, Stdout: outW, Stderr: fixture.Writer(t)}
+	go func() {
+		p.done <- Run(context.Background(), e.KeepRepliesAlone(), args)
+		outW.Close()
+	}()
+	t.Cleanup(func() { inW.Close() })
+	return p
+}
+
+// askFrame sends an ejabberd frame and returns the reply.
+func (p *relayProc) askFrame(t testing.TB, body string) []byte {
+	t.Helper()
+	if _, err := p.in.Write([]byte(fixture.Frame(body))); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := fixture.ReadReply(p.out, protocol.Ejabberd)
+	if err != nil {
+		t.Fatalf("reading the relay's reply: %v", err)
+	}
+	return reply
+}
+
+// askLine sends a generic line and returns the reply line.
+func (p *relayProc) askLine(t testing.TB, line string) string {
+	t.Helper()
+	if _, err := io.WriteString(p.in, fixture.Line(line)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := fixture.ReadLineReply(p.out)
+	if err != nil {
+		t.Fatalf("reading the relay's reply: %v", err)
+	}
+	return s
+}
+
+// exit closes the relay's stdin and returns its exit status.
+func (p *relayProc) exit(t testing.TB) int {
+	t.Helper()
+	p.in.Close()
+	io.Copy(io.Discard, p.out)
+	return <-p.done
+}
+
+// TestConnectRelaysBothFramings: requests pass through the relay in the
+// peer's framing; replays are refused across relays.
+func TestConnectRelaysBothFramings(t *testing.T) {
+	sock := startDaemon(t)
+	ej := startRelay(t, "-socket", sock, "-config", fixture.WriteConfig(t, t.TempDir(), ""))
+	gen := startRelay(t, "-socket", sock)
+
+	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	if got := ej.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("fresh token = %x, want %x", got, fixture.FrameYes)
+	}
+	if got := gen.askLine(t, "auth:alice:"+fixture.Host+":"+tok); got != fixture.LineNo {
+		t.Errorf("replay through another relay = %q, want 0", got)
+	}
+	if got := ej.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameNo) {
+		t.Errorf("replay through the same relay = %x, want %x", got, fixture.FrameNo)
+	}
+	tok2 := fixture.Mint(t, fixture.Secret, fixture.Seed, "bob", fixture.Host)
+	if got := gen.askLine(t, "auth:bob:"+fixture.Host+":"+tok2); got != fixture.LineYes {
+		t.Errorf("fresh token, generic = %q, want 1", got)
+	}
+	// Malformed requests are answered no by the relay itself and do not
+	// desynchronise anything; a line that is not a request is one.
+	if got := gen.askLine(t, fixture.Frame("hello")); got != fixture.LineNo {
+		t.Errorf("garbage line = %q, want 0", got)
+	}
+	if got := gen.askLine(t, "isuser:bob:"+fixture.Host); got != fixture.LineYes {
+		t.Errorf("isuser after garbage = %q, want 1", got)
+	}
+	if got := ej.askFrame(t, "nonsense"); string(got) != string(fixture.FrameNo) {
+		t.Errorf("bad frame = %x, want %x", got, fixture.FrameNo)
+	}
+	if got := ej.askFrame(t, "isuser:bob:"+fixture.Host); string(got) != string(fixture.FrameYes) {
+		t.Errorf("isuser after a bad frame = %x, want %x", got, fixture.FrameYes)
+	}
+	if code := ej.exit(t); code != 0 {
+		t.Errorf("exit status at EOF = %d, want 0", code)
+	}
+	if code := gen.exit(t); code != 0 {
+		t.Errorf("exit status at EOF = %d, want 0", code)
+	}
+}
+
+// TestConnectWithoutDaemon: with no daemon, each request is answered no
+// within the bound and the relay keeps going; once a daemon listens, and
+// again after it restarts, requests go through.
+func TestConnectWithoutDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "later.sock")
+	const bound = 300 * time.Millisecond
+	p := startRelay(t, "-socket", sock, "-timeout", bound.String())
+	for i := 0; i < 2; i++ {
+		start := time.Now()
+		if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameNo) {
+			t.Fatalf("no daemon: reply %x, want %x", got, fixture.FrameNo)
+		}
+		// The bound is the feature: generous slack, never less than it.
+		if el := time.Since(start); el > bound+2*time.Second {
+			t.Fatalf("no daemon: answered after %v, bound %v", el, bound)
+		}
+	}
+	stop := startDaemonAt(t, sock)
+	if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("daemon started: reply %x, want %x", got, fixture.FrameYes)
+	}
+	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	if got := p.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("daemon started: fresh token %x, want %x", got, fixture.FrameYes)
+	}
+	// A restart leaves the relay holding a dead connection: it redials.
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	startDaemonAt(t, sock)
+	if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("daemon restarted: reply %x, want %x", got, fixture.FrameYes)
+	}
+	if code := p.exit(t); code != 0 {
+		t.Errorf("exit status = %d, want 0", code)
+	}
+}
+
+// TestConnectBadDaemonReply: a peer on the socket that answers with
+// anything but a reply gets the request answered no, and the relay goes on
+// with a new connection.
+func TestConnectBadDaemonReply(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "bad.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 256)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					// A reply in the wrong framing, then junk: never a
+					// valid ejabberd reply.
+					io.WriteString(c, fixture.LineYes+string(fixture.FrameYes)+"junk")
+				}
+			}()
+		}
+	}()
+	p := startRelay(t, "-socket", sock, "-timeout", "200ms")
+	for i := 0; i < 3; i++ {
+		if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameNo) {
+			t.Fatalf("bad daemon reply relayed as %x, want %x", got, fixture.FrameNo)
+		}
+	}
+}
+
+// waitingPeer is a scripted XMPP server that waits for its replies: it
+// hands the relay one chunk of input per Read, and before each chunk checks
+// that every reply it is owed has been written. A relay that holds a reply
+// back while it waits for more input would leave a real peer waiting until
+// it times out, and then answer its next request with the stale reply.
+type waitingPeer struct {
+	t      *testing.T
+	name   string
+	chunks []string // input, one chunk per Read
+	owed   []string // owed[i]: all output due before chunk i is sent
+	out    bytes.Buffer
+}
+
+func (p *waitingPeer) Read(b []byte) (int, error) {
+	if len(p.chunks) == 0 {
+		return 0, io.EOF
+	}
+	if got := p.out.String(); got != p.owed[0] {
+		p.t.Errorf("%s: before sending %q the peer has %q, want %q", p.name, p.chunks[0], got, p.owed[0])
+		p.chunks = nil
+		return 0, io.EOF
+	}
+	n := copy(b, p.chunks[0])
+	p.chunks, p.owed = p.chunks[1:], p.owed[1:]
+	return n, nil
+}
+
+func (p *waitingPeer) Write(b []byte) (int, error) { return p.out.Write(b) }
+
+// TestConnectRepliesBeforeWaiting: the relay passes each reply on before it
+// waits for more input, whatever followed the request in the same read.
+func TestConnectRepliesBeforeWaiting(t *testing.T) {
+	sock := startDaemon(t)
+	yes, no := string(fixture.FrameYes), string(fixture.FrameNo)
+	l1, l0 := fixture.LineYes, fixture.LineNo
+	// Users are the application's: isuser says yes to any user of a
+	// configured host, and no elsewhere.
+	isuser := func(u string) string { return "isuser:" + u + ":" + fixture.Host }
+	other := "isuser:alice:other.invalid"
+	tests := []struct {
+		name   string
+		chunks []string
+		owed   []string
+		out    string
+	}{
+		{"empty line after", []string{isuser("alice") + "\n\n", other + "\n"}, []string{"", l1}, l1 + l0},
+		{"stray cr after", []string{isuser("alice") + "\n\r", "\n" + other + "\n"}, []string{"", l1}, l1 + l0},
+		{"part of the next line", []string{isuser("alice") + "\nisus", "er:alice:other.invalid\n"}, []string{"", l1}, l1 + l0},
+		{"part of the next frame", []string{fixture.Frame(isuser("alice")) + fixture.Frame(other)[:1], fixture.Frame(other)[1:]}, []string{"", yes}, yes + no},
+		// The first request names a command, or auto would not take the
+		// stream for lines.
+		{"bad request then part", []string{"auth:bogus\nisuser:al", "ice:" + fixture.Host + "\n"}, []string{"", l0}, l0 + l1},
+	}
+	for _, tt := range tests {
+		p := &waitingPeer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed}
+		e := &cli.Env{Stdin: p, Stdout: p, Stderr: fixture.Writer(t)}
+		if code := Run(context.Background(), e.KeepRepliesAlone(), []string{"-socket", sock}); code != 0 {
+			t.Errorf("%s: exit status %d, want 0", tt.name, code)
+		}
+		if got := p.out.String(); got != tt.out {
+			t.Errorf("%s: wrote %q, want %q", tt.name, got, tt.out)
+		}
+	}
+}
+
+// TestConnectLogSettings: the relay logs as [log] says, format and level,
+// and refuses a bad [log] as the daemon does.
+func TestConnectLogSettings(t *testing.T) {
+	sock := startDaemon(t)
+	tests := []struct {
+		name, log string
+		code      int
+		check     func(stderr string) bool
+	}{
+		{"json", "format = \"json\"", 0, func(s string) bool {
+			return strings.HasPrefix(s, "{") && strings.Contains(s, `"msg":"connected to the daemon"`)
+		}},
+		{"text", "level = \"debug\"", 0, func(s string) bool { return strings.Contains(s, "msg=\"connected to the daemon\"") }},
+		{"error level", "level = \"error\"", 0, func(s string) bool { return s == "" }},
+		{"bad format", "format = \"xml\"", 1, func(s string) bool { return strings.Contains(s, "log.format") }},
+		{"bad level", "level = \"loud\"", 1, func(s string) bool { return strings.Contains(s, "log.level") }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fixture.WriteConfig(t, t.TempDir(), "[log]\n"+tc.log+"\n")
+			var out, errOut bytes.Buffer
+			e := &cli.Env{Stdin: strings.NewReader(fixture.Line("isuser:alice:" + fixture.Host)), Stdout: &out, Stderr: &errOut}
+			code := Run(context.Background(), e.KeepRepliesAlone(), []string{"-config", cfg, "-socket", sock})
+			if code != tc.code || !tc.check(errOut.String()) {
+				t.Fatalf("exit %d, log %q", code, errOut.String())
+			}
+			if want := map[int]string{0: fixture.LineYes, 1: ""}[tc.code]; out.String() != want {
+				t.Fatalf("stdout %q, want %q", out.String(), want)
+			}
+		})
+	}
+}
+
+// startDaemon runs an in-process daemon for fixture.Host on a socket in a
+// temporary directory, and returns the socket.
+func startDaemon(t *testing.T) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	startDaemonAt(t, sock)
+	return sock
+}
+
+// startDaemonAt runs an in-process daemon for fixture.Host on sock, and
+// returns the function that stops it.
+func startDaemonAt(t *testing.T, sock string) (stop func() error) {
+	t.Helper()
+	return daemontest.Start(t, fixture.WriteConfig(t, t.TempDir(), ""), sock, nil)
+}
