@@ -101,8 +101,7 @@ type Journal struct {
 	// openFile opens files for rotation (os.OpenFile; tests inject faults).
 	openFile func(name string, flag int, perm os.FileMode) (*os.File, error)
 
-	stop chan struct{}
-	done chan struct{}
+	syncs *Ticker // fsyncs at most every SyncInterval after a write
 }
 
 var _ Store = (*Journal)(nil)
@@ -139,7 +138,7 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 		return nil, nil, fmt.Errorf("replay: journal %s is in use by another process: %w", path, err)
 	}
 	j := &Journal{mem: mem, path: path, lock: lock, now: mem.now, syncEach: o.SyncEvery,
-		openFile: os.OpenFile, stop: make(chan struct{}), done: make(chan struct{})}
+		openFile: os.OpenFile}
 	now := j.now()
 	l := &loader{j: j, st: &JournalStats{}, now: now.UnixNano(), ttl: int64(mem.TTL())}
 	if err := l.loadOld(path + ".old"); err != nil {
@@ -154,7 +153,7 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 		mem.MarkForgotten(time.Unix(0, l.forgot))
 	}
 	l.st.Forgotten = mem.ForgottenAt()
-	go j.syncer(o.SyncInterval)
+	j.syncs = StartTicker(o.SyncInterval, j.syncIfDirty)
 	return j, l.st, nil
 }
 
@@ -481,23 +480,13 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// syncer fsyncs the file at most every interval after a write.
-func (j *Journal) syncer(every time.Duration) {
-	defer close(j.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			j.mu.Lock()
-			if j.dirty && j.err == nil && !j.closed && j.f != nil {
-				if j.f.Sync() == nil {
-					j.dirty = false
-				}
-			}
-			j.mu.Unlock()
-		case <-j.stop:
-			return
+// syncIfDirty fsyncs the file if a write came since the last fsync.
+func (j *Journal) syncIfDirty() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.dirty && j.err == nil && !j.closed && j.f != nil {
+		if j.f.Sync() == nil {
+			j.dirty = false
 		}
 	}
 }
@@ -540,8 +529,7 @@ func (j *Journal) Close() error {
 		}
 	}
 	j.mu.Unlock()
-	close(j.stop)
-	<-j.done
+	j.syncs.Stop()
 	j.lock.Close() // releases the flock
 	merr := j.mem.Close()
 	if err != nil {

@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,7 +14,9 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
@@ -44,12 +47,17 @@ type Env struct {
 	DetachStderr func() error
 }
 
-// KeepRepliesAlone returns the env of a command that replies on stdout:
-// e itself, or, if stderr is the same file as stdout (a terminal or a
-// pipe), e with its log going to the system log instead, decided before
-// anything (a flag's usage message) is written. Then file descriptor 2
-// is pointed away too.
+// KeepRepliesAlone returns the env of a command that replies on stdout,
+// before anything (a flag's usage message) is written. A terminal on
+// stdin stops echoing what it is sent back to the sender, where it would
+// be read as a reply, and acting on control bytes (term.Prepare). If
+// stderr is the same file as stdout (a terminal or a pipe), the log goes
+// to the system log instead, and file descriptor 2 is pointed away too;
+// otherwise e itself is returned.
 func (e *Env) KeepRepliesAlone() *Env {
+	if f, ok := e.Stdin.(*os.File); ok {
+		term.Prepare(f)
+	}
 	if !term.SameFile(e.Stdout, e.Stderr) {
 		return e
 	}
@@ -173,4 +181,43 @@ func (e *Env) ReloadSignals() (ch <-chan os.Signal, stop func()) {
 	c := make(chan os.Signal, 1)
 	signal.Notify(c, syscall.SIGHUP)
 	return c, func() { signal.Stop(c) }
+}
+
+// UnixTime is a flag's time, given in Unix seconds; the zero UnixTime
+// means the flag was not given.
+type UnixTime struct{ t time.Time }
+
+// AtFlag defines -at, the moment a command works as of.
+func AtFlag(fs *flag.FlagSet, usage string) *UnixTime {
+	u := &UnixTime{}
+	fs.Var(u, "at", usage)
+	return u
+}
+
+// Set parses Unix seconds.
+func (u *UnixTime) Set(s string) error {
+	sec, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || sec < 0 {
+		return errors.New("not a Unix time in seconds")
+	}
+	u.t = time.Unix(sec, 0)
+	return nil
+}
+
+func (u *UnixTime) String() string {
+	if u == nil || u.t.IsZero() {
+		return ""
+	}
+	return strconv.FormatInt(u.t.Unix(), 10)
+}
+
+// Given reports whether the flag was set.
+func (u *UnixTime) Given() bool { return !u.t.IsZero() }
+
+// Or returns the flag's time, or now if it was not given.
+func (u *UnixTime) Or(now time.Time) time.Time {
+	if u.Given() {
+		return u.t
+	}
+	return now
 }

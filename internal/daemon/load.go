@@ -1,23 +1,49 @@
 package daemon
 
 import (
+	"context"
 	"log/slog"
+	"os"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/replay"
 )
 
-// loadForServing loads the configuration of a serving command (the
-// stdin/stdout helper, serve) and returns it with the logger it sets up. A
+// serving is what a serving command (serve, the stdin/stdout helper) sets
+// up before anything else: SIGHUP caught, the configuration loaded, its
+// logger.
+type serving struct {
+	path   string
+	cfg    *config.Config
+	log    *slog.Logger
+	level  *slog.LevelVar
+	reload <-chan os.Signal
+	stop   func() // undoes the signal handling
+}
+
+// startServing catches SIGHUP (its default action ends the process), then
+// loads the configuration of a serving command and sets up its logger. A
 // configuration that does not load is logged, and ok is false: the command
 // exits 1, the only time a serving command exits non-zero.
-func loadForServing(e *cli.Env, cfgFlag string) (path string, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, ok bool) {
-	path = config.Path(cfgFlag, e.Var)
-	cfg, err := config.Load(path)
+func startServing(e *cli.Env, cfgFlag string) (s *serving, ok bool) {
+	s = &serving{path: config.Path(cfgFlag, e.Var)}
+	s.reload, s.stop = e.ReloadSignals()
+	cfg, err := config.Load(s.path)
 	if err != nil {
+		s.stop()
 		e.Logger().Error("bad configuration", "err", err)
-		return path, nil, nil, nil, false
+		return nil, false
 	}
-	log, level = e.ConfigLogger(cfg)
-	return path, cfg, log, level, true
+	s.cfg = cfg
+	s.log, s.level = e.ConfigLogger(cfg)
+	return s, true
+}
+
+// reloadOnSignal reloads the configuration into h on every SIGHUP until
+// ctx ends or the returned function is called. m, if not nil, counts the
+// reloads.
+func (s *serving) reloadOnSignal(ctx context.Context, store replay.Store, h *authHandler, m *metrics) (stop func()) {
+	rl := &reloader{path: s.path, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg}
+	return rl.start(ctx, s.reload)
 }

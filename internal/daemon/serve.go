@@ -49,13 +49,12 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	if code, ok := cli.ParseNoArgs(e, fs, args); !ok {
 		return code
 	}
-	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
+	sv, ok := startServing(e, *cfgFlag)
 	if !ok {
 		return 1
 	}
-	// Catch SIGHUP before anything else: its default action ends the process.
-	sig, stopSig := e.ReloadSignals()
-	defer stopSig()
+	defer sv.stop()
+	cfg, log := sv.cfg, sv.log
 	var err error
 	if *sockFlag != "" {
 		if cfg.Socket, err = config.SocketPath(*sockFlag); err != nil {
@@ -88,8 +87,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 		}
 		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
 	}
-	rl := &reloader{path: path, store: store, handler: d.handler, log: log, level: level, metrics: m, cur: cfg}
-	defer rl.start(ctx, sig)()
+	defer sv.reloadOnSignal(ctx, store, d.handler, m)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
 	}

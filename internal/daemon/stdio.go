@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
-	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -17,12 +15,6 @@ import (
 // RunStdio is the external-authentication helper on stdin/stdout, as
 // ejabberd's extauth_program or Prosody's external_auth_command.
 func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
-	// A terminal echoes what it is sent back to the sender, where it
-	// would be read as a reply, and acts on control bytes: turn that off
-	// before anything else.
-	if f, ok := e.Stdin.(*os.File); ok {
-		term.Prepare(f)
-	}
 	fs := cli.NewFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
 	cfgFlag := cli.ConfigFlag(fs)
 	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
@@ -34,13 +26,12 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	path, cfg, log, level, ok := loadForServing(e, *cfgFlag)
+	sv, ok := startServing(e, *cfgFlag)
 	if !ok {
 		return 1
 	}
-	// Catch SIGHUP before anything else: its default action ends the process.
-	sig, stopSig := e.ReloadSignals()
-	defer stopSig()
+	defer sv.stop()
+	cfg, log := sv.cfg, sv.log
 	var err error
 	mode := cfg.Protocol
 	if *protoFlag != "" {
@@ -66,8 +57,7 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 	config.LogWarnings(log, cfg)
 	h := newAuthHandler(v, log)
 	defer h.refusal.Flush()
-	rl := &reloader{path: path, store: store, handler: h, log: log, level: level, cur: cfg}
-	defer rl.start(ctx, sig)()
+	defer sv.reloadOnSignal(ctx, store, h, nil)()
 
 	srv := newProtocolServer(mode, h, log)
 	// Serve blocks reading stdin, which a signal does not interrupt: wait

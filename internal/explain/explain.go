@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +36,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	fs := cli.NewFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
 	cfgFlag := cli.ConfigFlag(fs)
 	socket := fs.String("socket", "", "ask the daemon on this Unix socket whether the token was already used (default: [daemon] socket)")
-	at := fs.String("at", "", "explain as of this time, in Unix seconds (default now)")
+	at := cli.AtFlag(fs, "explain as of this time, in Unix seconds (default now)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code // 0 for -h, 2 (explainTrouble) for a bad flag
 	}
@@ -61,14 +60,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		}
 		token = strings.TrimRight(line, "\r\n")
 	}
-	now, asOfNow := time.Now(), *at == ""
-	if !asOfNow {
-		sec, err := strconv.ParseInt(*at, 10, 64)
-		if err != nil || sec < 0 {
-			return fail("-at %q is not a Unix time in seconds", *at)
-		}
-		now = time.Unix(sec, 0)
-	}
+	now, asOfNow := at.Or(time.Now()), !at.Given()
 	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
 	if err != nil {
 		return fail("%v", err)

@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
@@ -18,7 +17,7 @@ import (
 func Run(_ context.Context, e *cli.Env, args []string) int {
 	fs := cli.NewFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
 	cfgFlag := cli.ConfigFlag(fs)
-	at := fs.String("at", "", "mint for this time, in Unix seconds (default now)")
+	at := cli.AtFlag(fs, "mint for this time, in Unix seconds (default now)")
 	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
@@ -32,15 +31,7 @@ func Run(_ context.Context, e *cli.Env, args []string) int {
 		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
 		return 2
 	}
-	when := time.Now()
-	if *at != "" {
-		sec, err := strconv.ParseInt(*at, 10, 64)
-		if err != nil || sec < 0 {
-			fmt.Fprintf(e.Stderr, "tokenauthd mint: -at %q is not a Unix time in seconds\n", *at)
-			return 2
-		}
-		when = time.Unix(sec, 0)
-	}
+	when := at.Or(time.Now())
 	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)

@@ -4,13 +4,11 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
-	"github.com/tokenauthd/tokenauthd/internal/term"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
@@ -18,11 +16,6 @@ import (
 // extauth_program or Prosody's external_auth_command that hands every
 // request to the daemon and its reply back.
 func Run(ctx context.Context, e *cli.Env, args []string) int {
-	// As for the stdin/stdout helper: a terminal would echo requests back
-	// and act on control bytes.
-	if f, ok := e.Stdin.(*os.File); ok {
-		term.Prepare(f)
-	}
 	fs := cli.NewFlags(e, "connect", "tokenauthd connect [-config FILE] [-socket PATH] [-timeout D] [-protocol auto|ejabberd|generic]")
 	cfgFlag := fs.String("config", "", "configuration file to read [daemon] socket, [connect] timeout_ms and [log] from (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+"; optional)")
 	sockFlag := fs.String("socket", "", "the daemon's Unix socket (default $TOKENAUTHD_SOCKET, else [daemon] socket, else "+config.DefaultSocket+")")

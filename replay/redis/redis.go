@@ -102,8 +102,7 @@ type Store struct {
 	epoch  atomic.Pointer[string] // the marker's value this store knows
 	forgot replay.ForgetMark
 
-	stop      chan struct{}
-	done      chan struct{}
+	checks    *replay.Ticker // the marker check, every CheckInterval
 	closeOnce sync.Once
 	closed    atomic.Bool
 }
@@ -147,11 +146,10 @@ func New(newClient func(onConnect func(context.Context, *goredis.Conn) error) go
 		o.Now = time.Now
 	}
 	r := &Store{prefix: o.Prefix, marker: o.Prefix + markerSuffix, ttl: o.TTL, timeout: o.Timeout,
-		minReplicas: o.MinReplicas, now: o.Now, onForget: o.OnForget,
-		stop: make(chan struct{}), done: make(chan struct{})}
+		minReplicas: o.MinReplicas, now: o.Now, onForget: o.OnForget}
 	r.c = newClient(r.onConnect)
 	_, r.cluster = r.c.(*goredis.ClusterClient)
-	go r.watch(o.CheckInterval)
+	r.checks = replay.StartTicker(o.CheckInterval, r.checkNow)
 	return r
 }
 
@@ -354,22 +352,13 @@ func (r *Store) forgetAt(at time.Time, why string) {
 	}
 }
 
-// watch checks the marker every interval until Close: a FLUSHALL keeps the
-// connections, so only this (and the scripts) can notice it.
-func (r *Store) watch(every time.Duration) {
-	defer close(r.done)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
-			r.checkMarker(ctx, r.c) // an error: Redis is down, Records fail anyway
-			cancel()
-		case <-r.stop:
-			return
-		}
-	}
+// checkNow checks the marker (run every CheckInterval until Close): a
+// FLUSHALL keeps the connections, so only this (and the scripts) can
+// notice it.
+func (r *Store) checkNow() {
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	defer cancel()
+	r.checkMarker(ctx, r.c) // an error: Redis is down, Records fail anyway
 }
 
 // Ping reports whether Redis answers within the timeout.
@@ -394,8 +383,7 @@ func (r *Store) Close() error {
 	var err error
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
-		close(r.stop)
-		<-r.done
+		r.checks.Stop()
 		err = r.c.Close()
 	})
 	return err
