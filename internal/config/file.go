@@ -238,50 +238,38 @@ func (s *nestScan) array(d int) error {
 	if d > maxNesting {
 		return s.fail(true)
 	}
-	s.i++
-	for {
-		s.skip(true)
-		if s.at(']') {
-			s.i++
-			return nil
-		}
-		if err := s.value(d); err != nil {
-			return err
-		}
-		s.skip(true)
-		switch {
-		case s.at(','):
-			s.i++
-		case s.at(']'):
-			s.i++
-			return nil
-		default:
-			return s.fail(false)
-		}
-	}
+	return s.items(']', func() error { return s.value(d) })
 }
 
 // inlineTable scans {k = v, ...} whose own key is d deep.
 func (s *nestScan) inlineTable(d int) error {
-	s.i++
-	for {
-		s.skip(true)
-		if s.at('}') {
-			s.i++
-			return nil
-		}
+	return s.items('}', func() error {
 		n, err := s.key()
 		if err != nil {
 			return err
 		}
-		if err := s.keyValue(d + n); err != nil {
+		return s.keyValue(d + n)
+	})
+}
+
+// items scans the items of an array or inline table, from its opening
+// bracket to its closing one, close, each with item.
+func (s *nestScan) items(close byte, item func() error) error {
+	s.i++
+	for {
+		s.skip(true)
+		if s.at(close) {
+			s.i++
+			return nil
+		}
+		if err := item(); err != nil {
 			return err
 		}
 		s.skip(true)
 		switch {
 		case s.at(','):
 			s.i++
-		case s.at('}'):
+		case s.at(close):
 			s.i++
 			return nil
 		default:

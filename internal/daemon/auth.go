@@ -72,7 +72,7 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 		switch r.Reason {
 		case verifier.StoreUnavailable:
 			level = slog.LevelWarn
-			a.metrics.storeError()
+			a.metrics.event(storeError)
 		case verifier.StoreForgot: // detail: since when, and until when
 			level = slog.LevelWarn
 		}

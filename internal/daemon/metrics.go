@@ -160,35 +160,32 @@ func (m *metrics) count(command string, ok bool, reason string) {
 	m.requests.WithLabelValues(command, result, reason).Inc()
 }
 
-func (m *metrics) storeError() {
-	if m != nil {
+// An event is what the daemon counts besides requests.
+type event int
+
+const (
+	storeError        event = iota // a token refused: the replay store could not answer
+	connectionOpened               // a connection opened (the gauge of open ones goes up)
+	connectionClosed               // a connection closed (it goes down)
+	connectionRefused              // a connection refused for max_connections
+	requestTimeout                 // a connection closed for request_timeout_ms
+)
+
+// event counts e.
+func (m *metrics) event(e event) {
+	if m == nil {
+		return
+	}
+	switch e {
+	case storeError:
 		m.storeErrors.Inc()
-	}
-}
-
-// connectionOpened and connectionClosed follow the open connections.
-func (m *metrics) connectionOpened() {
-	if m != nil {
+	case connectionOpened:
 		m.connections.Inc()
-	}
-}
-
-func (m *metrics) connectionClosed() {
-	if m != nil {
+	case connectionClosed:
 		m.connections.Dec()
-	}
-}
-
-// connectionRefused counts a connection refused for max_connections.
-func (m *metrics) connectionRefused() {
-	if m != nil {
+	case connectionRefused:
 		m.connRefused.Inc()
-	}
-}
-
-// requestTimeout counts a connection closed for request_timeout_ms.
-func (m *metrics) requestTimeout() {
-	if m != nil {
+	case requestTimeout:
 		m.reqTimeouts.Inc()
 	}
 }

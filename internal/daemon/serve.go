@@ -347,7 +347,7 @@ func (d *Daemon) accept(ctx context.Context, l net.Listener) {
 		if g == nil {
 			c.Close()
 			if full {
-				d.handler.metrics.connectionRefused()
+				d.handler.metrics.event(connectionRefused)
 				d.handler.refusal.Log(slog.LevelWarn, "max_connections", "connection refused",
 					"max_connections", d.cfg.MaxConnections)
 			}
@@ -372,7 +372,7 @@ func (d *Daemon) track(c net.Conn, probe bool) (g *guardedConn, full bool) {
 	g = &guardedConn{c: c, timeout: d.cfg.RequestTimeout}
 	d.conns[g] = struct{}{}
 	d.wg.Add(1)
-	d.handler.metrics.connectionOpened()
+	d.handler.metrics.event(connectionOpened)
 	return g, false
 }
 
@@ -385,7 +385,7 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 		d.mu.Lock()
 		delete(d.conns, g)
 		d.mu.Unlock()
-		d.handler.metrics.connectionClosed()
+		d.handler.metrics.event(connectionClosed)
 		d.wg.Done()
 	}()
 	var h protocol.Handler = d.handler
@@ -404,7 +404,7 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 	case err == nil:
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if !g.stopped() {
-			d.handler.metrics.requestTimeout()
+			d.handler.metrics.event(requestTimeout)
 			d.handler.refusal.Log(slog.LevelInfo, "request_timeout", "connection closed: a request took too long to arrive",
 				"timeout", d.cfg.RequestTimeout.String())
 		}
