@@ -113,10 +113,11 @@ func ParseNoArgs(e *Env, fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
-// ConfigFlag defines the -config flag of a command that reads the
-// configuration.
-func ConfigFlag(fs *flag.FlagSet) *string {
-	return fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
+// NewConfigFlags is NewFlags for a command that reads the configuration:
+// it defines -config, whose value it returns.
+func NewConfigFlags(e *Env, name, usage string) (*flag.FlagSet, *string) {
+	fs := NewFlags(e, name, usage)
+	return fs, fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
 }
 
 // version is set at build time with -ldflags

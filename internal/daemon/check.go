@@ -14,8 +14,7 @@ import (
 )
 
 func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
-	cfgFlag := cli.ConfigFlag(fs)
+	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}

@@ -43,8 +43,7 @@ const maxDaemonRequest = protocol.DefaultMaxLine
 // relay, Prosody module and helper of a host on a Unix socket, with one
 // verifier and one replay store for all of them.
 func RunServe(ctx context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
-	cfgFlag := cli.ConfigFlag(fs)
+	fs, cfgFlag := cli.NewConfigFlags(e, "serve", "tokenauthd serve [-config FILE] [-socket PATH]")
 	sockFlag := fs.String("socket", "", "Unix socket to listen on (default: [daemon] socket, else "+config.DefaultSocket+"); unused under socket activation")
 	if code, ok := cli.ParseNoArgs(e, fs, args); !ok {
 		return code

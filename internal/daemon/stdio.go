@@ -15,8 +15,7 @@ import (
 // RunStdio is the external-authentication helper on stdin/stdout, as
 // ejabberd's extauth_program or Prosody's external_auth_command.
 func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
-	cfgFlag := cli.ConfigFlag(fs)
+	fs, cfgFlag := cli.NewConfigFlags(e, "tokenauthd", "tokenauthd [-config FILE] [-protocol auto|ejabberd|generic] | tokenauthd SUBCOMMAND -h")
 	protoFlag := fs.String("protocol", "", "framing: auto, ejabberd or generic (default: the configuration's)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code

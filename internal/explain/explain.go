@@ -33,8 +33,7 @@ const (
 // answer is "unknown". With -at the daemon is not asked: it can only say
 // what it knows now, on its own clock.
 func Run(ctx context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
-	cfgFlag := cli.ConfigFlag(fs)
+	fs, cfgFlag := cli.NewConfigFlags(e, "explain", "tokenauthd explain [-config FILE] [-socket PATH] [-at UNIX_SECONDS] user@host TOKEN|-")
 	socket := fs.String("socket", "", "ask the daemon on this Unix socket whether the token was already used (default: [daemon] socket)")
 	at := cli.AtFlag(fs, "explain as of this time, in Unix seconds (default now)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {

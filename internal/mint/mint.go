@@ -15,8 +15,7 @@ import (
 )
 
 func Run(_ context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
-	cfgFlag := cli.ConfigFlag(fs)
+	fs, cfgFlag := cli.NewConfigFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
 	at := cli.AtFlag(fs, "mint for this time, in Unix seconds (default now)")
 	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
