@@ -3,17 +3,13 @@ package explain
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
-	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -124,251 +120,36 @@ func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier
 }
 
 // explain returns the lines to print and whether the token would be
-// accepted.
+// accepted. Each verdict has a method of its own (verdicts.go).
 func (x *explainer) explain(ctx context.Context, user, host, token, socket string) ([]string, bool) {
-	jid := user + "@" + host
+	q := query{user: user, host: host, token: token, socket: socket}
 	r := x.v.Explain(ctx, user, host, token)
-	var out []string
-	say := func(format string, a ...any) { out = append(out, fmt.Sprintf(format, a...)) }
-	p := x.cfg.Params
-	step := int(p.Interval / time.Second)
-
+	var out lines
 	switch r.Reason {
 	case verifier.Malformed:
-		say("%s: refused: malformed", jid)
-		var pe *verifier.ParseError
-		if errors.As(r.Err, &pe) {
-			say("  at byte %d of the token: %s", pe.Offset, pe.Msg)
-			say("  a token is %d digits of one-time password, the nonce digits, one space, then the base64 of a %d-byte signature",
-				p.Digits, verifier.SignatureSize)
-		} else {
-			say("  %s", verifier.Detail(r.Err))
-		}
-		return out, false
-
+		x.malformed(&out, q, r)
 	case verifier.UnknownHost:
-		say("%s: refused: unknown_host", jid)
-		say("  host %q is not configured; configured: %s", host, strings.Join(x.hostNames(), ", "))
-		return out, false
-
+		x.unknownHost(&out, q)
 	case verifier.OTPOutOfWindow:
-		say("%s: refused: otp_out_of_window", jid)
-		if r.Far {
-			say("  the one-time password is not %s's for any time within a day of now:", host)
-			say("  the application uses another otp_seed (or other digits or interval)")
-			for _, other := range x.otherHostsWithOTP(ctx, user, host, token) {
-				say("  it is the one-time password of host %q's otp_seed: the application mixes up hosts", other)
-			}
-			return out, false
-		}
-		say("  the one-time password is %s's for step %+d (%s); accepted: steps -%d to +%d",
-			seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
-		if r.Offset < 0 {
-			say("  the token was minted %d s before now: it was used late, or the application's clock is behind this host's", -r.Offset*step)
-		} else {
-			say("  the token was minted %d s after now: the application's clock is ahead of this host's", r.Offset*step)
-		}
-		return out, false
-
+		x.outOfWindow(ctx, &out, q, r)
 	case verifier.BadSignature:
-		say("%s: refused: bad_signature", jid)
-		say("  one-time password: fine (%s, step %+d)", seedName(r.Seed), r.Offset)
-		h := x.cfg.Hosts[host]
-		say("  the signature matches neither token_secret nor any of the %d old_token_secrets of %q",
-			len(h.TokenSecrets)-1, host)
-		hints := x.otherSigners(ctx, user, host, token)
-		for _, hint := range hints {
-			say("  %s", hint)
-		}
-		if len(hints) == 0 {
-			say("  it matches no other configured host or secret either: the application signs with another secret, or for another user name (the signature covers the exact user@host, as the server passes it: lower case)")
-		}
-		return out, false
+		x.badSignature(ctx, &out, q, r)
+	default: // every check passed: the replay store decides
+		x.passed(&out, r)
+		return x.replayStatus(ctx, q, r.Offset, out)
 	}
-
-	// Accepted by the checks: signature and window are right.
-	say("  one-time password: %s, step %+d (%s); accepted: steps -%d to +%d", seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
-	if r.Secret > 0 {
-		say("  signature: old_token_secrets[%d]: the application still signs with an old secret", r.Secret-1)
-	} else {
-		say("  signature: token_secret (the current one)")
-	}
-	if r.Seed > 0 {
-		say("  the application still uses an old otp_seed")
-	}
-	return x.replayStatus(ctx, user, host, token, socket, r.Offset, out)
+	return out, false
 }
 
-// replayStatus asks the daemon whether a token that passes every check was
-// already used, and returns the lines to print (the checks' lines in out
-// first) and whether the token would be accepted.
-func (x *explainer) replayStatus(ctx context.Context, user, host, token, socket string, offset int, out []string) ([]string, bool) {
-	jid := user + "@" + host
-	unknown := func(why string) ([]string, bool) {
-		out = append([]string{jid + ": accepted (if not already used)"}, out...)
-		out = append(out, "  replay: "+why)
-		return out, true
-	}
-	if x.asOf != "" {
-		return unknown("not checked: " + x.asOf)
-	}
-	if socket == "" {
-		return unknown("not checked (give -socket to ask the daemon whether it was already used)")
-	}
-	seen, err := protocol.Query(ctx, "unix", socket, protocol.Generic, protocol.Request{Command: protocol.CmdSeen, User: user, Server: host, Password: token})
-	if err != nil {
-		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
-	}
-	if seen {
-		out = append([]string{jid + ": refused: replayed"}, out...)
-		out = append(out, "  replay: the daemon has already accepted this token once: it is never accepted again")
-		return out, false
-	}
-	unused, err := protocol.Query(ctx, "unix", socket, protocol.Generic, protocol.Request{Command: protocol.CmdUnused, User: user, Server: host, Password: token})
-	if err != nil {
-		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
-	}
-	if !unused {
-		return x.notUnused(ctx, socket, user, host, offset, out, unknown)
-	}
-	out = append([]string{jid + ": accepted"}, out...)
-	out = append(out, "  replay: not used yet, says the daemon (explain did not record it)")
-	return out, true
+// query is the token explain is asked about, and the daemon to ask.
+type query struct {
+	user, host, token string
+	socket            string // "" when no daemon is to be asked
 }
 
-// notUnused explains a token the daemon calls neither seen nor unused:
-// its replay store did not answer or may have lost records, the token is
-// outside the window on its clock, or its configuration differs from this
-// file. Which steps of the window the daemon refuses tells a loss of
-// records apart, and until when it refuses.
-func (x *explainer) notUnused(ctx context.Context, socket, user, host string, offset int, out []string,
-	unknown func(string) ([]string, bool)) ([]string, bool) {
-	p := x.cfg.Params
-	first, err := x.firstUnusedStep(ctx, socket, user, host)
-	if err != nil {
-		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
-	}
-	iv := int64(p.Interval / time.Second)
-	ends := time.Unix((x.now.Unix()/iv+int64(first))*iv, 0)
-	when := fmt.Sprintf("%s (in %d s)", ends.Format(time.RFC3339), int(ends.Sub(x.now).Round(time.Second)/time.Second))
-	switch {
-	case first > p.Drift: // it refuses every step
-		return unknown("unknown: the daemon cannot tell, and calls no token of the window unused: its replay store is unavailable, or it may have lost records during this step (a restarted Redis, a lost journal, a start with refuse_after_start; tokens minted from " +
-			when + " are then accepted again), or it runs another configuration; see its log")
-	case first > -p.Drift && offset < first:
-		out = append([]string{user + "@" + host + ": refused: store_forgot"}, out...)
-		out = append(out, "  replay: the daemon's replay store may have lost records (a restarted Redis, a lost journal, a start with refuse_after_start: see its log) when this token could already have been accepted: it is never accepted",
-			"  the daemon accepts again the tokens minted from "+when)
-		return out, false
-	}
-	return unknown("unknown: the daemon cannot tell (its replay store is unavailable, the token is outside the window on the daemon's clock, or the daemon runs another configuration)")
-}
+func (q query) jid() string { return q.user + "@" + q.host }
 
-// firstUnusedStep asks the daemon about a token it has never seen, minted
-// for user@host at each step of the window, oldest first, until it calls
-// one unused: the offset of that step, drift+1 if none. After its replay
-// store lost records the daemon refuses the oldest steps: the first one it
-// accepts is when its refusals end. The probes are only asked about
-// ("unused" records nothing); they never leave this process and the
-// daemon's socket.
-func (x *explainer) firstUnusedStep(ctx context.Context, socket, user, host string) (int, error) {
-	p := x.cfg.Params
-	for off := -p.Drift; off <= p.Drift; off++ {
-		tok, err := x.v.Mint(user, host, x.now.Add(time.Duration(off)*p.Interval), "")
-		if err != nil {
-			return 0, err
-		}
-		unused, err := protocol.Query(ctx, "unix", socket, protocol.Generic, protocol.Request{Command: protocol.CmdUnused, User: user, Server: host, Password: tok})
-		if err != nil {
-			return 0, err
-		}
-		if unused {
-			return off, nil
-		}
-	}
-	return p.Drift + 1, nil
-}
+// lines are what explain prints.
+type lines []string
 
-func seedName(i int) string {
-	if i > 0 {
-		return fmt.Sprintf("old_otp_seeds[%d]", i-1)
-	}
-	return "otp_seed"
-}
-
-// skew describes a step offset in seconds.
-func skew(off, step int) string {
-	switch {
-	case off == 0:
-		return "the current step"
-	case off < 0:
-		return fmt.Sprintf("%d s in the past", -off*step)
-	}
-	return fmt.Sprintf("%d s in the future", off*step)
-}
-
-func (x *explainer) hostNames() []string {
-	names := slices.Sorted(maps.Keys(x.cfg.Hosts))
-	return names
-}
-
-// otherHostsWithOTP lists the other hosts whose seeds give the token's OTP
-// inside the window. These probes, and otherSigners', use Check: Explain
-// would add its day-wide OTP search (thousands of HMACs) for every host.
-func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token string) []string {
-	var found []string
-	for _, other := range x.hostNames() {
-		if other == host {
-			continue
-		}
-		o := x.cfg.Hosts[other]
-		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: o.OTPSeeds}})
-		if err != nil {
-			continue
-		}
-		if r := v.Check(ctx, user, host, token); r.Reason != verifier.OTPOutOfWindow {
-			found = append(found, other)
-		}
-	}
-	return found
-}
-
-// otherSigners explains a bad signature by the other hosts: a token minted
-// for user@other, or signed with other's secret.
-func (x *explainer) otherSigners(ctx context.Context, user, host, token string) []string {
-	var hints []string
-	// The server passes the user name nodeprepped (lower case); an
-	// application that signs the name as typed signs another string.
-	for _, other := range []string{strings.ToUpper(user[:1]) + user[1:], strings.ToUpper(user)} {
-		if other == user {
-			continue
-		}
-		if r := x.v.Check(ctx, other, host, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
-			hints = append(hints, fmt.Sprintf("it is signed for the user name %q: the application must sign the name as the server passes it, %q (lower case)", other, user))
-			break
-		}
-	}
-	self := x.cfg.Hosts[host]
-	for _, other := range x.hostNames() {
-		if other == host {
-			continue
-		}
-		if r := x.v.Check(ctx, user, other, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
-			hints = append(hints, fmt.Sprintf("it is a token for %s@%s: the application minted it for host %q", user, other, other))
-			continue
-		}
-		o := x.cfg.Hosts[other]
-		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: self.OTPSeeds}})
-		if err != nil {
-			continue
-		}
-		if r := v.Check(ctx, user, host, token); r.Reason == verifier.Accepted {
-			which := "token_secret"
-			if r.Secret > 0 {
-				which = fmt.Sprintf("old_token_secrets[%d]", r.Secret-1)
-			}
-			hints = append(hints, fmt.Sprintf("it is signed with the %s of host %q: the application uses the wrong host's secret", which, other))
-		}
-	}
-	return hints
-}
+func (l *lines) say(format string, a ...any) { *l = append(*l, fmt.Sprintf(format, a...)) }
