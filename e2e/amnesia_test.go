@@ -52,21 +52,20 @@ func TestAmnesiaJournal(t *testing.T) {
 			journal := filepath.Join(dir, "replay.journal")
 			extra := fmt.Sprintf("[replay]\njournal = %q\n", journal)
 			fixture.MakeJournal(t, journal)
-			v := testMinter(t)
-			p := startServeProc(t, extra, sock)
-			tok := mintT(t, v, "alice")
-			if !fixture.Auth(t, sock, "alice", tok) || !fixture.Auth(t, sock, "bob", mintT(t, v, "bob")) {
+			p := startServeWith(t, extra, sock)
+			tok := fixture.Token(t, "alice")
+			if !fixture.Auth(t, sock, "alice", tok) || !fixture.Auth(t, sock, "bob", fixture.Token(t, "bob")) {
 				t.Fatal("fresh token refused")
 			}
 			p.signal(t, syscall.SIGKILL)
 			if err := tc.lose(journal); err != nil {
 				t.Fatal(err)
 			}
-			p2 := startServeProc(t, extra, sock)
+			p2 := startServeWith(t, extra, sock)
 			if fixture.Auth(t, sock, "alice", tok) {
 				t.Fatal("the token accepted before the journal was lost was accepted again")
 			}
-			if fixture.Auth(t, sock, "carol", mintT(t, v, "carol")) {
+			if fixture.Auth(t, sock, "carol", fixture.Token(t, "carol")) {
 				t.Error("a token minted in the same step was accepted: it cannot be told from a replay")
 			}
 			log := p2.log()
@@ -106,9 +105,8 @@ func TestAmnesiaRedis(t *testing.T) {
 			fixture.MarkRedis(t, rs.Port, "tokenauthd:")
 			sock := filepath.Join(t.TempDir(), "d.sock")
 			cfg := fixture.WriteConfig(t, t.TempDir(), fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port))
-			p := startServeFile(t, cfg, sock)
-			v := testMinter(t)
-			tok := mintT(t, v, "alice")
+			p := startServe(t, cfg, sock)
+			tok := fixture.Token(t, "alice")
 			if !fixture.Auth(t, sock, "alice", tok) {
 				t.Fatal("fresh token refused")
 			}
@@ -116,7 +114,7 @@ func TestAmnesiaRedis(t *testing.T) {
 			if fixture.Auth(t, sock, "alice", tok) {
 				t.Fatal("the token accepted before Redis lost its data was accepted again")
 			}
-			fresh := mintT(t, v, "bob")
+			fresh := fixture.Token(t, "bob")
 			for _, cmd := range []string{protocol.CmdUnused, protocol.CmdSeen} {
 				if yes, err := protocol.Query(context.Background(), "unix", sock, protocol.Generic, protocol.Request{Command: cmd, User: "bob", Server: fixture.Host, Password: fresh}); err != nil || yes {
 					t.Errorf("%s after the loss = %v, %v; want no", cmd, yes, err)
@@ -167,16 +165,16 @@ func TestAmnesiaMemoryRestart(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "d.sock")
 			extra := fmt.Sprintf("[token]\ninterval = 3\n[replay]\nrefuse_after_start = %v\n", refuse)
 			v, params := testVerifier(t, extra)
-			p := startServeProc(t, extra, sock)
+			p := startServeWith(t, extra, sock)
 			if refuse { // the refusals of the first start
 				time.Sleep(time.Until(params.RefusalEnds(time.Now())))
 			}
-			tok := mintT(t, v, "alice")
+			tok := fixture.MintWith(t, v, "alice", fixture.Host, time.Now())
 			if !fixture.Auth(t, sock, "alice", tok) {
 				t.Fatal("fresh token refused")
 			}
 			p.signal(t, syscall.SIGTERM)
-			p2 := startServeProc(t, extra, sock)
+			p2 := startServeWith(t, extra, sock)
 			if got := fixture.Auth(t, sock, "alice", tok); got == refuse {
 				t.Fatalf("replay after the restart: accepted %v", got)
 			}
@@ -195,14 +193,14 @@ func TestAmnesiaRefusalsEnd(t *testing.T) {
 	extra := "[token]\ninterval = 1\n[replay]\nrefuse_after_start = true\n"
 	v, params := testVerifier(t, extra)
 	start := time.Now()
-	startServeProc(t, extra, sock)
-	if fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) && time.Now().Before(params.RefusalEnds(start)) {
+	startServeWith(t, extra, sock)
+	if fixture.Auth(t, sock, "alice", fixture.MintWith(t, v, "alice", fixture.Host, time.Now())) && time.Now().Before(params.RefusalEnds(start)) {
 		t.Fatal("a token minted in the start's step was accepted")
 	}
 	// Wait out the refusals (from the last moment the daemon may have
 	// started).
 	time.Sleep(time.Until(params.RefusalEnds(time.Now())))
-	if !fixture.Auth(t, sock, "bob", mintT(t, v, "bob")) {
+	if !fixture.Auth(t, sock, "bob", fixture.MintWith(t, v, "bob", fixture.Host, time.Now())) {
 		t.Fatal("a token minted after the refusals ended was refused")
 	}
 }

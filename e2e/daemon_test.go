@@ -17,10 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
-	"github.com/tokenauthd/tokenauthd/replay"
-	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // serveProc is a `tokenauthd serve` process.
@@ -28,37 +25,28 @@ type serveProc struct {
 	cmd     *exec.Cmd
 	sock    string
 	logPath string
-	exited  chan struct{}
+	exited  <-chan struct{}
+	stop    func() // SIGTERM, then SIGKILL; idempotent, also run at cleanup
+	metrics string // http://host:port/metrics, where the test configured it
 }
 
-// startServeProc runs `tokenauthd serve` on the configuration text cfg (fixture.Host
-// plus extra) at socket sock, with extra environment, and waits until it
-// answers on the socket.
-func startServeProc(t *testing.T, extra, sock string, environ ...string) *serveProc {
+// startServeWith runs `tokenauthd serve` on a configuration for
+// fixture.Host with extra TOML appended; see startServe.
+func startServeWith(t testing.TB, extra, sock string, environ ...string) *serveProc {
 	t.Helper()
-	return startServeFile(t, fixture.WriteConfig(t, t.TempDir(), extra), sock, environ...)
+	return startServe(t, fixture.WriteConfig(t, t.TempDir(), extra), sock, environ...)
 }
 
-// startServeFile is startServeProc on the configuration file cfg.
-func startServeFile(t *testing.T, cfg, sock string, environ ...string) *serveProc {
+// startServe runs `tokenauthd serve` on the configuration file cfg at
+// socket sock, with extra environment, and waits until it answers on the
+// socket. Its log is p.log().
+func startServe(t testing.TB, cfg, sock string, environ ...string) *serveProc {
 	t.Helper()
-	dir := t.TempDir()
-	p := &serveProc{sock: sock, logPath: filepath.Join(dir, "serve.log"), exited: make(chan struct{})}
-	logf, err := os.Create(p.logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	p := &serveProc{sock: sock, logPath: filepath.Join(t.TempDir(), "serve.log")}
 	p.cmd = exec.Command(fixture.Binary(t), "serve", "-config", cfg, "-socket", sock)
-	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	p.cmd.Env = append(os.Environ(), environ...)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.cmd.Wait(); close(p.exited) }()
+	p.stop, p.exited = startCmd(t, p.cmd, p.logPath)
 	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.exited
 		if t.Failed() {
 			t.Logf("serve log:\n%s", p.log())
 		}
@@ -67,7 +55,7 @@ func startServeFile(t *testing.T, cfg, sock string, environ ...string) *servePro
 	return p
 }
 
-func (p *serveProc) waitReady(t *testing.T) {
+func (p *serveProc) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -94,7 +82,7 @@ func (p *serveProc) log() string {
 
 // signal sends sig and waits for the process to end; it returns the exit
 // status (-1 for death by a signal).
-func (p *serveProc) signal(t *testing.T, sig syscall.Signal) int {
+func (p *serveProc) signal(t testing.TB, sig syscall.Signal) int {
 	t.Helper()
 	p.cmd.Process.Signal(sig)
 	select {
@@ -105,27 +93,14 @@ func (p *serveProc) signal(t *testing.T, sig syscall.Signal) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
-// testMinter returns a verifier for fixture.Host to mint tokens with.
-func testMinter(t testing.TB) *verifier.Verifier {
+// hup sends SIGHUP and waits for the reload's outcome in the log.
+func (p *serveProc) hup(t testing.TB) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), ""))
-	if err != nil {
+	n := strings.Count(p.log(), "configuration reload")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-func mintT(t testing.TB, v *verifier.Verifier, user string) string {
-	t.Helper()
-	tok, err := v.Mint(user, fixture.Host, time.Now(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	fixture.WaitFor(t, "the reload's log line", func() bool { return strings.Count(p.log(), "configuration reload") > n })
 }
 
 // TestServeProcessSignalsAndNotify: READY=1 once serving, WATCHDOG=1 when
@@ -150,7 +125,7 @@ func TestServeProcessSignalsAndNotify(t *testing.T) {
 		}
 	}()
 	sock := filepath.Join(dir, "d.sock")
-	p := startServeProc(t, "", sock, "NOTIFY_SOCKET="+notifyPath, "WATCHDOG_USEC=200000")
+	p := startServeWith(t, "", sock, "NOTIFY_SOCKET="+notifyPath, "WATCHDOG_USEC=200000")
 	want := func(msg string) {
 		t.Helper()
 		timeout := time.After(10 * time.Second)
@@ -167,8 +142,7 @@ func TestServeProcessSignalsAndNotify(t *testing.T) {
 	}
 	want("READY=1")
 	want("WATCHDOG=1")
-	v := testMinter(t)
-	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
 		t.Fatal("fresh token refused")
 	}
 	if code := p.signal(t, syscall.SIGTERM); code != 0 {
@@ -215,8 +189,7 @@ func TestServeSocketActivation(t *testing.T) {
 			t.Logf("serve log:\n%s", stderr.String())
 		}
 	}()
-	v := testMinter(t)
-	tok := mintT(t, v, "alice")
+	tok := fixture.Token(t, "alice")
 	// The socket queues the connection until serve accepts it.
 	c, err := net.Dial("unix", actSock)
 	if err != nil {
@@ -241,21 +214,20 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 	sock := filepath.Join(dir, "d.sock")
 	journal := filepath.Join(dir, "replay.journal")
 	extra := fmt.Sprintf("[replay]\njournal = %q\n", journal)
-	v := testMinter(t)
 	fixture.MakeJournal(t, journal) // not a first start: no refusals
 
-	p := startServeProc(t, extra, sock)
-	tok := mintT(t, v, "alice")
+	p := startServeWith(t, extra, sock)
+	tok := fixture.Token(t, "alice")
 	if !fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("fresh token refused")
 	}
 	p.signal(t, syscall.SIGKILL)
 
-	p2 := startServeProc(t, extra, sock) // over the socket file the dead one left
+	p2 := startServeWith(t, extra, sock) // over the socket file the dead one left
 	if fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("the token accepted before SIGKILL was accepted again after the restart")
 	}
-	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
 		t.Fatal("fresh token refused after the restart")
 	}
 	if !strings.Contains(p2.log(), "loaded=1") {
@@ -265,7 +237,7 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 		t.Errorf("exit status = %d", code)
 	}
 	// A third start reads both tokens back from a cleanly closed journal.
-	p3 := startServeProc(t, extra, sock)
+	p3 := startServeWith(t, extra, sock)
 	if fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("replay accepted after a clean restart")
 	}
@@ -283,18 +255,17 @@ func TestServeRedisTwoNodes(t *testing.T) {
 	fixture.MarkRedis(t, rs.Port, "tokenauthd:") // not a first start: no refusals
 	a := filepath.Join(dir, "a.sock")
 	b := filepath.Join(dir, "b.sock")
-	startServeProc(t, extra, a)
-	startServeProc(t, extra, b)
-	v := testMinter(t)
+	startServeWith(t, extra, a)
+	startServeWith(t, extra, b)
 
-	tok := mintT(t, v, "alice")
+	tok := fixture.Token(t, "alice")
 	if !fixture.Auth(t, a, "alice", tok) {
 		t.Fatal("fresh token refused by node A")
 	}
 	if fixture.Auth(t, b, "alice", tok) {
 		t.Fatal("node B accepted a token node A had accepted")
 	}
-	tok2 := mintT(t, v, "bob")
+	tok2 := fixture.Token(t, "bob")
 	if !fixture.Auth(t, b, "bob", tok2) {
 		t.Fatal("fresh token refused by node B")
 	}
@@ -315,9 +286,8 @@ func TestServeRedisDown(t *testing.T) {
 	extra := fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_timeout_ms = %d\n",
 		rs.Port, bound.Milliseconds())
 	sock := filepath.Join(dir, "d.sock")
-	p := startServeProc(t, extra, sock)
-	v := testMinter(t)
-	if !fixture.Auth(t, sock, "alice", mintT(t, v, "alice")) {
+	p := startServeWith(t, extra, sock)
+	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
 		t.Fatal("fresh token refused with Redis up")
 	}
 
@@ -329,7 +299,7 @@ func TestServeRedisDown(t *testing.T) {
 	defer c.Close()
 	for i := 0; i < 3; i++ {
 		start := time.Now()
-		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); string(r) != string(fixture.FrameNo) {
+		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")); string(r) != string(fixture.FrameNo) {
 			t.Fatalf("Redis down: reply %x, want %x", r, fixture.FrameNo)
 		}
 		// The bound is the feature; generous slack.
@@ -346,7 +316,7 @@ func TestServeRedisDown(t *testing.T) {
 	}
 
 	fixture.StartRedisIn(t, rs.Port, dir)
-	if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); string(r) != string(fixture.FrameYes) {
+	if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")); string(r) != string(fixture.FrameYes) {
 		t.Fatalf("Redis back: fresh token reply %x, want %x", r, fixture.FrameYes)
 	}
 	if code := p.signal(t, syscall.SIGTERM); code != 0 {
@@ -369,7 +339,7 @@ func TestEjabberdPoolThroughDaemon(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(e2eConfig()+"[daemon]\nsocket_group = \"ejabberd\"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	d := startServeFile(t, cfg, sock)
+	d := startServe(t, cfg, sock)
 
 	src, err := os.ReadFile(fixture.Binary(t))
 	if err != nil {

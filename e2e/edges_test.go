@@ -51,9 +51,8 @@ func runBinaryIn(t *testing.T, stdin string, environ []string, args ...string) (
 // the helper and the relay write nothing there but replies, and a bad
 // flag's usage message does not reach it.
 func TestBinarySharedPipeRepliesOnly(t *testing.T) {
-	minter := testMinter(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	startServeProc(t, "", sock)
+	startServeWith(t, "", sock)
 	cfg := fixture.WriteConfig(t, t.TempDir(), "[log]\nlevel = \"debug\"\n")
 	tests := []struct {
 		name  string
@@ -75,7 +74,7 @@ func TestBinarySharedPipeRepliesOnly(t *testing.T) {
 					break
 				}
 				if i%2 == 0 {
-					in.WriteString(fixture.Line("auth:alice:" + fixture.Host + ":" + mintT(t, minter, "alice")))
+					in.WriteString(fixture.Line("auth:alice:" + fixture.Host + ":" + fixture.Token(t, "alice")))
 					want += fixture.LineYes
 				} else {
 					in.WriteString(fixture.Line("auth:admin:" + fixture.Host + ":x"))
@@ -184,7 +183,7 @@ func TestBinaryConfigFileRefused(t *testing.T) {
 func TestBinaryReloadRefusesDeepConfig(t *testing.T) {
 	cfg := fixture.WriteConfig(t, t.TempDir(), "")
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	p := startServeFile(t, cfg, sock)
+	p := startServe(t, cfg, sock)
 	deep := "[" + strings.Repeat("a.", 9999) + "a]\n"
 	if err := os.WriteFile(cfg, []byte(deep), 0o600); err != nil {
 		t.Fatal(err)
@@ -200,7 +199,7 @@ func TestBinaryReloadRefusesDeepConfig(t *testing.T) {
 	if !strings.Contains(p.log(), "nested more than 8 levels deep") {
 		t.Errorf("the reload failure does not say why:\n%s", p.log())
 	}
-	if !fixture.Auth(t, sock, "alice", mintT(t, testMinter(t), "alice")) {
+	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
 		t.Error("the previous configuration no longer serves")
 	}
 }

@@ -56,8 +56,7 @@ func TestBinaryAutoLongFrame(t *testing.T) {
 // relay (connect, auto by default) does the same on its stdin.
 func TestServeAutoLongFrame(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	startServeProc(t, "", sock)
-	v := testMinter(t)
+	startServeWith(t, "", sock)
 	for _, n := range longFrameLengths {
 		t.Run(fmt.Sprintf("daemon/%#x", n), func(t *testing.T) {
 			c, err := net.Dial("unix", sock)
@@ -71,12 +70,12 @@ func TestServeAutoLongFrame(t *testing.T) {
 			if err != nil || !bytes.Equal(reply, fixture.FrameNo) {
 				t.Fatalf("long frame: reply %q, %v; want %q", reply, err, fixture.FrameNo)
 			}
-			if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); !bytes.Equal(r, fixture.FrameYes) {
+			if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")); !bytes.Equal(r, fixture.FrameYes) {
 				t.Errorf("fresh token after a long frame: reply %q, want %q", r, fixture.FrameYes)
 			}
 		})
 		t.Run(fmt.Sprintf("connect/%#x", n), func(t *testing.T) {
-			in := fixture.Frame(longAuthBody(n, fixture.Host)) + fixture.Frame("auth:alice:"+fixture.Host+":"+mintT(t, v, "alice"))
+			in := fixture.Frame(longAuthBody(n, fixture.Host)) + fixture.Frame("auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice"))
 			want := protocol.AppendReply(protocol.AppendReply(nil, protocol.Ejabberd, false), protocol.Ejabberd, true)
 			out, errOut, code := runBinary(t, []byte(in), "connect", "-socket", sock)
 			if code != 0 || !bytes.Equal(out, want) {

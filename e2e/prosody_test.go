@@ -53,7 +53,7 @@ func stopProcess(cmd *exec.Cmd, done <-chan struct{}) {
 // startCmd starts cmd with its output in logPath and returns a function
 // that stops it (idempotent, also run at cleanup) and a channel closed
 // when it has exited.
-func startCmd(t *testing.T, cmd *exec.Cmd, logPath string) (stop func(), exited <-chan struct{}) {
+func startCmd(t testing.TB, cmd *exec.Cmd, logPath string) (stop func(), exited <-chan struct{}) {
 	t.Helper()
 	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -74,30 +74,6 @@ func startCmd(t *testing.T, cmd *exec.Cmd, logPath string) (stop func(), exited 
 	stop = func() { once.Do(func() { stopProcess(cmd, done) }) }
 	t.Cleanup(stop)
 	return stop, done
-}
-
-// startServe runs `tokenauthd serve` on the Unix socket sock and waits
-// until it accepts connections.
-func startServe(t *testing.T, cfgPath, sock, logPath string) (stop func()) {
-	t.Helper()
-	stop, exited := startCmd(t, exec.Command(fixture.Binary(t), "serve", "-config", cfgPath, "-socket", sock), logPath)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("unix", sock, time.Second)
-		if err == nil {
-			c.Close()
-			return stop
-		}
-		select {
-		case <-exited:
-			t.Fatalf("tokenauthd serve exited at start:\n%s", readFile(t, logPath))
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("tokenauthd serve does not listen on %s: %v\n%s", sock, err, readFile(t, logPath))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func readFile(t *testing.T, path string) string {
@@ -329,8 +305,7 @@ func TestProsodyModule(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	serveLog := filepath.Join(dir, "serve.log")
-	stopServe := startServe(t, cfgPath, sock, serveLog)
+	serve := startServe(t, cfgPath, sock)
 	p := startProsody(t, dir, sock)
 
 	var tokens []string // every token used: none may be logged
@@ -359,7 +334,7 @@ func TestProsodyModule(t *testing.T) {
 	// itself and the login goes through; so do the next ones. (A login
 	// already written when the daemon died is refused as unavailable, never
 	// sent again: the module's unit tests cover that.)
-	stopServe()
+	serve.stop()
 	waiting := make(chan error, 1)
 	tok := token("alice@localhost", 0)
 	go func() {
@@ -370,7 +345,7 @@ func TestProsodyModule(t *testing.T) {
 		waiting <- err
 	}()
 	time.Sleep(moduleTimeout / 4) // the login is waiting for the daemon
-	stopServe = startServe(t, cfgPath, sock, serveLog)
+	serve = startServe(t, cfgPath, sock)
 	if err := <-waiting; err != nil {
 		t.Errorf("login while the daemon restarted: %v", err)
 	}
@@ -380,7 +355,7 @@ func TestProsodyModule(t *testing.T) {
 	// A daemon that never answers: the login is refused after the
 	// timeout, while an already logged-in session is served as usual.
 	pinger := startPinger(t, "carol@localhost", token("carol@localhost", 0), p.port, 0.8)
-	stopServe()
+	serve.stop()
 	silent := startSilentDaemon(t, sock)
 	hungTok := token("alice@localhost", 0)
 	hung := make(chan error, 1)
@@ -435,12 +410,12 @@ func TestProsodyModule(t *testing.T) {
 
 	// The real daemon back: logins work again, Prosody untouched.
 	silent.stop()
-	startServe(t, cfgPath, sock, serveLog)
+	serve = startServe(t, cfgPath, sock)
 	login("after a silent daemon", "alice@localhost", token("alice@localhost", 0), "PLAIN", true)
 	login("after a silent daemon", "alice@localhost", token("alice@localhost", 0), "X-TOKEN", true)
 	p.alive(t)
 
-	logs := readFile(t, p.log) + readFile(t, serveLog)
+	logs := readFile(t, p.log) + serve.log()
 	for _, tok := range tokens {
 		if strings.Contains(logs, tok) || strings.Contains(logs, strings.Fields(tok)[1]) {
 			t.Errorf("a token appears in the logs")

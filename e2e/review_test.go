@@ -29,16 +29,15 @@ func TestAmnesiaRedisMarkedAgainBeforeStart(t *testing.T) {
 			dir := t.TempDir()
 			extra := fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port)
 			a := filepath.Join(dir, "a.sock")
-			pa := startServeProc(t, extra, a)
-			v := testMinter(t)
-			tok := mintT(t, v, "alice")
+			pa := startServeWith(t, extra, a)
+			tok := fixture.Token(t, "alice")
 			if !fixture.Auth(t, a, "alice", tok) {
 				t.Fatal("fresh token refused")
 			}
 			rs.Stop()
 			fixture.StartRedis(t, rs.Port)
 			// Any request makes the daemon find the loss and mark Redis again.
-			if fixture.Auth(t, a, "bob", mintT(t, v, "bob")) {
+			if fixture.Auth(t, a, "bob", fixture.Token(t, "bob")) {
 				t.Fatal("a token minted in the step of the loss was accepted")
 			}
 			sock := filepath.Join(dir, "b.sock")
@@ -46,7 +45,7 @@ func TestAmnesiaRedisMarkedAgainBeforeStart(t *testing.T) {
 				pa.signal(t, syscall.SIGTERM)
 				sock = a
 			}
-			startServeProc(t, extra, sock)
+			startServeWith(t, extra, sock)
 			if fixture.Auth(t, sock, "alice", tok) {
 				t.Fatal("the token accepted before Redis lost its data was accepted again by a daemon started after the loss")
 			}

@@ -24,7 +24,7 @@ func limitsDaemon(t *testing.T, daemonKeys string) (p *serveProc, metricsURL str
 	t.Helper()
 	port := fixture.FreePort(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	p = startServeProc(t, fmt.Sprintf("[daemon]\n%s\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", daemonKeys, port), sock)
+	p = startServeWith(t, fmt.Sprintf("[daemon]\n%s\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", daemonKeys, port), sock)
 	metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	fixture.WaitPort(t, port, 10*time.Second)
 	fixture.WaitFor(t, "no connection open", func() bool { return scrape(t, metricsURL)["tokenauthd_connections"] == 0 })
@@ -120,7 +120,6 @@ func TestServeRequestTimeout(t *testing.T) {
 // next request on the connection is answered right.
 func TestServeLongFrameSkipped(t *testing.T) {
 	p, url := limitsDaemon(t, "")
-	v := testMinter(t)
 	c, err := fixture.DialAsk(t, p.sock)
 	if err != nil {
 		t.Fatal(err)
@@ -131,7 +130,7 @@ func TestServeLongFrameSkipped(t *testing.T) {
 		if err != nil || !bytes.Equal(reply, fixture.FrameNo) {
 			t.Fatalf("%d-byte frame: reply %x, %v; want %x", n, reply, err, fixture.FrameNo)
 		}
-		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+mintT(t, v, "alice")); !bytes.Equal(r, fixture.FrameYes) {
+		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")); !bytes.Equal(r, fixture.FrameYes) {
 			t.Errorf("fresh token after a %d-byte frame: %x", n, r)
 		}
 	}

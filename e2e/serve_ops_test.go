@@ -19,54 +19,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
-// opsProc is the real binary running `tokenauthd serve`.
-type opsProc struct {
-	cmd     *exec.Cmd
-	stderr  *fixture.Buffer
-	sock    string
-	metrics string // http://host:port/metrics, if configured
-}
-
-// startServe runs `tokenauthd serve -config path` and waits until it serves.
-func startServeOps(t testing.TB, path, sock string, metricsPort int) *opsProc {
-	t.Helper()
-	p := &opsProc{stderr: &fixture.Buffer{}, sock: sock}
-	p.cmd = exec.Command(fixture.Binary(t), "serve", "-config", path)
-	p.cmd.Stderr = p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-	})
-	fixture.WaitFor(t, "the daemon to serve", func() bool { return strings.Contains(p.stderr.String(), "tokenauthd serving") })
-	if metricsPort != 0 {
-		p.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort)
-	}
-	return p
-}
-
-// hup sends SIGHUP and waits for the reload's outcome in the log.
-func (p *opsProc) hup(t testing.TB) {
-	t.Helper()
-	n := strings.Count(p.stderr.String(), "configuration reload")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	fixture.WaitFor(t, "the reload's log line", func() bool { return strings.Count(p.stderr.String(), "configuration reload") > n })
-}
-
-// stop sends SIGTERM and returns the exit status.
-func (p *opsProc) stop(t testing.TB) int {
-	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.cmd.Wait()
-	return p.cmd.ProcessState.ExitCode()
-}
-
 // lineConn is a generic-protocol connection to the daemon.
 type lineConn struct {
 	c net.Conn
@@ -135,7 +87,8 @@ func TestServeMetricsAndReload(t *testing.T) {
 	head := fmt.Sprintf("[daemon]\nsocket = %q\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", sock, port)
 	path := filepath.Join(dir, "config.toml")
 	fixture.WriteFile(t, path, head+fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil))
-	p := startServeOps(t, path, sock, port)
+	p := startServe(t, path, sock)
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 	c := dialLines(t, sock)
 
 	tok := fixture.Mint(t, fixture.SecretA, fixture.SeedA, "alice", "a.example")
@@ -160,7 +113,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 		t.Fatal("token accepted before SIGHUP accepted again after it")
 	}
 	if got := c.ask(t, "auth:carol:h.example:"+fixture.Mint(t, fixture.SecretH, fixture.SeedH, "carol", "h.example")); got != "1" {
-		t.Fatalf("new host not in effect after SIGHUP:\n%s", p.stderr)
+		t.Fatalf("new host not in effect after SIGHUP:\n%s", p.log())
 	}
 	// A broken file: the previous configuration keeps serving.
 	fixture.WriteFile(t, path, head+"[hosts.\"a.example\"]\n")
@@ -169,7 +122,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 		t.Fatal("old secret refused after a failed reload")
 	}
 
-	m := scrape(t, p.metrics)
+	m := scrape(t, metricsURL)
 	for _, w := range []struct {
 		key  string
 		want float64
@@ -203,8 +156,8 @@ func TestServeMetricsAndReload(t *testing.T) {
 	if _, ok := m["go_goroutines"]; !ok {
 		t.Error("no go_goroutines: the Go collector is missing")
 	}
-	if code := p.stop(t); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM:\n%s", code, p.stderr)
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM:\n%s", code, p.log())
 	}
 	// The metrics listener went away with the daemon.
 	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
@@ -231,7 +184,7 @@ func TestSIGHUPSparesRelay(t *testing.T) {
 	sock := filepath.Join(dir, "d.sock")
 	path := filepath.Join(dir, "config.toml")
 	fixture.WriteFile(t, path, fmt.Sprintf("[daemon]\nsocket = %q\n", sock)+fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil))
-	d := startServeOps(t, path, sock, 0)
+	d := startServe(t, path, sock)
 	relay := exec.Command(fixture.Binary(t), "connect", "-config", path, "-protocol", "generic")
 	in, _ := relay.StdinPipe()
 	outPipe, _ := relay.StdoutPipe()

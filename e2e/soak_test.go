@@ -29,6 +29,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +77,8 @@ func TestSoak(t *testing.T) {
 	path := filepath.Join(dir, "config.toml")
 	fixture.WriteFile(t, path, fmt.Sprintf("[daemon]\nsocket = %q\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", sock, port)+
 		store+fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil))
-	p := startServeOps(t, path, sock, port)
+	p := startServe(t, path, sock)
+	p.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 
 	// The application: mints fresh tokens with the host's secret.
 	app, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(),
@@ -99,7 +101,7 @@ func TestSoak(t *testing.T) {
 	samples := soakSamples(t, p, deadline, &n, storeSize)
 	wg.Wait()
 	soakCheck(t, p, samples, &n, conns)
-	if code := p.stop(t); code != 0 {
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status %d", code)
 	}
 }
@@ -144,7 +146,7 @@ func soakStore(t *testing.T, dir string) (section string, size func() string) {
 // soakSamples samples the daemon every 30 s until deadline: RSS from /proc,
 // heap, goroutines and store records from its metrics, and the store's own
 // size.
-func soakSamples(t *testing.T, p *opsProc, deadline time.Time, n *soakCounts, storeSize func() string) []soakSample {
+func soakSamples(t *testing.T, p *serveProc, deadline time.Time, n *soakCounts, storeSize func() string) []soakSample {
 	var samples []soakSample
 	start := time.Now()
 	tick := time.NewTicker(30 * time.Second)
@@ -164,7 +166,7 @@ func soakSamples(t *testing.T, p *opsProc, deadline time.Time, n *soakCounts, st
 // soakCheck checks the run: every valid token accepted exactly once, every
 // replay and bad request refused, no broken connection, and RSS and
 // goroutines flat, back to idle once the clients have gone.
-func soakCheck(t *testing.T, p *opsProc, samples []soakSample, n *soakCounts, conns int) {
+func soakCheck(t *testing.T, p *serveProc, samples []soakSample, n *soakCounts, conns int) {
 	if len(samples) == 0 {
 		t.Fatal("no sample: run the soak for at least 30 s")
 	}

@@ -92,9 +92,8 @@ func (p *ptyProc) stop(t *testing.T) {
 // the next reply, and every later query would get the previous one's
 // answer (admin / x accepted).
 func TestBinaryTerminalRepliesOnly(t *testing.T) {
-	minter := testMinter(t)
 	sock := filepath.Join(t.TempDir(), "d.sock")
-	startServeProc(t, "", sock)
+	startServeWith(t, "", sock)
 	for _, command := range []string{"helper", "connect"} {
 		for _, level := range []string{"debug", "info", "warn", "error"} {
 			t.Run(command+"/"+level, func(t *testing.T) {
@@ -107,7 +106,7 @@ func TestBinaryTerminalRepliesOnly(t *testing.T) {
 				for i := range 6 {
 					query, want := fixture.Line("auth:admin:"+fixture.Host+":x"), onlcr(false)
 					if i%2 == 0 {
-						query, want = fixture.Line("auth:alice:"+fixture.Host+":"+mintT(t, minter, "alice")), onlcr(true)
+						query, want = fixture.Line("auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")), onlcr(true)
 					}
 					if _, err := p.master.Write([]byte(query)); err != nil {
 						t.Fatal(err)

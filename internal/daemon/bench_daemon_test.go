@@ -53,7 +53,7 @@ func benchDaemon(b *testing.B, store replay.Store, conns int, mustAccept bool) {
 	reqs := make([][]byte, b.N)
 	for i := range reqs {
 		user := fmt.Sprintf("user%d", i%1000)
-		reqs[i] = []byte(fixture.Frame("auth:" + user + ":" + fixture.Host + ":" + fixture.Mint(b, fixture.Secret, fixture.Seed, user, fixture.Host)))
+		reqs[i] = []byte(fixture.Frame("auth:" + user + ":" + fixture.Host + ":" + fixture.Token(b, user)))
 	}
 	cs := make([]net.Conn, conns)
 	for i := range cs {

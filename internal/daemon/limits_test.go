@@ -102,7 +102,7 @@ func TestServeRedisSentinel(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, sock, _ := startDaemon(t, store)
-	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	tok := fixture.Token(t, "alice")
 	if !fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("fresh token refused through Sentinel")
 	}

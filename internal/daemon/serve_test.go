@@ -92,7 +92,7 @@ func TestServeAnswersBothFramings(t *testing.T) {
 		return s
 	}
 
-	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	tok := fixture.Token(t, "alice")
 	if got := fixture.AskFrame(t, ej, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
 		t.Fatalf("fresh token via ejabberd framing = %x, want %x", got, fixture.FrameYes)
 	}
@@ -102,7 +102,7 @@ func TestServeAnswersBothFramings(t *testing.T) {
 	if got := fixture.AskFrame(t, ej, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameNo) {
 		t.Errorf("replay via the same connection = %x, want %x", got, fixture.FrameNo)
 	}
-	tok2 := fixture.Mint(t, fixture.Secret, fixture.Seed, "bob", fixture.Host)
+	tok2 := fixture.Token(t, "bob")
 	if got := askLine("auth:bob:" + fixture.Host + ":" + tok2); got != fixture.LineYes {
 		t.Errorf("fresh token via generic lines = %q, want %q", got, fixture.LineYes)
 	}
@@ -152,7 +152,7 @@ func TestServeStopAnswersInFlight(t *testing.T) {
 	_, sock, stop := startDaemon(t, bs)
 	c := fixture.Dial(t, sock)
 	idle := fixture.Dial(t, sock)
-	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "carol", fixture.Host)
+	tok := fixture.Token(t, "carol")
 	if _, err := c.Write([]byte(fixture.Frame("auth:carol:" + fixture.Host + ":" + tok))); err != nil {
 		t.Fatal(err)
 	}
@@ -220,7 +220,7 @@ func TestServeConcurrentConnections(t *testing.T) {
 	toks := make([][]string, conns)
 	for i := range toks {
 		for j := 0; j < perConn; j++ {
-			toks[i] = append(toks[i], fixture.Mint(t, fixture.Secret, fixture.Seed, fmt.Sprintf("user%d", i), fixture.Host))
+			toks[i] = append(toks[i], fixture.Token(t, fmt.Sprintf("user%d", i)))
 		}
 	}
 	cs := make([]net.Conn, conns)
@@ -276,7 +276,7 @@ func TestServeConcurrentConnections(t *testing.T) {
 	if replays != 0 {
 		t.Fatalf("replays accepted: %d, want 0", replays)
 	}
-	shared := fixture.Mint(t, fixture.Secret, fixture.Seed, "shared", fixture.Host)
+	shared := fixture.Token(t, "shared")
 	if n := each(func(_ int, c net.Conn) int { return ask(c, "shared", shared) }); n != 1 {
 		t.Fatalf("one token sent on %d connections at once was accepted %d times, want 1", conns, n)
 	}

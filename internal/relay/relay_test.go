@@ -80,7 +80,7 @@ func TestConnectRelaysBothFramings(t *testing.T) {
 	ej := startRelay(t, "-socket", sock, "-config", fixture.WriteConfig(t, t.TempDir(), ""))
 	gen := startRelay(t, "-socket", sock)
 
-	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	tok := fixture.Token(t, "alice")
 	if got := ej.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
 		t.Fatalf("fresh token = %x, want %x", got, fixture.FrameYes)
 	}
@@ -90,7 +90,7 @@ func TestConnectRelaysBothFramings(t *testing.T) {
 	if got := ej.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameNo) {
 		t.Errorf("replay through the same relay = %x, want %x", got, fixture.FrameNo)
 	}
-	tok2 := fixture.Mint(t, fixture.Secret, fixture.Seed, "bob", fixture.Host)
+	tok2 := fixture.Token(t, "bob")
 	if got := gen.askLine(t, "auth:bob:"+fixture.Host+":"+tok2); got != fixture.LineYes {
 		t.Errorf("fresh token, generic = %q, want 1", got)
 	}
@@ -137,7 +137,7 @@ func TestConnectWithoutDaemon(t *testing.T) {
 	if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameYes) {
 		t.Fatalf("daemon started: reply %x, want %x", got, fixture.FrameYes)
 	}
-	tok := fixture.Mint(t, fixture.Secret, fixture.Seed, "alice", fixture.Host)
+	tok := fixture.Token(t, "alice")
 	if got := p.askFrame(t, "auth:alice:"+fixture.Host+":"+tok); string(got) != string(fixture.FrameYes) {
 		t.Fatalf("daemon started: fresh token %x, want %x", got, fixture.FrameYes)
 	}
