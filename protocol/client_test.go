@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -350,6 +351,42 @@ func TestDial(t *testing.T) {
 	}
 	if _, err := Dial(context.Background(), "unix", filepath.Join(t.TempDir(), "none"), Generic); err == nil {
 		t.Error("Dial to no socket succeeded")
+	}
+	for _, mode := range []Mode{Ejabberd, Generic} {
+		if ok, err := Query(context.Background(), "unix", path, mode, Request{CmdIsUser, "alice", "h", ""}); !ok || err != nil {
+			t.Errorf("%v: Query = %v, %v; want true", mode, ok, err)
+		}
+		if ok, err := Query(context.Background(), "unix", path, mode, Request{CmdIsUser, "nobody", "h", ""}); ok || err != nil {
+			t.Errorf("%v: Query of a no = %v, %v; want false and no error", mode, ok, err)
+		}
+	}
+	if ok, err := Query(context.Background(), "unix", filepath.Join(t.TempDir(), "none"), Generic, Request{CmdIsUser, "alice", "h", ""}); ok || err == nil {
+		t.Errorf("Query to no socket = %v, %v; want an error", ok, err)
+	}
+}
+
+// Query gives up on a peer that never answers when ctx's deadline passes:
+// an error, never a yes, and no hang.
+func TestQuerySilentPeer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer nc.Close() // held open, never answered
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if ok, err := Query(ctx, "unix", path, Generic, Request{CmdIsUser, "alice", "h", ""}); ok || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("Query of a silent peer = %v, %v; want false, a deadline error", ok, err)
 	}
 }
 
