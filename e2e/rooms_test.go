@@ -49,7 +49,7 @@ func TestRoomRules(t *testing.T) {
 		}
 	}
 	for room, d := range linked {
-		for _, testOnly := range []string{"/internal/fixture", "/internal/daemon/daemontest"} {
+		for _, testOnly := range []string{"/internal/fixture", "/internal/daemon/daemontest", "/internal/logs/logstest"} {
 			if slices.Contains(d, module+testOnly) && room != "/internal/daemon/daemontest" {
 				t.Errorf("%s, which is not a test, depends on %s", room, testOnly)
 			}

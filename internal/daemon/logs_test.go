@@ -3,7 +3,6 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -11,36 +10,11 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/logs/logstest"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
-
-func decodeLines(t *testing.T, b *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func countMsg(lines []map[string]any, msg, reason string) int {
-	n := 0
-	for _, l := range lines {
-		if l["msg"] == msg && l["reason"] == reason {
-			n++
-		}
-	}
-	return n
-}
 
 // TestLogsHoldNoSecret: after a mix of accepted, replayed, forged,
 // malformed, unknown-host and unsupported requests through the helper, at
@@ -99,7 +73,7 @@ func TestLogsHoldNoSecret(t *testing.T) {
 				t.Errorf("%d refusal lines, want 8 (each once):\n%s", strings.Count(logs, "refused"), logs)
 			}
 			if format == "json" {
-				decodeLines(t, bytes.NewBufferString(logs))
+				logstest.Decode(t, bytes.NewBufferString(logs))
 			}
 		})
 	}
@@ -135,10 +109,10 @@ func TestCapacityGuard(t *testing.T) {
 	if got := store.LiveEvictions(); got != flood-capacity {
 		t.Fatalf("LiveEvictions = %d, want %d", got, flood-capacity)
 	}
-	lines := decodeLines(t, bytes.NewBufferString(logs.String()))
+	lines := logstest.Decode(t, bytes.NewBufferString(logs.String()))
 	// Rate limited: a burst, then a few a second, far fewer than the
 	// evictions (the bound allows for a slow machine's refills).
-	if n := countMsg(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n < 1 || n > (flood-capacity)/5 {
+	if n := logstest.Count(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n < 1 || n > (flood-capacity)/5 {
 		t.Fatalf("%d eviction warnings for %d evictions, want 1 to %d (rate limited)", n, flood-capacity, (flood-capacity)/5)
 	}
 	if got := scrapeValue(t, h.metrics, "tokenauthd_replay_live_evictions_total", nil); got != flood-capacity {

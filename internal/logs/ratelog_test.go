@@ -2,11 +2,11 @@ package logs
 
 import (
 	"bytes"
-	"encoding/json"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/logs/logstest"
 )
 
 // TestRateLog: a burst per reason is logged, the rest only counted, and the
@@ -19,11 +19,11 @@ func TestRateLog(t *testing.T) {
 		rl.Log(slog.LevelInfo, "bad_signature", "refused")
 	}
 	rl.Log(slog.LevelInfo, "malformed", "refused")
-	lines := decodeLines(t, &buf)
-	if n := countMsg(lines, "refused", "bad_signature"); n != logBurst {
+	lines := logstest.Decode(t, &buf)
+	if n := logstest.Count(lines, "refused", "bad_signature"); n != logBurst {
 		t.Fatalf("%d bad_signature lines logged in a flood, want the burst %d", n, logBurst)
 	}
-	if n := countMsg(lines, "refused", "malformed"); n != 1 {
+	if n := logstest.Count(lines, "refused", "malformed"); n != 1 {
 		t.Fatalf("another reason starved by the flood: %d lines", n)
 	}
 	// A second later: logRate more lines; after the period, one summary.
@@ -33,8 +33,8 @@ func TestRateLog(t *testing.T) {
 	}
 	now = now.Add(logSummaryEvery)
 	rl.Log(slog.LevelInfo, "bad_signature", "refused")
-	lines = decodeLines(t, &buf)
-	if n := countMsg(lines, "refused", "bad_signature"); n != logBurst+logRate+1 {
+	lines = logstest.Decode(t, &buf)
+	if n := logstest.Count(lines, "refused", "bad_signature"); n != logBurst+logRate+1 {
 		t.Fatalf("%d lines, want %d", n, logBurst+logRate+1)
 	}
 	var sum []map[string]any
@@ -48,33 +48,7 @@ func TestRateLog(t *testing.T) {
 	}
 	// Flush reports what is left (nothing here).
 	rl.Flush()
-	if n := len(decodeLines(t, &buf)); n != len(lines) {
+	if n := len(logstest.Decode(t, &buf)); n != len(lines) {
 		t.Fatalf("Flush logged %d lines with nothing suppressed", n-len(lines))
 	}
-}
-
-func decodeLines(t *testing.T, b *bytes.Buffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(b.String()), "\n") {
-		if l == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(l), &m); err != nil {
-			t.Fatalf("log line %q is not JSON: %v", l, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func countMsg(lines []map[string]any, msg, reason string) int {
-	n := 0
-	for _, l := range lines {
-		if l["msg"] == msg && l["reason"] == reason {
-			n++
-		}
-	}
-	return n
 }
