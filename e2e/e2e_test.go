@@ -1,9 +1,13 @@
+// Package e2e holds the tests that run the built tokenauthd binary, or a
+// real peer: ejabberd, Prosody, redis-server, slixmpp, pyotp and systemd's
+// tools. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing peer fails
+// the test instead of skipping it.
+//
+// It is a test-only package: it must never be imported, and it reaches
+// tokenauthd as an admin or an XMPP server would, through the binary, its
+// files and its socket; the libraries serve it only to mint tokens and
+// prepare files, as an application would.
 package e2e
-
-// Helpers for the end-to-end tests: the built binary, real peers from
-// Debian's packages, free loopback ports, tokens from pyotp and logins from
-// slixmpp. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing peer fails
-// the test; otherwise it skips it, for a quick `go test ./...`.
 
 import (
 	"errors"
@@ -14,6 +18,11 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 )
+
+// Helpers for the end-to-end tests: the built binary, real peers from
+// Debian's packages, free loopback ports, tokens from pyotp and logins from
+// slixmpp. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing peer fails
+// the test; otherwise it skips it, for a quick `go test ./...`.
 
 // pyotpToken mints a token with pyotp (testdata/mint.py), an implementation
 // independent of tokenauthd's. at == 0 means now; nonce "" means random.

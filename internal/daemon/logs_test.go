@@ -3,7 +3,11 @@ package daemon
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"log/slog"
+	"math/rand/v2"
+	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,4 +123,179 @@ func TestCapacityGuard(t *testing.T) {
 		t.Fatalf("tokenauthd_replay_live_evictions_total = %v, want %d", got, flood-capacity)
 	}
 	_ = replay.DefaultCapacity
+}
+
+// TestLongUserNameLogCut: a refused request with a 60 KB user name logs a
+// line of bounded size that says it was cut (the stdin/stdout helper,
+// in-process).
+func TestLongUserNameLogCut(t *testing.T) {
+	user := strings.Repeat("u", 60_000)
+	code, out, errOut := runCmd(t, fixture.Frame("auth:"+user+":example.org:x"), "-config", fixture.RFCConfig(t, ""))
+	if code != 0 || out != string(fixture.FrameNo) {
+		t.Fatalf("exit %d, stdout %x", code, out)
+	}
+	fixture.CheckCutLog(t, errOut, 60_000)
+}
+
+// The nonce-length ambiguity of mod_auth_token's format: a token for
+// "1admin" with nonce N signs the same message as one for "admin" with
+// nonce N+"1". With the default nonce_digits = 32 the moved digit makes the
+// nonce 33 digits long and the token is refused; with nonce_digits = 0 (the
+// opt-out) it is accepted, and the configuration is warned about.
+func TestNonceDigitsDefaultStopsImpersonation(t *testing.T) {
+	at := time.Now()
+	forge := func(cfgPath string) string {
+		cfg, err := config.Load(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "1admin" holds a genuine token...
+		tok, err := v.Mint("1admin", "example.org", at, strings.Repeat("7", 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// ...and moves the leading "1" of its name to the end of the nonce.
+		digits, sig, _ := strings.Cut(tok, " ")
+		return "auth:admin:example.org:" + digits + "1 " + sig
+	}
+	tests := []struct {
+		name    string
+		extra   string
+		yes     bool
+		warning bool
+	}{
+		{"default", "", false, false},                                 // nonce_digits = 32
+		{"explicit 32", "[token]\nnonce_digits = 32\n", false, false}, // same
+		{"opt-out", "[token]\nnonce_digits = 0\n", true, true},        // accepted, and warned about
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := fixture.RFCConfig(t, tt.extra)
+			code, out, errOut := runCmd(t, forge(cfg)+"\n", "-config", cfg, "-protocol", "generic")
+			if code != 0 || out != protocol.Reply(protocol.Generic, tt.yes) {
+				t.Errorf("forged admin token: exit %d, reply %q, want yes=%v", code, out, tt.yes)
+			}
+			if got := strings.Contains(errOut, "nonce_digits = 0"); got != tt.warning {
+				t.Errorf("start-up warning = %v, want %v; stderr:\n%s", got, tt.warning, errOut)
+			}
+			_, out, _ = runCmd(t, "", "check-config", "-config", cfg)
+			if got := strings.Contains(out, "warning: [token] nonce_digits = 0"); got != tt.warning {
+				t.Errorf("check-config warning = %v, want %v; output:\n%s", got, tt.warning, out)
+			}
+		})
+	}
+	if verifier.NonceDigits != 32 {
+		t.Fatalf("verifier.NonceDigits = %d, want 32 (mod_auth_token's)", verifier.NonceDigits)
+	}
+}
+
+// A measurement, not in the default suite: is the time to refuse a bad
+// signature independent of how many of its bytes match? Run with
+//
+//	TOKENAUTHD_TIMING=1 go test -run TestTimingBadSignature -v .
+//
+// and see SECURITY.md for the figures.
+
+func TestTimingBadSignature(t *testing.T) {
+	if os.Getenv("TOKENAUTHD_TIMING") == "" {
+		t.Skip("set TOKENAUTHD_TIMING=1 to measure")
+	}
+	now := time.Unix(1_800_000_000, 0)
+	v, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(), Now: func() time.Time { return now },
+		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(fixture.SecretA)}, OTPSeeds: []string{fixture.SeedA}}},
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := v.Mint("alice", "a.example", now, "12345678901234567890123456789012")
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, sigText, _ := strings.Cut(good, " ")
+	sig, _ := base64.StdEncoding.DecodeString(sigText)
+	// A signature whose first n bytes are right and the rest wrong.
+	withMatching := func(n int) string {
+		s := slices.Clone(sig)
+		for i := n; i < len(s); i++ {
+			s[i] ^= 0xa5
+		}
+		return head + " " + base64.StdEncoding.EncodeToString(s)
+	}
+	classes := []int{0, 16, 31}
+	toks := make([]string, len(classes))
+	for i, n := range classes {
+		toks[i] = withMatching(n)
+		if r := v.Verify(context.Background(), "alice", "a.example", toks[i]); r.Reason != verifier.BadSignature {
+			t.Fatalf("%d matching bytes: %s", n, r.Reason)
+		}
+	}
+	const batches, per = 4000, 50
+	samples := make([][]float64, len(classes))
+	rng := rand.New(rand.NewPCG(1, 2))
+	ctx := context.Background()
+	for range batches {
+		for _, c := range rng.Perm(len(classes)) { // interleaved, random order
+			tok := toks[c]
+			start := time.Now()
+			for range per {
+				v.Verify(ctx, "alice", "a.example", tok)
+			}
+			samples[c] = append(samples[c], float64(time.Since(start).Nanoseconds())/per)
+		}
+	}
+	// A control: the same harness on an early-exit comparison (what
+	// mod_auth_token's == does) over the same signatures, to show the
+	// harness sees a data-dependent time when there is one.
+	ctrl := make([][]float64, len(classes))
+	raw := make([][]byte, len(classes))
+	for i, n := range classes {
+		raw[i] = slices.Clone(sig)
+		for j := n; j < len(sig); j++ {
+			raw[i][j] ^= 0xa5
+		}
+	}
+	sink := 0
+	for range batches {
+		for _, c := range rng.Perm(len(classes)) {
+			start := time.Now()
+			for range per * 20 {
+				if naiveEqual(raw[c], sig) {
+					sink++
+				}
+			}
+			ctrl[c] = append(ctrl[c], float64(time.Since(start).Nanoseconds())/(per*20))
+		}
+	}
+	for i, n := range classes {
+		s := ctrl[i]
+		slices.Sort(s)
+		t.Logf("control, early-exit compare, %2d matching bytes: ns per compare: median %.1f", n, s[len(s)/2])
+	}
+	for i, n := range classes {
+		s := samples[i]
+		slices.Sort(s)
+		q := func(p float64) float64 { return s[int(p*float64(len(s)-1))] }
+		t.Logf("%2d matching bytes: ns per refusal: p10 %.0f  median %.0f  p90 %.0f  (%d batches of %d)",
+			n, q(0.10), q(0.50), q(0.90), len(s), per)
+	}
+}
+
+// naiveEqual is the comparison tokenauthd must NOT use: it returns at the
+// first differing byte.
+//
+//go:noinline
+func naiveEqual(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
 }

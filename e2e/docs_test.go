@@ -1,17 +1,80 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/replay"
 )
+
+// readmeSnippet returns the README's one fenced code block in lang.
+func readmeSnippet(t *testing.T, lang string) string {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile("(?s)\n```"+lang+"\n(.*?)\n```\n").FindAllStringSubmatch(string(b), -1)
+	if len(m) != 1 {
+		t.Fatalf("README.md has %d ```%s blocks, want 1", len(m), lang)
+	}
+	return m[0][1]
+}
+
+// checkExampleToken verifies tok for alice@example.org with the example
+// configuration, which the README's snippets use.
+func checkExampleToken(t *testing.T, tok string) {
+	t.Helper()
+	cfg, err := config.Load("../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9]{40} [A-Za-z0-9+/]{43}=$`).MatchString(tok) {
+		t.Errorf("token %q is not 8 + 32 digits, a space and base64", tok)
+	}
+	if r := v.Verify(context.Background(), "alice", "example.org", tok); !r.OK() {
+		t.Errorf("the README snippet's token is refused: %s (%v)", r.Reason, r.Err)
+	}
+}
+
+// The README's Python snippet works: its token is accepted.
+func TestReadmePython(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
+	out, err := exec.Command(fixture.DebianPython, "-c", readmeSnippet(t, "python")).Output()
+	if err != nil {
+		t.Fatalf("README's Python: %v", err)
+	}
+	checkExampleToken(t, strings.TrimSpace(string(out)))
+}
+
+// The README's Go snippet works: its token is accepted.
+func TestReadmeGo(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(readmeSnippet(t, "go")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "run", "main.go")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("README's Go: %v", err)
+	}
+	checkExampleToken(t, strings.TrimSpace(string(out)))
+}
 
 const systemdAnalyze = "/usr/bin/systemd-analyze"
 
@@ -192,4 +255,88 @@ func TestSocketGroupDocumented(t *testing.T) {
 			t.Errorf("README.md names the socket's group %d times, want it in the units table, the install steps, and the ejabberd and Prosody sections", n)
 		}
 	}
+}
+
+const module = "github.com/tokenauthd/tokenauthd"
+
+// TestRoomRules checks the rules between rooms that ARCHITECTURE.md writes
+// down and that the packages' (non-test) imports can show: what a room
+// imports is what it knows; the libraries must not even link go-redis.
+func TestRoomRules(t *testing.T) {
+	deps := goList(t, "Imports")
+	linked := goList(t, "Deps")
+	for _, room := range []string{"/protocol", "/verifier", "/replay"} {
+		if slices.Contains(linked[room], "github.com/redis/go-redis/v9") {
+			t.Errorf("%s links go-redis", room)
+		}
+	}
+	never := []struct {
+		room string
+		deps []string
+	}{
+		{"/protocol", []string{"/verifier", "/replay"}},
+		{"/verifier", []string{"/protocol"}},
+		{"/replay", []string{"/verifier", "/protocol"}},
+		{"/internal/daemon", []string{"/internal/bench", "/internal/explain"}},
+		{"/internal/config", []string{"/internal/daemon", "/internal/relay", "/internal/cli"}},
+		{"/internal/cli", []string{"/internal/daemon", "/internal/relay", "/verifier"}},
+		{"/internal/logs", []string{"/verifier", "/protocol", "/internal/daemon"}},
+		{"/internal/term", []string{"/protocol", "/verifier", "/internal/daemon"}},
+		{"/internal/relay", []string{"/verifier", "/replay", "/internal/daemon"}},
+	}
+	for _, r := range never {
+		d, ok := deps[r.room]
+		if !ok {
+			t.Errorf("no package %s", r.room)
+			continue
+		}
+		for _, n := range r.deps {
+			if n = module + n; slices.Contains(d, n) {
+				t.Errorf("%s depends on %s", r.room, n)
+			}
+		}
+	}
+	for room, d := range linked {
+		for _, testOnly := range []string{"/internal/fixture", "/internal/daemon/daemontest", "/internal/logs/logstest"} {
+			if slices.Contains(d, module+testOnly) && room != "/internal/daemon/daemontest" {
+				t.Errorf("%s, which is not a test, depends on %s", room, testOnly)
+			}
+		}
+	}
+}
+
+// The root holds main.go and at most two more files of code, and at most
+// three test files.
+func TestRootHoldsTheCommandTable(t *testing.T) {
+	files, err := filepath.Glob("../*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var code, tests []string
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			tests = append(tests, f)
+		} else {
+			code = append(code, f)
+		}
+	}
+	if _, err := os.Stat("../main.go"); err != nil || len(code) > 3 || len(tests) > 3 {
+		t.Errorf("root: code %v, tests %v", code, tests)
+	}
+}
+
+// goList returns, for every package of the module, a list field of go
+// list's (Imports, Deps), by path below the module.
+func goList(t *testing.T, field string) map[string][]string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join ."+field+` " "}}`, module+"/...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	m := map[string][]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(l)
+		m[strings.TrimPrefix(f[0], module)] = f[1:]
+	}
+	return m
 }

@@ -1,24 +1,27 @@
 package e2e
 
-// End-to-end tests of `tokenauthd serve` as a process: signals, sd_notify,
-// socket activation, the journal across SIGKILL, and two daemons ("nodes")
-// sharing a real redis-server.
-
 import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/protocol"
 )
+
+// End-to-end tests of `tokenauthd serve` as a process: signals, sd_notify,
+// socket activation, the journal across SIGKILL, and two daemons ("nodes")
+// sharing a real redis-server.
 
 // serveProc is a `tokenauthd serve` process.
 type serveProc struct {
@@ -387,4 +390,220 @@ func processesRunning(argv ...string) int {
 		}
 	}
 	return n
+}
+
+// The daemon's connection limits: max_connections, request_timeout_ms and
+// the bound on buffered requests, through the real binary; the request
+// deadline against the shutdown's.
+
+// limitsDaemon runs the binary's daemon with [daemon] extra and metrics,
+// and waits until its only connection so far (waitReady's) is gone.
+func limitsDaemon(t *testing.T, daemonKeys string) (p *serveProc, metricsURL string) {
+	t.Helper()
+	port := fixture.FreePort(t)
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	p = startServeWith(t, fmt.Sprintf("[daemon]\n%s\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", daemonKeys, port), sock)
+	metricsURL = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
+	fixture.WaitPort(t, port, 10*time.Second)
+	fixture.WaitFor(t, "no connection open", func() bool { return scrape(t, metricsURL)["tokenauthd_connections"] == 0 })
+	return p, metricsURL
+}
+
+// Beyond max_connections a connection is closed at once, counted and
+// logged; the open ones still answer; once one closes, a new one is let in.
+func TestServeMaxConnections(t *testing.T) {
+	p, url := limitsDaemon(t, "max_connections = 4")
+	var open []net.Conn
+	for i := 0; i < 4; i++ {
+		c, err := fixture.DialAsk(t, p.sock)
+		if err != nil {
+			t.Fatalf("connection %d of 4: %v", i+1, err)
+		}
+		open = append(open, c)
+	}
+	for i := 0; i < 2; i++ {
+		c, err := fixture.DialAsk(t, p.sock)
+		if err == nil {
+			t.Fatalf("connection %d over max_connections was answered", i+1)
+		}
+		if !fixture.ClosedByPeer(c) {
+			t.Errorf("connection %d over max_connections: not closed by the daemon", i+1)
+		}
+	}
+	for i, c := range open {
+		if err := fixture.AskIsUser(c); err != nil {
+			t.Errorf("connection %d after the refusals: %v", i+1, err)
+		}
+	}
+	m := scrape(t, url)
+	if m["tokenauthd_connections_refused_total"] != 2 || m["tokenauthd_connections"] != 4 {
+		t.Errorf("refused %v, open %v; want 2, 4", m["tokenauthd_connections_refused_total"], m["tokenauthd_connections"])
+	}
+	if !strings.Contains(p.log(), `msg="connection refused" reason=max_connections max_connections=4`) {
+		t.Errorf("no refusal logged:\n%s", p.log())
+	}
+	open[0].Close()
+	fixture.WaitFor(t, "the closed connection to be gone", func() bool { return scrape(t, url)["tokenauthd_connections"] == 3 })
+	if _, err := fixture.DialAsk(t, p.sock); err != nil {
+		t.Errorf("a connection after one closed: %v", err)
+	}
+}
+
+// A request whose first byte has arrived must arrive whole within
+// request_timeout_ms, in either framing, or the connection is closed; an
+// idle connection stays open, however long, before its first request and
+// between requests.
+func TestServeRequestTimeout(t *testing.T) {
+	p, url := limitsDaemon(t, "request_timeout_ms = 200")
+	idle, err := fixture.DialAsk(t, p.sock) // idle between requests
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := net.Dial("unix", p.sock) // idle before its first request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	for _, part := range []string{fixture.Frame("isuser:alice:" + fixture.Host)[:7], "isuser:al", fixture.Frame("isuser:alice:" + fixture.Host)[:1]} {
+		c, err := net.Dial("unix", p.sock)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, part); err != nil {
+			t.Fatal(err)
+		}
+		if !fixture.ClosedByPeer(c) {
+			t.Errorf("%q then nothing: the connection was not closed", part)
+		}
+	}
+	// Both idle connections have waited longer than the stalled ones.
+	for name, c := range map[string]net.Conn{"between requests": idle, "before its first": fresh} {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if err := fixture.AskIsUser(c); err != nil {
+			t.Errorf("idle %s: %v", name, err)
+		}
+	}
+	if n := scrape(t, url)["tokenauthd_request_timeouts_total"]; n != 3 {
+		t.Errorf("tokenauthd_request_timeouts_total = %v, want 3", n)
+	}
+	if n := strings.Count(p.log(), "reason=request_timeout"); n != 3 {
+		t.Errorf("%d request_timeout lines, want 3:\n%s", n, p.log())
+	}
+}
+
+// The daemon does not buffer a frame longer than any request it could say
+// yes to: a 64 KiB frame is skipped and answered no as too large, and the
+// next request on the connection is answered right.
+func TestServeLongFrameSkipped(t *testing.T) {
+	p, url := limitsDaemon(t, "")
+	c, err := fixture.DialAsk(t, p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{protocol.DefaultMaxLine + 1, 0xffff} {
+		go c.Write([]byte(fixture.Frame(longAuthBody(n, fixture.Host))))
+		reply, err := fixture.ReadReply(c, protocol.Ejabberd)
+		if err != nil || !bytes.Equal(reply, fixture.FrameNo) {
+			t.Fatalf("%d-byte frame: reply %x, %v; want %x", n, reply, err, fixture.FrameNo)
+		}
+		if r := fixture.AskFrame(t, c, "auth:alice:"+fixture.Host+":"+fixture.Token(t, "alice")); !bytes.Equal(r, fixture.FrameYes) {
+			t.Errorf("fresh token after a %d-byte frame: %x", n, r)
+		}
+	}
+	m := scrape(t, url)
+	if bad, malformed := m[`tokenauthd_requests_total{command="invalid",reason="bad_request",result="no"}`],
+		m[`tokenauthd_requests_total{command="auth",reason="malformed",result="no"}`]; bad != 2 || malformed != 0 {
+		t.Errorf("bad_request %v, malformed %v; want 2, 0 (skipped, not read)", bad, malformed)
+	}
+	if !strings.Contains(p.log(), `detail="protocol: request too large"`) {
+		t.Errorf("no request too large logged:\n%s", p.log())
+	}
+}
+
+// What stalled connections cost the daemon: N clients each send all but
+// the last 535 bytes of a 65,535-byte ejabberd frame and stop. Not in
+// the default suite; run it by hand, for BENCHMARKS.md:
+//
+//	TOKENAUTHD_STALLED=4000 go test -run TestStalledConnections -v .
+//
+// TOKENAUTHD_STALLED_BIN runs another tokenauthd binary instead of this
+// tree's (an older one, for a before/after figure), and
+// TOKENAUTHD_STALLED_DAEMON adds keys to its [daemon] section, e.g.
+// "max_connections = 5000" to measure what each connection costs rather
+// than how many the daemon keeps.
+
+func TestStalledConnections(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("TOKENAUTHD_STALLED"))
+	if err != nil || n <= 0 {
+		t.Skip("set TOKENAUTHD_STALLED to a number of connections (e.g. 4000) to measure them")
+	}
+	bin := os.Getenv("TOKENAUTHD_STALLED_BIN")
+	if bin == "" {
+		bin = fixture.Binary(t)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "d.sock")
+	cfg := fixture.WriteConfig(t, dir, "[daemon]\n"+strings.ReplaceAll(os.Getenv("TOKENAUTHD_STALLED_DAEMON"), `\n`, "\n")+"\n")
+	cmd := exec.Command(bin, "serve", "-config", cfg, "-socket", sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for i := 0; ; i++ {
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			break
+		}
+		if i == 500 {
+			t.Fatal("the daemon does not listen")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pid := cmd.Process.Pid
+	idle := settledRSS(t, pid)
+
+	start := append([]byte{0xff, 0xff}, strings.Repeat("x", 65_000)...)
+	conns := make([]net.Conn, 0, n)
+	for i := 0; i < n; i++ {
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		conns = append(conns, c)
+		c.Write(start)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	stalled := settledRSS(t, pid)
+	open := 0
+	for _, c := range conns {
+		c.SetReadDeadline(time.Now().Add(time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); err != nil && os.IsTimeout(err) {
+			open++ // not closed by the daemon
+		}
+	}
+	t.Logf("%s: idle %d KiB; %d stalled connections (%d kept open by the daemon): %d KiB, %.1f KiB per kept connection",
+		bin, idle, n, open, stalled, float64(stalled-idle)/float64(max(open, 1)))
+}
+
+// settledRSS waits until the process's RSS stops growing (two samples half
+// a second apart within 1%, or 20 s) and returns it in KiB.
+func settledRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	prev := rssKB(t, pid)
+	for i := 0; i < 40; i++ {
+		time.Sleep(500 * time.Millisecond)
+		cur := rssKB(t, pid)
+		if cur-prev <= prev/100 {
+			return cur
+		}
+		prev = cur
+	}
+	fmt.Fprintln(os.Stderr, "RSS still growing after 20 s")
+	return prev
 }
