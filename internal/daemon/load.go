@@ -23,21 +23,31 @@ type serving struct {
 }
 
 // startServing catches SIGHUP (its default action ends the process), then
-// loads the configuration of a serving command and sets up its logger. A
-// configuration that does not load is logged, and ok is false: the command
-// exits 1, the only time a serving command exits non-zero.
-func startServing(e *cli.Env, cfgFlag string) (s *serving, ok bool) {
+// loads the configuration of a serving command, sets up its logger,
+// listens on socket instead of the configured one if it is not "" (serve's
+// -socket), and opens the replay store (daemon: the daemon's; false: a
+// helper's). What fails is logged, and ok is false: the command exits 1,
+// the only time a serving command exits non-zero.
+func startServing(e *cli.Env, cfgFlag, socket string, daemon bool) (s *serving, store replay.Store, ok bool) {
 	s = &serving{path: config.Path(cfgFlag, e.Var)}
 	s.reload, s.stop = e.ReloadSignals()
 	cfg, err := config.Load(s.path)
 	if err != nil {
 		s.stop()
 		e.Logger().Error("bad configuration", "err", err)
-		return nil, false
+		return nil, nil, false
 	}
 	s.cfg = cfg
 	s.log, s.level = e.ConfigLogger(cfg)
-	return s, true
+	if socket != "" {
+		cfg.Socket = socket
+	}
+	if store, err = newStore(cfg, s.log, daemon); err != nil {
+		s.stop()
+		s.log.Error("cannot open the replay store", "err", err)
+		return nil, nil, false
+	}
+	return s, store, true
 }
 
 // reloadOnSignal reloads the configuration into h on every SIGHUP until

@@ -89,10 +89,7 @@ func newMetrics(store replay.Store) *metrics {
 		Help:    "Time to answer a request, replay store included, by command.",
 		Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 	}, []string{"command"})
-	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tokenauthd_replay_store_errors_total",
-		Help: "Tokens refused because the replay store could not answer.",
-	})
+	m.storeErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenauthd_replay_store_errors_total", Help: "Tokens refused because the replay store could not answer."})
 	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tokenauthd_config_reloads_total",
 		Help: "Configuration reloads, by result (ok or failed).",
@@ -105,18 +102,9 @@ func newMetrics(store replay.Store) *metrics {
 	for _, c := range protocol.Commands() {
 		m.latency.WithLabelValues(c)
 	}
-	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "tokenauthd_connections",
-		Help: "Connections open to the daemon's sockets.",
-	})
-	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tokenauthd_connections_refused_total",
-		Help: "Connections closed at once because [daemon] max_connections were open.",
-	})
-	m.reqTimeouts = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "tokenauthd_request_timeouts_total",
-		Help: "Connections closed because a request took longer than [daemon] request_timeout_ms to arrive.",
-	})
+	m.connections = prometheus.NewGauge(prometheus.GaugeOpts{Name: "tokenauthd_connections", Help: "Connections open to the daemon's sockets."})
+	m.connRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenauthd_connections_refused_total", Help: "Connections closed at once because [daemon] max_connections were open."})
+	m.reqTimeouts = prometheus.NewCounter(prometheus.CounterOpts{Name: "tokenauthd_request_timeouts_total", Help: "Connections closed because a request took longer than [daemon] request_timeout_ms to arrive."})
 	build := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        "tokenauthd_build_info",
 		Help:        "Always 1; its labels are the version and the Go version.",

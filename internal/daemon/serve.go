@@ -48,24 +48,20 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	if code, ok := cli.ParseNoArgs(e, fs, args); !ok {
 		return code
 	}
-	sv, ok := startServing(e, *cfgFlag)
+	socket := *sockFlag
+	if socket != "" {
+		var err error
+		if socket, err = config.SocketPath(socket); err != nil {
+			e.Logger().Error("bad -socket", "err", err)
+			return 1
+		}
+	}
+	sv, store, ok := startServing(e, *cfgFlag, socket, true)
 	if !ok {
 		return 1
 	}
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
-	var err error
-	if *sockFlag != "" {
-		if cfg.Socket, err = config.SocketPath(*sockFlag); err != nil {
-			log.Error("bad -socket", "err", err)
-			return 1
-		}
-	}
-	store, err := newStore(cfg, log, true)
-	if err != nil {
-		log.Error("cannot open the replay store", "err", err)
-		return 1
-	}
 	d, err := New(cfg, log, store)
 	if err != nil {
 		store.Close()

@@ -25,25 +25,23 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	sv, ok := startServing(e, *cfgFlag)
+	var mode protocol.Mode
+	if *protoFlag != "" {
+		var err error
+		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
+			e.Logger().Error("bad -protocol", "err", err)
+			return 1
+		}
+	}
+	// With store = "redis" every helper of a pool shares one replay cache.
+	sv, store, ok := startServing(e, *cfgFlag, "", false)
 	if !ok {
 		return 1
 	}
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
-	var err error
-	mode := cfg.Protocol
-	if *protoFlag != "" {
-		if mode, err = protocol.ParseMode(*protoFlag); err != nil {
-			log.Error("bad -protocol", "err", err)
-			return 1
-		}
-	}
-	// With store = "redis" every helper of a pool shares one replay cache.
-	store, err := newStore(cfg, log, false)
-	if err != nil {
-		log.Error("cannot open the replay store", "err", err)
-		return 1
+	if *protoFlag == "" {
+		mode = cfg.Protocol
 	}
 	defer store.Close()
 	v, err := config.NewVerifier(cfg, store)
