@@ -12,6 +12,27 @@ import (
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
+// NewMemoryStore returns the in-process replay store, with its capacity
+// guard logging every record forced out while still live.
+// The warning is rate limited (a flood of valid tokens would otherwise log
+// one line per token); the store counts every eviction (LiveEvictions, and
+// the tokenauthd_replay_live_evictions_total metric).
+func NewMemoryStore(cfg *config.Config, log *slog.Logger) *replay.Memory {
+	rl := logs.NewRateLog(log, nil)
+	var m *replay.Memory
+	m = replay.NewMemory(replay.MemoryOptions{
+		Capacity: cfg.Capacity,
+		TTL:      cfg.Params.ReplayTTL(),
+		OnLiveEviction: func() {
+			// m.LiveEvictions is an atomic counter: no store lock taken.
+			rl.Log(slog.LevelWarn, "live_eviction",
+				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
+				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
+		},
+	})
+	return m
+}
+
 // RunStdio is the external-authentication helper on stdin/stdout, as
 // ejabberd's extauth_program or Prosody's external_auth_command.
 func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
@@ -73,25 +94,4 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		log.Info("stopping on signal")
 	}
 	return 0
-}
-
-// NewMemoryStore returns the in-process replay store, with its capacity
-// guard logging every record forced out while still live.
-// The warning is rate limited (a flood of valid tokens would otherwise log
-// one line per token); the store counts every eviction (LiveEvictions, and
-// the tokenauthd_replay_live_evictions_total metric).
-func NewMemoryStore(cfg *config.Config, log *slog.Logger) *replay.Memory {
-	rl := logs.NewRateLog(log, nil)
-	var m *replay.Memory
-	m = replay.NewMemory(replay.MemoryOptions{
-		Capacity: cfg.Capacity,
-		TTL:      cfg.Params.ReplayTTL(),
-		OnLiveEviction: func() {
-			// m.LiveEvictions is an atomic counter: no store lock taken.
-			rl.Log(slog.LevelWarn, "live_eviction",
-				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
-				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
-		},
-	})
-	return m
 }

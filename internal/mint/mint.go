@@ -14,6 +14,52 @@ import (
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
+// HostBlock returns a [hosts."host"] section with a fresh token_secret and
+// otp_seed from crypto/rand.
+func HostBlock(host string) (string, error) {
+	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
+	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
+	if _, err := rand.Read(secret); err != nil {
+		return "", err
+	}
+	if _, err := rand.Read(seed); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\nisuser = true\n", host,
+		base64.RawURLEncoding.EncodeToString(secret),
+		base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)), nil
+}
+
+// RunGenSecrets is `tokenauthd gen-secrets`: it prints HostBlock's section.
+func RunGenSecrets(_ context.Context, e *cli.Env, args []string) int {
+	fs := cli.NewFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
+	if code, ok := cli.ParseFlags(fs, args); !ok {
+		return code
+	}
+	host := "example.org"
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		host = fs.Arg(0)
+	default:
+		fs.Usage()
+		return 2
+	}
+	if err := verifier.ValidateHostName(host); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", verifier.Detail(err))
+		return 2
+	}
+	block, err := HostBlock(host)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
+		return 1
+	}
+	fmt.Fprint(e.Stdout, block)
+	return 0
+}
+
+// Run is `tokenauthd mint`: a token for user@host from the configured
+// secrets, as the application would mint it.
 func Run(_ context.Context, e *cli.Env, args []string) int {
 	fs, cfgFlag := cli.NewConfigFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
 	at := cli.AtFlag(fs, "mint for this time, in Unix seconds (default now)")
@@ -46,39 +92,4 @@ func Run(_ context.Context, e *cli.Env, args []string) int {
 	}
 	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
 	return 1
-}
-
-func RunGenSecrets(_ context.Context, e *cli.Env, args []string) int {
-	fs := cli.NewFlags(e, "gen-secrets", "tokenauthd gen-secrets [host]")
-	if code, ok := cli.ParseFlags(fs, args); !ok {
-		return code
-	}
-	host := "example.org"
-	switch fs.NArg() {
-	case 0:
-	case 1:
-		host = fs.Arg(0)
-	default:
-		fs.Usage()
-		return 2
-	}
-	if err := verifier.ValidateHostName(host); err != nil {
-		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %s\n", verifier.Detail(err))
-		return 2
-	}
-	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
-	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
-	if _, err := rand.Read(secret); err != nil {
-		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
-		return 1
-	}
-	if _, err := rand.Read(seed); err != nil {
-		fmt.Fprintf(e.Stderr, "tokenauthd gen-secrets: %v\n", err)
-		return 1
-	}
-	fmt.Fprintf(e.Stdout, "[hosts.%q]\n", host)
-	fmt.Fprintf(e.Stdout, "token_secret = %q\n", base64.RawURLEncoding.EncodeToString(secret))
-	fmt.Fprintf(e.Stdout, "otp_seed = %q\n", base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed))
-	fmt.Fprintln(e.Stdout, "isuser = true")
-	return 0
 }
