@@ -1,4 +1,4 @@
--- mod_auth_tokenauthd: Prosody 0.12 authentication through tokenauthd.
+-- mod_auth_tokenauthd: Prosody 0.12 and 13 authentication through tokenauthd.
 --
 -- A drop-in replacement for prosody-modules' mod_auth_token (+ mod_sasl_token):
 -- users log in with the one-time tokens your application mints, and the
@@ -45,16 +45,27 @@
 --     them, as with mod_auth_token.
 --   * Passwords are never logged. A password holding a newline, a carriage
 --     return or a NUL byte is refused without being sent.
+--   * One file for Prosody 0.12 and 13: each library is required under its
+--     Prosody 13 name (prosody.util.*) when there is one, else under its
+--     0.12 name (util.*), which 13 keeps only for a transition.
 --
 -- Security: Prosody offers X-TOKEN on unencrypted streams unless told
 -- otherwise. Keep c2s_require_encryption = true (Prosody's default), or add
 -- "X-TOKEN" to insecure_sasl_mechanisms.
 
-local async = require "util.async";
-local server = require "net.server";
-local sasl = require "util.sasl";
-local encodings = require "util.encodings";
-local unix = require "socket.unix";
+-- import requires one of Prosody's libraries by its Prosody 13 name, or by
+-- its 0.12 name where the new one does not exist.
+local function import(name)
+	local ok, lib = pcall(require, "prosody." .. name);
+	if ok then return lib; end
+	return require(name);
+end
+
+local async = import "util.async";
+local server = import "net.server";
+local sasl = import "util.sasl";
+local encodings = import "util.encodings";
+local unix = require "socket.unix"; -- LuaSocket, not Prosody's
 
 local saslprep = encodings.stringprep.saslprep;
 local nodeprep = encodings.stringprep.nodeprep;

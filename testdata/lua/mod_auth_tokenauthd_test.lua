@@ -3,12 +3,17 @@
 -- socket, event-loop and timer calls are replaced by fakes the tests drive.
 --
 -- usage: lua5.4 mod_auth_tokenauthd_test.lua PATH/TO/mod_auth_tokenauthd.lua [PROSODY_LIB]
--- Prints one line per test; exits 1 if any failed.
+-- PROSODY_LIB is Prosody's source directory, 0.12's or 13's
+-- (default /usr/lib/prosody). Prints one line per test; exits 1 if any failed.
 
 local module_path = assert(arg[1], "usage: mod_auth_tokenauthd_test.lua MODULE [PROSODY_LIB]");
 local lib = arg[2] or "/usr/lib/prosody";
 package.path = lib .. "/?.lua;" .. package.path;
 package.cpath = lib .. "/?.so;" .. package.cpath;
+-- Prosody 13's libraries require each other as prosody.util.*: its launcher
+-- first runs the loader that resolves those names. 0.12 has no loader.
+local prosody_loader = loadfile(lib .. "/loader.lua");
+if prosody_loader then prosody_loader("loader"); end
 
 local async = require "util.async";
 local sasl = require "util.sasl";
@@ -84,13 +89,15 @@ local TIMEOUT = 5; -- distinct from the reconnection delays (< 1 s)
 
 local loaded = {}; -- every module instance, for the log check
 
-local function load(options)
+-- load loads a fresh instance of the module; its require is require_fn
+-- if given.
+local function load(options, require_fn)
 	conns = {};
 	connect_result = { 1 };
 	options = options or {};
 	if options.tokenauthd_timeout == nil then options.tokenauthd_timeout = TIMEOUT; end
 	local m = new_module(options);
-	local env = setmetatable({ module = m }, { __index = _G });
+	local env = setmetatable({ module = m, require = require_fn }, { __index = _G });
 	assert(loadfile(module_path, "t", env))();
 	assert(m.provided_kind == "auth", "the module provides no auth provider");
 	table.insert(loaded, m);
@@ -375,6 +382,44 @@ test("SASL: PLAIN and X-TOKEN, nodeprepped, temporary failure on timeout", funct
 	h:select("X-TOKEN");
 	a = spawn(h.process, h, "no NULs here");
 	eq(a.values[2], "malformed-request", "X-TOKEN malformed");
+end)
+
+-- only_names returns a require that knows Prosody's libraries only under
+-- Prosody 13's names (prosody.util.*: new = true) or only under 0.12's
+-- (util.*), as a Prosody past the transition or 0.12 would, and the list of
+-- names asked for.
+local function only_names(new)
+	local asked = {};
+	return function (name)
+		table.insert(asked, name);
+		if name == "socket.unix" then return require(name); end -- LuaSocket's
+		local old = name:match("^prosody%.(.+)$");
+		if new and not old then error("module '" .. name .. "' not found: only prosody.* names", 2); end
+		if not new and old then error("module '" .. name .. "' not found: no prosody.* names", 2); end
+		return require(old or name);
+	end, asked;
+end
+
+test("libraries are required by Prosody 13's names where they exist, else by 0.12's", function ()
+	for _, new in ipairs({ true, false }) do
+		local which = new and "prosody.* names only" or "util.* names only";
+		local require_fn, asked = only_names(new);
+		local ok, m, p = pcall(load, nil, require_fn);
+		if check(ok, "%s: the module does not load: %s", which, tostring(m)) then
+			local a = spawn(p.test_password, "alice", "11111111 YQ==");
+			eq(conns[1] and conns[1].written[1], "auth:alice:example.org:11111111 YQ==\n", which .. ": request");
+			conns[1]:incoming("1\n");
+			eq(a.values[1], true, which .. ": alice's answer");
+			local h = p.get_sasl_handler();
+			check(h:mechanisms()["X-TOKEN"], "%s: X-TOKEN not offered", which);
+			eq(fire(m, "timeout"), 0, which .. ": timeouts left running");
+		end
+		local named = {};
+		for _, name in ipairs(asked) do named[name] = true; end
+		for _, lib_name in ipairs({ "util.async", "net.server", "util.sasl", "util.encodings" }) do
+			check(named[(new and "prosody." or "") .. lib_name], "%s: %s was not asked for", which, lib_name);
+		end
+	end
 end)
 
 test("unloading ends the requests that wait", function ()
