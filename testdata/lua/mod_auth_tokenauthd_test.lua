@@ -140,6 +140,11 @@ local function check(cond, fmt, ...)
 	end
 	return cond;
 end
+-- answer returns the i-th value a spawned call returned, or nil while it
+-- still waits.
+local function answer(res, i)
+	return res.values and res.values[i];
+end
 local function eq(got, want, what)
 	return check(got == want, "%s = %q, want %q", what, tostring(got), tostring(want));
 end
@@ -416,9 +421,65 @@ test("libraries are required by Prosody 13's names where they exist, else by 0.1
 		end
 		local named = {};
 		for _, name in ipairs(asked) do named[name] = true; end
-		for _, lib_name in ipairs({ "util.async", "net.server", "util.sasl", "util.encodings" }) do
+		for _, lib_name in ipairs({ "util.async", "net.server", "util.sasl", "util.encodings", "util.jid" }) do
 			check(named[(new and "prosody." or "") .. lib_name], "%s: %s was not asked for", which, lib_name);
 		end
+	end
+end)
+
+test("SASL: an authorization identity other than the account's own is refused unsent", function ()
+	local _, p = load();
+	-- X-TOKEN: the account itself, by name or bare JID (any case), logs in.
+	local sent = 0;
+	for _, authzid in ipairs({ "", "alice", "alice@example.org", "Alice@Example.ORG" }) do
+		local h = p.get_sasl_handler();
+		h:select("X-TOKEN");
+		local a = spawn(h.process, h, authzid .. "\0alice\0" .. "11111111 YQ==");
+		sent = sent + 1;
+		eq(conns[1].written[sent], "auth:alice:example.org:11111111 YQ==\n", ("X-TOKEN request with authzid %q"):format(authzid));
+		conns[1]:incoming("1\n");
+		eq(a.values[1], "success", ("X-TOKEN with authzid %q"):format(authzid));
+	end
+	-- Another account, another host, a full JID: refused, the token unused.
+	for _, authzid in ipairs({ "bob", "bob@example.org", "alice@example.com", "alice@example.org/phone", "@example.org" }) do
+		local h = p.get_sasl_handler();
+		h:select("X-TOKEN");
+		local a = spawn(h.process, h, authzid .. "\0alice\0" .. "22222222 Yg==");
+		eq(answer(a, 1), "failure", ("X-TOKEN with authzid %q"):format(authzid));
+		eq(answer(a, 2), "invalid-authzid", ("X-TOKEN's condition with authzid %q"):format(authzid));
+	end
+	eq(#conns[1].written, sent, "requests written");
+	for _ = sent + 1, #conns[1].written do conns[1]:incoming("0\n"); end
+	sent = #conns[1].written;
+
+	-- PLAIN's backend, called as Prosody 13 calls it (realm, then authzid).
+	local h = p.get_sasl_handler();
+	local a = spawn(h.profile.plain_test, h, "alice", "33333333 Yw==", "example.org", "bob@example.org");
+	eq(answer(a, 1), false, "plain_test with another account's authzid");
+	eq(#conns[1].written, sent, "requests written after plain_test with another authzid");
+	if #conns[1].written > sent then -- answer it: it must not be taken for the next
+		conns[1]:incoming("0\n");
+		sent = #conns[1].written;
+	end
+	a = spawn(h.profile.plain_test, h, "alice", "44444444 ZA==", "example.org", "alice@example.org");
+	eq(conns[1].written[sent + 1], "auth:alice:example.org:44444444 ZA==\n", "plain_test request with its own authzid");
+	conns[1]:incoming("1\n");
+	eq(a.values[1], true, "plain_test with its own authzid");
+	sent = sent + 1;
+
+	-- Through this Prosody's own PLAIN, when it passes the authzid on (13).
+	local seen;
+	local probe = sasl.new("example.org", { plain_test = function (_, _, _, _, authzid) seen = authzid; return false, true; end });
+	probe:select("PLAIN");
+	probe:process("z\0u\0p");
+	if seen == "z" then
+		h = p.get_sasl_handler();
+		h:select("PLAIN");
+		a = spawn(h.process, h, "bob@example.org\0alice\0" .. "55555555 ZQ==");
+		eq(answer(a, 1), "failure", "PLAIN with another account's authzid");
+		eq(answer(a, 2), "not-authorized", "PLAIN's condition with another account's authzid");
+		eq(#conns[1].written, sent, "requests written after PLAIN with another authzid");
+		if #conns[1].written > sent then conns[1]:incoming("0\n"); end
 	end
 end)
 
@@ -451,7 +512,7 @@ end
 
 current = "no password or token is ever logged";
 local before = failures;
-local secrets = { "c2ln", "YQ==", "Yg==", "Yw==", "ZA==", "a\nauth", "a\rb" };
+local secrets = { "c2ln", "YQ==", "Yg==", "Yw==", "ZA==", "ZQ==", "a\nauth", "a\rb" };
 for _, m in ipairs(loaded) do
 	for _, l in ipairs(m.logs) do
 		for _, s in ipairs(secrets) do
