@@ -1,4 +1,4 @@
--- mod_auth_tokenauthd: Prosody 0.12 authentication through tokenauthd.
+-- mod_auth_tokenauthd: Prosody 0.12 and 13 authentication through tokenauthd.
 --
 -- A drop-in replacement for prosody-modules' mod_auth_token (+ mod_sasl_token):
 -- users log in with the one-time tokens your application mints, and the
@@ -45,16 +45,33 @@
 --     them, as with mod_auth_token.
 --   * Passwords are never logged. A password holding a newline, a carriage
 --     return or a NUL byte is refused without being sent.
+--   * A token logs in the account it was minted for, nothing else: a login
+--     whose SASL authorization identity (authzid) names another account is
+--     refused without being sent (X-TOKEN: invalid-authzid). X-TOKEN always
+--     sees the authzid; PLAIN sees it from Prosody 13 on (0.12 does not pass
+--     it to the provider, and logs the user in as the authenticated account).
+--   * One file for Prosody 0.12 and 13: each library is required under its
+--     Prosody 13 name (prosody.util.*) when there is one, else under its
+--     0.12 name (util.*), which 13 keeps only for a transition.
 --
 -- Security: Prosody offers X-TOKEN on unencrypted streams unless told
 -- otherwise. Keep c2s_require_encryption = true (Prosody's default), or add
 -- "X-TOKEN" to insecure_sasl_mechanisms.
 
-local async = require "util.async";
-local server = require "net.server";
-local sasl = require "util.sasl";
-local encodings = require "util.encodings";
-local unix = require "socket.unix";
+-- import requires one of Prosody's libraries by its Prosody 13 name, or by
+-- its 0.12 name where the new one does not exist.
+local function import(name)
+	local ok, lib = pcall(require, "prosody." .. name);
+	if ok then return lib; end
+	return require(name);
+end
+
+local async = import "util.async";
+local server = import "net.server";
+local sasl = import "util.sasl";
+local encodings = import "util.encodings";
+local jid = import "util.jid";
+local unix = require "socket.unix"; -- LuaSocket, not Prosody's
 
 local saslprep = encodings.stringprep.saslprep;
 local nodeprep = encodings.stringprep.nodeprep;
@@ -309,10 +326,21 @@ end
 
 local provider = {};
 
--- check asks whether password is a valid token for username. It returns
--- true, or false and a reason: "refused" (the daemon said no, or the input
--- cannot be a token) or "unavailable" (no answer).
-local function check(username, password)
+-- own_authzid reports whether a SASL authorization identity asks for
+-- nothing more than the account that authenticates: none at all, its
+-- username, or its bare JID on this host.
+local function own_authzid(authzid, username)
+	if authzid == nil or authzid == "" then return true; end
+	if nodeprep(authzid) == username then return true; end
+	return jid.prep(authzid) == username .. "@" .. host;
+end
+
+-- check asks whether password is a valid token for username, who asks to
+-- act as authzid (nil or "": as itself). It returns true, or false and a
+-- reason: "refused" (the daemon said no, or the input cannot be a token),
+-- "invalid-authzid" (authzid names another account) or "unavailable" (no
+-- answer).
+local function check(username, password, authzid)
 	if not field(username) then
 		module:log("info", "Login refused for an invalid username");
 		return false, "refused";
@@ -321,6 +349,12 @@ local function check(username, password)
 		-- Never sent: the line protocol cannot carry it.
 		module:log("info", "Login refused for %s@%s: the password contains a newline, carriage return or NUL", username, host);
 		return false, "refused";
+	end
+	if not own_authzid(authzid, username) then
+		-- Never sent: a token cannot let one account act as another, and
+		-- sending it would use it up.
+		module:log("info", "Login refused for %s@%s: its SASL authorization identity names another account", username, host);
+		return false, "invalid-authzid";
 	end
 	local line = "auth:" .. username .. ":" .. host .. ":" .. password .. "\n";
 	if #line > max_line + 1 then
@@ -377,9 +411,11 @@ function provider.users()
 end
 
 -- The X-TOKEN mechanism reads PLAIN's message ("authzid\0authcid\0token")
--- and asks the profile's tokenauthd_token backend, which answers true, or
--- false and "refused" or "unavailable". It is registered once per process
--- and must not hold on to this module instance: a reload gets a new one.
+-- and asks the profile's tokenauthd_token backend (called as PLAIN calls
+-- plain_test in Prosody 13: self, username, password, realm, authzid), which
+-- answers true, or false and "refused", "invalid-authzid" or "unavailable".
+-- It is registered once per process and must not hold on to this module
+-- instance: a reload gets a new one.
 local function x_token(self, message)
 	if not message then return "failure", "malformed-request"; end
 	local authzid, authcid, password = message:match("^([^%z]*)%z([^%z]+)%z([^%z]+)");
@@ -397,10 +433,12 @@ local function x_token(self, message)
 		return "failure", "temporary-auth-failure";
 	end
 	self.username = authcid;
-	local ok, why = backend(self, authcid, password, self.realm);
+	local ok, why = backend(self, authcid, password, self.realm, authzid);
 	if ok then return "success"; end
 	if why == "unavailable" then
 		return "failure", "temporary-auth-failure", "The token service is not answering; try again.";
+	elseif why == "invalid-authzid" then
+		return "failure", "invalid-authzid", "A token logs in only the account it was minted for.";
 	end
 	return "failure", "not-authorized", "Unable to authorize you with the token you sent.";
 end
@@ -415,13 +453,15 @@ if not x_token_registered() then
 	sasl.registerMechanism("X-TOKEN", { "tokenauthd_token" }, x_token);
 end
 
+-- Prosody 13 passes PLAIN's authzid to plain_test after the realm; 0.12
+-- stops at the realm (authzid is nil there).
 function provider.get_sasl_handler()
 	return sasl.new(host, {
-		plain_test = function (_, username, password)
-			return check(username, password), true;
+		plain_test = function (_, username, password, _, authzid)
+			return check(username, password, authzid), true;
 		end;
-		tokenauthd_token = function (_, username, password)
-			return check(username, password);
+		tokenauthd_token = function (_, username, password, _, authzid)
+			return check(username, password, authzid);
 		end;
 	});
 end

@@ -3,12 +3,17 @@
 -- socket, event-loop and timer calls are replaced by fakes the tests drive.
 --
 -- usage: lua5.4 mod_auth_tokenauthd_test.lua PATH/TO/mod_auth_tokenauthd.lua [PROSODY_LIB]
--- Prints one line per test; exits 1 if any failed.
+-- PROSODY_LIB is Prosody's source directory, 0.12's or 13's
+-- (default /usr/lib/prosody). Prints one line per test; exits 1 if any failed.
 
 local module_path = assert(arg[1], "usage: mod_auth_tokenauthd_test.lua MODULE [PROSODY_LIB]");
 local lib = arg[2] or "/usr/lib/prosody";
 package.path = lib .. "/?.lua;" .. package.path;
 package.cpath = lib .. "/?.so;" .. package.cpath;
+-- Prosody 13's libraries require each other as prosody.util.*: its launcher
+-- first runs the loader that resolves those names. 0.12 has no loader.
+local prosody_loader = loadfile(lib .. "/loader.lua");
+if prosody_loader then prosody_loader("loader"); end
 
 local async = require "util.async";
 local sasl = require "util.sasl";
@@ -84,13 +89,15 @@ local TIMEOUT = 5; -- distinct from the reconnection delays (< 1 s)
 
 local loaded = {}; -- every module instance, for the log check
 
-local function load(options)
+-- load loads a fresh instance of the module; its require is require_fn
+-- if given.
+local function load(options, require_fn)
 	conns = {};
 	connect_result = { 1 };
 	options = options or {};
 	if options.tokenauthd_timeout == nil then options.tokenauthd_timeout = TIMEOUT; end
 	local m = new_module(options);
-	local env = setmetatable({ module = m }, { __index = _G });
+	local env = setmetatable({ module = m, require = require_fn }, { __index = _G });
 	assert(loadfile(module_path, "t", env))();
 	assert(m.provided_kind == "auth", "the module provides no auth provider");
 	table.insert(loaded, m);
@@ -132,6 +139,11 @@ local function check(cond, fmt, ...)
 		print(("FAIL %s: " .. fmt):format(current, ...));
 	end
 	return cond;
+end
+-- answer returns the i-th value a spawned call returned, or nil while it
+-- still waits.
+local function answer(res, i)
+	return res.values and res.values[i];
 end
 local function eq(got, want, what)
 	return check(got == want, "%s = %q, want %q", what, tostring(got), tostring(want));
@@ -377,6 +389,100 @@ test("SASL: PLAIN and X-TOKEN, nodeprepped, temporary failure on timeout", funct
 	eq(a.values[2], "malformed-request", "X-TOKEN malformed");
 end)
 
+-- only_names returns a require that knows Prosody's libraries only under
+-- Prosody 13's names (prosody.util.*: new = true) or only under 0.12's
+-- (util.*), as a Prosody past the transition or 0.12 would, and the list of
+-- names asked for.
+local function only_names(new)
+	local asked = {};
+	return function (name)
+		table.insert(asked, name);
+		if name == "socket.unix" then return require(name); end -- LuaSocket's
+		local old = name:match("^prosody%.(.+)$");
+		if new and not old then error("module '" .. name .. "' not found: only prosody.* names", 2); end
+		if not new and old then error("module '" .. name .. "' not found: no prosody.* names", 2); end
+		return require(old or name);
+	end, asked;
+end
+
+test("libraries are required by Prosody 13's names where they exist, else by 0.12's", function ()
+	for _, new in ipairs({ true, false }) do
+		local which = new and "prosody.* names only" or "util.* names only";
+		local require_fn, asked = only_names(new);
+		local ok, m, p = pcall(load, nil, require_fn);
+		if check(ok, "%s: the module does not load: %s", which, tostring(m)) then
+			local a = spawn(p.test_password, "alice", "11111111 YQ==");
+			eq(conns[1] and conns[1].written[1], "auth:alice:example.org:11111111 YQ==\n", which .. ": request");
+			conns[1]:incoming("1\n");
+			eq(a.values[1], true, which .. ": alice's answer");
+			local h = p.get_sasl_handler();
+			check(h:mechanisms()["X-TOKEN"], "%s: X-TOKEN not offered", which);
+			eq(fire(m, "timeout"), 0, which .. ": timeouts left running");
+		end
+		local named = {};
+		for _, name in ipairs(asked) do named[name] = true; end
+		for _, lib_name in ipairs({ "util.async", "net.server", "util.sasl", "util.encodings", "util.jid" }) do
+			check(named[(new and "prosody." or "") .. lib_name], "%s: %s was not asked for", which, lib_name);
+		end
+	end
+end)
+
+test("SASL: an authorization identity other than the account's own is refused unsent", function ()
+	local _, p = load();
+	-- X-TOKEN: the account itself, by name or bare JID (any case), logs in.
+	local sent = 0;
+	for _, authzid in ipairs({ "", "alice", "alice@example.org", "Alice@Example.ORG" }) do
+		local h = p.get_sasl_handler();
+		h:select("X-TOKEN");
+		local a = spawn(h.process, h, authzid .. "\0alice\0" .. "11111111 YQ==");
+		sent = sent + 1;
+		eq(conns[1].written[sent], "auth:alice:example.org:11111111 YQ==\n", ("X-TOKEN request with authzid %q"):format(authzid));
+		conns[1]:incoming("1\n");
+		eq(a.values[1], "success", ("X-TOKEN with authzid %q"):format(authzid));
+	end
+	-- Another account, another host, a full JID: refused, the token unused.
+	for _, authzid in ipairs({ "bob", "bob@example.org", "alice@example.com", "alice@example.org/phone", "@example.org" }) do
+		local h = p.get_sasl_handler();
+		h:select("X-TOKEN");
+		local a = spawn(h.process, h, authzid .. "\0alice\0" .. "22222222 Yg==");
+		eq(answer(a, 1), "failure", ("X-TOKEN with authzid %q"):format(authzid));
+		eq(answer(a, 2), "invalid-authzid", ("X-TOKEN's condition with authzid %q"):format(authzid));
+	end
+	eq(#conns[1].written, sent, "requests written");
+	for _ = sent + 1, #conns[1].written do conns[1]:incoming("0\n"); end
+	sent = #conns[1].written;
+
+	-- PLAIN's backend, called as Prosody 13 calls it (realm, then authzid).
+	local h = p.get_sasl_handler();
+	local a = spawn(h.profile.plain_test, h, "alice", "33333333 Yw==", "example.org", "bob@example.org");
+	eq(answer(a, 1), false, "plain_test with another account's authzid");
+	eq(#conns[1].written, sent, "requests written after plain_test with another authzid");
+	if #conns[1].written > sent then -- answer it: it must not be taken for the next
+		conns[1]:incoming("0\n");
+		sent = #conns[1].written;
+	end
+	a = spawn(h.profile.plain_test, h, "alice", "44444444 ZA==", "example.org", "alice@example.org");
+	eq(conns[1].written[sent + 1], "auth:alice:example.org:44444444 ZA==\n", "plain_test request with its own authzid");
+	conns[1]:incoming("1\n");
+	eq(a.values[1], true, "plain_test with its own authzid");
+	sent = sent + 1;
+
+	-- Through this Prosody's own PLAIN, when it passes the authzid on (13).
+	local seen;
+	local probe = sasl.new("example.org", { plain_test = function (_, _, _, _, authzid) seen = authzid; return false, true; end });
+	probe:select("PLAIN");
+	probe:process("z\0u\0p");
+	if seen == "z" then
+		h = p.get_sasl_handler();
+		h:select("PLAIN");
+		a = spawn(h.process, h, "bob@example.org\0alice\0" .. "55555555 ZQ==");
+		eq(answer(a, 1), "failure", "PLAIN with another account's authzid");
+		eq(answer(a, 2), "not-authorized", "PLAIN's condition with another account's authzid");
+		eq(#conns[1].written, sent, "requests written after PLAIN with another authzid");
+		if #conns[1].written > sent then conns[1]:incoming("0\n"); end
+	end
+end)
+
 test("unloading ends the requests that wait", function ()
 	local m, p = load();
 	local a = spawn(p.test_password, "alice", "11111111 YQ==");
@@ -406,7 +512,7 @@ end
 
 current = "no password or token is ever logged";
 local before = failures;
-local secrets = { "c2ln", "YQ==", "Yg==", "Yw==", "ZA==", "a\nauth", "a\rb" };
+local secrets = { "c2ln", "YQ==", "Yg==", "Yw==", "ZA==", "ZQ==", "a\nauth", "a\rb" };
 for _, m in ipairs(loaded) do
 	for _, l in ipairs(m.logs) do
 		for _, s in ipairs(secrets) do
