@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -307,24 +308,10 @@ func TestConnServer(t *testing.T) {
 // TestDial asks a Server on a Unix socket through Dial, with a deadline,
 // and checks that a closed Conn asks nothing.
 func TestDial(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer nc.Close()
-				(&Server{Mode: Auto, Handler: &testHandler{}}).Serve(context.Background(), nc, nc)
-			}()
-		}
-	}()
+	path := serveUnix(t, func(nc net.Conn) {
+		defer nc.Close()
+		(&Server{Mode: Auto, Handler: &testHandler{}}).Serve(context.Background(), nc, nc)
+	})
 	for _, mode := range []Mode{Ejabberd, Generic} {
 		c, err := Dial(context.Background(), "unix", path, mode)
 		if err != nil {
@@ -368,19 +355,18 @@ func TestDial(t *testing.T) {
 // Query gives up on a peer that never answers when ctx's deadline passes:
 // an error, never a yes, and no hang.
 func TestQuerySilentPeer(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "s")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		for {
-			nc, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer nc.Close() // held open, never answered
+	var held []net.Conn // held open, never answered
+	var mu sync.Mutex
+	path := serveUnix(t, func(nc net.Conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		held = append(held, nc)
+	})
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, nc := range held {
+			nc.Close()
 		}
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -421,4 +407,27 @@ func TestConnAskAllocs(t *testing.T) {
 			t.Errorf("%v: %.1f allocations per Ask, want 0", mode, n)
 		}
 	}
+}
+
+// serveUnix listens on a Unix socket in a temporary directory until the
+// test ends, and runs handle in a goroutine of its own for each
+// connection. It returns the socket's path.
+func serveUnix(t *testing.T, handle func(net.Conn)) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "s")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			nc, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go handle(nc)
+		}
+	}()
+	return path
 }
