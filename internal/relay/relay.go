@@ -2,8 +2,10 @@ package relay
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
@@ -122,7 +124,7 @@ func (r *relay) badRequest(mode protocol.Mode, err error) {
 func (r *relay) ask(req protocol.Request) bool {
 	deadline := time.Now().Add(r.timeout)
 	backoff := 20 * time.Millisecond
-	var err error
+	var err, cause error // cause: the last error that is not the bound's
 	for {
 		var ok bool
 		if ok, err = r.try(req, deadline); err == nil {
@@ -136,6 +138,9 @@ func (r *relay) ask(req protocol.Request) bool {
 			r.badRequest(protocol.Ejabberd, err) // refused unsent
 			return false
 		}
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			cause = err
+		}
 		r.close()
 		wait := time.Until(deadline)
 		if wait <= 0 {
@@ -143,6 +148,12 @@ func (r *relay) ask(req protocol.Request) bool {
 		}
 		time.Sleep(min(backoff, wait))
 		backoff = min(2*backoff, 250*time.Millisecond)
+	}
+	// The last attempt often only meets the bound: log why the ones
+	// before it failed (permission denied, no such file...), which is what
+	// the admin can act on.
+	if cause != nil {
+		err = cause
 	}
 	r.log.Warn("refused", "reason", "daemon_unavailable", "socket", r.socket,
 		"timeout", r.timeout.String(), "err", err.Error())

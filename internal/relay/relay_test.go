@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -304,4 +305,41 @@ func startDaemon(t *testing.T) string {
 func startDaemonAt(t *testing.T, sock string) (stop func() error) {
 	t.Helper()
 	return daemontest.Start(t, fixture.WriteConfig(t, t.TempDir(), ""), sock, nil)
+}
+
+// TestConnectLogsTheCause: a relay that cannot reach the daemon logs why
+// (the socket is missing, or is no socket), for every refused request, not
+// the timeout of its last attempt.
+func TestConnectLogsTheCause(t *testing.T) {
+	dir := t.TempDir()
+	notSocket := filepath.Join(dir, "file")
+	if err := os.WriteFile(notSocket, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ socket, cause string }{
+		{filepath.Join(dir, "missing.sock"), "no such file or directory"},
+		{notSocket, "connection refused"},
+	} {
+		var logs fixture.Buffer
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan int, 1)
+		go func() {
+			done <- Run(context.Background(), &cli.Env{Stdin: inR, Stdout: outW, Stderr: &logs},
+				[]string{"-socket", tc.socket, "-timeout", "300ms", "-protocol", "generic"})
+			outW.Close()
+		}()
+		out := bufio.NewReader(outR)
+		for i := range 2 {
+			io.WriteString(inW, fixture.Line("isuser:alice:"+fixture.Host))
+			if r, err := fixture.ReadLineReply(out); err != nil || r != fixture.LineNo {
+				t.Fatalf("%s: reply %q, %v; want no", tc.socket, r, err)
+			}
+			if n := strings.Count(logs.String(), tc.cause); n != i+1 {
+				t.Errorf("%s: after %d requests, %d log lines give the cause %q:\n%s", tc.socket, i+1, n, tc.cause, logs.String())
+			}
+		}
+		inW.Close()
+		<-done
+	}
 }
