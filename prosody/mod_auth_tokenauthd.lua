@@ -103,6 +103,7 @@ local rxbuf = "";        -- bytes received after the last complete line
 local retry_timer = nil; -- pending reconnection attempt
 local retry_delay = retry_min;
 local down_since = nil;  -- set while the daemon cannot be reached (logged once)
+local unreachable_why = nil; -- why, while it cannot: every refused login says so
 local unloaded = false;  -- after unload, timers no longer fire: ask nothing
 
 local listeners = {};
@@ -187,6 +188,7 @@ local function flush()
 end
 
 local function unreachable(err)
+	unreachable_why = err;
 	if not down_since then
 		down_since = os.time();
 		module:log("warn", "Cannot reach tokenauthd at %s: %s (retrying while logins wait)", socket_path, err);
@@ -216,6 +218,7 @@ end
 
 function listeners.onconnect(c)
 	if c ~= conn then return; end
+	unreachable_why = nil; -- reached: a silence from here on is the daemon's
 	module:log("debug", "Connected to tokenauthd at %s", socket_path);
 end
 
@@ -253,7 +256,7 @@ function listeners.onincoming(c, data)
 		retry_delay = retry_min;
 		if down_since then
 			module:log("info", "tokenauthd at %s is answering again", socket_path);
-			down_since = nil;
+			down_since, unreachable_why = nil, nil;
 		end
 	end
 	for _, a in ipairs(answered) do
@@ -296,6 +299,11 @@ local function ask(line)
 		req.timer = nil;
 		if req.finished then return; end
 		local err = "tokenauthd did not answer within " .. timeout .. " s";
+		if unreachable_why then
+			-- Not a slow daemon: none could be reached. Say why, every time.
+			err = "cannot reach tokenauthd at " .. socket_path .. ": " .. tostring(unreachable_why)
+				.. " (for " .. timeout .. " s)";
+		end
 		if req.sent then
 			-- Its answer may still come: never let it be taken for another's.
 			-- The requests written after it are refused too (see drop).
