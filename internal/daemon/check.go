@@ -13,8 +13,13 @@ import (
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
+// RunCheckConfig is `tokenauthd check-config`: it loads the configuration
+// as serve would, and checks what serve, run as -user, would fail on at
+// start-up (its socket's and journal's directories, the socket's group).
+// Exit status 1 for any error.
 func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
-	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE]")
+	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE] [-user NAME]")
+	userFlag := fs.String("user", "", "check what serve needs when run as this user (default: the current user; the package's is tokenauthd)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
@@ -25,6 +30,22 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
+		return 1
+	}
+	a, err := lookupAccount(*userFlag)
+	if err != nil {
+		fmt.Fprintf(e.Stdout, "%s: error: -user: %v\n", path, err)
+		return 1
+	}
+	failed := false
+	for _, f := range preflight(cfg, a) {
+		kind := "warning"
+		if f.err {
+			kind, failed = "error", true
+		}
+		fmt.Fprintf(e.Stdout, "%s: %s: %s\n", path, kind, f.msg)
+	}
+	if failed {
 		return 1
 	}
 	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)

@@ -191,3 +191,65 @@ func TestConfigFileOwner(t *testing.T) {
 		t.Fatalf("loadRelaySettings of a file owned by user 65534 = %v, want it refused", err)
 	}
 }
+
+// TestCheckConfigWhatServeNeeds: check-config reports what serve, run as
+// -user, would fail on at start-up: an error for a directory it may not
+// write in, a journal it may not write, a socket group it is not in or
+// that does not exist; a warning for a directory that does not exist yet
+// (systemd makes it). Before, check-config said "ok" to all of them.
+func TestCheckConfigWhatServeNeeds(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // reachable by nobody
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := filepath.Join(dir, "closed")
+	open := filepath.Join(dir, "open")
+	for d, mode := range map[string]os.FileMode{closed: 0o700, open: 0o777} {
+		if err := os.Mkdir(d, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(d, mode); err != nil { // past the umask
+			t.Fatal(err)
+		}
+	}
+	rootsJournal := filepath.Join(open, "journal")
+	if err := os.WriteFile(rootsJournal, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, user, daemon, journal string
+		code                        int
+		want                        string
+	}{
+		{"all fine", "", "socket = %q", "", 0, "ok: 1 host(s)"},
+		{"socket directory missing", "nobody", "socket = \"" + filepath.Join(dir, "none", "s.sock") + "\"", "", 0, "warning: the socket's directory " + filepath.Join(dir, "none") + " does not exist"},
+		{"socket directory closed", "nobody", "socket = \"" + filepath.Join(closed, "s.sock") + "\"", "", 1, "error: user nobody may not create the socket in " + closed},
+		{"directory above closed", "nobody", "socket = \"" + filepath.Join(closed, "sub", "s.sock") + "\"", "", 1, "error: user nobody may not reach " + filepath.Join(closed, "sub")},
+		{"journal not writable", "nobody", "socket = \"" + filepath.Join(open, "s.sock") + "\"", rootsJournal, 1, "error: user nobody may not read and write the journal " + rootsJournal},
+		{"no such group", "", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"no-such-group-tokenauthd\"", "", 1, `error: [daemon] socket_group "no-such-group-tokenauthd": no such group`},
+		{"not in the group", "nobody", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"root\"", "", 1, `error: [daemon] socket_group "root": user nobody is not a member`},
+		{"root may give it", "root", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"root\"", "", 0, "ok: 1 host(s)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			daemon := tt.daemon
+			if strings.Contains(daemon, "%q") {
+				daemon = fmt.Sprintf(daemon, filepath.Join(open, "s.sock"))
+			}
+			extra := "[daemon]\n" + daemon + "\n"
+			if tt.journal != "" {
+				extra += fmt.Sprintf("[replay]\njournal = %q\n", tt.journal)
+			}
+			args := []string{"check-config", "-config", fixture.WriteConfig(t, t.TempDir(), extra)}
+			if tt.user != "" {
+				args = append(args, "-user", tt.user)
+			}
+			code, out, _ := runCmd(t, "", args...)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("exit %d, want %d, and %q in:\n%s", code, tt.code, tt.want, out)
+			}
+		})
+	}
+}
