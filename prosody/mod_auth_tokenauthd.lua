@@ -398,20 +398,15 @@ function provider.user_exists(username)
 	return true;
 end
 
-function provider.get_password()
-	return nil, "Passwords are one-time tokens checked by tokenauthd";
-end
-
-function provider.set_password()
-	return nil, "Changing passwords is not supported: tokens are minted by the application";
-end
-
-function provider.create_user()
-	return nil, "Account registration is not supported: accounts belong to the application";
-end
-
-function provider.delete_user()
-	return nil, "Account deletion is not supported: accounts belong to the application";
+-- What a token-only provider cannot do: passwords are one-time tokens
+-- minted by the application, which owns the accounts.
+for method, why in pairs({
+	get_password = "Passwords are one-time tokens checked by tokenauthd";
+	set_password = "Changing passwords is not supported: tokens are minted by the application";
+	create_user = "Account registration is not supported: accounts belong to the application";
+	delete_user = "Account deletion is not supported: accounts belong to the application";
+}) do
+	provider[method] = function () return nil, why; end
 end
 
 function provider.users()
