@@ -261,9 +261,13 @@ func TestMachine(t *testing.T) {
 			"extauth_pool_size: extauth_pool_size is 3 for host localhost"},
 		{"FAST tokens", func() func() { return edit(m.ejabberd, "  mod_ping: {}\n", "  mod_ping: {}\n  mod_auth_fast: {}\n") },
 			"modules: mod_auth_fast: mod_auth_fast is enabled for host localhost"},
-		{"the module dials another socket", func() func() { return edit(m.prosody, "tokenauthd_socket = ", "tokenauthd_socket = \"/run/nowhere.sock\" -- ") },
+		{"the module dials another socket", func() func() {
+			return edit(m.prosody, "tokenauthd_socket = ", "tokenauthd_socket = \"/run/nowhere.sock\" -- ")
+		},
 			"tokenauthd_socket: host localhost dials /run/nowhere.sock, but the daemon listens on " + m.socket},
-		{"Prosody's host without secrets", func() func() { return edit(m.prosody, `VirtualHost "localhost"`, `VirtualHost "localhost"`+"\nVirtualHost \"chat.localhost\"") },
+		{"Prosody's host without secrets", func() func() {
+			return edit(m.prosody, `VirtualHost "localhost"`, `VirtualHost "localhost"`+"\nVirtualHost \"chat.localhost\"")
+		},
 			`VirtualHost "chat.localhost": authentication: chat.localhost authenticates with tokenauthd`},
 		{"a socket in a group Prosody is not in", func() func() {
 			if err := os.Chown(m.socket, -1, 0); err != nil {
