@@ -368,6 +368,9 @@ func TestProsody(t *testing.T) {
 			}},
 		{name: "syntax error", config: cleanConfig, prosody: "testdata/prosody/syntax.cfg.lua", exit: 1,
 			want: []want{{sev: Error, msg: "Prosody cannot load it", fix: "check config"}}},
+		// Prosody as Debian installs it: tokenauthd not in use.
+		{name: "Debian's configuration", prosody: "testdata/prosody/debian.cfg.lua",
+			want: []want{{sev: Note, key: "authentication", msg: "Prosody does not ask it"}}},
 		{name: "prosody not installed", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
 			setup: func(s *fakeSys) { delete(s.files, "/usr/bin/prosodyctl") },
 			want:  []want{{sev: Note, msg: "Prosody is not installed"}}},

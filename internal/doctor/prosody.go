@@ -239,6 +239,10 @@ func (d *doctor) checkProsody(path string) {
 			}
 		}
 	}
+	if len(module) == 0 && len(external) == 0 {
+		d.add(Finding{Severity: Note, File: path, Key: "authentication",
+			Message: `no VirtualHost authenticates with tokenauthd (authentication = "tokenauthd"): Prosody does not ask it`})
+	}
 	if len(module) > 0 {
 		d.checkProsodyModule(in, dump, path, pr, module)
 	}
