@@ -18,6 +18,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/doctor"
 	"github.com/tokenauthd/tokenauthd/internal/term"
 )
 
@@ -50,6 +51,7 @@ func commands() map[string]command {
 		"version":      {"print the version", cli.RunVersion, false, false},
 		"serve":        {"run the daemon on a Unix socket", runServe, true, false},
 		"connect":      {"relay stdin/stdout requests to the daemon", runConnect, true, true},
+		"doctor":       {"find setups that let a token in twice or refuse every login", doctor.Command, false, false},
 	}
 }
 
