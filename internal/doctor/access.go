@@ -158,6 +158,8 @@ type unitSettings struct {
 	supplementaryGroups []string
 	privateTmp          bool
 	protectHome         string // "no", "yes", "read-only", "tmpfs"
+	execStart           string // the last ExecStart= command line
+	environment         []string
 }
 
 // parseUnit reads the [Service] settings doctor needs from a unit's files,
@@ -186,6 +188,15 @@ func parseUnit(name string, files []UnitFile) unitSettings {
 			switch key {
 			case "User":
 				u.user = value
+			case "ExecStart":
+				if value != "" {
+					u.execStart = value
+				}
+			case "Environment":
+				if value == "" {
+					u.environment = nil
+				}
+				u.environment = append(u.environment, shellWords(value)...)
 			case "SupplementaryGroups":
 				if value == "" {
 					u.supplementaryGroups = nil
@@ -206,6 +217,29 @@ func parseUnit(name string, files []UnitFile) unitSettings {
 		}
 	}
 	return u
+}
+
+// configPath is the tokenauthd configuration a unit's ExecStart= reads:
+// its -config, else TOKENAUTHD_CONFIG from Environment=, else the default.
+func (u unitSettings) configPath(def string) string {
+	words := shellWords(strings.TrimLeft(u.execStart, "@-:+!"))
+	var cmd helperCmd
+	if len(words) > 1 {
+		args := words[1:]
+		if args[0] == "serve" {
+			args = args[1:]
+		}
+		cmd.readArgs(args)
+	}
+	if cmd.config != "" {
+		return cmd.config
+	}
+	for _, e := range u.environment {
+		if v, ok := strings.CutPrefix(e, "TOKENAUTHD_CONFIG="); ok && v != "" {
+			return v
+		}
+	}
+	return def
 }
 
 // unitBool is systemd's reading of a boolean.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -155,6 +156,9 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		return
 	}
 	svc := d.lookupService("tokenauthd", "tokenauthd.service", "tokenauthd")
+	if filepath.Clean(svc.unit.configPath(config.DefaultPath)) != filepath.Clean(c.path) {
+		return // the unit's daemon reads another file
+	}
 	for _, p := range append([]string{c.path}, c.secretFiles...) {
 		key := ""
 		if p != c.path {
@@ -251,7 +255,7 @@ type socketClient struct {
 }
 
 // checkGroup reports an XMPP server whose user is not in the socket's
-// group; it returns whether the check could be made and passed.
+// group, or a group that does not exist.
 func (d *doctor) checkGroup(c socketClient) {
 	g, where, err := d.socketGroup(c.socket)
 	if err != nil {

@@ -213,11 +213,34 @@ auth_use_cache: false
 		{name: "relay misses the daemon's socket", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml", exit: 1,
 			want: []want{{sev: Error, key: "extauth_program",
 				msg: "the relay dials /run/tokenauthd/tokenauthd.sock (the default, as ejabberd cannot read /etc/tokenauthd/config.toml), but the daemon listens on /run/tokenauthd/other.sock"}}},
+		// The relay reads a configuration it can read, and refuses one
+		// others may write.
+		{name: "relay's configuration group-writable", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o664, gid: gidEjabberd, disk: "testdata/tokenauthd/other-socket.toml"}
+				delete(s.units, "tokenauthd.service")
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "the relay, run as ejabberd, reads /etc/tokenauthd/config.toml, which is writable by others than its owner"}}},
+		// A relay that can read the daemon's configuration dials its socket.
+		{name: "relay reads the socket", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				s.files["/run/tokenauthd/other.sock"] = s.files[sock]
+				s.daemons["/run/tokenauthd/other.sock"] = s.daemons[sock]
+			}},
 		// FAST tokens, by default for 30 days.
 		{name: "mod_auth_fast", config: cleanConfig, ejabberd: "testdata/ejabberd/fast.yml",
 			want: []want{{sev: Warning, key: "mod_auth_fast", msg: "for 30 days (token_lifetime's default)"}}},
 		{name: "mod_auth_fast for a host", config: cleanConfig, ejabberd: "testdata/ejabberd/fast-host.yml",
 			want: []want{{sev: Warning, key: "mod_auth_fast", msg: "for 14 days (token_lifetime)"}}},
+		// Another program than tokenauthd: not doctor's business, even
+		// with the cache on.
+		{name: "another program", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-default.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: external\nextauth_program: /usr/local/bin/ldap-auth\n"}
+				s.files["/usr/local/bin/ldap-auth"] = fakeFile{mode: 0o755, data: "#!/usr/bin/python3\nimport ldap\n"}
+			},
+			want: []want{{sev: Note, key: "extauth_program", msg: `host example.org: "/usr/local/bin/ldap-auth" does not run tokenauthd`}}},
 		// No external authentication: nothing to check.
 		{name: "no external host", config: cleanConfig, ejabberd: "testdata/ejabberd/internal.yml",
 			want: []want{{sev: Note, key: "auth_method", msg: "ejabberd does not ask tokenauthd"}}},

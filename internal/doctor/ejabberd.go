@@ -132,6 +132,8 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 	}
 	for _, inc := range includes {
 		p := inc.path
+		// ejabberd resolves a relative path from its working directory,
+		// which doctor does not know: it takes the including file's.
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(path), p)
 		}
@@ -233,12 +235,19 @@ func (c *ejConfig) hostOpt(host, key string) (o ejOpt, scope string, ok bool) {
 	return ejOpt{}, "", false
 }
 
+// modOpt is a module's options, and where it was enabled.
+type modOpt struct {
+	opts *yaml.Node
+	file string
+	line int
+}
+
 // modules returns the modules a host runs, each with its options and where
 // it was enabled: the top level's and those of host_config and
 // append_host_config (doctor takes the union: a module enabled anywhere
 // for the host is reported).
-func (c *ejConfig) modules(host string) map[string]ejOpt {
-	mods := map[string]ejOpt{}
+func (c *ejConfig) modules(host string) map[string]modOpt {
+	mods := map[string]modOpt{}
 	for _, src := range []map[string]ejOpt{c.hostConfig[host], c.appendConfig[host], c.global} {
 		o, ok := src["modules"]
 		if !ok {
@@ -248,10 +257,7 @@ func (c *ejConfig) modules(host string) map[string]ejOpt {
 		for i := 0; m.Kind == yaml.MappingNode && i+1 < len(m.Content); i += 2 {
 			name := m.Content[i].Value
 			if _, ok := mods[name]; !ok {
-				mods[name] = ejOpt{m.Content[i+1], o.file}
-			}
-			if mods[name].node.Line == 0 {
-				mods[name] = ejOpt{m.Content[i], o.file}
+				mods[name] = modOpt{opts: m.Content[i+1], file: o.file, line: m.Content[i].Line}
 			}
 		}
 	}
@@ -283,6 +289,27 @@ func (d *doctor) checkEjabberd(path string) {
 	if len(external) == 0 {
 		d.add(Finding{Severity: Note, File: path, Key: "auth_method",
 			Message: "no host authenticates with external (auth_method: [external]): ejabberd does not ask tokenauthd"})
+		return
+	}
+	// Hosts whose program is another than tokenauthd are not its
+	// business.
+	foreign := map[string][]string{}
+	mine := external[:0:0]
+	for _, h := range external {
+		if o, _, ok := c.hostOpt(h, "extauth_program"); ok {
+			prog := c.resolve(o.node).Value
+			if d.helperCommand(shellWords(prog)).foreign {
+				foreign[prog] = append(foreign[prog], h)
+				continue
+			}
+		}
+		mine = append(mine, h)
+	}
+	for _, prog := range slices.Sorted(maps.Keys(foreign)) {
+		d.add(Finding{Severity: Note, File: path, Key: "extauth_program",
+			Message: fmt.Sprintf("%s: %q does not run tokenauthd: not checked", hostList(foreign[prog]), prog)})
+	}
+	if external = mine; len(external) == 0 {
 		return
 	}
 	for _, h := range external {
@@ -383,10 +410,10 @@ func (d *doctor) checkEjabberdFast(c *ejConfig, external []string) {
 		if !ok {
 			continue
 		}
-		p := place{file: m.file, line: m.node.Line}
+		p := place{file: m.file, line: m.line}
 		fast[p] = append(fast[p], h)
 		life := "30 days (token_lifetime's default)"
-		if lt := c.field(c.resolve(m.node), "token_lifetime"); lt != nil {
+		if lt := c.field(c.resolve(m.opts), "token_lifetime"); lt != nil {
 			if dur, ok := ejTimeout(c.resolve(lt).Value, time.Second); ok {
 				life = humanDuration(dur) + " (token_lifetime)"
 			} else {
@@ -548,6 +575,14 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 		}
 		socket, from = config.DefaultSocket, "the default, as "+svc.user.Name+" cannot read "+cfg
 		if d.access(svc, cfg, permRead) == "" {
+			// The relay reads a file it can, held to the daemon's rules.
+			if fi, err := d.sys.Stat(cfg); err == nil {
+				if why := trustedBy(fi, svc.user); why != "" {
+					d.addAt(at, Error, fmt.Sprintf("the relay, run as %s, reads %s, which is %s: it exits, and every login is refused", svc.user.Name, cfg, why),
+						"chmod go-w "+cfg+" and give it to root (or to the daemon's user, chmod 0600: the relay needs only -socket)")
+					return
+				}
+			}
 			if data, err := d.sys.ReadFile(cfg, maxConfig); err == nil {
 				if rc, err := parseTokenauthd(cfg, data); err == nil {
 					socket, from = rc.socket, "[daemon] socket in "+cfg

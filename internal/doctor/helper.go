@@ -3,6 +3,8 @@ package doctor
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"io/fs"
 	"path/filepath"
 	"strings"
 )
@@ -13,6 +15,9 @@ import (
 type helperCmd struct {
 	prog       string // what the server runs (a wrapper script, or tokenauthd)
 	tokenauthd bool   // prog is tokenauthd, or a script that runs it
+	// foreign: prog is another program, or a script that does not run
+	// tokenauthd (doctor could read it and found none).
+	foreign bool
 	relay      bool   // tokenauthd connect: the daemon's relay
 	// config is the -config given ("" if none), socket the -socket.
 	config         string
@@ -40,7 +45,14 @@ func (d *doctor) helperCommand(words []string) helperCmd {
 		return cmd
 	}
 	script, err := d.sys.ReadFile(words[0], maxScript)
-	if err != nil || !bytes.HasPrefix(script, []byte("#!")) {
+	if err != nil {
+		// Too large for a script, or unreadable: a program doctor
+		// cannot tell.
+		cmd.foreign = !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrPermission)
+		return cmd
+	}
+	if !bytes.HasPrefix(script, []byte("#!")) {
+		cmd.foreign = true
 		return cmd
 	}
 	sc := bufio.NewScanner(bytes.NewReader(script))
@@ -53,9 +65,10 @@ func (d *doctor) helperCommand(words []string) helperCmd {
 		if len(w) > 0 && isTokenauthd(w[0]) {
 			cmd.tokenauthd = true
 			cmd.readArgs(w[1:])
-			break
+			return cmd
 		}
 	}
+	cmd.foreign = true
 	return cmd
 }
 

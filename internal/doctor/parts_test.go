@@ -60,8 +60,8 @@ func TestHelperCommand(t *testing.T) {
 		{"/usr/bin/tokenauthd connect x -socket /s", helperCmd{prog: "/usr/bin/tokenauthd", tokenauthd: true, relay: true}},
 		// A wrapper script that runs tokenauthd.
 		{"/usr/local/bin/auth.sh", helperCmd{prog: "/usr/local/bin/auth.sh", tokenauthd: true, relay: true, socket: "/run/t.sock"}},
-		// Another program.
-		{"/usr/local/bin/other", helperCmd{prog: "/usr/local/bin/other"}},
+		// Another program, and one doctor cannot read.
+		{"/usr/local/bin/other", helperCmd{prog: "/usr/local/bin/other", foreign: true}},
 		{"/usr/bin/python3 /opt/auth.py", helperCmd{prog: "/usr/bin/python3"}},
 		{"", helperCmd{}},
 	}
@@ -87,6 +87,15 @@ func TestParseUnit(t *testing.T) {
 	}
 	if why := u.hides("/root/x"); why != "" {
 		t.Errorf("ProtectHome=read-only hides /root: %s", why)
+	}
+	for _, tt := range []struct{ text, want string }{
+		{"[Service]\nExecStart=/usr/bin/tokenauthd serve -config /etc/t.toml\n", "/etc/t.toml"},
+		{"[Service]\nExecStart=/usr/bin/tokenauthd serve\nEnvironment=\"TOKENAUTHD_CONFIG=/etc/e.toml\" X=1\n", "/etc/e.toml"},
+		{"[Service]\nExecStart=/usr/bin/tokenauthd serve --config=/a\nExecStart=\nExecStart=-/usr/bin/tokenauthd serve\n", "/default"},
+	} {
+		if got := parseUnit("t", []UnitFile{{Text: tt.text}}).configPath("/default"); got != tt.want {
+			t.Errorf("configPath of %q = %q, want %q", tt.text, got, tt.want)
+		}
 	}
 	d := parseUnit("ejabberd.service", []UnitFile{{Text: debianEjabberdUnit}})
 	for path, hidden := range map[string]bool{"/tmp/s.sock": true, "/var/tmp/x": true, "/tmpx/s": false, "/home/u/t": true,

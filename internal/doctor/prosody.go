@@ -353,6 +353,10 @@ func (d *doctor) checkProsodyExternal(path string, pr *service, h prosodyHost) {
 	}
 	// The module runs the command as one path, without arguments.
 	cmd := d.helperCommand([]string{cmdLine})
+	if cmd.foreign {
+		d.addAt(at, Note, fmt.Sprintf("%s authenticates with %s, which does not run tokenauthd: not checked", h.Name, cmdLine), "")
+		return
+	}
 	if d.checkProgram(pr, cmd, at) {
 		return
 	}
