@@ -18,7 +18,7 @@ type helperCmd struct {
 	// foreign: prog is another program, or a script that does not run
 	// tokenauthd (doctor could read it and found none).
 	foreign bool
-	relay      bool   // tokenauthd connect: the daemon's relay
+	relay   bool // tokenauthd connect: the daemon's relay
 	// config is the -config given ("" if none), socket the -socket.
 	config         string
 	configExplicit bool
