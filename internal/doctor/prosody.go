@@ -202,11 +202,11 @@ func (d *doctor) checkProsody(path string) {
 		return
 	}
 	if !dump.OK {
-		msg := "Prosody cannot load it"
+		msg, fix := "Prosody cannot load it", "prosodyctl --config "+path+" check config tells why"
 		if dump.Error == "file" {
-			msg = "Prosody cannot open it"
+			msg, fix = "Prosody's loader cannot open it", "run doctor as root: the file is Prosody's"
 		}
-		d.add(Finding{Severity: Error, File: path, Line: dump.Line, Message: msg, Fix: "prosodyctl --config " + path + " check config tells why"})
+		d.add(Finding{Severity: Error, File: path, Line: dump.Line, Message: msg, Fix: fix})
 		return
 	}
 	pr := d.lookupService("Prosody", "prosody.service", "prosody")
