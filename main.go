@@ -18,6 +18,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/bench"
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/daemon"
+	"github.com/tokenauthd/tokenauthd/internal/doctor"
 	"github.com/tokenauthd/tokenauthd/internal/explain"
 	"github.com/tokenauthd/tokenauthd/internal/mint"
 	"github.com/tokenauthd/tokenauthd/internal/relay"
@@ -53,6 +54,7 @@ func commands() map[string]command {
 		"version":      {"print the version", cli.RunVersion, false, false},
 		"serve":        {"run the daemon on a Unix socket", daemon.RunServe, true, false},
 		"connect":      {"relay stdin/stdout requests to the daemon", relay.Run, true, true},
+		"doctor":       {"find setups that let a token in twice or refuse every login", doctor.Run, false, false},
 	}
 }
 

@@ -1,0 +1,510 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/cli"
+)
+
+// want is a finding a case expects: its severity, and words of its key,
+// message, fix and file.
+type want struct {
+	sev  Severity
+	key  string
+	msg  string
+	fix  string
+	file string
+}
+
+// doctorCase is a machine, tokenauthd's and the servers' configurations
+// from testdata ("" for none), and what doctor must find.
+type doctorCase struct {
+	name     string
+	config   string // testdata/tokenauthd/...
+	ejabberd string // testdata/ejabberd/...
+	prosody  string // testdata/prosody/...
+	setup    func(s *fakeSys)
+	want     []want
+	exit     int
+}
+
+// runCase runs doctor on a case's machine and returns the findings, what
+// it printed and its exit status.
+func runCase(t *testing.T, c doctorCase) ([]Finding, string, int) {
+	t.Helper()
+	s := cleanMachine(t)
+	if c.config != "" {
+		f := s.files["/etc/tokenauthd/config.toml"]
+		f.disk = c.config
+		s.files["/etc/tokenauthd/config.toml"] = f
+	} else {
+		delete(s.files, "/etc/tokenauthd/config.toml")
+	}
+	if c.ejabberd != "" {
+		s.addFile(DefaultEjabberd, c.ejabberd)
+		s.addFile("/etc/ejabberd/auth-included.yml", "testdata/ejabberd/auth-included.yml")
+	}
+	o := Options{System: s}
+	if c.prosody != "" {
+		s.withProsody(t)
+		abs, err := filepath.Abs(c.prosody)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.addFile(abs, abs)
+		o.Prosody = abs
+	}
+	if c.setup != nil {
+		c.setup(s)
+	}
+	var out bytes.Buffer
+	o.Stdout = &out
+	d := newDoctor(context.Background(), o)
+	d.run(o)
+	code := d.report(&out)
+	return d.findings, out.String(), code
+}
+
+// check compares the findings with the wanted ones: each wanted one must
+// be there, and no other error or warning.
+func check(t *testing.T, c doctorCase, got []Finding, out string, code int) {
+	t.Helper()
+	used := make([]bool, len(got))
+	for _, w := range c.want {
+		found := false
+		for i, f := range got {
+			if !used[i] && f.Severity == w.sev && strings.Contains(f.Key, w.key) && strings.Contains(f.Message, w.msg) &&
+				strings.Contains(f.Fix, w.fix) && strings.Contains(f.File, w.file) {
+				used[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("no %v finding with key %q, message %q, fix %q, file %q", w.sev, w.key, w.msg, w.fix, w.file)
+		}
+	}
+	for i, f := range got {
+		if !used[i] && f.Severity != Note {
+			t.Errorf("unexpected finding: %s", formatFinding(f))
+		}
+	}
+	if code != c.exit {
+		t.Errorf("exit status %d, want %d", code, c.exit)
+	}
+	if strings.Contains(out, "test-secret") || strings.Contains(out, "JBSWY3DP") {
+		t.Errorf("the report quotes a secret:\n%s", out)
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", out)
+	}
+}
+
+const (
+	cleanConfig = "testdata/tokenauthd/config.toml"
+	sock        = "/run/tokenauthd/tokenauthd.sock"
+)
+
+// helperReadable makes tokenauthd's configuration the stdin/stdout
+// helper's, as the README's ejabberd section says: root:ejabberd 0640.
+func helperReadable(s *fakeSys) {
+	f := s.files["/etc/tokenauthd/config.toml"]
+	f.mode, f.uid, f.gid = 0o640, 0, gidEjabberd
+	s.files["/etc/tokenauthd/config.toml"] = f
+	delete(s.units, "tokenauthd.service")
+}
+
+func dropGroup(s *fakeSys, user string) {
+	u := s.users[user]
+	u.GIDs = slices.DeleteFunc(slices.Clone(u.GIDs), func(g int) bool { return g == gidClients })
+	s.users[user] = u
+}
+
+func TestEjabberd(t *testing.T) {
+	cases := []doctorCase{
+		// The README's setup: relays in front of the daemon.
+		{name: "clean", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml"},
+		// The cache at its default: a replay is answered by ejabberd.
+		{name: "cache by default", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-default.yml", exit: 1,
+			want: []want{{sev: Error, key: "auth_use_cache", msg: "is not set, and is on by default for host example.org", fix: "auth_use_cache: false"}}},
+		// Off globally, on again for one host.
+		{name: "cache on for a host", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-host.yml", exit: 1,
+			want: []want{{sev: Error, key: "host_config: example.net: auth_use_cache", msg: "is on for host example.net"}}},
+		// Through a macro, spelt yes.
+		{name: "cache through a macro", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-macro.yml", exit: 1,
+			want: []want{{sev: Error, key: "auth_use_cache", msg: "is on for host example.org"}}},
+		// use_cache: off turns auth_use_cache off too.
+		{name: "use_cache off", config: cleanConfig, ejabberd: "testdata/ejabberd/use-cache-off.yml"},
+		// In an included file, which the finding names.
+		{name: "cache in an included file", config: cleanConfig, ejabberd: "testdata/ejabberd/include.yml", exit: 1,
+			want: []want{{sev: Error, key: "auth_use_cache", msg: "is on", file: "/etc/ejabberd/auth-included.yml"}}},
+		// The helper alone, ejabberd's default pool on two processors.
+		{name: "helper pool by default", config: cleanConfig, ejabberd: "testdata/ejabberd/helper-pool-default.yml", setup: helperReadable, exit: 1,
+			want: []want{{sev: Error, key: "extauth_pool_size", msg: "extauth_pool_size is not set, and ejabberd starts one helper per processor (2 here) for host example.org", fix: "extauth_pool_size: 1"}}},
+		// The same on one processor: a pool of one.
+		{name: "helper pool by default, one processor", config: cleanConfig, ejabberd: "testdata/ejabberd/helper-pool-default.yml",
+			setup: func(s *fakeSys) { helperReadable(s); s.cpus = 1 }},
+		{name: "helper pool of 4", config: cleanConfig, ejabberd: "testdata/ejabberd/helper-pool-explicit.yml", setup: helperReadable, exit: 1,
+			want: []want{{sev: Error, key: "extauth_pool_size", msg: "extauth_pool_size is 4 for host example.org, of the stdin/stdout helper /usr/bin/tokenauthd"}}},
+		// Helpers that share Redis may be many.
+		{name: "helper pool on Redis", config: "testdata/tokenauthd/redis.toml", ejabberd: "testdata/ejabberd/helper-pool-explicit.yml", setup: helperReadable},
+		// The README's helper setup.
+		{name: "helper", config: cleanConfig, ejabberd: "testdata/ejabberd/helper.yml", setup: helperReadable},
+		// The helper cannot read a configuration that is the daemon's.
+		{name: "helper config unreadable", config: cleanConfig, ejabberd: "testdata/ejabberd/helper.yml", exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "run as ejabberd, cannot read its configuration /etc/tokenauthd/config.toml", fix: "chown root:ejabberd"}}},
+		// tokenauthd refuses a configuration others may write.
+		{name: "helper config group-writable", config: cleanConfig, ejabberd: "testdata/ejabberd/helper.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				f := s.files["/etc/tokenauthd/config.toml"]
+				f.mode = 0o660
+				s.files["/etc/tokenauthd/config.toml"] = f
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "writable by others than its owner"}}},
+		// The helper has no section for the host.
+		{name: "helper without the host", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-host.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: `hosts: [example.org, example.net]
+auth_method: [external]
+extauth_program: "/usr/bin/tokenauthd -protocol ejabberd"
+extauth_pool_size: 1
+auth_use_cache: false
+`}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: `host example.net authenticates with /usr/bin/tokenauthd, whose configuration /etc/tokenauthd/config.toml has no [hosts."example.net"] section`}}},
+		// A program ejabberd's user may not run.
+		{name: "program not executable", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) { s.files["/usr/bin/tokenauthd"] = fakeFile{mode: 0o750, data: "\x7fELF"} }, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd cannot run /usr/bin/tokenauthd as its user ejabberd: /usr/bin/tokenauthd (-rwxr-x--- root:root) is not executable by ejabberd"}}},
+		// A program ejabberd.service hides.
+		{name: "program in a home", config: cleanConfig, ejabberd: "testdata/ejabberd/home-helper.yml",
+			setup: func(s *fakeSys) { s.files["/root/go/bin/tokenauthd"] = fakeFile{mode: 0o755, data: "\x7fELF"} }, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd.service has ProtectHome=yes: its processes cannot see /root"}}},
+		// A relay whose user is not in the socket's group.
+		{name: "ejabberd not in the group", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) { dropGroup(s, "ejabberd") }, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd's user ejabberd is not in tokenauthd-clients", fix: "adduser ejabberd tokenauthd-clients"}}},
+		// A drop-in that gives the group to the service is as good.
+		{name: "group from the unit", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				dropGroup(s, "ejabberd")
+				s.units["ejabberd.service"] = append(s.units["ejabberd.service"], UnitFile{
+					Path: "/etc/systemd/system/ejabberd.service.d/tokenauthd.conf", Text: "[Service]\nSupplementaryGroups=tokenauthd-clients\n"})
+			}},
+		// A socket under /tmp, which ejabberd.service's PrivateTmp hides;
+		// the daemon is not there either.
+		{name: "socket under /tmp", config: cleanConfig, ejabberd: "testdata/ejabberd/tmp-socket.yml", exit: 1,
+			want: []want{
+				{sev: Error, key: "extauth_program", msg: "the relay dials /tmp/tokenauthd.sock (its -socket), but ejabberd.service has PrivateTmp=true"},
+				{sev: Error, key: "extauth_program", msg: "but the daemon listens on /run/tokenauthd/tokenauthd.sock"},
+				{sev: Error, key: "extauth_program", msg: "no daemon socket at /tmp/tokenauthd.sock"},
+			}},
+		// The relay cannot read the daemon's configuration and so dials
+		// the default socket, where the daemon is not.
+		{name: "relay misses the daemon's socket", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml", exit: 1,
+			want: []want{{sev: Error, key: "extauth_program",
+				msg: "the relay dials /run/tokenauthd/tokenauthd.sock (the default, as ejabberd cannot read /etc/tokenauthd/config.toml), but the daemon listens on /run/tokenauthd/other.sock"}}},
+		// The relay reads a configuration it can read, and refuses one
+		// others may write.
+		{name: "relay's configuration group-writable", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o664, gid: gidEjabberd, disk: "testdata/tokenauthd/other-socket.toml"}
+				delete(s.units, "tokenauthd.service")
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "the relay, run as ejabberd, reads /etc/tokenauthd/config.toml, which is writable by others than its owner"}}},
+		// A relay that can read the daemon's configuration dials its socket.
+		{name: "relay reads the socket", config: "testdata/tokenauthd/other-socket.toml", ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				s.files["/run/tokenauthd/other.sock"] = s.files[sock]
+				s.daemons["/run/tokenauthd/other.sock"] = s.daemons[sock]
+			}},
+		// FAST tokens, by default for 30 days.
+		{name: "mod_auth_fast", config: cleanConfig, ejabberd: "testdata/ejabberd/fast.yml",
+			want: []want{{sev: Warning, key: "mod_auth_fast", msg: "for 30 days (token_lifetime's default)"}}},
+		{name: "mod_auth_fast for a host", config: cleanConfig, ejabberd: "testdata/ejabberd/fast-host.yml",
+			want: []want{{sev: Warning, key: "mod_auth_fast", msg: "for 14 days (token_lifetime)"}}},
+		// Another program than tokenauthd: not doctor's business, even
+		// with the cache on.
+		{name: "another program", config: cleanConfig, ejabberd: "testdata/ejabberd/cache-default.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: external\nextauth_program: /usr/local/bin/ldap-auth\n"}
+				s.files["/usr/local/bin/ldap-auth"] = fakeFile{mode: 0o755, data: "#!/usr/bin/python3\nimport ldap\n"}
+			},
+			want: []want{{sev: Note, key: "extauth_program", msg: `host example.org: "/usr/local/bin/ldap-auth" does not run tokenauthd`}}},
+		// No external authentication: nothing to check.
+		{name: "no external host", config: cleanConfig, ejabberd: "testdata/ejabberd/internal.yml",
+			want: []want{{sev: Note, key: "auth_method", msg: "ejabberd does not ask tokenauthd"}}},
+		{name: "not YAML", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org\nauth_method: x\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, msg: "cannot read it as ejabberd would", file: DefaultEjabberd}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+		})
+	}
+}
+
+func TestDaemon(t *testing.T) {
+	cases := []doctorCase{
+		{name: "no socket", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) { delete(s.files, sock) }, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "no daemon socket at " + sock}}},
+		// Mode 0600: the group does not let ejabberd in.
+		{name: "socket not for the group", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[sock] = fakeFile{mode: fs.ModeSocket | 0o600, uid: uidTokenauthd, gid: gidClients}
+			}, exit: 1,
+			want: []want{{sev: Error, msg: "ejabberd cannot connect to " + sock + ": " + sock + " (Srw------- tokenauthd:tokenauthd-clients) is not writable by ejabberd"}}},
+		// A directory on the way that is the daemon's alone.
+		{name: "socket directory closed", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files["/run/tokenauthd"] = fakeFile{mode: fs.ModeDir | 0o700, uid: uidTokenauthd, gid: gidTokenauthd}
+			}, exit: 1,
+			want: []want{{sev: Error, msg: "/run/tokenauthd (drwx------ tokenauthd:tokenauthd) does not let ejabberd through"}}},
+		// A socket no daemon answers on.
+		{name: "daemon not answering", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) { s.daemons[sock] = nil }, exit: 1,
+			want: []want{{sev: Error, msg: "the daemon at " + sock + " does not answer"}}},
+		{name: "daemon not listening", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) { delete(s.daemons, sock) }, exit: 1,
+			want: []want{{sev: Error, msg: "connection refused"}}},
+		// With no XMPP server configured, the daemon's own socket.
+		{name: "daemon alone", config: cleanConfig,
+			setup: func(s *fakeSys) { s.daemons[sock] = nil }, exit: 1,
+			want: []want{{sev: Error, key: "daemon.socket", msg: "does not answer"}}},
+		{name: "clock not synchronised", config: cleanConfig,
+			setup: func(s *fakeSys) { s.clock = ClockStatus{MaxError: 16 * time.Second} },
+			want:  []want{{sev: Warning, key: "clock", msg: "not synchronised"}}},
+		{name: "clock error large", config: cleanConfig,
+			setup: func(s *fakeSys) { s.clock = ClockStatus{Synchronised: true, MaxError: 5 * time.Second} },
+			want:  []want{{sev: Warning, key: "clock", msg: "at 5s only"}}},
+		{name: "clock unknown", config: cleanConfig,
+			setup: func(s *fakeSys) { s.clockErr = fmt.Errorf("adjtimex: operation not permitted") },
+			want:  []want{{sev: Note, key: "clock", msg: "operation not permitted"}}},
+		// tokenauthd's configuration: what check-config says.
+		{name: "unknown key", config: "testdata/tokenauthd/unknown-key.toml", exit: 1,
+			want: []want{{sev: Error, msg: "tokenauthd refuses it: unknown key replay.jornal", file: "/etc/tokenauthd/config.toml"}}},
+		{name: "nonces of any length", config: "testdata/tokenauthd/nonce-any.toml",
+			want: []want{{sev: Warning, msg: "nonce_digits = 0"}}},
+		{name: "credentials", config: "testdata/tokenauthd/credentials.toml",
+			want: []want{{sev: Note, msg: "systemd credentials"}}},
+		{name: "daemon cannot read its configuration", config: cleanConfig,
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o600, disk: cleanConfig}
+			}, exit: 1,
+			want: []want{{sev: Error, msg: "the daemon, run by tokenauthd.service as tokenauthd, cannot read it", fix: "chown tokenauthd:root /etc/tokenauthd/config.toml"}}},
+		{name: "configuration readable by all", config: cleanConfig,
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o644, uid: uidTokenauthd, disk: cleanConfig}
+			},
+			want: []want{{sev: Warning, msg: "readable by every user (mode 0644)"}}},
+		// No configuration at all: noted, and nothing else.
+		{name: "nothing configured",
+			want: []want{{sev: Note, msg: "no tokenauthd configuration here"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+		})
+	}
+}
+
+func TestProsody(t *testing.T) {
+	cases := []doctorCase{
+		{name: "clean", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua"},
+		{name: "tokenauthd's host on another provider", config: cleanConfig, prosody: "testdata/prosody/no-auth.cfg.lua", exit: 1,
+			want: []want{{sev: Error, key: `VirtualHost "example.org": authentication`, msg: `Prosody authenticates it with "internal_hashed"`}}},
+		{name: "host without secrets", config: cleanConfig, prosody: "testdata/prosody/unknown-host.cfg.lua", exit: 1,
+			want: []want{{sev: Error, key: `VirtualHost "chat.example.org"`, msg: "no [hosts.\"chat.example.org\"] section"}}},
+		{name: "tokenauthd's host not served", config: cleanConfig, prosody: "testdata/prosody/other-host.cfg.lua", exit: 1,
+			want: []want{
+				{sev: Error, key: `VirtualHost "example.net"`, msg: "no [hosts.\"example.net\"] section"},
+				{sev: Warning, key: `hosts."example.org"`, msg: "which Prosody"},
+			}},
+		// The package's module directory is not in plugin_paths.
+		{name: "module not found", config: cleanConfig, prosody: "testdata/prosody/no-plugin-path.cfg.lua", exit: 1,
+			want: []want{{sev: Error, key: "plugin_paths", msg: "does not find mod_auth_tokenauthd.lua", fix: `plugin_paths = { "/usr/share/tokenauthd/prosody" }`}}},
+		{name: "module not installed", config: cleanConfig, prosody: "testdata/prosody/no-plugin-path.cfg.lua",
+			setup: func(s *fakeSys) { delete(s.files, "/usr/share/tokenauthd/prosody/mod_auth_tokenauthd.lua") }, exit: 1,
+			want: []want{{sev: Error, key: "plugin_paths", msg: "does not find mod_auth_tokenauthd.lua", fix: "install -D -m 644"}}},
+		{name: "module unreadable", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files["/usr/share/tokenauthd/prosody/mod_auth_tokenauthd.lua"] = fakeFile{mode: 0o600, data: "--"}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "plugin_paths", msg: "Prosody cannot read /usr/share/tokenauthd/prosody/mod_auth_tokenauthd.lua"}}},
+		// Another socket than the daemon's, where no daemon is.
+		{name: "socket", config: cleanConfig, prosody: "testdata/prosody/socket.cfg.lua", exit: 1,
+			want: []want{
+				{sev: Error, key: "tokenauthd_socket", msg: "host example.org dials /tmp/tokenauthd.sock, but the daemon listens on " + sock, fix: `tokenauthd_socket = "` + sock + `"`},
+				{sev: Error, key: "tokenauthd_socket", msg: "no daemon socket at /tmp/tokenauthd.sock"},
+			}},
+		// The same with PrivateTmp given to prosody.service.
+		{name: "socket hidden by PrivateTmp", config: cleanConfig, prosody: "testdata/prosody/socket.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.units["prosody.service"] = append(s.units["prosody.service"], UnitFile{
+					Path: "/etc/systemd/system/prosody.service.d/harden.conf", Text: "[Service]\nPrivateTmp=yes\n"})
+			}, exit: 1,
+			want: []want{
+				{sev: Error, key: "tokenauthd_socket", msg: "prosody.service has PrivateTmp=true"},
+				{sev: Error, key: "tokenauthd_socket", msg: "but the daemon listens on"},
+				{sev: Error, key: "tokenauthd_socket", msg: "no daemon socket at /tmp/tokenauthd.sock"},
+			}},
+		{name: "prosody not in the group", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
+			setup: func(s *fakeSys) { dropGroup(s, "prosody") }, exit: 1,
+			want: []want{{sev: Error, key: "tokenauthd_socket", msg: "Prosody's user prosody is not in tokenauthd-clients", fix: "adduser prosody tokenauthd-clients && systemctl restart prosody"}}},
+		// SASL2/FAST for every host, OAuth2 for one with a lifetime of
+		// its own.
+		{name: "FAST and OAuth2", config: cleanConfig, prosody: "testdata/prosody/fast.cfg.lua",
+			want: []want{
+				{sev: Warning, key: "sasl2_fast", msg: "FAST token (XEP-0484) it can log in with again and again, without tokenauthd, for 21 days (sasl2_fast_token_ttl's default)"},
+				{sev: Warning, key: "http_oauth2", msg: "OAuth2 refresh token it can log in with again and again, without tokenauthd, for 1 day (oauth2_refresh_token_ttl)"},
+			}},
+		{name: "FAST disabled for the host", config: cleanConfig, prosody: "testdata/prosody/fast-disabled.cfg.lua"},
+		{name: "FAST in an included file", config: cleanConfig, prosody: "testdata/prosody/include.cfg.lua",
+			want: []want{{sev: Warning, key: "sasl2_fast", msg: "for host example.org"}}},
+		// mod_auth_external_insecure with a helper of its own memory.
+		{name: "external helper", config: cleanConfig, prosody: "testdata/prosody/external.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o640, gid: gidProsody, disk: cleanConfig}
+				delete(s.units, "tokenauthd.service")
+			},
+			want: []want{{sev: Warning, key: "external_auth_command", msg: "its replay store is the helper's memory"}}},
+		{name: "external helper on Redis", config: "testdata/tokenauthd/redis.toml", prosody: "testdata/prosody/external.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o640, gid: gidProsody, disk: "testdata/tokenauthd/redis.toml"}
+				delete(s.units, "tokenauthd.service")
+			}},
+		{name: "syntax error", config: cleanConfig, prosody: "testdata/prosody/syntax.cfg.lua", exit: 1,
+			want: []want{{sev: Error, msg: "Prosody cannot load it", fix: "check config"}}},
+		// Prosody as Debian installs it: tokenauthd not in use.
+		{name: "Debian's configuration", prosody: "testdata/prosody/debian.cfg.lua",
+			want: []want{{sev: Note, key: "authentication", msg: "Prosody does not ask it"}}},
+		{name: "prosody not installed", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
+			setup: func(s *fakeSys) { delete(s.files, "/usr/bin/prosodyctl") },
+			want:  []want{{sev: Note, msg: "Prosody is not installed"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+			// The syntax error is reported by its line alone.
+			if c.name == "syntax error" && !strings.Contains(out, "syntax.cfg.lua:3:") {
+				t.Errorf("the syntax error's line is not given:\n%s", out)
+			}
+		})
+	}
+}
+
+// TestExplicitMissing: a file named on the command line must exist.
+func TestExplicitMissing(t *testing.T) {
+	s := cleanMachine(t)
+	var out bytes.Buffer
+	code := Check(context.Background(), Options{Ejabberd: "/etc/ejabberd/nope.yml", Stdout: &out, System: s})
+	if code != 1 || !strings.Contains(out.String(), "error: /etc/ejabberd/nope.yml: cannot read ejabberd's configuration") {
+		t.Errorf("exit %d, report:\n%s", code, out.String())
+	}
+	out.Reset()
+	code = Check(context.Background(), Options{Stdout: &out, System: s, Getenv: func(k string) string {
+		if k == "TOKENAUTHD_CONFIG" {
+			return "/etc/tokenauthd/other.toml"
+		}
+		return ""
+	}})
+	if code != 1 || !strings.Contains(out.String(), "error: /etc/tokenauthd/other.toml: cannot read tokenauthd's configuration") {
+		t.Errorf("$TOKENAUTHD_CONFIG absent: exit %d, report:\n%s", code, out.String())
+	}
+}
+
+func TestReport(t *testing.T) {
+	tests := []struct {
+		findings []Finding
+		want     string
+		exit     int
+	}{
+		{nil, "doctor: no problems found\n", 0},
+		// Notes are not problems.
+		{[]Finding{{Severity: Note, File: "/f", Message: "skipped"}}, "note: /f: skipped\ndoctor: no problems found\n", 0},
+		{[]Finding{{Severity: Warning, Key: "clock", Message: "m", Fix: "f"}}, "warning: clock: m; fix: f\ndoctor: 0 errors, 1 warning\n", 0},
+		{[]Finding{
+			{Severity: Error, File: "/e.yml", Line: 12, Key: "auth_use_cache", Message: "on", Fix: "off"},
+			{Severity: Error, File: "/e.yml", Message: "two"},
+			{Severity: Warning, Message: "w"},
+			{Severity: Warning, Message: "w2"},
+		}, "error: /e.yml:12: auth_use_cache: on; fix: off\nerror: /e.yml: two\nwarning: w\nwarning: w2\ndoctor: 2 errors, 2 warnings\n", 1},
+	}
+	for _, tt := range tests {
+		d := &doctor{findings: tt.findings}
+		var out bytes.Buffer
+		if code := d.report(&out); code != tt.exit || out.String() != tt.want {
+			t.Errorf("report(%v) = %d, %q; want %d, %q", tt.findings, code, out.String(), tt.exit, tt.want)
+		}
+	}
+}
+
+// TestReportBounded: a finding is one line, whatever a file put in it, and
+// the report has a bounded number of them.
+func TestReportBounded(t *testing.T) {
+	d := &doctor{}
+	for i := range maxFindings + 5 {
+		d.add(Finding{Severity: Error, Key: fmt.Sprintf("host%d\nerror: forged", i), Message: strings.Repeat("x", 4*maxField) + "\x1b[2J\xff"})
+	}
+	var out bytes.Buffer
+	if code := d.report(&out); code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if len(lines) != maxFindings+2 {
+		t.Fatalf("%d lines, want %d", len(lines), maxFindings+2)
+	}
+	if got := lines[len(lines)-2]; got != "doctor: 5 more findings not shown" {
+		t.Errorf("got %q", got)
+	}
+	if got := lines[len(lines)-1]; got != fmt.Sprintf("doctor: %d errors, 0 warnings", maxFindings+5) {
+		t.Errorf("got %q", got)
+	}
+	for _, l := range lines[:maxFindings] {
+		if !strings.HasPrefix(l, "error: host") || len(l) > 3*maxField || strings.ContainsAny(l, "\x1b\r") {
+			t.Fatalf("line not cleaned: %q", l)
+		}
+	}
+	if !strings.Contains(clean("a\x1bb\xffc"), `a\x1bb\xffc`) {
+		t.Errorf("clean = %q", clean("a\x1bb\xffc"))
+	}
+}
+
+func TestCommandUsage(t *testing.T) {
+	for _, args := range [][]string{{"-nope"}, {"extra"}, {"-ejabberd", ""}} {
+		var stdout, stderr bytes.Buffer
+		e := &cli.Env{Stdout: &stdout, Stderr: &stderr}
+		if code := Run(context.Background(), e, args); code != 2 {
+			t.Errorf("doctor %q: exit %d, want 2", args, code)
+		}
+		if stdout.Len() != 0 || !strings.Contains(stderr.String(), "usage: tokenauthd doctor") {
+			t.Errorf("doctor %q: stdout %q, stderr %q", args, stdout.String(), stderr.String())
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if code := Run(context.Background(), &cli.Env{Stdout: &stdout, Stderr: &stderr}, []string{"-h"}); code != 0 {
+		t.Errorf("-h: exit %d", code)
+	}
+	for _, flag := range []string{"-config", "-ejabberd", "-prosody"} {
+		if !strings.Contains(stderr.String(), flag) {
+			t.Errorf("-h does not list %s:\n%s", flag, stderr.String())
+		}
+	}
+}

@@ -1,0 +1,286 @@
+package doctor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// System is everything doctor asks of the machine.
+type System interface {
+	// ReadFile reads a file of at most max bytes (a longer one is an
+	// error).
+	ReadFile(path string, max int64) ([]byte, error)
+	// Stat describes a file, following symbolic links.
+	Stat(path string) (FileInfo, error)
+	// LookupUser and LookupGroup find an account by name, UserName and
+	// GroupName name one by number.
+	LookupUser(name string) (User, error)
+	LookupGroup(name string) (Group, error)
+	UserName(uid int) string
+	GroupName(gid int) string
+	// UnitFiles returns a systemd unit's file and its drop-ins, in the
+	// order systemd applies them; none if the unit is not installed.
+	UnitFiles(unit string) ([]UnitFile, error)
+	// NumCPU is the number of processors ejabberd sees (the default of
+	// extauth_pool_size).
+	NumCPU() int
+	// Clock tells whether the kernel's clock is synchronised.
+	Clock() (ClockStatus, error)
+	// DialUnix connects to a Unix stream socket.
+	DialUnix(ctx context.Context, path string) (net.Conn, error)
+	// Run runs a program and returns at most maxOut bytes of its standard
+	// output; its standard error is cut at maxOut too, and its exit status
+	// is in err.
+	Run(ctx context.Context, prog string, args []string, maxOut int) (stdout, stderr []byte, err error)
+}
+
+// FileInfo is what doctor needs of a file's metadata.
+type FileInfo struct {
+	Mode     fs.FileMode
+	UID, GID int
+}
+
+// User is an account and every group it is in.
+type User struct {
+	Name string
+	UID  int
+	GID  int   // its primary group
+	GIDs []int // every group, the primary one included
+}
+
+// Group is a group.
+type Group struct {
+	Name string
+	GID  int
+}
+
+// UnitFile is one file of a systemd unit.
+type UnitFile struct {
+	Path string
+	Text string
+}
+
+// ClockStatus is the kernel's view of its clock.
+type ClockStatus struct {
+	Synchronised bool
+	MaxError     time.Duration // the kernel's bound on the clock's error
+}
+
+// OS returns the machine doctor runs on.
+func OS() System { return osSystem{} }
+
+type osSystem struct{}
+
+func (osSystem) ReadFile(path string, max int64) ([]byte, error) {
+	// O_NONBLOCK: a FIFO must not make doctor wait for a writer.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return b, nil
+}
+
+func (osSystem) Stat(path string) (FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	fi := FileInfo{Mode: st.Mode(), UID: -1, GID: -1}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
+	}
+	return fi, nil
+}
+
+func (osSystem) LookupUser(name string) (User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return User{}, err
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err := errors.Join(err1, err2); err != nil {
+		return User{}, err
+	}
+	out := User{Name: name, UID: uid, GID: gid, GIDs: []int{gid}}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return User{}, err
+	}
+	for _, s := range ids {
+		if g, err := strconv.Atoi(s); err == nil && !slices.Contains(out.GIDs, g) {
+			out.GIDs = append(out.GIDs, g)
+		}
+	}
+	return out, nil
+}
+
+func (osSystem) LookupGroup(name string) (Group, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		return Group{}, err
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return Group{}, err
+	}
+	return Group{Name: name, GID: gid}, nil
+}
+
+func (osSystem) UserName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
+}
+
+func (osSystem) GroupName(gid int) string {
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return strconv.Itoa(gid)
+}
+
+// unitDirs are where systemd looks for units, the strongest first.
+var unitDirs = []string{
+	"/etc/systemd/system",
+	"/run/systemd/system",
+	"/usr/local/lib/systemd/system",
+	"/usr/lib/systemd/system",
+	"/lib/systemd/system",
+}
+
+// maxUnitFile bounds a unit file or drop-in.
+const maxUnitFile = 256 << 10
+
+func (s osSystem) UnitFiles(unit string) ([]UnitFile, error) {
+	var files []UnitFile
+	for _, dir := range unitDirs {
+		p := filepath.Join(dir, unit)
+		if t, err := os.Readlink(p); err == nil && t == "/dev/null" {
+			return nil, nil // masked
+		}
+		b, err := s.ReadFile(p, maxUnitFile)
+		if err == nil {
+			files = append(files, UnitFile{Path: p, Text: string(b)})
+			break
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if len(files) == 0 {
+		return nil, nil
+	}
+	// Drop-ins: by file name, a stronger directory's file replacing a
+	// weaker one's of the same name.
+	dropins := map[string]string{}
+	for i := len(unitDirs) - 1; i >= 0; i-- {
+		d := filepath.Join(unitDirs[i], unit+".d")
+		entries, err := os.ReadDir(d)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if strings.HasSuffix(e.Name(), ".conf") {
+				dropins[e.Name()] = filepath.Join(d, e.Name())
+			}
+		}
+	}
+	names := make([]string, 0, len(dropins))
+	for n := range dropins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		b, err := s.ReadFile(dropins[n], maxUnitFile)
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, UnitFile{Path: dropins[n], Text: string(b)})
+	}
+	return files, nil
+}
+
+func (osSystem) NumCPU() int { return runtime.NumCPU() }
+
+func (osSystem) Clock() (ClockStatus, error) { return kernelClock() }
+
+func (osSystem) DialUnix(ctx context.Context, path string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", path)
+}
+
+func (osSystem) Run(ctx context.Context, prog string, args []string, maxOut int) ([]byte, []byte, error) {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	stdout, stderr := &capped{max: maxOut}, &capped{max: maxOut}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
+	// Its own process group, so that a timeout ends it and whatever it
+	// started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	err := cmd.Run()
+	if err == nil && stdout.over {
+		err = fmt.Errorf("%s wrote more than %d bytes", prog, maxOut)
+	}
+	return stdout.Bytes(), stderr.Bytes(), err
+}
+
+// capped keeps the first max bytes written to it and drops the rest.
+type capped struct {
+	bytes.Buffer
+	max  int
+	over bool
+}
+
+func (c *capped) Write(p []byte) (int, error) {
+	if room := c.max - c.Len(); room < len(p) {
+		c.over = true
+		c.Buffer.Write(p[:max(room, 0)])
+		return len(p), nil
+	}
+	return c.Buffer.Write(p)
+}
+
+// isNotExist says whether err means the file is not there.
+func isNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
+
+// errText is an error's text without the path a *fs.PathError repeats.
+func errText(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
