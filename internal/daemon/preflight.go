@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"syscall"
 
+	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
@@ -20,68 +19,25 @@ type finding struct {
 	msg string
 }
 
-// account is the user serve would run as: its uid and every group it is
-// in.
-type account struct {
-	name string
-	uid  int
-	gids []int
-}
-
 // lookupAccount finds the user name (the current user if "").
-func lookupAccount(name string) (account, error) {
-	var u *user.User
-	var err error
+func lookupAccount(name string) (access.User, error) {
 	if name == "" {
-		u, err = user.Current()
-	} else {
-		u, err = user.Lookup(name)
+		return access.CurrentUser()
 	}
-	if err != nil {
-		return account{}, err
-	}
-	a := account{name: u.Username}
-	if a.uid, err = strconv.Atoi(u.Uid); err != nil {
-		return account{}, err
-	}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return account{}, err
-	}
-	for _, id := range ids {
-		if g, err := strconv.Atoi(id); err == nil {
-			a.gids = append(a.gids, g)
-		}
-	}
-	return a, nil
+	return access.LookupUser(name)
 }
 
-// may reports whether a may do what bits (r=4, w=2, x=1) ask of a file
-// with this mode and owner, as the kernel decides (root may do anything
-// but execute a file no one may execute).
-func (a account) may(st fs.FileInfo, bits fs.FileMode) bool {
-	if a.uid == 0 {
-		return true
-	}
-	sys, ok := st.Sys().(*syscall.Stat_t)
-	if !ok {
-		return true // cannot tell: let serve say
-	}
-	perm := st.Mode().Perm()
-	switch {
-	case int(sys.Uid) == a.uid:
-		return perm>>6&bits == bits
-	case slices.Contains(a.gids, int(sys.Gid)):
-		return perm>>3&bits == bits
-	}
-	return perm&bits == bits
+// may reports whether u may do want (access.Read...) to the file at path.
+func may(u access.User, path string, want int) bool {
+	fi, err := access.Stat(path)
+	return err != nil || access.Allowed(u, fi, want) // missing: said elsewhere
 }
 
-// mayReach reports whether a may search every directory above path that
+// mayReach reports whether u may search every directory above path that
 // exists.
-func (a account) mayReach(path string) bool {
+func mayReach(u access.User, path string) bool {
 	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		if st, err := os.Stat(d); err == nil && !a.may(st, 1) {
+		if !may(u, d, access.Exec) {
 			return false
 		}
 		if d == filepath.Dir(d) {
@@ -93,29 +49,29 @@ func (a account) mayReach(path string) bool {
 // preflight lists what serve, run as a, would fail on at start-up with
 // cfg: the directories of its socket and journal (missing, or closed to
 // a), the journal file itself, and the socket's group.
-func preflight(cfg *config.Config, a account) []finding {
+func preflight(cfg *config.Config, a access.User) []finding {
 	var out []finding
 	dir := func(what, path, systemd string) {
 		d := filepath.Dir(path)
 		st, err := os.Stat(d)
 		switch {
-		case !a.mayReach(d):
-			out = append(out, finding{true, fmt.Sprintf("user %s may not reach %s: a directory above it is closed to it (no x permission): serve run as %[1]s would fail", a.name, d)})
+		case !mayReach(a, d):
+			out = append(out, finding{true, fmt.Sprintf("user %s may not reach %s: a directory above it is closed to it (no x permission): serve run as %[1]s would fail", a.Name, d)})
 		case errors.Is(err, fs.ErrNotExist):
-			out = append(out, finding{false, fmt.Sprintf("the %s's directory %s does not exist: serve creates none (under systemd, the unit's %s= makes it; without: install -d -o %s -m 0750 %s)", what, d, systemd, a.name, d)})
+			out = append(out, finding{false, fmt.Sprintf("the %s's directory %s does not exist: serve creates none (under systemd, the unit's %s= makes it; without: install -d -o %s -m 0750 %s)", what, d, systemd, a.Name, d)})
 		case err != nil:
 			out = append(out, finding{true, fmt.Sprintf("the %s's directory: %v", what, err)})
 		case !st.IsDir():
 			out = append(out, finding{true, fmt.Sprintf("the %s's directory %s is not a directory", what, d)})
-		case !a.may(st, 3):
-			out = append(out, finding{true, fmt.Sprintf("user %s may not create the %s in %s (owner uid %d, mode %v): serve run as %[1]s would fail", a.name, what, d, ownerOf(st), st.Mode().Perm())})
+		case !may(a, d, access.Write|access.Exec):
+			out = append(out, finding{true, fmt.Sprintf("user %s may not create the %s in %s (owner uid %d, mode %v): serve run as %[1]s would fail", a.Name, what, d, ownerOf(st), st.Mode().Perm())})
 		}
 	}
 	dir("socket", cfg.Socket, "RuntimeDirectory")
 	if cfg.Journal != "" {
 		dir("journal", cfg.Journal, "StateDirectory")
-		if st, err := os.Stat(cfg.Journal); err == nil && !a.may(st, 6) {
-			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.name, cfg.Journal, st.Mode().Perm())})
+		if st, err := os.Stat(cfg.Journal); err == nil && !may(a, cfg.Journal, access.Read|access.Write) {
+			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.Name, cfg.Journal, st.Mode().Perm())})
 		}
 	}
 	if cfg.SocketGroup != "" {
@@ -125,17 +81,13 @@ func preflight(cfg *config.Config, a account) []finding {
 }
 
 // groupFinding checks that serve, run as a, may give its socket to group.
-func groupFinding(group string, a account) []finding {
-	gid, err := strconv.Atoi(group)
+func groupFinding(group string, a access.User) []finding {
+	g, err := access.LookupGroup(group)
 	if err != nil {
-		g, lerr := user.LookupGroup(group)
-		if lerr != nil {
-			return []finding{{true, fmt.Sprintf("[daemon] socket_group %q: no such group", group)}}
-		}
-		gid, _ = strconv.Atoi(g.Gid)
+		return []finding{{true, fmt.Sprintf("[daemon] socket_group %q: no such group", group)}}
 	}
-	if a.uid != 0 && !slices.Contains(a.gids, gid) {
-		return []finding{{true, fmt.Sprintf("[daemon] socket_group %q: user %s is not a member, so serve run as %[2]s cannot give its socket to it (chown: operation not permitted): add it (usermod -aG %[1]s %[2]s) or run serve as a member", group, a.name)}}
+	if a.UID != 0 && !slices.Contains(a.GIDs, g.GID) {
+		return []finding{{true, fmt.Sprintf("[daemon] socket_group %q: user %s is not a member, so serve run as %[2]s cannot give its socket to it (chown: operation not permitted): add it (usermod -aG %[1]s %[2]s) or run serve as a member", group, a.Name)}}
 	}
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tokenauthd/tokenauthd/internal/access"
 )
 
 // service is an XMPP server as doctor sees it: the user it runs as, with
@@ -49,14 +51,7 @@ func (d *doctor) lookupService(name, unitName, defaultUser string) *service {
 // inGroup says whether the service's processes get group gid.
 func (s *service) inGroup(gid int) bool { return slices.Contains(s.user.GIDs, gid) }
 
-// Permission bits asked of a file.
-const (
-	permRead  = 4
-	permWrite = 2
-	permExec  = 1
-)
-
-// access says whether the service's user can do want (permRead, ...) to
+// access says whether the service's user can do want (access.Read, ...) to
 // the file at path, by the permission bits of the file and of every
 // directory on the way to it (ACLs and AppArmor are not read), and what
 // its unit's sandbox hides. It returns "" if it can, else why not.
@@ -80,7 +75,7 @@ func (d *doctor) access(s *service, path string, want int) string {
 		if err != nil {
 			return fmt.Sprintf("%s: %s", dir, errText(err))
 		}
-		if !allowed(s.user, fi, permExec, true) {
+		if !access.Allowed(s.user, fi, access.Exec) {
 			return fmt.Sprintf("%s (%s) does not let %s through", dir, d.describe(fi), s.user.Name)
 		}
 	}
@@ -88,34 +83,10 @@ func (d *doctor) access(s *service, path string, want int) string {
 	if err != nil {
 		return errText(err)
 	}
-	if !allowed(s.user, fi, want, fi.Mode.IsDir()) {
+	if !access.Allowed(s.user, fi, want) {
 		return fmt.Sprintf("%s (%s) is not %s by %s", path, d.describe(fi), verb(want), s.user.Name)
 	}
 	return ""
-}
-
-// allowed applies the kernel's permission rules: root may read and write
-// anything and execute what has any execute bit (and search any
-// directory); others get the owner's, else the group's, else everyone's
-// bits.
-func allowed(u User, fi FileInfo, want int, isDir bool) bool {
-	perm := int(fi.Mode.Perm())
-	if u.UID == 0 {
-		if want&permExec != 0 && !isDir && perm&0o111 == 0 {
-			return false
-		}
-		return true
-	}
-	var bits int
-	switch {
-	case fi.UID == u.UID:
-		bits = perm >> 6
-	case slices.Contains(u.GIDs, fi.GID):
-		bits = perm >> 3
-	default:
-		bits = perm
-	}
-	return bits&7&want == want
 }
 
 // describe gives a file's mode and owners as ls does: "-rw-r----- root:ejabberd".
@@ -125,13 +96,13 @@ func (d *doctor) describe(fi FileInfo) string {
 
 func verb(want int) string {
 	var v []string
-	if want&permRead != 0 {
+	if want&access.Read != 0 {
 		v = append(v, "readable")
 	}
-	if want&permWrite != 0 {
+	if want&access.Write != 0 {
 		v = append(v, "writable")
 	}
-	if want&permExec != 0 {
+	if want&access.Exec != 0 {
 		v = append(v, "executable")
 	}
 	return strings.Join(v, " and ")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
@@ -164,7 +165,7 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		if p != c.path {
 			key = "secret file " + p
 		}
-		if why := d.access(svc, p, permRead); why != "" {
+		if why := d.access(svc, p, access.Read); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key,
 				Message: "the daemon, run by tokenauthd.service as " + svc.user.Name + ", cannot read it: " + why,
 				Fix:     "chown " + svc.user.Name + ":root " + p + " && chmod 0600 " + p})
@@ -318,7 +319,7 @@ func (d *doctor) checkDaemon() {
 			// what else keeps the user out.
 			withGroup := *c.svc
 			withGroup.user.GIDs = append(slices.Clone(c.svc.user.GIDs), fi.GID)
-			if why := d.access(&withGroup, c.socket, permWrite); why != "" && c.svc.userErr == "" {
+			if why := d.access(&withGroup, c.socket, access.Write); why != "" && c.svc.userErr == "" {
 				d.add(Finding{Severity: Error, File: c.file, Line: c.line, Key: c.key,
 					Message: fmt.Sprintf("%s cannot connect to %s: %s", c.svc.name, c.socket, why),
 					Fix:     "the socket must be mode 0660 in its group, in directories " + c.svc.user.Name + " may enter (tokenauthd.socket does this)"})

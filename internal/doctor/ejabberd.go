@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
@@ -555,7 +556,7 @@ func (d *doctor) checkProgram(svc *service, cmd helperCmd, at finding) bool {
 			"name it by its absolute path (/usr/bin/tokenauthd)")
 		return true
 	}
-	if why := d.access(svc, cmd.prog, permExec); why != "" {
+	if why := d.access(svc, cmd.prog, access.Exec); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("%s cannot run %s as its user %s: %s", svc.name, cmd.prog, svc.user.Name, why),
 			"install tokenauthd as /usr/bin/tokenauthd (root:root, 0755), outside /tmp and /home")
 		return true
@@ -574,7 +575,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 			cfg = config.DefaultPath
 		}
 		socket, from = config.DefaultSocket, "the default, as "+svc.user.Name+" cannot read "+cfg
-		if d.access(svc, cfg, permRead) == "" {
+		if d.access(svc, cfg, access.Read) == "" {
 			// The relay reads a file it can, held to the daemon's rules.
 			if fi, err := d.sys.Stat(cfg); err == nil {
 				if why := trustedBy(fi, svc.user); why != "" {
@@ -590,7 +591,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 			}
 		} else if cmd.configExplicit {
 			d.addAt(at, Error, fmt.Sprintf("the relay cannot read its -config %s as %s (%s): it exits, and every login is refused",
-				cfg, svc.user.Name, d.access(svc, cfg, permRead)), "drop -config from the relay (it needs only the socket: -socket PATH)")
+				cfg, svc.user.Name, d.access(svc, cfg, access.Read)), "drop -config from the relay (it needs only the socket: -socket PATH)")
 			return
 		}
 	}
@@ -660,7 +661,7 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 // user, can read its configuration and secret files and would trust them,
 // and returns what doctor read of it (nil if it could not).
 func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
-	if why := d.access(svc, path, permRead); why != "" {
+	if why := d.access(svc, path, access.Read); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read its configuration %s: %s; it exits, and every login is refused", svc.user.Name, path, why),
 			fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
 	} else if fi, err := d.sys.Stat(path); err == nil {
@@ -679,7 +680,7 @@ func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadCo
 		return nil
 	}
 	for _, f := range hc.secretFiles {
-		if why := d.access(svc, f, permRead); why != "" {
+		if why := d.access(svc, f, access.Read); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read the secret file %s: %s", svc.user.Name, f, why),
 				fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, f, f))
 		}

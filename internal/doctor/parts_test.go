@@ -3,7 +3,6 @@ package doctor
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"slices"
 	"strings"
 	"testing"
@@ -102,42 +101,6 @@ func TestParseUnit(t *testing.T) {
 		"/root": true, "/run/user/0/s": true, "/run/tokenauthd/tokenauthd.sock": false, "relative/tmp": false} {
 		if got := d.hides(path) != ""; got != hidden {
 			t.Errorf("hides(%q) = %v, want %v", path, got, hidden)
-		}
-	}
-}
-
-func TestAllowed(t *testing.T) {
-	ej := User{Name: "ejabberd", UID: 105, GID: 108, GIDs: []int{108, 999}}
-	root := User{Name: "root", GIDs: []int{0}}
-	tests := []struct {
-		u     User
-		fi    FileInfo
-		want  int
-		isDir bool
-		ok    bool
-	}{
-		{ej, FileInfo{Mode: 0o640, UID: 0, GID: 108}, permRead, false, true},
-		{ej, FileInfo{Mode: 0o600, UID: 0, GID: 108}, permRead, false, false},
-		{ej, FileInfo{Mode: 0o604, UID: 0, GID: 0}, permRead, false, true},
-		// The owner's bits apply to the owner, even if the group's would
-		// let it in.
-		{ej, FileInfo{Mode: 0o070, UID: 105, GID: 108}, permRead, false, false},
-		// The group's apply to a member, even if everyone's would.
-		{ej, FileInfo{Mode: 0o607, UID: 0, GID: 999}, permRead, false, false},
-		{ej, FileInfo{Mode: fs.ModeSocket | 0o660, UID: 998, GID: 999}, permWrite, false, true},
-		{ej, FileInfo{Mode: 0o755}, permExec, false, true},
-		{ej, FileInfo{Mode: 0o750}, permExec, false, false},
-		{ej, FileInfo{Mode: fs.ModeDir | 0o711}, permExec, true, true},
-		// Root reads anything, runs only what is executable by someone,
-		// and enters any directory.
-		{root, FileInfo{Mode: 0o000, UID: 5}, permRead | permWrite, false, true},
-		{root, FileInfo{Mode: 0o644}, permExec, false, false},
-		{root, FileInfo{Mode: 0o744}, permExec, false, true},
-		{root, FileInfo{Mode: fs.ModeDir}, permExec, true, true},
-	}
-	for _, tt := range tests {
-		if got := allowed(tt.u, tt.fi, tt.want, tt.isDir); got != tt.ok {
-			t.Errorf("allowed(%s, %v, %d) = %v, want %v", tt.u.Name, tt.fi.Mode, tt.want, got, tt.ok)
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 )
 
@@ -322,7 +323,7 @@ func (d *doctor) checkProsodyModuleFile(in prosodyInstall, dump *prosodyDump, pa
 			if _, err := d.sys.Stat(f); err != nil {
 				continue
 			}
-			if why := d.access(pr, f, permRead); why != "" {
+			if why := d.access(pr, f, access.Read); why != "" {
 				d.add(Finding{Severity: Error, File: path, Key: "plugin_paths",
 					Message: "Prosody cannot read " + f + ": " + why, Fix: "chmod 644 " + f + " (and let " + pr.user.Name + " through its directories)"})
 			}

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/access"
 )
 
 // System is everything doctor asks of the machine.
@@ -49,25 +51,14 @@ type System interface {
 	Run(ctx context.Context, prog string, args []string, maxOut int) (stdout, stderr []byte, err error)
 }
 
-// FileInfo is what doctor needs of a file's metadata.
-type FileInfo struct {
-	Mode     fs.FileMode
-	UID, GID int
-}
+// FileInfo is access.FileInfo.
+type FileInfo = access.FileInfo
 
-// User is an account and every group it is in.
-type User struct {
-	Name string
-	UID  int
-	GID  int   // its primary group
-	GIDs []int // every group, the primary one included
-}
+// User is access.User.
+type User = access.User
 
-// Group is a group.
-type Group struct {
-	Name string
-	GID  int
-}
+// Group is access.Group.
+type Group = access.Group
 
 // UnitFile is one file of a systemd unit.
 type UnitFile struct {
@@ -110,52 +101,11 @@ func (osSystem) ReadFile(path string, max int64) ([]byte, error) {
 	return b, nil
 }
 
-func (osSystem) Stat(path string) (FileInfo, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return FileInfo{}, err
-	}
-	fi := FileInfo{Mode: st.Mode(), UID: -1, GID: -1}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
-	}
-	return fi, nil
-}
+func (osSystem) Stat(path string) (FileInfo, error) { return access.Stat(path) }
 
-func (osSystem) LookupUser(name string) (User, error) {
-	u, err := user.Lookup(name)
-	if err != nil {
-		return User{}, err
-	}
-	uid, err1 := strconv.Atoi(u.Uid)
-	gid, err2 := strconv.Atoi(u.Gid)
-	if err := errors.Join(err1, err2); err != nil {
-		return User{}, err
-	}
-	out := User{Name: name, UID: uid, GID: gid, GIDs: []int{gid}}
-	ids, err := u.GroupIds()
-	if err != nil {
-		return User{}, err
-	}
-	for _, s := range ids {
-		if g, err := strconv.Atoi(s); err == nil && !slices.Contains(out.GIDs, g) {
-			out.GIDs = append(out.GIDs, g)
-		}
-	}
-	return out, nil
-}
+func (osSystem) LookupUser(name string) (User, error) { return access.LookupUser(name) }
 
-func (osSystem) LookupGroup(name string) (Group, error) {
-	g, err := user.LookupGroup(name)
-	if err != nil {
-		return Group{}, err
-	}
-	gid, err := strconv.Atoi(g.Gid)
-	if err != nil {
-		return Group{}, err
-	}
-	return Group{Name: name, GID: gid}, nil
-}
+func (osSystem) LookupGroup(name string) (Group, error) { return access.LookupGroup(name) }
 
 func (osSystem) UserName(uid int) string {
 	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {

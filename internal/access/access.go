@@ -1,0 +1,133 @@
+// Package access says who may do what to a file, as the kernel decides by
+// its permission bits, for the checks that find a setup serve or an XMPP
+// server would trip on (check-config, doctor). It reads accounts and file
+// metadata; ACLs and AppArmor are not read.
+//
+// It must never know tokens, configurations or the wire.
+package access
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"os/user"
+	"slices"
+	"strconv"
+	"syscall"
+)
+
+// Permission bits asked of a file.
+const (
+	Read  = 4
+	Write = 2
+	Exec  = 1 // for a directory: search
+)
+
+// FileInfo is what the permission rules need of a file's metadata.
+type FileInfo struct {
+	Mode     fs.FileMode
+	UID, GID int
+}
+
+// User is an account and every group it is in.
+type User struct {
+	Name string
+	UID  int
+	GID  int   // its primary group
+	GIDs []int // every group, the primary one included
+}
+
+// Group is a group.
+type Group struct {
+	Name string
+	GID  int
+}
+
+// Allowed applies the kernel's permission rules: root may read and write
+// anything and execute what has any execute bit (and search any
+// directory); others get the owner's, else the group's, else everyone's
+// bits.
+func Allowed(u User, fi FileInfo, want int) bool {
+	perm := int(fi.Mode.Perm())
+	if u.UID == 0 {
+		return want&Exec == 0 || fi.Mode.IsDir() || perm&0o111 != 0
+	}
+	var bits int
+	switch {
+	case fi.UID == u.UID:
+		bits = perm >> 6
+	case slices.Contains(u.GIDs, fi.GID):
+		bits = perm >> 3
+	default:
+		bits = perm
+	}
+	return bits&7&want == want
+}
+
+// Stat returns path's metadata (following symbolic links).
+func Stat(path string) (FileInfo, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	fi := FileInfo{Mode: st.Mode(), UID: -1, GID: -1}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
+	}
+	return fi, nil
+}
+
+// LookupUser finds the account name, with every group it is in.
+func LookupUser(name string) (User, error) {
+	u, err := user.Lookup(name)
+	if err != nil {
+		return User{}, err
+	}
+	return fromOS(u)
+}
+
+// CurrentUser is the account the process runs as.
+func CurrentUser() (User, error) {
+	u, err := user.Current()
+	if err != nil {
+		return User{}, err
+	}
+	return fromOS(u)
+}
+
+func fromOS(u *user.User) (User, error) {
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err := errors.Join(err1, err2); err != nil {
+		return User{}, err
+	}
+	out := User{Name: u.Username, UID: uid, GID: gid, GIDs: []int{gid}}
+	ids, err := u.GroupIds()
+	if err != nil {
+		return User{}, err
+	}
+	for _, s := range ids {
+		if g, err := strconv.Atoi(s); err == nil && !slices.Contains(out.GIDs, g) {
+			out.GIDs = append(out.GIDs, g)
+		}
+	}
+	return out, nil
+}
+
+// LookupGroup finds the group name, or numbered name.
+func LookupGroup(name string) (Group, error) {
+	g, err := user.LookupGroup(name)
+	if err != nil {
+		if _, nerr := strconv.Atoi(name); nerr != nil {
+			return Group{}, err
+		}
+		if g, err = user.LookupGroupId(name); err != nil {
+			return Group{}, err
+		}
+	}
+	gid, err := strconv.Atoi(g.Gid)
+	if err != nil {
+		return Group{}, err
+	}
+	return Group{Name: g.Name, GID: gid}, nil
+}
