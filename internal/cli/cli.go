@@ -120,10 +120,19 @@ func NewConfigFlags(e *Env, name, usage string) (*flag.FlagSet, *string) {
 	return fs, fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
 }
 
-// version is set at build time with -ldflags
-// "-X github.com/tokenauthd/tokenauthd/internal/cli.version=...".
-var version = ""
+// version and commit are set at build time by scripts/package, from the
+// git tag or the VERSION file and the commit built:
+//
+//	-ldflags "-X github.com/tokenauthd/tokenauthd/internal/cli.version=0.1.0
+//	          -X github.com/tokenauthd/tokenauthd/internal/cli.commit=HASH"
+//
+// The version is the Debian package's, so that `tokenauthd version` and
+// `dpkg -s tokenauthd` say the same.
+var version, commit = "", ""
 
+// Version is the version built: the one set at build time, else the
+// module's (go install ...@vX), else "devel" (with the commit when go build
+// recorded it).
 func Version() string {
 	if version != "" {
 		return version
@@ -132,21 +141,46 @@ func Version() string {
 		if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			return bi.Main.Version
 		}
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "devel-" + s.Value[:12]
-			}
+		if rev := buildSetting(bi, "vcs.revision"); len(rev) >= 12 {
+			return "devel-" + rev[:12]
 		}
 	}
 	return "devel"
 }
 
+// Commit is the commit built: the one set at build time, else the one go
+// build recorded, else "".
+func Commit() string {
+	if commit != "" {
+		return commit
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return buildSetting(bi, "vcs.revision")
+	}
+	return ""
+}
+
+func buildSetting(bi *debug.BuildInfo, key string) string {
+	for _, s := range bi.Settings {
+		if s.Key == key {
+			return s.Value
+		}
+	}
+	return ""
+}
+
+// RunVersion prints "tokenauthd VERSION", and "(commit HASH)" when the
+// commit is known.
 func RunVersion(_ context.Context, e *Env, args []string) int {
 	fs := NewFlags(e, "version", "tokenauthd version")
 	if code, ok := ParseNoArgs(e, fs, args); !ok {
 		return code
 	}
-	fmt.Fprintf(e.Stdout, "tokenauthd %s\n", Version())
+	if c := Commit(); c != "" {
+		fmt.Fprintf(e.Stdout, "tokenauthd %s (commit %s)\n", Version(), c)
+	} else {
+		fmt.Fprintf(e.Stdout, "tokenauthd %s\n", Version())
+	}
 	return 0
 }
 
