@@ -10,7 +10,6 @@ package man
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"maps"
 	"os"
 	"os/exec"
@@ -18,56 +17,19 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
 )
 
 const (
 	commandPage = "tokenauthd.8.md"
 	configPage  = "tokenauthd.toml.5.md"
 	example     = "../../config.toml.example"
-	// mainPackage is the tokenauthd command, built by the test.
-	mainPackage = "github.com/tokenauthd/tokenauthd"
 )
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds tokenauthd once for the package's tests.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "tokenauthd-man-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "tokenauthd")
-		out, err := exec.Command("go", "build", "-o", binPath, mainPackage).CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build %s: %v\n%s", mainPackage, err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
-	os.Exit(code)
-}
 
 // usage is what -h says of one command.
 type usage struct {
@@ -85,7 +47,7 @@ var (
 // stderr; stdout must stay empty.
 func help(t *testing.T, args ...string) usage {
 	t.Helper()
-	cmd := exec.Command(binary(t), append(args, "-h")...)
+	cmd := exec.Command(fixture.Binary(t), append(args, "-h")...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
