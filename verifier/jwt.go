@@ -376,7 +376,7 @@ func (h *jwtHost) parseKey(i int, raw json.RawMessage, n int) (*jwtKey, error) {
 		return nil, verr("%s is for alg %q, which the JWT algorithms do not allow", name, k.alg)
 	}
 	if !slices.ContainsFunc(h.algs, k.fits) {
-		return nil, verr("%s (kty %q) fits none of the JWT algorithms %s", name, m.Kty, strings.Join(h.algs, ", "))
+		return nil, verr("%s, of kty %q, fits none of the JWT algorithms %s", name, m.Kty, strings.Join(h.algs, ", "))
 	}
 	return k, nil
 }
