@@ -168,6 +168,7 @@ type jwtHost struct {
 	keys        map[string]*jwtKey // by kid
 	only        *jwtKey            // the set's only key, nil if it has several
 	issuer      string
+	jidClaim    string
 	maxLifetime time.Duration
 	leeway      time.Duration
 	// claims is the type JWT payloads decode into: the registered claims
@@ -223,7 +224,7 @@ func checkJIDClaim(name string) error {
 // newJWTHost checks j and makes it ready. now is the verifier's clock
 // (nil: only validating).
 func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
-	h := &jwtHost{issuer: j.Issuer, maxLifetime: j.MaxLifetime, leeway: j.Leeway, keys: map[string]*jwtKey{}}
+	h := &jwtHost{issuer: j.Issuer, jidClaim: j.JIDClaim, maxLifetime: j.MaxLifetime, leeway: j.Leeway, keys: map[string]*jwtKey{}}
 	switch {
 	case j.MaxLifetime < time.Second || j.MaxLifetime > MaxJWTLifetime:
 		return nil, verr("JWT max lifetime must be 1 s to %v, not %v", MaxJWTLifetime, j.MaxLifetime)
@@ -565,7 +566,7 @@ func (v *Verifier) checkJWT(h *jwtHost, user, hostname, password string) (Result
 		return r, out
 	}
 	if !isJID(c.jid, user, hostname) {
-		r.Reason = WrongJID
+		r.Reason, r.Err = WrongJID, verr("the JWT's %q claim is not %s@%s, as the server sent them", h.jidClaim, user, hostname)
 		return r, out
 	}
 	r.Reason = Accepted

@@ -331,7 +331,7 @@ func TestJWTReasons(t *testing.T) {
 			t.Errorf("%s: KeyID %q, want %q", tt.name, r.KeyID, tt.kid)
 		}
 		switch tt.want {
-		case Accepted, Replayed, BadSignature, WrongJID, UnknownHost:
+		case Accepted, Replayed, BadSignature, UnknownHost:
 		default:
 			if r.Err == nil {
 				t.Errorf("%s: %s without an error saying why", tt.name, r.Reason)
@@ -1132,6 +1132,34 @@ func TestReasons(t *testing.T) {
 		BadSignature: "bad_signature", Replayed: "replayed", Malformed: "malformed"} {
 		if string(r) != s {
 			t.Errorf("%q, want %q", r, s)
+		}
+	}
+}
+
+// Of many concurrent Verifys of one JWT, exactly one accepts it; the
+// others say replayed.
+func TestJWTConcurrentOnce(t *testing.T) {
+	k := jwtTestKeys()
+	v, _ := newJWTTest(t, testJWT(t))
+	for round := range 20 {
+		tok := signJWT(t, jwt.SigningMethodHS256, k.hmac, kidHS, claims("alice", "example.org", jwtNow))
+		var accepted, replayed atomic.Int32
+		var wg sync.WaitGroup
+		for range 16 {
+			wg.Go(func() {
+				switch r := v.Verify(context.Background(), "alice", "example.org", tok); r.Reason {
+				case Accepted:
+					accepted.Add(1)
+				case Replayed:
+					replayed.Add(1)
+				default:
+					t.Errorf("%+v", r)
+				}
+			})
+		}
+		wg.Wait()
+		if accepted.Load() != 1 || replayed.Load() != 15 {
+			t.Errorf("round %d: %d accepted, %d replayed; want 1 and 15", round, accepted.Load(), replayed.Load())
 		}
 	}
 }
