@@ -43,7 +43,7 @@ func TestErrorsAreTyped(t *testing.T) {
 		{"no store", newErr(map[string]Host{"h": good}, nil), "no replay store"},
 		{"bad host", newErr(map[string]Host{"a@b": good}, st), `host name "a@b" has a forbidden character`},
 		{"empty host", newErr(map[string]Host{"": good}, st), "empty host name"},
-		{"no seed", newErr(map[string]Host{"h": {TokenSecrets: good.TokenSecrets}}, st), `host "h" needs a token secret and an otp seed`},
+		{"no seed", newErr(map[string]Host{"h": {TokenSecrets: good.TokenSecrets}}, st), `host "h" needs a token secret and an otp seed, or JWT settings`},
 		{"empty secret", newErr(map[string]Host{"h": {TokenSecrets: [][]byte{{}}, OTPSeeds: good.OTPSeeds}}, st), `host "h" has an empty token secret`},
 		{"bad seed", newErr(map[string]Host{"h": {TokenSecrets: good.TokenSecrets, OTPSeeds: []string{"not base32!"}}}, st),
 			`otp seed is not base32 (host "h")`},

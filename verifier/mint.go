@@ -43,6 +43,9 @@ func (v *Verifier) Mint(user, hostname string, at time.Time, nonce string) (stri
 	if h == nil {
 		return "", verr("unknown host %q", hostname)
 	}
+	if len(h.seeds) == 0 {
+		return "", verr("host %q has no token secret and otp seed: it accepts JWTs only", hostname)
+	}
 	if !validUser(user) {
 		return "", errBadUser()
 	}

@@ -1,4 +1,5 @@
-// Package verifier checks mod_auth_token login tokens.
+// Package verifier checks mod_auth_token login tokens, and single-use JSON
+// Web Tokens (jwt.go).
 //
 // A token for user@host is
 //
@@ -37,7 +38,7 @@ import (
 // Reason is why a token was accepted or refused.
 type Reason string
 
-// The reasons Verify gives.
+// The reasons Verify gives (and those of jwt.go; Reasons lists them all).
 const (
 	Accepted         Reason = "accepted"
 	Malformed        Reason = "malformed"         // not a token, or a user name that cannot be one
@@ -52,6 +53,14 @@ const (
 	StoreForgot Reason = "store_forgot"
 )
 
+// Reasons returns every reason Verify, Check and Explain can give, tokens'
+// and JWTs', Accepted first: for metrics that create their series ahead.
+func Reasons() []Reason {
+	return []Reason{Accepted, Malformed, UnknownHost, OTPOutOfWindow, BadSignature, Replayed,
+		StoreUnavailable, StoreForgot, Expired, NotYetValid, LifetimeTooLong, MissingJTI,
+		WrongJID, UnknownKey, AlgorithmNotAllowed, WrongIssuer, WrongAudience}
+}
+
 // Params are the token parameters shared by every host. The defaults are
 // mod_auth_token's.
 type Params struct {
@@ -61,6 +70,11 @@ type Params struct {
 	// NonceDigits, if not 0, is the exact number of nonce digits a token
 	// must have. Any number is accepted when 0, as mod_auth_token does.
 	NonceDigits int
+	// MinReplayTTL, if longer than the tokens' own need, is how long the
+	// replay store must keep its records (see ReplayTTL): what the hosts'
+	// JWTs need, the largest JWT.ReplayTTL. New refuses a JWT host that
+	// needs more.
+	MinReplayTTL time.Duration
 }
 
 // DefaultParams returns mod_auth_token's parameters.
@@ -79,15 +93,18 @@ func (p Params) Validate() error {
 		return verr("drift must be 0 to 10, not %d", p.Drift)
 	case p.NonceDigits < 0 || p.NonceDigits > 256:
 		return verr("nonce digits must be 0 to 256, not %d", p.NonceDigits)
+	case p.MinReplayTTL < 0 || p.MinReplayTTL > MaxJWTLifetime+2*MaxJWTLeeway:
+		return verr("the least replay TTL must be 0 to %v, not %v", MaxJWTLifetime+2*MaxJWTLeeway, p.MinReplayTTL)
 	}
 	return nil
 }
 
-// ReplayTTL is how long an accepted token must be remembered: the whole time
-// its OTP can still be accepted, (2·drift+1) steps, plus one step of margin
-// for clock adjustments.
+// ReplayTTL is how long the replay store must keep its records: for a
+// token, the whole time its OTP can still be accepted, (2·drift+1) steps,
+// plus one step of margin for clock adjustments; MinReplayTTL if longer
+// (for JWTs).
 func (p Params) ReplayTTL() time.Duration {
-	return time.Duration(2*p.Drift+2) * p.Interval
+	return max(time.Duration(2*p.Drift+2)*p.Interval, p.MinReplayTTL)
 }
 
 // RefusalEnds returns when the refusals that follow a replay store's loss
@@ -102,7 +119,8 @@ func (p Params) RefusalEnds(forgot time.Time) time.Time {
 	return time.Unix((forgot.Unix()/iv+int64(p.Drift)+1)*iv, 0)
 }
 
-// Host holds the secrets of one virtual host.
+// Host holds the secrets of one virtual host: its token secrets and OTP
+// seeds, its JWT settings, or both.
 type Host struct {
 	// TokenSecrets are the HMAC keys; the first is the current one, the
 	// others are still accepted (rotation) but never used to mint.
@@ -111,6 +129,8 @@ type Host struct {
 	OTPSeeds []string
 	// IsUser is the answer to "does this user exist" for the host.
 	IsUser bool
+	// JWT, if set, are the host's JWT settings: it accepts JWTs.
+	JWT *JWT
 }
 
 // Config is what New needs.
@@ -139,6 +159,12 @@ type Result struct {
 	// Forgot is, for StoreForgot, the moment the store may have lost
 	// records; Params.RefusalEnds tells when such refusals end.
 	Forgot time.Time
+	// JWT says the password was taken for a JWT (its reasons are then
+	// jwt.go's or shared ones; Offset, Seed and Secret mean nothing, and
+	// Seed and Secret are -1). For a refusal after the JWT's key was
+	// found, KeyID is that key's kid.
+	JWT   bool
+	KeyID string
 }
 
 // OK reports whether the token was accepted.
@@ -158,6 +184,7 @@ type host struct {
 	seeds   []*seed
 	secrets []*secret
 	isUser  bool
+	jwt     *jwtHost // nil: the host accepts no JWT
 }
 
 type seed struct {
@@ -234,10 +261,22 @@ func New(c Config) (*Verifier, error) {
 		if err := ValidateHostName(name); err != nil {
 			return nil, err
 		}
-		if len(hc.TokenSecrets) == 0 || len(hc.OTPSeeds) == 0 {
-			return nil, verr("host %q needs a token secret and an otp seed", name)
+		if (len(hc.TokenSecrets) == 0 || len(hc.OTPSeeds) == 0) &&
+			(hc.JWT == nil || len(hc.TokenSecrets)+len(hc.OTPSeeds) != 0) {
+			return nil, verr("host %q needs a token secret and an otp seed, or JWT settings", name)
 		}
 		h := &host{isUser: hc.IsUser}
+		if hc.JWT != nil {
+			j, err := newJWTHost(hc.JWT, c.Now)
+			if err != nil {
+				return nil, verr("%s (host %q)", Detail(err), name)
+			}
+			if need, have := hc.JWT.ReplayTTL(), c.Params.ReplayTTL(); need > have {
+				return nil, verr("host %q: its JWTs must be remembered %v (max lifetime plus twice the leeway), "+
+					"but the replay TTL is %v: raise Params.MinReplayTTL", name, need, have)
+			}
+			h.jwt = j
+		}
 		for _, s := range hc.OTPSeeds {
 			k, err := NormalizeSeed(s)
 			if err != nil {
@@ -293,6 +332,24 @@ func validUser(user string) bool {
 // Params returns the verifier's token parameters.
 func (v *Verifier) Params() Params { return v.p }
 
+// RefusalEnds returns when the StoreForgot refusals that follow a loss of
+// records at forgot end, for tokens (Params.RefusalEnds) and for JWTs that
+// carry an iat: the later of the two. (A JWT without iat is judged by exp
+// minus the host's max lifetime, so one that lives less is refused for
+// longer.)
+func (v *Verifier) RefusalEnds(forgot time.Time) time.Time {
+	end := v.p.RefusalEnds(forgot)
+	for _, h := range v.hosts {
+		if h.jwt == nil {
+			continue
+		}
+		if e := h.jwt.refusalEnds(forgot); e.After(end) {
+			end = e
+		}
+	}
+	return end
+}
+
 // IsUser answers the "does this user exist" question for user@host.
 func (v *Verifier) IsUser(user, hostname string) bool {
 	h := v.hosts[hostname]
@@ -306,20 +363,40 @@ func (v *Verifier) IsUser(user, hostname string) bool {
 // records since the token could be accepted, is refused with StoreForgot:
 // checked before recording, and again after, for a loss found while
 // recording (a reconnection to a restarted Redis).
+//
+// A JWT is checked the same way, and its (iss, jti) pair recorded.
 func (v *Verifier) Verify(ctx context.Context, user, hostname, password string) Result {
-	r, key, step := v.check(user, hostname, password)
-	if r.Reason != Accepted || v.forgot(&r, step) {
+	r, p := v.check(user, hostname, password)
+	if r.Reason != Accepted || v.forgotAny(&r, &p) {
 		return r
 	}
-	fresh, err := v.store.Record(ctx, key)
+	fresh, err := v.store.Record(ctx, p.key)
 	switch {
 	case err == nil && !fresh:
 		r.Reason = Replayed
-	case v.forgot(&r, step):
+	case v.forgotAny(&r, &p):
 	case err != nil:
 		r.Reason, r.Err = StoreUnavailable, err
 	}
 	return r
+}
+
+// pending is what check found of a password it accepted: the replay key,
+// and what tells whether the store can vouch for it (a token's OTP step, a
+// JWT's host and issue time).
+type pending struct {
+	key    replay.Key
+	step   int64
+	jwt    *jwtHost
+	issued time.Time
+}
+
+// forgotAny is forgot or forgotJWT, for what p holds.
+func (v *Verifier) forgotAny(r *Result, p *pending) bool {
+	if p.jwt != nil {
+		return v.forgotJWT(r, p.jwt, p.issued)
+	}
+	return v.forgot(r, p.step)
 }
 
 // forgot reports whether a token of the given OTP step could have been
@@ -353,38 +430,61 @@ func (v *Verifier) Explain(ctx context.Context, user, hostname, password string)
 // A token the store cannot vouch for is StoreForgot, as in Verify: never
 // Accepted, so that no one is told it is unused.
 func (v *Verifier) Check(ctx context.Context, user, hostname, password string) Result {
-	r, key, step := v.check(user, hostname, password)
-	if r.Reason != Accepted || v.forgot(&r, step) {
+	r, p := v.check(user, hostname, password)
+	if r.Reason != Accepted || v.forgotAny(&r, &p) {
 		return r
 	}
-	seen, err := v.store.Seen(ctx, key)
+	seen, err := v.store.Seen(ctx, p.key)
 	switch {
 	case err == nil && seen:
 		r.Reason = Replayed
-	case v.forgot(&r, step):
+	case v.forgotAny(&r, &p):
 	case err != nil:
 		r.Reason, r.Err = StoreUnavailable, err
 	}
 	return r
 }
 
-// check verifies everything but freshness and returns the token's replay
-// key and OTP step.
-func (v *Verifier) check(user, hostname, password string) (Result, replay.Key, int64) {
-	var key replay.Key
+// check verifies everything but freshness and returns what Verify needs to
+// record the password.
+func (v *Verifier) check(user, hostname, password string) (Result, pending) {
 	if !validUser(user) {
-		return Result{Reason: Malformed, Err: errBadUser()}, key, 0
+		return Result{Reason: Malformed, Err: errBadUser()}, pending{}
+	}
+	if IsCompactJWS(password) {
+		h := v.hosts[hostname]
+		switch {
+		case h == nil:
+			return Result{Reason: UnknownHost, JWT: true, Seed: -1, Secret: -1}, pending{}
+		case h.jwt == nil:
+			return Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1,
+				Err: verr("a JWT, but host %q accepts none: it has no JWT settings", hostname)}, pending{}
+		}
+		r, out := v.checkJWT(h.jwt, user, hostname, password)
+		return r, pending{key: out.key, jwt: h.jwt, issued: out.issued}
+	}
+	key, step, r := v.checkToken(user, hostname, password)
+	return r, pending{key: key, step: step}
+}
+
+// checkToken verifies everything of a token but freshness and returns its
+// replay key and OTP step.
+func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int64, Result) {
+	var key replay.Key
+	h := v.hosts[hostname]
+	if h != nil && len(h.seeds) == 0 {
+		return key, 0, Result{Reason: Malformed,
+			Err: verr("host %q accepts JWTs only, and the password is not one (three base64url segments separated by dots)", hostname)}
 	}
 	t, err := ParseToken(password, v.p.Digits)
 	if err != nil {
-		return Result{Reason: Malformed, Err: err}, key, 0
+		return key, 0, Result{Reason: Malformed, Err: err}
 	}
 	if v.p.NonceDigits != 0 && len(t.Nonce) != v.p.NonceDigits {
-		return Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}, key, 0
+		return key, 0, Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}
 	}
-	h := v.hosts[hostname]
 	if h == nil {
-		return Result{Reason: UnknownHost}, key, 0
+		return key, 0, Result{Reason: UnknownHost}
 	}
 	r := Result{Reason: OTPOutOfWindow, Seed: -1, Secret: -1}
 	step := v.step(v.now())
@@ -395,17 +495,17 @@ func (v *Verifier) check(user, hostname, password string) (Result, replay.Key, i
 		}
 	}
 	if r.Seed < 0 {
-		return r, key, 0
+		return key, 0, r
 	}
 	for i, s := range h.secrets {
 		if s.verify(&t, user, hostname, &key) {
 			r.Secret = i
 			r.Reason = Accepted
-			return r, key, step + int64(r.Offset)
+			return key, step + int64(r.Offset), r
 		}
 	}
 	r.Reason = BadSignature
-	return r, key, 0
+	return key, 0, r
 }
 
 func (v *Verifier) step(now time.Time) int64 {

@@ -102,6 +102,20 @@ type hostConfig struct {
 	// Rotation: still accepted when verifying, never used to mint.
 	OldTokenSecrets []string `toml:"old_token_secrets"`
 	OldOTPSeeds     []string `toml:"old_otp_seeds"`
+	// JWT is the host's [hosts."h".jwt] section, if it accepts JWTs.
+	JWT *jwtSection `toml:"jwt"`
+}
+
+// jwtSection is a host's [hosts."h".jwt] section. Its names are a
+// contract with admins.
+type jwtSection struct {
+	KeysFile    string   `toml:"keys_file"`
+	Algorithms  []string `toml:"algorithms"`
+	JIDClaim    *string  `toml:"jid_claim"`
+	Issuer      string   `toml:"issuer"`
+	Audience    string   `toml:"audience"`
+	MaxLifetime *int     `toml:"max_lifetime"`
+	Leeway      *int     `toml:"leeway"`
 }
 
 // maxOld bounds old_token_secrets and old_otp_seeds: each one costs an HMAC
@@ -253,7 +267,7 @@ func parse(path string, data []byte) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	c.fileWarnings = secretFileWarnings(&fc)
+	c.fileWarnings = append(secretFileWarnings(&fc), c.fileWarnings...)
 	return c, nil
 }
 
@@ -323,44 +337,85 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
-		h, err := buildHost(name, fc.Hosts[name])
+		h, err := buildHost(name, fc.Hosts[name], &c.fileWarnings)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		c.Hosts[name] = h
+		if h.JWT != nil {
+			// The replay store keeps every record as long as the
+			// longest-lived JWT needs.
+			c.Params.MinReplayTTL = max(c.Params.MinReplayTTL, h.JWT.ReplayTTL())
+		}
 	}
 	return c, nil
 }
 
-// buildHost validates one [hosts."name"] section and reads its secrets.
-// Its errors name the key, never a secret.
-func buildHost(name string, hc hostConfig) (verifier.Host, error) {
+// buildHost validates one [hosts."name"] section and reads its secrets,
+// adding to warnings what weakens them. A host needs token_secret and
+// otp_seed, or a jwt section, or both. Its errors name the key, never a
+// secret.
+func buildHost(name string, hc hostConfig, warnings *[]string) (verifier.Host, error) {
 	key := fmt.Sprintf("hosts.%q", name)
 	if err := verifier.ValidateHostName(name); err != nil {
 		return verifier.Host{}, fmt.Errorf("%s: %s", key, verifier.Detail(err))
 	}
+	h := verifier.Host{IsUser: true}
+	if hc.IsUser != nil {
+		h.IsUser = *hc.IsUser
+	}
+	if hc.JWT != nil {
+		j, warning, err := buildJWT(key+".jwt", hc.JWT)
+		if err != nil {
+			return verifier.Host{}, err
+		}
+		if warning != "" {
+			*warnings = append(*warnings, warning)
+		}
+		h.JWT = j
+		if !hasTokenKeys(hc) {
+			return h, nil // JWTs only
+		}
+	}
+	if err := buildTokenKeys(key, hc, &h); err != nil {
+		if hc.JWT == nil && !hasTokenKeys(hc) {
+			return verifier.Host{}, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
+		}
+		return verifier.Host{}, err
+	}
+	return h, nil
+}
+
+// hasTokenKeys reports whether a host section sets any of the token keys.
+func hasTokenKeys(hc hostConfig) bool {
+	return hc.TokenSecret != "" || hc.TokenSecretFile != "" || hc.OTPSeed != "" || hc.OTPSeedFile != "" ||
+		len(hc.OldTokenSecrets) > 0 || len(hc.OldOTPSeeds) > 0
+}
+
+// buildTokenKeys reads a host's token secrets and OTP seeds into h.
+func buildTokenKeys(key string, hc hostConfig, h *verifier.Host) error {
 	secret, err := secretValue(key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
 	if err != nil {
-		return verifier.Host{}, err
+		return err
 	}
 	seed, err := secretValue(key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
 	if err != nil {
-		return verifier.Host{}, err
+		return err
 	}
 	if seed, err = verifier.NormalizeSeed(seed); err != nil {
-		return verifier.Host{}, fmt.Errorf("%s.otp_seed: not a base32 seed", key)
+		return fmt.Errorf("%s.otp_seed: not a base32 seed", key)
 	}
-	h := verifier.Host{TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}, IsUser: true}
+	h.TokenSecrets, h.OTPSeeds = [][]byte{[]byte(secret)}, []string{seed}
 	if len(hc.OldTokenSecrets) > maxOld || len(hc.OldOTPSeeds) > maxOld {
-		return verifier.Host{}, fmt.Errorf("%s: at most %d old_token_secrets and %d old_otp_seeds", key, maxOld, maxOld)
+		return fmt.Errorf("%s: at most %d old_token_secrets and %d old_otp_seeds", key, maxOld, maxOld)
 	}
 	for i, old := range hc.OldTokenSecrets {
 		if old == "" {
-			return verifier.Host{}, fmt.Errorf("%s.old_token_secrets[%d] is empty", key, i)
+			return fmt.Errorf("%s.old_token_secrets[%d] is empty", key, i)
 		}
 		for _, prev := range h.TokenSecrets {
 			if string(prev) == old {
-				return verifier.Host{}, fmt.Errorf("%s.old_token_secrets[%d] repeats token_secret or another old secret", key, i)
+				return fmt.Errorf("%s.old_token_secrets[%d] repeats token_secret or another old secret", key, i)
 			}
 		}
 		h.TokenSecrets = append(h.TokenSecrets, []byte(old))
@@ -368,17 +423,14 @@ func buildHost(name string, hc hostConfig) (verifier.Host, error) {
 	for i, old := range hc.OldOTPSeeds {
 		n, err := verifier.NormalizeSeed(old)
 		if err != nil {
-			return verifier.Host{}, fmt.Errorf("%s.old_otp_seeds[%d]: not a base32 seed", key, i)
+			return fmt.Errorf("%s.old_otp_seeds[%d]: not a base32 seed", key, i)
 		}
 		if slices.Contains(h.OTPSeeds, n) {
-			return verifier.Host{}, fmt.Errorf("%s.old_otp_seeds[%d] repeats otp_seed or another old seed", key, i)
+			return fmt.Errorf("%s.old_otp_seeds[%d] repeats otp_seed or another old seed", key, i)
 		}
 		h.OTPSeeds = append(h.OTPSeeds, n)
 	}
-	if hc.IsUser != nil {
-		h.IsUser = *hc.IsUser
-	}
-	return h, nil
+	return nil
 }
 
 // secretValue returns a secret given inline or in a file (its trailing

@@ -1,0 +1,664 @@
+package verifier
+
+import (
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tokenauthd/tokenauthd/replay"
+)
+
+// A host may also accept single-use JSON Web Tokens (RFC 7519) signed by
+// its application: a password that is a compact JWS (IsCompactJWS) goes to
+// the host's JWT settings, any other to its token secrets. A JWT is
+// accepted when its "alg" is allowed and fits the key its "kid" names, the
+// signature verifies, the JID claim is user@host exactly, "exp" is present
+// and in the future, "nbf" and "iat" are not in the future, its lifetime
+// is at most MaxLifetime, it has a "jti", and its ("iss", "jti") pair was
+// never accepted before (the pair is then recorded in the replay store).
+//
+// A host without a JWT section refuses a JWT as Malformed, and a host with
+// a JWT section but no token secrets refuses anything else as Malformed:
+// the password is not what the host accepts.
+
+// The reasons only the JWT path gives. Malformed, UnknownHost,
+// BadSignature, Replayed, StoreUnavailable and StoreForgot are shared with
+// tokens.
+const (
+	Expired             Reason = "expired"               // "exp" has passed (beyond the leeway)
+	NotYetValid         Reason = "not_yet_valid"         // "nbf" or "iat" is in the future (beyond the leeway)
+	LifetimeTooLong     Reason = "lifetime_too_long"     // no "exp", or "exp" too far after "iat" (or now)
+	MissingJTI          Reason = "missing_jti"           // no "jti": single use cannot be enforced
+	WrongJID            Reason = "wrong_jid"             // the JID claim is not user@host
+	UnknownKey          Reason = "unknown_key"           // "kid" names no key of the set
+	AlgorithmNotAllowed Reason = "algorithm_not_allowed" // "alg" not allowed, or not the key's
+	WrongIssuer         Reason = "wrong_issuer"          // "iss" is not the configured issuer
+	WrongAudience       Reason = "wrong_audience"        // "aud" lacks the configured audience
+)
+
+// Defaults of a host's JWT settings (the configuration file's).
+const (
+	DefaultJIDClaim       = "jid" // as ejabberd's jwt_jid_field
+	DefaultJWTMaxLifetime = 300 * time.Second
+	DefaultJWTLeeway      = 30 * time.Second
+)
+
+// DefaultJWTAlgorithms returns the algorithms allowed when none are
+// configured: the asymmetric ones applications mostly use.
+func DefaultJWTAlgorithms() []string { return []string{"EdDSA", "ES256", "RS256"} }
+
+// Bounds of the JWT settings and of what a JWT may be.
+const (
+	MaxJWTLifetime = 24 * time.Hour  // the largest MaxLifetime
+	MaxJWTLeeway   = 5 * time.Minute // the largest Leeway
+	MaxJWTKeys     = 16              // keys in a set
+	// MaxJWTSize bounds a JWT: one signed with a 4096-bit RSA key and a
+	// few hundred bytes of claims is under 1.5 KiB.
+	MaxJWTSize = 8 << 10
+	// minRSABits is the smallest RSA modulus a key set may hold.
+	minRSABits = 2048
+	// minHMACKey is the shortest symmetric key: HS256's hash size (RFC
+	// 7518 §3.2); HS384 and HS512 need 48 and 64 bytes.
+	minHMACKey = 32
+)
+
+// JWT is one host's settings for JSON Web Tokens.
+type JWT struct {
+	// KeySet is a JWK Set (RFC 7517 §5), JSON: the keys that verify JWTs,
+	// each named by its "kid" (a set of one key may go without). Public
+	// keys (kty RSA, EC, OKP) or symmetric ones (kty oct, for HS256);
+	// private keys are refused.
+	KeySet []byte
+	// Algorithms is the allowlist of "alg" values, of RS256, RS384,
+	// RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256,
+	// HS384, HS512 (never "none").
+	Algorithms []string
+	// JIDClaim names the claim that holds user@host.
+	JIDClaim string
+	// Issuer, if set, is what "iss" must equal; Audience, if set, what
+	// "aud" must contain.
+	Issuer, Audience string
+	// MaxLifetime bounds exp - iat (exp - now without iat): 1 s to
+	// MaxJWTLifetime.
+	MaxLifetime time.Duration
+	// Leeway is the clock skew allowed on exp, nbf and iat: 0 to
+	// MaxJWTLeeway.
+	Leeway time.Duration
+}
+
+// ReplayTTL is how long the replay store must keep an accepted JWT's
+// record: until its exp plus the leeway, and exp is at most MaxLifetime
+// plus the leeway after now.
+func (j *JWT) ReplayTTL() time.Duration { return j.MaxLifetime + 2*j.Leeway }
+
+// HasSymmetricKey reports whether the key set holds a symmetric (oct) key:
+// a secret, where the other keys are public. It reports false for a set
+// that does not parse.
+func (j *JWT) HasSymmetricKey() bool {
+	var set struct {
+		Keys []jwkMembers `json:"keys"`
+	}
+	if json.Unmarshal(j.KeySet, &set) != nil {
+		return false
+	}
+	return slices.ContainsFunc(set.Keys, func(k jwkMembers) bool { return k.Kty == "oct" })
+}
+
+// Validate reports whether the settings can be used: the key set parses,
+// every key fits an allowed algorithm, and the other values are in their
+// bounds. Its errors never quote a key.
+func (j *JWT) Validate() error {
+	_, err := newJWTHost(j, nil)
+	return err
+}
+
+// jwtAlgs are the algorithms a JWT may be allowed to use.
+var jwtAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+	"ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512"}
+
+// keyFits reports whether alg may verify with key: HMAC with a symmetric
+// key at least as long as its hash, RSA (PKCS #1 v1.5 or PSS) with an RSA
+// key, ECDSA with a key on its own curve, EdDSA with an Ed25519 key.
+func keyFits(alg string, key any) bool {
+	switch k := key.(type) {
+	case []byte:
+		switch alg {
+		case "HS256":
+			return len(k) >= 32
+		case "HS384":
+			return len(k) >= 48
+		case "HS512":
+			return len(k) >= 64
+		}
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return k.Curve == elliptic.P256()
+		case "ES384":
+			return k.Curve == elliptic.P384()
+		case "ES512":
+			return k.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// jwtHost is a host's JWT settings made ready: keys parsed, parser built.
+type jwtHost struct {
+	parser      *jwt.Parser
+	keyfunc     jwt.Keyfunc
+	algs        []string
+	keys        map[string]*jwtKey // by kid
+	only        *jwtKey            // the set's only key, nil if it has several
+	issuer      string
+	jidClaim    string
+	maxLifetime time.Duration
+	leeway      time.Duration
+	// claims is the type JWT payloads decode into: the registered claims
+	// and the JID claim, under its configured name (jidField), so that one
+	// decoding reads them all.
+	claims   reflect.Type
+	jidField int
+}
+
+// jwtKey is one key of a set.
+type jwtKey struct {
+	kid   string
+	named bool   // the JWK has a kid, if empty
+	alg   string // the JWK's own "alg", if any: the only one it verifies
+	key   any    // []byte, *rsa.PublicKey, *ecdsa.PublicKey or ed25519.PublicKey
+}
+
+// The fields of a jwtHost's claims type, in order; the JID claim's is
+// jidField (fieldSub when the JID claim is "sub").
+const (
+	fieldIss = iota
+	fieldSub
+	fieldAud
+	fieldExp
+	fieldNbf
+	fieldIat
+	fieldJti
+	fieldJID
+)
+
+// checkJIDClaim reports whether name can be the JID claim's: not empty,
+// at most 64 bytes, none of the registered claims but "sub", in any case
+// (Go's JSON decoding matches names regardless of case), and made of what
+// encoding/json takes for a field's name: letters, digits and the
+// punctuation jidClaimPunct (no quote, backslash or comma).
+func checkJIDClaim(name string) error {
+	if name == "" || len(name) > 64 {
+		return verr("the JWT JID claim's name must be 1 to 64 bytes")
+	}
+	for _, c := range name {
+		if !unicode.IsLetter(c) && !unicode.IsDigit(c) && !strings.ContainsRune(jidClaimPunct, c) {
+			return verr("the JWT JID claim's name %q holds %q: only letters, digits and %s", name, c, jidClaimPunct)
+		}
+	}
+	for _, r := range []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"} {
+		if strings.EqualFold(name, r) && name != "sub" {
+			return verr("the JWT JID claim cannot be %q: a registered claim", name)
+		}
+	}
+	return nil
+}
+
+// newJWTHost checks j and makes it ready. now is the verifier's clock
+// (nil: only validating).
+func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
+	h := &jwtHost{issuer: j.Issuer, jidClaim: j.JIDClaim, maxLifetime: j.MaxLifetime, leeway: j.Leeway, keys: map[string]*jwtKey{}}
+	switch {
+	case j.MaxLifetime < time.Second || j.MaxLifetime > MaxJWTLifetime:
+		return nil, verr("JWT max lifetime must be 1 s to %v, not %v", MaxJWTLifetime, j.MaxLifetime)
+	case j.Leeway < 0 || j.Leeway > MaxJWTLeeway:
+		return nil, verr("JWT leeway must be 0 to %v, not %v", MaxJWTLeeway, j.Leeway)
+	case len(j.Algorithms) == 0:
+		return nil, verr("no JWT algorithm is allowed")
+	case len(j.Issuer) > 1024 || len(j.Audience) > 1024:
+		return nil, verr("the JWT issuer and audience must be at most 1024 bytes")
+	}
+	if err := checkJIDClaim(j.JIDClaim); err != nil {
+		return nil, err
+	}
+	for _, a := range j.Algorithms {
+		switch {
+		case strings.EqualFold(a, "none"):
+			return nil, verr("JWT algorithm %q is never allowed: a JWT must be signed", a)
+		case !slices.Contains(jwtAlgs, a):
+			return nil, verr("JWT algorithm %q is not one of %s", a, strings.Join(jwtAlgs, ", "))
+		case slices.Contains(h.algs, a):
+			return nil, verr("JWT algorithm %q is listed twice", a)
+		}
+		h.algs = append(h.algs, a)
+	}
+	if err := h.parseKeys(j.KeySet); err != nil {
+		return nil, err
+	}
+	h.claims, h.jidField = claimsType(j.JIDClaim)
+	if !probeClaimsType(h.claims, h.jidField, j.JIDClaim) {
+		return nil, verr("the JWT JID claim %q cannot be read", j.JIDClaim)
+	}
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(h.algs),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(j.Leeway),
+		jwt.WithStrictDecoding(),
+	}
+	if now != nil {
+		opts = append(opts, jwt.WithTimeFunc(now))
+	}
+	if j.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(j.Issuer))
+	}
+	if j.Audience != "" {
+		opts = append(opts, jwt.WithAudience(j.Audience))
+	}
+	h.parser = jwt.NewParser(opts...)
+	h.keyfunc = h.keyFor
+	return h, nil
+}
+
+// parseKeys parses a JWK Set with go-jose and keeps its keys by kid.
+func (h *jwtHost) parseKeys(data []byte) error {
+	// Each key apart, to name the one that fails; its members apart, to
+	// say what is wrong without quoting a secret.
+	var set struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(data, &set); err != nil || set.Keys == nil {
+		return verr("the JWT key set is not a JWK Set: a JSON object with a \"keys\" array")
+	}
+	switch n := len(set.Keys); {
+	case n == 0:
+		return verr("the JWT key set has no key")
+	case n > MaxJWTKeys:
+		return verr("the JWT key set has %d keys: at most %d", n, MaxJWTKeys)
+	}
+	for i, raw := range set.Keys {
+		k, err := h.parseKey(i, raw, len(set.Keys))
+		if err != nil {
+			return err
+		}
+		if len(set.Keys) == 1 {
+			h.only = k
+		}
+		if k.named {
+			h.keys[k.kid] = k
+		}
+	}
+	return nil
+}
+
+// jwkMembers are the members of a JWK that say what it is, and whether it
+// holds private or secret material.
+type jwkMembers struct {
+	Kty    string          `json:"kty"`
+	Kid    *string         `json:"kid"`
+	Alg    string          `json:"alg"`
+	Use    string          `json:"use"`
+	KeyOps []string        `json:"key_ops"`
+	D      json.RawMessage `json:"d"`
+}
+
+// parseKey parses the i-th key of a set of n.
+func (h *jwtHost) parseKey(i int, raw json.RawMessage, n int) (*jwtKey, error) {
+	var m jwkMembers
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, verr("JWT key %d is not a JSON object with string members kty, kid, alg, use", i)
+	}
+	name := fmt.Sprintf("JWT key %d", i)
+	if m.Kid != nil {
+		if len(*m.Kid) > 256 {
+			return nil, verr("%s: kid longer than 256 bytes", name)
+		}
+		name = fmt.Sprintf("JWT key %d (kid %q)", i, *m.Kid)
+	}
+	switch {
+	case m.Kid == nil && n > 1:
+		return nil, verr("%s has no kid: every key of a set of several needs one, that JWTs name", name)
+	case m.Kid != nil && *m.Kid == "" && n > 1:
+		return nil, verr("%s has an empty kid", name)
+	case m.Kid != nil && h.keys[*m.Kid] != nil:
+		return nil, verr("%s: kid used by another key of the set", name)
+	case m.Use != "" && m.Use != "sig":
+		return nil, verr("%s is for use %q: only \"sig\" keys verify JWTs", name, m.Use)
+	case m.KeyOps != nil && !slices.Contains(m.KeyOps, "verify"):
+		return nil, verr("%s: its key_ops do not include \"verify\"", name)
+	case m.D != nil:
+		return nil, verr("%s is a private key: the set must hold the public key only", name)
+	}
+	var jwk jose.JSONWebKey
+	if err := jwk.UnmarshalJSON(raw); err != nil {
+		if m.Kty == "oct" { // go-jose's errors do not quote keys, but a secret's is not worth the risk
+			return nil, verr("%s: not a valid symmetric JWK (kty oct, k the base64url of the key)", name)
+		}
+		return nil, verr("%s: not a valid JWK: %s", name, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
+	}
+	if !validJWK(&jwk) {
+		return nil, verr("%s: not a valid JWK", name)
+	}
+	k := &jwtKey{alg: jwk.Algorithm, key: jwk.Key}
+	if m.Kid != nil {
+		k.kid, k.named = *m.Kid, true
+	}
+	switch key := jwk.Key.(type) {
+	case []byte:
+		if len(key) < minHMACKey {
+			return nil, verr("%s: a symmetric key of %d bytes: at least %d", name, len(key), minHMACKey)
+		}
+	case *rsa.PublicKey:
+		if bits := key.N.BitLen(); bits < minRSABits {
+			return nil, verr("%s: an RSA key of %d bits: at least %d", name, bits, minRSABits)
+		}
+	case *ecdsa.PublicKey, ed25519.PublicKey:
+	default:
+		return nil, verr("%s: a key of type %q cannot verify JWTs", name, m.Kty)
+	}
+	if k.alg != "" && !slices.Contains(h.algs, k.alg) {
+		return nil, verr("%s is for alg %q, which the JWT algorithms do not allow", name, k.alg)
+	}
+	if !slices.ContainsFunc(h.algs, k.fits) {
+		return nil, verr("%s, of kty %q, fits none of the JWT algorithms %s", name, m.Kty, strings.Join(h.algs, ", "))
+	}
+	return k, nil
+}
+
+// validJWK is go-jose's Valid, which knows of no symmetric key, and for
+// a symmetric key whether it has one.
+func validJWK(k *jose.JSONWebKey) bool {
+	if b, ok := k.Key.([]byte); ok {
+		return len(b) > 0
+	}
+	return k.Valid()
+}
+
+// fits reports whether alg may verify with the key.
+func (k *jwtKey) fits(alg string) bool {
+	return (k.alg == "" || k.alg == alg) && keyFits(alg, k.key)
+}
+
+// jidClaimPunct is the punctuation a JID claim's name may hold.
+const jidClaimPunct = "!#$%&()*+-./:;<=>?@[]^_{|}~ "
+
+// claimsType returns the struct type a payload decodes into: the
+// registered claims, then the JID claim under its name, and the index of
+// the JID claim's field ("sub" is its own).
+func claimsType(jidClaim string) (reflect.Type, int) {
+	str, date := reflect.TypeFor[string](), reflect.TypeFor[*jwt.NumericDate]()
+	fields := []reflect.StructField{
+		{Name: "Iss", Type: str, Tag: `json:"iss"`},
+		{Name: "Sub", Type: str, Tag: `json:"sub"`},
+		{Name: "Aud", Type: reflect.TypeFor[jwt.ClaimStrings](), Tag: `json:"aud"`},
+		{Name: "Exp", Type: date, Tag: `json:"exp"`},
+		{Name: "Nbf", Type: date, Tag: `json:"nbf"`},
+		{Name: "Iat", Type: date, Tag: `json:"iat"`},
+		{Name: "Jti", Type: str, Tag: `json:"jti"`},
+	}
+	if jidClaim == "sub" {
+		return reflect.StructOf(fields), fieldSub
+	}
+	tag, _ := json.Marshal(jidClaim) // a quoted string: a valid tag value
+	fields = append(fields, reflect.StructField{Name: "JID", Type: str,
+		Tag: reflect.StructTag(`json:` + string(tag))})
+	return reflect.StructOf(fields), fieldJID
+}
+
+// probeClaimsType reports whether the JID claim decodes into the type's
+// JID field, and a claim "JID" does not (unless it is the JID claim in
+// another case): a name encoding/json did not take for a tag would make
+// the field's own name, JID, the claim.
+func probeClaimsType(t reflect.Type, jidField int, jidClaim string) bool {
+	decode := func(claim string) string {
+		payload, _ := json.Marshal(map[string]string{claim: "probe"})
+		p := reflect.New(t)
+		if json.Unmarshal(payload, p.Interface()) != nil {
+			return ""
+		}
+		return p.Elem().Field(jidField).String()
+	}
+	return decode(jidClaim) == "probe" && (strings.EqualFold(jidClaim, "JID") || decode("JID") == "")
+}
+
+// jwtClaims are one JWT's claims, and the key the JWT named.
+type jwtClaims struct {
+	jwt.RegisteredClaims
+	jid string
+	h   *jwtHost
+	key *jwtKey
+}
+
+// UnmarshalJSON decodes a payload through the host's claims type.
+func (c *jwtClaims) UnmarshalJSON(b []byte) error {
+	p := reflect.New(c.h.claims)
+	if err := json.Unmarshal(b, p.Interface()); err != nil {
+		return err
+	}
+	v := p.Elem()
+	c.Issuer = v.Field(fieldIss).String()
+	c.Subject = v.Field(fieldSub).String()
+	// Through pointers: an interface holding a pointer costs no
+	// allocation.
+	c.Audience = *v.Field(fieldAud).Addr().Interface().(*jwt.ClaimStrings)
+	c.ExpiresAt = *v.Field(fieldExp).Addr().Interface().(**jwt.NumericDate)
+	c.NotBefore = *v.Field(fieldNbf).Addr().Interface().(**jwt.NumericDate)
+	c.IssuedAt = *v.Field(fieldIat).Addr().Interface().(**jwt.NumericDate)
+	c.ID = v.Field(fieldJti).String()
+	c.jid = v.Field(c.h.jidField).String()
+	return nil
+}
+
+// Why the key function refuses a JWT.
+var (
+	errUnknownKey = errors.New("no key of the set has the JWT's kid")
+	errKeyAlg     = errors.New("the JWT's alg does not fit its key")
+	errCrit       = errors.New("the JWT has critical header parameters")
+)
+
+// keyFor is the parser's key function: the key the JWT's kid names (or
+// the set's only key, for a JWT without kid), if its alg fits that key.
+func (h *jwtHost) keyFor(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// RFC 7515 §4.1.11: extensions this verifier does not know of
+		// must be refused.
+		return nil, errCrit
+	}
+	var k *jwtKey
+	if kid, ok := t.Header["kid"]; !ok {
+		k = h.only
+	} else if s, ok := kid.(string); ok {
+		k = h.keys[s]
+	}
+	if k == nil {
+		return nil, errUnknownKey
+	}
+	if !k.fits(t.Method.Alg()) {
+		return nil, errKeyAlg
+	}
+	if c, ok := t.Claims.(*jwtClaims); ok {
+		c.key = k
+	}
+	return k.key, nil
+}
+
+// IsCompactJWS reports whether password has the shape of a compact JWS
+// (RFC 7515 §7.1): three segments of base64url characters separated by
+// dots, the first two not empty. A mod_auth_token token never has it (it
+// holds a space), so it is what sends a password to the JWT checks.
+func IsCompactJWS(password string) bool {
+	dots, last := 0, -1
+	for i := 0; i < len(password); i++ {
+		switch c := password[i]; {
+		case c == '.':
+			if i == last+1 && dots < 2 { // an empty header or payload
+				return false
+			}
+			dots, last = dots+1, i
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_':
+		default:
+			return false
+		}
+	}
+	return dots == 2
+}
+
+// jwtVerdict is what the JWT checks found, besides the Result.
+type jwtVerdict struct {
+	key    replay.Key
+	issued time.Time // iat, or exp - MaxLifetime without it
+}
+
+// checkJWT verifies everything of a JWT for user@hostname but freshness.
+func (v *Verifier) checkJWT(h *jwtHost, user, hostname, password string) (Result, jwtVerdict) {
+	r := Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1}
+	var out jwtVerdict
+	if len(password) > MaxJWTSize {
+		r.Err = verr("the JWT is longer than %d bytes", MaxJWTSize)
+		return r, out
+	}
+	c := &jwtClaims{h: h}
+	t, err := h.parser.ParseWithClaims(password, c, h.keyfunc)
+	if c.key != nil {
+		r.KeyID = c.key.kid
+	}
+	if err != nil {
+		r.Reason, r.Err = h.refusal(t, c, err)
+		return r, out
+	}
+	now := v.now()
+	exp := c.ExpiresAt.Time
+	if c.IssuedAt != nil {
+		if life := exp.Sub(c.IssuedAt.Time); life > h.maxLifetime {
+			r.Reason, r.Err = LifetimeTooLong, verr("the JWT lives %v from iat to exp: at most %v", life, h.maxLifetime)
+			return r, out
+		}
+		out.issued = c.IssuedAt.Time
+	} else {
+		// Without iat, the lifetime left is all there is to judge, on
+		// the issuer's clock: the leeway allows for it.
+		if life := exp.Sub(now); life > h.maxLifetime+h.leeway {
+			r.Reason, r.Err = LifetimeTooLong, verr("the JWT, without iat, expires %v from now: at most %v (max lifetime %v, leeway %v)",
+				life.Truncate(time.Second), h.maxLifetime+h.leeway, h.maxLifetime, h.leeway)
+			return r, out
+		}
+		out.issued = exp.Add(-h.maxLifetime)
+	}
+	if c.ID == "" {
+		r.Reason, r.Err = MissingJTI, verr("the JWT has no jti: it could not be used once only")
+		return r, out
+	}
+	if !isJID(c.jid, user, hostname) {
+		r.Reason, r.Err = WrongJID, verr("the JWT's %q claim is not %s@%s, as the server sent them", h.jidClaim, user, hostname)
+		return r, out
+	}
+	r.Reason = Accepted
+	out.key = jwtReplayKey(c.Issuer, c.ID)
+	return r, out
+}
+
+// isJID reports whether jid is user@host, byte for byte.
+func isJID(jid, user, host string) bool {
+	return len(jid) == len(user)+1+len(host) && jid[:len(user)] == user &&
+		jid[len(user)] == '@' && jid[len(user)+1:] == host
+}
+
+// jwtKeyDomain starts the material of every JWT replay key. The material
+// of a token's key starts with its host name, whose first byte is never a
+// NUL: the two kinds cannot share a key but by a hash collision.
+const jwtKeyDomain = "\x00tokenauthd jwt\x00"
+
+// jwtReplayKey is the replay key of the (iss, jti) pair: iss's length
+// first, so that no other split of the same bytes makes the same key.
+func jwtReplayKey(iss, jti string) replay.Key {
+	var buf [256]byte
+	b := append(buf[:0], jwtKeyDomain...)
+	b = binary.AppendUvarint(b, uint64(len(iss)))
+	b = append(b, iss...)
+	b = append(b, jti...)
+	return replay.HashKey(b)
+}
+
+// refusal maps the parser's error to a reason and an error of the
+// verifier's own, which quotes nothing of the JWT.
+func (h *jwtHost) refusal(t *jwt.Token, c *jwtClaims, err error) (Reason, error) {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return Malformed, verr("not a JWT: its header, payload or signature is not base64url of JSON objects with claims of the right types")
+	case errors.Is(err, errCrit):
+		return Malformed, verr("the JWT has critical header parameters (crit), which this verifier does not know")
+	case errors.Is(err, errUnknownKey):
+		return UnknownKey, verr("no key of the set has the JWT's kid (a JWT without kid needs a set of one key)")
+	case errors.Is(err, errKeyAlg):
+		return AlgorithmNotAllowed, verr("the JWT's alg %q does not fit the key its kid names", t.Method.Alg())
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		// No alg, or one the library does not know.
+		if _, ok := t.Header["alg"].(string); ok {
+			return AlgorithmNotAllowed, verr("the JWT's alg is none this verifier knows (allowed: %s)", strings.Join(h.algs, ", "))
+		}
+		return Malformed, verr("the JWT's header has no alg")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		if alg := t.Method.Alg(); !slices.Contains(h.algs, alg) {
+			return AlgorithmNotAllowed, verr("the JWT's alg %q is not allowed (allowed: %s)", alg, strings.Join(h.algs, ", "))
+		}
+		return BadSignature, nil
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Expired, verr("the JWT expired at %s (leeway %v)", c.ExpiresAt.UTC().Format(time.RFC3339), h.leeway)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return NotYetValid, verr("the JWT is not valid before %s (nbf; leeway %v)", c.NotBefore.UTC().Format(time.RFC3339), h.leeway)
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return NotYetValid, verr("the JWT is issued at %s, in the future (iat; leeway %v)", c.IssuedAt.UTC().Format(time.RFC3339), h.leeway)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return WrongIssuer, verr("the JWT's iss is not the configured issuer")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return WrongAudience, verr("the JWT's aud does not hold the configured audience")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		switch {
+		case c.ExpiresAt == nil:
+			return LifetimeTooLong, verr("the JWT has no exp: it would never expire")
+		case h.issuer != "" && c.Issuer == "":
+			return WrongIssuer, verr("the JWT has no iss, and an issuer is configured")
+		}
+		return WrongAudience, verr("the JWT has no aud, and an audience is configured")
+	}
+	return Malformed, verr("the JWT's claims are not valid")
+}
+
+// forgotJWT reports whether a JWT issued at issued could have been
+// accepted before the store may have lost records, and if so refuses it
+// with StoreForgot. A JWT accepted at a moment t had its iat at most t +
+// leeway (or, without iat, exp at most t + MaxLifetime + leeway): one
+// issued up to the loss plus the leeway may have been accepted.
+func (v *Verifier) forgotJWT(r *Result, h *jwtHost, issued time.Time) bool {
+	at := v.store.ForgottenAt()
+	if at.IsZero() || issued.After(at.Add(h.leeway)) {
+		return false
+	}
+	r.Reason, r.Forgot = StoreForgot, at
+	r.Err = &ForgotError{At: at, Until: h.refusalEnds(at)}
+	return true
+}
+
+// refusalEnds returns when the StoreForgot refusals of JWTs with an iat
+// that follow a loss of records at forgot end: the first whole second
+// after forgot plus the leeway.
+func (h *jwtHost) refusalEnds(forgot time.Time) time.Time {
+	return forgot.Add(h.leeway).Truncate(time.Second).Add(time.Second)
+}
