@@ -203,8 +203,8 @@ func (k key) String() string {
 }
 
 var (
-	sectionHeading = regexp.MustCompile(`^### (?:Top level|\[([a-z]+(?:\."HOST")?)\])$`)
-	tableLine      = regexp.MustCompile(`^\[([a-z]+)(?:\."[^"]*")?\]`)
+	sectionHeading = regexp.MustCompile(`^### (?:Top level|\[([a-z]+(?:\."HOST"(?:\.jwt)?)?)\])$`)
+	tableLine      = regexp.MustCompile(`^(?:#\s*)?\[([a-z]+)(?:\."[^"]*"(\.jwt)?)?\]\s*$`)
 	commentedKey   = regexp.MustCompile(`^#\s*(?:or:\s*)?([a-z_]+) = `)
 )
 
@@ -259,6 +259,8 @@ func exampleKeys(t *testing.T) []key {
 			set[key{k[0], k[1]}] = true
 		case len(k) == 3 && k[0] == "hosts":
 			set[key{`hosts."HOST"`, k[2]}] = true
+		case len(k) == 4 && k[0] == "hosts" && k[2] == "jwt":
+			set[key{`hosts."HOST".jwt`, k[3]}] = true
 		default:
 			t.Errorf("%s: key %q is nested deeper than a host's", example, k)
 		}
@@ -270,7 +272,7 @@ func exampleKeys(t *testing.T) []key {
 		if m := tableLine.FindStringSubmatch(l); m != nil {
 			section = m[1]
 			if section == "hosts" {
-				section = `hosts."HOST"`
+				section = `hosts."HOST"` + m[2]
 			}
 		} else if m := commentedKey.FindStringSubmatch(l); m != nil {
 			set[key{section, m[1]}] = true
@@ -290,6 +292,8 @@ func known(t *testing.T, k key) bool {
 		doc = k.name + " = 0\n"
 	case k.section == `hosts."HOST"`:
 		doc = "[hosts.\"example.org\"]\n" + k.name + " = 0\n"
+	case k.section == `hosts."HOST".jwt`:
+		doc = "[hosts.\"example.org\".jwt]\n" + k.name + " = 0\n"
 	default:
 		doc = "[" + k.section + "]\n" + k.name + " = 0\n"
 	}
