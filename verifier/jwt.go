@@ -659,6 +659,8 @@ func (v *Verifier) forgotJWT(r *Result, h *jwtHost, issued time.Time) bool {
 // refusalEnds returns when the StoreForgot refusals of JWTs with an iat
 // that follow a loss of records at forgot end: the first whole second
 // after forgot plus the leeway.
-func (h *jwtHost) refusalEnds(forgot time.Time) time.Time {
-	return forgot.Add(h.leeway).Truncate(time.Second).Add(time.Second)
+func (h *jwtHost) refusalEnds(forgot time.Time) time.Time { return jwtRefusalEnds(forgot, h.leeway) }
+
+func jwtRefusalEnds(forgot time.Time, leeway time.Duration) time.Time {
+	return forgot.Add(leeway).Truncate(time.Second).Add(time.Second)
 }

@@ -749,6 +749,11 @@ func TestJWTStoreForgot(t *testing.T) {
 		if got := v.RefusalEnds(time.Unix(tt.forgot, 0)); got.Unix() != tt.ends {
 			t.Errorf("leeway %v: RefusalEnds(%d) = %d, want %d", tt.leeway, tt.forgot, got.Unix(), tt.ends)
 		}
+		// The same before a verifier is made (a store opening logs it).
+		c := Config{Params: DefaultParams(), Hosts: map[string]Host{"example.org": {JWT: j}, "example.net": {TokenSecrets: [][]byte{[]byte(secretB)}}}}
+		if got := c.RefusalEnds(time.Unix(tt.forgot, 0)); got.Unix() != tt.ends {
+			t.Errorf("leeway %v: Config.RefusalEnds(%d) = %d, want %d", tt.leeway, tt.forgot, got.Unix(), tt.ends)
+		}
 	}
 }
 

@@ -174,10 +174,11 @@ func (r Result) OK() bool { return r.Reason == Accepted }
 // for its caches: to change hosts or secrets, build a new one on the same
 // Store.
 type Verifier struct {
-	p     Params
-	hosts map[string]*host
-	store replay.Store
-	now   func() time.Time
+	p           Params
+	hosts       map[string]*host
+	store       replay.Store
+	now         func() time.Time
+	refusalEnds func(forgot time.Time) time.Time
 }
 
 type host struct {
@@ -256,7 +257,8 @@ func New(c Config) (*Verifier, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	v := &Verifier{p: c.Params, hosts: make(map[string]*host, len(c.Hosts)), store: c.Store, now: c.Now}
+	v := &Verifier{p: c.Params, hosts: make(map[string]*host, len(c.Hosts)), store: c.Store, now: c.Now,
+		refusalEnds: c.refusalEnds()}
 	for name, hc := range c.Hosts {
 		if err := ValidateHostName(name); err != nil {
 			return nil, err
@@ -337,17 +339,29 @@ func (v *Verifier) Params() Params { return v.p }
 // carry an iat: the later of the two. (A JWT without iat is judged by exp
 // minus the host's max lifetime, so one that lives less is refused for
 // longer.)
-func (v *Verifier) RefusalEnds(forgot time.Time) time.Time {
-	end := v.p.RefusalEnds(forgot)
-	for _, h := range v.hosts {
-		if h.jwt == nil {
-			continue
-		}
-		if e := h.jwt.refusalEnds(forgot); e.After(end) {
-			end = e
+func (v *Verifier) RefusalEnds(forgot time.Time) time.Time { return v.refusalEnds(forgot) }
+
+// RefusalEnds is Verifier.RefusalEnds for the verifier c makes, known
+// before it is made (when a store is opened).
+func (c Config) RefusalEnds(forgot time.Time) time.Time { return c.refusalEnds()(forgot) }
+
+// refusalEnds returns RefusalEnds for c's parameters and hosts.
+func (c Config) refusalEnds() func(time.Time) time.Time {
+	var leeway time.Duration
+	jwts := false
+	for _, h := range c.Hosts {
+		if h.JWT != nil {
+			leeway, jwts = max(leeway, h.JWT.Leeway), true
 		}
 	}
-	return end
+	p := c.Params
+	return func(forgot time.Time) time.Time {
+		end := p.RefusalEnds(forgot)
+		if e := jwtRefusalEnds(forgot, leeway); jwts && e.After(end) {
+			end = e
+		}
+		return end
+	}
 }
 
 // IsUser answers the "does this user exist" question for user@host.

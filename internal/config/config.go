@@ -476,7 +476,12 @@ func readSecretFile(path string) ([]byte, error) {
 
 // NewVerifier builds the verifier of a configuration on the given store.
 func NewVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
-	return verifier.New(verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store})
+	return verifier.New(c.VerifierConfig(store))
+}
+
+// VerifierConfig is what NewVerifier makes a verifier of.
+func (c *Config) VerifierConfig(store replay.Store) verifier.Config {
+	return verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store}
 }
 
 // SocketPath validates a Unix socket path: absolute, and short enough for

@@ -32,16 +32,8 @@ type metrics struct {
 	reqTimeouts prometheus.Counter
 }
 
-// verifierReasons are the verifier's reasons (verifier/verifier.go), each
-// of which auth, seen and unused can be answered with. A reason the
-// verifier gains goes here (TestMetricsVerifierReasons checks).
-var verifierReasons = []verifier.Reason{
-	verifier.Accepted, verifier.Malformed, verifier.UnknownHost, verifier.OTPOutOfWindow,
-	verifier.BadSignature, verifier.Replayed, verifier.StoreUnavailable, verifier.StoreForgot,
-}
-
 // requestSeries lists every (command, result, reason) a request can be
-// counted under, from verifierReasons and auth.go's own reasons. Each
+// counted under, from verifier.Reasons() and auth.go's own reasons. Each
 // series is exported from the start, at 0, as Prometheus' instrumentation
 // guide asks: a series that appears only at its first event hides that
 // event from rate() and from alerts on it.
@@ -54,7 +46,7 @@ func requestSeries() [][3]string {
 		}
 		s = append(s, [3]string{command, result, reason})
 	}
-	for _, r := range verifierReasons {
+	for _, r := range verifier.Reasons() {
 		// Yes: auth and unused for a token that passes every check (and,
 		// for auth, is recorded); seen for one already recorded.
 		add(protocol.CmdAuth, r == verifier.Accepted, string(r))

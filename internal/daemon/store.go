@@ -36,7 +36,7 @@ func newStore(cfg *config.Config, log *slog.Logger, daemon bool) (replay.Store, 
 		now := time.Now()
 		m.MarkForgotten(now)
 		log.Info("refuse_after_start: the replay store starts empty, so tokens an earlier process could have accepted are refused",
-			"refused_until", cfg.Params.RefusalEnds(now).Format(time.RFC3339))
+			"refused_until", cfg.VerifierConfig(nil).RefusalEnds(now).Format(time.RFC3339))
 	}
 	return m, nil
 }
@@ -56,19 +56,19 @@ func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
 	}
 	switch {
 	case st.Lost != "":
-		logForgotten(log, cfg.Params, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
+		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():
-		logForgotten(log, cfg.Params, st.Forgotten, "a recent start found that the journal may have lost records")
+		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, "a recent start found that the journal may have lost records")
 	}
 	return j, nil
 }
 
 // logForgotten warns that the replay store may have lost records at at,
 // why, and until when tokens are refused for it.
-func logForgotten(log *slog.Logger, p verifier.Params, at time.Time, why string, attrs ...any) {
+func logForgotten(log *slog.Logger, vc verifier.Config, at time.Time, why string, attrs ...any) {
 	log.Warn("the replay store may have lost records: tokens minted before refused_until are refused, since they could have been accepted already",
 		append([]any{"why", why, "forgotten_at", at.Format(time.RFC3339),
-			"refused_until", p.RefusalEnds(at).Format(time.RFC3339)}, attrs...)...)
+			"refused_until", vc.RefusalEnds(at).Format(time.RFC3339)}, attrs...)...)
 }
 
 // newRedisStore returns the Redis store. It does not wait for Redis: while
@@ -82,7 +82,7 @@ func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
 		return newRedisClient(rc, onConnect)
 	}, redisstore.Options{
 		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
-		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.Params, at, why) },
+		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.VerifierConfig(nil), at, why) },
 	})
 	if err := s.Ping(context.Background()); err != nil {
 		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
