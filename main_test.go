@@ -120,7 +120,7 @@ func TestRunGenSecrets(t *testing.T) {
 	// The block is a working configuration.
 	p := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(p, []byte(out), 0o600)
-	c, err := config.Load(p)
+	c, err := config.Load(p, config.Options{})
 	if err != nil {
 		t.Fatalf("gen-secrets output does not load: %v", err)
 	}

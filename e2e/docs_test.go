@@ -35,7 +35,7 @@ func readmeSnippet(t *testing.T, lang string) string {
 // configuration, which the README's snippets use.
 func checkExampleToken(t *testing.T, tok string) {
 	t.Helper()
-	cfg, err := config.Load("../config.toml.example")
+	cfg, err := config.Load("../config.toml.example", config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -269,7 +269,7 @@ func interopConfig(t testing.TB) string {
 // an injected clock, and now through the binary.
 func TestInteropPyotpTokens(t *testing.T) {
 	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
-	cfg, err := config.Load(interopConfig(t))
+	cfg, err := config.Load(interopConfig(t), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

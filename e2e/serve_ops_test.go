@@ -172,7 +172,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 
 // TestServeMetricsOff: without [metrics] listen nothing listens on TCP.
 func TestServeMetricsOff(t *testing.T) {
-	cfg, err := config.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)))
+	cfg, err := config.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -490,7 +490,7 @@ func TestAmnesiaRedis(t *testing.T) {
 // to mint tokens with.
 func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra))
+	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

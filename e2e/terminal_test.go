@@ -464,7 +464,7 @@ func TestStdioOverPTY(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

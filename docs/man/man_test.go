@@ -297,7 +297,7 @@ func known(t *testing.T, k key) bool {
 	default:
 		doc = "[" + k.section + "]\n" + k.name + " = 0\n"
 	}
-	_, err := config.Parse("man.toml", []byte(doc))
+	_, err := config.Parse("man.toml", []byte(doc), config.Options{})
 	return err == nil || !strings.Contains(err.Error(), "unknown key")
 }
 

@@ -117,7 +117,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	}
 	var m *minter
 	if err == nil {
-		m, err = newMinter(path, *users)
+		m, err = newMinter(path, config.Options{Credentials: e.Var("CREDENTIALS_DIRECTORY")}, *users)
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
@@ -181,8 +181,8 @@ type minter struct {
 	tokens int // made so far
 }
 
-func newMinter(path string, users int) (*minter, error) {
-	cfg, err := config.Load(path)
+func newMinter(path string, o config.Options, users int) (*minter, error) {
+	cfg, err := config.Load(path, o)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
@@ -100,7 +101,7 @@ func TestBenchPyHelper(t *testing.T) {
 	if err := writeBenchConfig(context.Background(), cfg, 2); err != nil {
 		t.Fatal(err)
 	}
-	m, err := newMinter(cfg, 3)
+	m, err := newMinter(cfg, config.Options{}, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

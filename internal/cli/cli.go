@@ -113,11 +113,42 @@ func ParseNoArgs(e *Env, fs *flag.FlagSet, args []string) (int, bool) {
 	return 0, true
 }
 
+// ConfigFlags are the flags of a command that reads the configuration:
+// -config and -credentials.
+type ConfigFlags struct{ path, credentials *string }
+
 // NewConfigFlags is NewFlags for a command that reads the configuration:
-// it defines -config, whose value it returns.
-func NewConfigFlags(e *Env, name, usage string) (*flag.FlagSet, *string) {
+// it defines -config and -credentials.
+func NewConfigFlags(e *Env, name, usage string) (*flag.FlagSet, *ConfigFlags) {
 	fs := NewFlags(e, name, usage)
-	return fs, fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")")
+	return fs, &ConfigFlags{
+		path:        fs.String("config", "", "configuration file (default $TOKENAUTHD_CONFIG, else "+config.DefaultPath+")"),
+		credentials: fs.String("credentials", "", "the directory \"%d/\" stands for in *_file paths (default $CREDENTIALS_DIRECTORY, which systemd sets for the service)"),
+	}
+}
+
+// Flag is -config's value, "" if not given.
+func (c *ConfigFlags) Flag() string { return *c.path }
+
+// Path is the configuration file: -config, else $TOKENAUTHD_CONFIG, else
+// config.DefaultPath.
+func (c *ConfigFlags) Path(e *Env) string { return config.Path(*c.path, e.Var) }
+
+// Options are the configuration's settings from outside its file:
+// -credentials, else $CREDENTIALS_DIRECTORY.
+func (c *ConfigFlags) Options(e *Env) config.Options {
+	o := config.Options{Credentials: *c.credentials}
+	if o.Credentials == "" {
+		o.Credentials = e.Var("CREDENTIALS_DIRECTORY")
+	}
+	return o
+}
+
+// Load loads the configuration at Path with Options, and returns its path.
+func (c *ConfigFlags) Load(e *Env) (string, *config.Config, error) {
+	path := c.Path(e)
+	cfg, err := config.Load(path, c.Options(e))
+	return path, cfg, err
 }
 
 // version and commit are set at build time by scripts/package, from the

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -176,15 +175,25 @@ type RedisConfig struct {
 	MinReplicas int
 }
 
+// Options are what loading a configuration takes from outside its file.
+type Options struct {
+	// Credentials says what "%d/" stands for at the start of a *_file
+	// path: a directory as systemd's $CREDENTIALS_DIRECTORY ("%d/NAME" is
+	// DIR/NAME), or, outside the service, "ID:DIR" as the unit's
+	// LoadCredential=ID:DIR ("%d/ID_NAME" is DIR/NAME). "" refuses such
+	// paths.
+	Credentials string
+}
+
 // Load reads and validates the configuration file at path (see
 // readConfigFile). Its errors name the offending key and never quote a
 // secret.
-func Load(path string) (*Config, error) {
+func Load(path string, o Options) (*Config, error) {
 	data, warning, err := readConfigFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	c, err := Parse(path, data)
+	c, err := Parse(path, data, o)
 	if err != nil {
 		return nil, err
 	}
@@ -196,8 +205,8 @@ func Load(path string) (*Config, error) {
 
 // Parse parses and validates a configuration file's contents; path
 // only names it in errors (and *_file paths are read).
-func Parse(path string, data []byte) (*Config, error) {
-	c, err := parse(path, data)
+func Parse(path string, data []byte, o Options) (*Config, error) {
+	c, err := parse(path, data, o)
 	if err != nil {
 		return nil, shortError{err}
 	}
@@ -227,7 +236,7 @@ func (e shortError) Error() string {
 
 func (e shortError) Unwrap() error { return e.err }
 
-func parse(path string, data []byte) (*Config, error) {
+func parse(path string, data []byte, o Options) (*Config, error) {
 	var fc fileConfig
 	fc.Protocol = "auto"
 	d := verifier.DefaultParams()
@@ -263,11 +272,11 @@ func parse(path string, data []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
 	}
-	c, err := buildConfig(path, &fc)
+	c, err := buildConfig(path, &fc, o)
 	if err != nil {
 		return nil, err
 	}
-	c.fileWarnings = append(secretFileWarnings(&fc), c.fileWarnings...)
+	c.fileWarnings = append(secretFileWarnings(&fc, o), c.fileWarnings...)
 	return c, nil
 }
 
@@ -287,7 +296,7 @@ func tomlError(path string, err error) error {
 	return fmt.Errorf("%s: %w", path, err)
 }
 
-func buildConfig(path string, fc *fileConfig) (*Config, error) {
+func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
 	if err := buildDaemonConfig(c, fc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -311,7 +320,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 	if err := c.Params.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: [token]: %s", path, verifier.Detail(err))
 	}
-	if err := buildStoreConfig(c, fc); err != nil {
+	if err := buildStoreConfig(c, fc, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if c.Capacity < 1000 {
@@ -337,7 +346,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
-		h, err := buildHost(name, fc.Hosts[name], &c.fileWarnings)
+		h, err := buildHost(name, fc.Hosts[name], &c.fileWarnings, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
@@ -355,7 +364,7 @@ func buildConfig(path string, fc *fileConfig) (*Config, error) {
 // adding to warnings what weakens them. A host needs token_secret and
 // otp_seed, or a jwt section, or both. Its errors name the key, never a
 // secret.
-func buildHost(name string, hc hostConfig, warnings *[]string) (verifier.Host, error) {
+func buildHost(name string, hc hostConfig, warnings *[]string, o Options) (verifier.Host, error) {
 	key := fmt.Sprintf("hosts.%q", name)
 	if err := verifier.ValidateHostName(name); err != nil {
 		return verifier.Host{}, fmt.Errorf("%s: %s", key, verifier.Detail(err))
@@ -365,7 +374,7 @@ func buildHost(name string, hc hostConfig, warnings *[]string) (verifier.Host, e
 		h.IsUser = *hc.IsUser
 	}
 	if hc.JWT != nil {
-		j, warning, err := buildJWT(key+".jwt", hc.JWT)
+		j, warning, err := buildJWT(key+".jwt", hc.JWT, o)
 		if err != nil {
 			return verifier.Host{}, err
 		}
@@ -377,7 +386,7 @@ func buildHost(name string, hc hostConfig, warnings *[]string) (verifier.Host, e
 			return h, nil // JWTs only
 		}
 	}
-	if err := buildTokenKeys(key, hc, &h); err != nil {
+	if err := buildTokenKeys(key, hc, &h, o); err != nil {
 		if hc.JWT == nil && !hasTokenKeys(hc) {
 			return verifier.Host{}, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
 		}
@@ -393,12 +402,12 @@ func hasTokenKeys(hc hostConfig) bool {
 }
 
 // buildTokenKeys reads a host's token secrets and OTP seeds into h.
-func buildTokenKeys(key string, hc hostConfig, h *verifier.Host) error {
-	secret, err := secretValue(key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
+func buildTokenKeys(key string, hc hostConfig, h *verifier.Host, o Options) error {
+	secret, err := secretValue(o, key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
 	if err != nil {
 		return err
 	}
-	seed, err := secretValue(key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
+	seed, err := secretValue(o, key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
 	if err != nil {
 		return err
 	}
@@ -435,14 +444,14 @@ func buildTokenKeys(key string, hc hostConfig, h *verifier.Host) error {
 
 // secretValue returns a secret given inline or in a file (its trailing
 // newline trimmed), and insists on exactly one of the two.
-func secretValue(host, name, value, file string) (string, error) {
+func secretValue(o Options, host, name, value, file string) (string, error) {
 	switch {
 	case value != "" && file != "":
 		return "", fmt.Errorf("%s: both %s and %s_file are set: keep one", host, name, name)
 	case value != "":
 		return value, nil
 	case file != "":
-		file, err := credentialPath(file)
+		file, err := credentialPath(file, o)
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
@@ -515,7 +524,7 @@ func buildDaemonConfig(c *Config, fc *fileConfig) error {
 }
 
 // buildStoreConfig validates the [replay] store settings into c.
-func buildStoreConfig(c *Config, fc *fileConfig) error {
+func buildStoreConfig(c *Config, fc *fileConfig, o Options) error {
 	r := &fc.Replay
 	c.Store = r.Store
 	switch r.Store {
@@ -576,7 +585,7 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 			}
 		}
 		if r.RedisPassFile != "" {
-			pw, err := secretValue("replay", "redis_password", "", r.RedisPassFile)
+			pw, err := secretValue(o, "replay", "redis_password", "", r.RedisPassFile)
 			if err != nil {
 				return err
 			}
@@ -589,19 +598,27 @@ func buildStoreConfig(c *Config, fc *fileConfig) error {
 }
 
 // credentialPath expands a leading "%d/" in a file path to the directory of
-// the credentials systemd passes with LoadCredential= ($CREDENTIALS_DIRECTORY),
-// as the unit's own %d specifier does: TOML cannot expand variables, and the
-// directory is only known when the service runs.
-func credentialPath(p string) (string, error) {
+// the credentials systemd passes with LoadCredential= (o.Credentials, from
+// $CREDENTIALS_DIRECTORY or -credentials), as the unit's own %d specifier
+// does: TOML cannot expand variables, and the directory is only known when
+// the service runs.
+func credentialPath(p string, o Options) (string, error) {
 	rest, ok := strings.CutPrefix(p, "%d/")
 	if !ok {
 		return p, nil
 	}
-	dir := os.Getenv("CREDENTIALS_DIRECTORY")
-	if dir == "" {
-		return "", fmt.Errorf("%q needs $CREDENTIALS_DIRECTORY, which is set only when systemd runs the service with LoadCredential=", p)
+	if o.Credentials == "" {
+		return "", fmt.Errorf("%q needs $CREDENTIALS_DIRECTORY, which is set only when systemd runs the service with LoadCredential= (outside the service: -credentials ID:DIR, as the unit's LoadCredential=)", p)
 	}
-	return filepath.Join(dir, rest), nil
+	id, dir, loaded := strings.Cut(o.Credentials, ":")
+	if !loaded || strings.Contains(id, "/") {
+		return filepath.Join(o.Credentials, rest), nil
+	}
+	name, ok := strings.CutPrefix(rest, id+"_")
+	if !ok || name == "" || strings.Contains(name, "/") {
+		return "", fmt.Errorf("%q is no credential of LoadCredential=%s (%%d/%s_NAME)", p, o.Credentials, id)
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // warnings lists what in a valid configuration weakens its security.

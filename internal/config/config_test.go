@@ -79,7 +79,7 @@ otp_seed_file = "` + seedFile + `"
 	}
 	for _, tt := range tests {
 		path := write(strings.ReplaceAll(tt.name, " ", "-")+".toml", tt.text)
-		c, err := Load(path)
+		c, err := Load(path, Options{})
 		if tt.wantErr == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -117,7 +117,7 @@ isuser = false
 token_secret = "b"
 otp_seed = "GEZDGNBV"
 `), 0o600)
-	c, err := Load(p)
+	c, err := Load(p, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ otp_seed = "GEZDGNBV"
 
 // The example configuration shipped with the project loads.
 func TestExampleConfig(t *testing.T) {
-	if _, err := Load("../../config.toml.example"); err != nil {
+	if _, err := Load("../../config.toml.example", Options{}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -171,7 +171,7 @@ func TestErrorsShort(t *testing.T) {
 		"long level":   "[log]\nlevel = \"" + strings.Repeat("x", 100_000) + "\"\n",
 		"long key":     "\"" + strings.Repeat("k", 100_000) + "\" = 1\n",
 	} {
-		_, err := Parse("c.toml", []byte(body))
+		_, err := Parse("c.toml", []byte(body), Options{})
 		if err == nil {
 			t.Fatalf("%s: no error", name)
 		}

@@ -15,7 +15,6 @@ func TestLoadConfigDaemon(t *testing.T) {
 	os.Mkdir(creds, 0o700)
 	os.WriteFile(filepath.Join(creds, "secret"), []byte(leakySecret+"\n"), 0o600)
 	os.WriteFile(filepath.Join(creds, "redis-pw"), []byte("redispw\n"), 0o600)
-	t.Setenv("CREDENTIALS_DIRECTORY", creds)
 	host := "[hosts.\"example.org\"]\ntoken_secret = \"x\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n"
 	tests := []struct {
 		name    string
@@ -76,7 +75,7 @@ func TestLoadConfigDaemon(t *testing.T) {
 	for _, tt := range tests {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
 		os.WriteFile(path, []byte(tt.text), 0o600)
-		c, err := Load(path)
+		c, err := Load(path, Options{Credentials: creds})
 		if tt.wantErr == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -94,15 +93,23 @@ func TestLoadConfigDaemon(t *testing.T) {
 	}
 }
 
-// TestCredentialPathWithoutSystemd: "%d/" outside a service with
-// credentials is an error that says why.
-func TestCredentialPathWithoutSystemd(t *testing.T) {
-	t.Setenv("CREDENTIALS_DIRECTORY", "")
-	if _, err := credentialPath("%d/secret"); err == nil || !strings.Contains(err.Error(), "LoadCredential") {
-		t.Errorf("credentialPath without $CREDENTIALS_DIRECTORY: %v", err)
-	}
-	if p, err := credentialPath("/etc/x"); err != nil || p != "/etc/x" {
-		t.Errorf("credentialPath(/etc/x) = %q, %v", p, err)
+// TestCredentialPath: "%d/" is the credentials directory, systemd's
+// ($CREDENTIALS_DIRECTORY) or, outside the service, the unit's
+// LoadCredential=ID:DIR; without either it is an error that says why.
+func TestCredentialPath(t *testing.T) {
+	for _, tt := range []struct{ creds, path, want, err string }{
+		{"", "%d/secret", "", "LoadCredential"},
+		{"", "/etc/x", "/etc/x", ""},
+		{"/run/credentials/tokenauthd.service", "%d/secrets_a.example", "/run/credentials/tokenauthd.service/secrets_a.example", ""},
+		{"secrets:/etc/tokenauthd/secrets", "%d/secrets_a.example", "/etc/tokenauthd/secrets/a.example", ""},
+		{"secrets:/etc/tokenauthd/secrets", "%d/other_a.example", "", "no credential of LoadCredential=secrets:"},
+		{"secrets:/etc/tokenauthd/secrets", "%d/secrets_../x", "", "no credential"},
+		{"secrets:/etc/tokenauthd/secrets", "/etc/x", "/etc/x", ""},
+	} {
+		p, err := credentialPath(tt.path, Options{Credentials: tt.creds})
+		if p != tt.want || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {
+			t.Errorf("credentialPath(%q, %q) = %q, %v; want %q, %q", tt.path, tt.creds, p, err, tt.want, tt.err)
+		}
 	}
 }
 

@@ -87,7 +87,7 @@ func checkFileMode(st fs.FileInfo) (warning string, err error) {
 // secretFileWarnings warns of the secret files fc names that every user
 // may read. (Files that others than their owner may write are refused
 // when read.)
-func secretFileWarnings(fc *fileConfig) []string {
+func secretFileWarnings(fc *fileConfig, o Options) []string {
 	files := []string{fc.Replay.RedisPassFile}
 	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
 		files = append(files, fc.Hosts[name].TokenSecretFile, fc.Hosts[name].OTPSeedFile)
@@ -97,7 +97,7 @@ func secretFileWarnings(fc *fileConfig) []string {
 		if f == "" {
 			continue
 		}
-		p, err := credentialPath(f)
+		p, err := credentialPath(f, o)
 		if err != nil {
 			continue
 		}

@@ -166,7 +166,7 @@ func TestConfigFileChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := Load(tc.path)
+			c, err := Load(tc.path, Options{})
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("loadConfig = %v, want an error with %q", err, tc.wantErr)

@@ -18,7 +18,7 @@ func FuzzConfig(f *testing.F) {
 	}
 	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		cfg, err := Parse("fuzz.toml", data)
+		cfg, err := Parse("fuzz.toml", data, Options{})
 		if err != nil {
 			return
 		}

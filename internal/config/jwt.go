@@ -24,7 +24,7 @@ const (
 // bounded, written by its owner only. It returns a warning if the set
 // holds a symmetric key and every user may read the file. Its errors
 // name the key, never a key of the set.
-func buildJWT(key string, js *jwtSection) (*verifier.JWT, string, error) {
+func buildJWT(key string, js *jwtSection, o Options) (*verifier.JWT, string, error) {
 	j := &verifier.JWT{
 		Algorithms:  js.Algorithms,
 		JIDClaim:    verifier.DefaultJIDClaim,
@@ -60,7 +60,7 @@ func buildJWT(key string, js *jwtSection) (*verifier.JWT, string, error) {
 	if js.KeysFile == "" {
 		return nil, "", fmt.Errorf("%s.keys_file is missing: the JWK Set that verifies the host's JWTs", key)
 	}
-	path, err := credentialPath(js.KeysFile)
+	path, err := credentialPath(js.KeysFile, o)
 	if err != nil {
 		return nil, "", fmt.Errorf("%s.keys_file: %w", key, err)
 	}

@@ -95,7 +95,7 @@ leeway = 0
 [hosts."tokens.example"]
 token_secret = "s"
 otp_seed = "JBSWY3DPEHPK3PXP"
-`))
+`), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ otp_seed = "JBSWY3DPEHPK3PXP"
 		t.Errorf("NewVerifier: %v", err)
 	}
 	// Without JWTs, the tokens' own TTL.
-	c, err = Parse("c.toml", []byte("[hosts.\"t\"]\ntoken_secret = \"s\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n"))
+	c, err = Parse("c.toml", []byte("[hosts.\"t\"]\ntoken_secret = \"s\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n"), Options{})
 	if err != nil || c.Params.MinReplayTTL != 0 || c.Params.ReplayTTL() != 2*time.Minute {
 		t.Errorf("tokens only: %v, MinReplayTTL %v", err, c.Params.MinReplayTTL)
 	}
@@ -144,7 +144,7 @@ keys_file = "`+keys+`"
 `, 0o600)
 	ctx := context.Background()
 	load := func() *verifier.Verifier {
-		c, err := Load(cfg)
+		c, err := Load(cfg, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -246,7 +246,7 @@ func TestJWTSectionErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		path := d.write(strings.ReplaceAll(tt.name, " ", "-")+".toml", tt.text, 0o600)
-		c, err := Load(path)
+		c, err := Load(path, Options{})
 		if tt.wantErr == nil {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -284,7 +284,7 @@ func TestJWTKeysFileWarning(t *testing.T) {
 		{"symmetric, owner only", `{"keys":[{"kty":"oct","kid":"s","k":"` + oct + `"}]}`, 0o600, false},
 	} {
 		keys := d.write(strings.ReplaceAll(tt.name, " ", "-")+".json", tt.set, tt.mode)
-		c, err := Parse("c.toml", []byte("[hosts.\"h\".jwt]\nkeys_file = \""+keys+"\"\nalgorithms = [\"EdDSA\", \"HS256\"]\n"))
+		c, err := Parse("c.toml", []byte("[hosts.\"h\".jwt]\nkeys_file = \""+keys+"\"\nalgorithms = [\"EdDSA\", \"HS256\"]\n"), Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -303,12 +303,10 @@ func TestJWTKeysFileCredential(t *testing.T) {
 	pub, _ := newKey(t)
 	d.write("example.org.jwks", setOf(jwkOf(pub, "k")), 0o600)
 	text := []byte("[hosts.\"example.org\".jwt]\nkeys_file = \"%d/example.org.jwks\"\n")
-	t.Setenv("CREDENTIALS_DIRECTORY", "")
-	if _, err := Parse("c.toml", text); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
+	if _, err := Parse("c.toml", text, Options{}); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
 		t.Errorf("without $CREDENTIALS_DIRECTORY: %v", err)
 	}
-	t.Setenv("CREDENTIALS_DIRECTORY", d.dir)
-	c, err := Parse("c.toml", text)
+	c, err := Parse("c.toml", text, Options{Credentials: d.dir})
 	if err != nil || c.Hosts["example.org"].JWT == nil {
 		t.Errorf("with $CREDENTIALS_DIRECTORY: %v", err)
 	}

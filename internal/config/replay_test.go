@@ -31,7 +31,7 @@ func TestLoadConfigReplayLoss(t *testing.T) {
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "-")+".toml")
 		os.WriteFile(path, []byte(tt.text), 0o600)
-		c, err := Load(path)
+		c, err := Load(path, Options{})
 		switch {
 		case tt.wantErr == nil && err != nil:
 			t.Errorf("%s: %v", tt.name, err)

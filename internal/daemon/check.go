@@ -23,8 +23,7 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
-	path := config.Path(*cfgFlag, e.Var)
-	cfg, err := config.Load(path)
+	path, cfg, err := cfgFlag.Load(e)
 	if err == nil {
 		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}

@@ -36,13 +36,13 @@ func TestConfigSyntaxErrorHidesValue(t *testing.T) {
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := config.Load(p)
+		_, err := config.Load(p, config.Options{})
 		if err == nil {
-			t.Errorf("config.Load(token_secret = %q): no error", v.text)
+			t.Errorf("config.Load(token_secret = %q, config.Options{}): no error", v.text)
 			continue
 		}
 		if want := p + ":3: syntax error"; !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("config.Load(token_secret = %q) = %q, want it to start with %q", v.text, err, want)
+			t.Errorf("config.Load(token_secret = %q, config.Options{}) = %q, want it to start with %q", v.text, err, want)
 		}
 		_, rerr := config.LoadRelay(p, true)
 		if rerr == nil || !strings.HasPrefix(rerr.Error(), p+":3: syntax error") {
@@ -89,7 +89,7 @@ func TestConfigRotationLogMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse("c.toml", []byte(tc.body))
+			cfg, err := config.Parse("c.toml", []byte(tc.body), config.Options{})
 			switch {
 			case tc.err == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -184,7 +184,7 @@ func TestConfigFileOwner(t *testing.T) {
 	if err := os.Chown(p, 65534, -1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(p); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
+	if _, err := config.Load(p, config.Options{}); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
 		t.Fatalf("loadConfig of a file owned by user 65534 = %v, want it refused", err)
 	}
 	if _, err := config.LoadRelay(p, false); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
@@ -251,5 +251,36 @@ func TestCheckConfigWhatServeNeeds(t *testing.T) {
 				t.Errorf("exit %d, want %d, and %q in:\n%s", code, tt.code, tt.want, out)
 			}
 		})
+	}
+}
+
+// TestCheckConfigCredentials: a configuration whose secrets are systemd
+// credentials ("%d/...") is checked outside the service with -credentials
+// ID:DIR (the unit's LoadCredential=) or -credentials DIR; without it,
+// check-config says what to give.
+func TestCheckConfigCredentials(t *testing.T) {
+	secrets := t.TempDir()
+	for name, v := range map[string]string{"a.example.token_secret": fixture.SecretA, "a.example.otp_seed": fixture.SeedA} {
+		if err := os.WriteFile(filepath.Join(secrets, name), []byte(v+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fixture.WriteFile(t, fixture.ConfigPath(t), "[hosts.\"a.example\"]\ntoken_secret_file = \"%d/secrets_a.example.token_secret\"\notp_seed_file = \"%d/secrets_a.example.otp_seed\"\n")
+	t.Setenv("CREDENTIALS_DIRECTORY", "")
+	if code, out, _ := runCmd(t, "", "check-config", "-config", cfg); code != 1 || !strings.Contains(out, "-credentials ID:DIR") {
+		t.Errorf("without credentials: exit %d:\n%s", code, out)
+	}
+	if code, out, _ := runCmd(t, "", "check-config", "-config", cfg, "-credentials", "secrets:"+secrets); code != 0 || !strings.Contains(out, "ok: 1 host(s)") {
+		t.Errorf("-credentials secrets:DIR: exit %d:\n%s", code, out)
+	}
+	// The service's own layout: the files named as systemd names them.
+	service := t.TempDir()
+	for _, name := range []string{"a.example.token_secret", "a.example.otp_seed"} {
+		b, _ := os.ReadFile(filepath.Join(secrets, name))
+		os.WriteFile(filepath.Join(service, "secrets_"+name), b, 0o600)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", service)
+	if code, out, _ := runCmd(t, "", "check-config", "-config", cfg); code != 0 {
+		t.Errorf("$CREDENTIALS_DIRECTORY: exit %d:\n%s", code, out)
 	}
 }

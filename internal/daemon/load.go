@@ -15,6 +15,7 @@ import (
 // logger.
 type serving struct {
 	path   string
+	opts   config.Options
 	cfg    *config.Config
 	log    *slog.Logger
 	level  *slog.LevelVar
@@ -28,10 +29,10 @@ type serving struct {
 // -socket), and opens the replay store (daemon: the daemon's; false: a
 // helper's). What fails is logged, and ok is false: the command exits 1,
 // the only time a serving command exits non-zero.
-func startServing(e *cli.Env, cfgFlag, socket string, daemon bool) (s *serving, store replay.Store, ok bool) {
-	s = &serving{path: config.Path(cfgFlag, e.Var)}
+func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool) (s *serving, store replay.Store, ok bool) {
+	s = &serving{path: flags.Path(e), opts: flags.Options(e)}
 	s.reload, s.stop = e.ReloadSignals()
-	cfg, err := config.Load(s.path)
+	cfg, err := config.Load(s.path, s.opts)
 	if err != nil {
 		s.stop()
 		e.Logger().Error("bad configuration", "err", err)
@@ -54,6 +55,6 @@ func startServing(e *cli.Env, cfgFlag, socket string, daemon bool) (s *serving, 
 // ctx ends or the returned function is called. m, if not nil, counts the
 // reloads.
 func (s *serving) reloadOnSignal(ctx context.Context, store replay.Store, h *authHandler, m *metrics) (stop func()) {
-	rl := &reloader{path: s.path, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg}
+	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg}
 	return rl.start(ctx, s.reload)
 }

@@ -145,7 +145,7 @@ func TestLongUserNameLogCut(t *testing.T) {
 func TestNonceDigitsDefaultStopsImpersonation(t *testing.T) {
 	at := time.Now()
 	forge := func(cfgPath string) string {
-		cfg, err := config.Load(cfgPath)
+		cfg, err := config.Load(cfgPath, config.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

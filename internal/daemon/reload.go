@@ -18,6 +18,7 @@ import (
 // fails to load is logged and the one in effect keeps serving.
 type reloader struct {
 	path    string
+	opts    config.Options
 	store   replay.Store
 	handler *authHandler
 	log     *slog.Logger
@@ -44,7 +45,7 @@ func (r *reloader) Reload() error {
 }
 
 func (r *reloader) reload() error {
-	cfg, err := config.Load(r.path)
+	cfg, err := config.Load(r.path, r.opts)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 			return 1
 		}
 	}
-	sv, store, ok := startServing(e, *cfgFlag, socket, true)
+	sv, store, ok := startServing(e, cfgFlag, socket, true)
 	if !ok {
 		return 1
 	}

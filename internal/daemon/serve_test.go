@@ -43,7 +43,7 @@ func startDaemonAt(t testing.TB, sock string, store replay.Store) (*Daemon, stri
 // it runs.
 func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup func(*Daemon)) (*Daemon, string, func() error) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra))
+	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,7 +486,7 @@ func TestServeRedisSentinel(t *testing.T) {
 
 	fixture.MarkRedis(t, master.Port, "sentinel-test:") // not a first start: no refusals
 	cfg, err := config.Load(fixture.WriteConfig(t, dir, fmt.Sprintf(
-		"[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_master = \"testmaster\"\nredis_prefix = \"sentinel-test:\"\n", sport)))
+		"[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_master = \"testmaster\"\nredis_prefix = \"sentinel-test:\"\n", sport)), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,7 +55,7 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		}
 	}
 	// With store = "redis" every helper of a pool shares one replay cache.
-	sv, store, ok := startServing(e, *cfgFlag, "", false)
+	sv, store, ok := startServing(e, cfgFlag, "", false)
 	if !ok {
 		return 1
 	}

@@ -61,7 +61,7 @@ func parseTokenauthd(path string, data []byte) (*tadConfig, error) {
 	var pc partialConfig
 	if _, err := toml.Decode(string(data), &pc); err != nil {
 		// Parse describes a decoding error without quoting the value.
-		if _, perr := config.Parse(path, data); perr != nil {
+		if _, perr := config.Parse(path, data, config.Options{}); perr != nil {
 			return nil, perr
 		}
 		return nil, fmt.Errorf("%s: not a configuration tokenauthd reads", path)
@@ -116,10 +116,11 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 			Fix: "tokenauthd check-config -config " + path + " tells the same; correct the key it names"})
 		return nil
 	}
-	if c.credentials {
+	if c.credentials && d.creds.Credentials == "" {
 		d.add(Finding{Severity: Note, File: path, Message: "secrets are systemd credentials (%d/...), which exist only inside the service: " +
-			"the file is not validated here; the daemon logs what it refuses (journalctl -u tokenauthd)"})
-	} else if parsed, err := config.Parse(path, data); err != nil && d.ownedByOthers(c.secretFiles) {
+			"the file is not validated here; the daemon logs what it refuses (journalctl -u tokenauthd)",
+			Fix: "give the credentials' directory: tokenauthd doctor -credentials /etc/tokenauthd/secrets"})
+	} else if parsed, err := config.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
 		// tokenauthd refuses a secret file owned by another user than
 		// root and itself: doctor, run as root, cannot tell whether the
 		// daemon's user would accept them.

@@ -68,6 +68,9 @@ type Options struct {
 	Stdout                    io.Writer
 	// Getenv reads doctor's own environment (nil: an empty one).
 	Getenv func(string) string
+	// Credentials is the directory "%d/" stands for in tokenauthd's
+	// *_file paths (-credentials): "" if unknown.
+	Credentials string
 	// System is the machine (nil: the one doctor runs on).
 	System System
 }
@@ -92,14 +95,15 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	// An empty value given on purpose is a mistake, not the default.
-	for name, v := range map[string]string{"config": *cfg, "ejabberd": *ej, "prosody": *pr} {
+	for name, v := range map[string]string{"config": cfg.Flag(), "ejabberd": *ej, "prosody": *pr} {
 		if set[name] && v == "" {
 			fmt.Fprintf(e.Stderr, "doctor: -%s needs a file name\n", name)
 			fs.Usage()
 			return 2
 		}
 	}
-	return Check(ctx, Options{Config: *cfg, Ejabberd: *ej, Prosody: *pr, Stdout: e.Stdout, Getenv: e.Getenv})
+	return Check(ctx, Options{Config: cfg.Flag(), Credentials: cfg.Options(e).Credentials, Ejabberd: *ej, Prosody: *pr,
+		Stdout: e.Stdout, Getenv: e.Getenv})
 }
 
 // doctor is one run's state.
@@ -107,6 +111,7 @@ type doctor struct {
 	ctx      context.Context
 	sys      System
 	getenv   func(string) string
+	creds    config.Options // what "%d/" stands for, if known
 	findings []Finding
 
 	// tad is tokenauthd's configuration, nil if it could not be read.
@@ -118,7 +123,7 @@ type doctor struct {
 }
 
 func newDoctor(ctx context.Context, o Options) *doctor {
-	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, ejabberdServes: map[string]bool{}}
+	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, creds: config.Options{Credentials: o.Credentials}, ejabberdServes: map[string]bool{}}
 	if d.sys == nil {
 		d.sys = OS()
 	}

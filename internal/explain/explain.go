@@ -56,7 +56,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		token = strings.TrimRight(line, "\r\n")
 	}
 	now, asOfNow := at.Or(time.Now()), !at.Given()
-	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
+	_, cfg, err := cfgFlag.Load(e)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -125,6 +125,10 @@ func (x *explainer) explain(ctx context.Context, user, host, token, socket strin
 	q := query{user: user, host: host, token: token, socket: socket}
 	r := x.v.Explain(ctx, user, host, token)
 	var out lines
+	if r.JWT {
+		q.jwt = true
+		return x.jwt(ctx, out, q, r)
+	}
 	switch r.Reason {
 	case verifier.Malformed:
 		x.malformed(&out, q, r)
@@ -145,6 +149,7 @@ func (x *explainer) explain(ctx context.Context, user, host, token, socket strin
 type query struct {
 	user, host, token string
 	socket            string // "" when no daemon is to be asked
+	jwt               bool   // the token is a JWT
 }
 
 func (q query) jid() string { return q.user + "@" + q.host }

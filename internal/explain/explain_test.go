@@ -159,7 +159,7 @@ func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (strin
 // for a token the daemon can verify.
 func TestExplainAsksDaemon(t *testing.T) {
 	cfgPath := explainConfig(t)
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +268,7 @@ func TestExplainProbesOtherHostsCheaply(t *testing.T) {
 	for i := range others {
 		body.WriteString(fixture.HostBlock(fmt.Sprintf("h%d.example", i), fmt.Sprintf("secret-%d-0123456789", i), fixture.SeedH, nil, nil))
 	}
-	cfg, err := config.Load(fixture.WriteFile(t, fixture.ConfigPath(t), body.String()))
+	cfg, err := config.Load(fixture.WriteFile(t, fixture.ConfigPath(t), body.String()), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

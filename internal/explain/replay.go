@@ -37,6 +37,9 @@ func (x *explainer) replayStatus(ctx context.Context, q query, offset int, out [
 	if err != nil {
 		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
 	}
+	if !unused && q.jwt {
+		return unknown("unknown: the daemon calls it neither used nor unused: its replay store is unavailable or may have lost records (see its log), the JWT is outside its validity on the daemon's clock, or the daemon runs another configuration")
+	}
 	if !unused {
 		return x.notUnused(ctx, q, offset, out, unknown)
 	}

@@ -77,7 +77,7 @@ func Run(_ context.Context, e *cli.Env, args []string) int {
 		return 2
 	}
 	when := at.Or(time.Now())
-	cfg, err := config.Load(config.Path(*cfgFlag, e.Var))
+	_, cfg, err := cfgFlag.Load(e)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
 		return 1

@@ -21,7 +21,7 @@ import (
 // the returned stop is called; stop returns Run's error.
 func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() error) {
 	t.Helper()
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
