@@ -455,7 +455,7 @@ func secretValue(o Options, host, name, value, file string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
-		b, err := readSecretFile(file)
+		b, err := ReadSecretFile(file)
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
@@ -471,10 +471,10 @@ func secretValue(o Options, host, name, value, file string) (string, error) {
 // maxSecretFile bounds a secret file: a secret is a line, not a stream.
 const maxSecretFile = 64 << 10
 
-// readSecretFile reads a secret file as readConfigFile reads the
+// ReadSecretFile reads a secret file as readConfigFile reads the
 // configuration (regular, bounded, written by its owner only), but of at
 // most maxSecretFile bytes.
-func readSecretFile(path string) ([]byte, error) {
+func ReadSecretFile(path string) ([]byte, error) {
 	b, _, err := readTrustedFile(path, maxSecretFile)
 	var perr *fs.PathError
 	if err != nil && !errors.As(err, &perr) {

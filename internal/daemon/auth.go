@@ -59,12 +59,19 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 			// Checked first: building the arguments costs allocations on
 			// every login even when debug logging is off.
 			if a.log.Enabled(ctx, slog.LevelDebug) {
-				a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
-					"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
+				if r.JWT {
+					a.log.Debug("accepted", "user", req.User, "host", req.Server, "jwt_key", r.KeyID)
+				} else {
+					a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
+						"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
+				}
 			}
 			return true, string(r.Reason)
 		}
 		attrs := []any{"user", req.User, "host", req.Server}
+		if r.JWT {
+			attrs = append(attrs, "jwt", true)
+		}
 		if r.Err != nil {
 			attrs = append(attrs, "detail", r.Err.Error())
 		}

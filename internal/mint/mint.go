@@ -59,15 +59,19 @@ func RunGenSecrets(_ context.Context, e *cli.Env, args []string) int {
 }
 
 // Run is `tokenauthd mint`: a token for user@host from the configured
-// secrets, as the application would mint it.
+// secrets, as the application would mint it; with -jwt, a single-use JWT
+// signed with -key.
 func Run(_ context.Context, e *cli.Env, args []string) int {
-	fs, cfgFlag := cli.NewConfigFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host")
+	fs, cfgFlag := cli.NewConfigFlags(e, "mint", "tokenauthd mint [-config FILE] [-at UNIX_SECONDS] [-nonce DIGITS] user@host | tokenauthd mint -jwt -key FILE [-lifetime D] [-at UNIX_SECONDS] [-config FILE] user@host")
 	at := cli.AtFlag(fs, "mint for this time, in Unix seconds (default now)")
 	nonce := fs.String("nonce", "", "use this nonce (default 32 random digits)")
+	jwt := fs.Bool("jwt", false, "mint a JWT signed with -key instead: its jid (or the host's jid_claim), iat, exp and a random jti; iss and aud as the host's [jwt] section says")
+	key := fs.String("key", "", "with -jwt: the private key to sign with, a JWK or PEM PKCS#8 (its kid and alg are used)")
+	lifetime := fs.Duration("lifetime", verifier.DefaultJWTMintLifetime, "with -jwt: exp - iat")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
+	if fs.NArg() != 1 || *jwt != (*key != "") || *jwt && *nonce != "" {
 		fs.Usage()
 		return 2
 	}
@@ -78,18 +82,41 @@ func Run(_ context.Context, e *cli.Env, args []string) int {
 	}
 	when := at.Or(time.Now())
 	_, cfg, err := cfgFlag.Load(e)
-	if err != nil {
-		fmt.Fprintf(e.Stderr, "tokenauthd mint: %v\n", err)
-		return 1
-	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
-	if err == nil {
-		var tok string
-		if tok, err = v.Mint(user, host, when, *nonce); err == nil {
-			fmt.Fprintln(e.Stdout, tok)
-			return 0
+	var tok string
+	switch {
+	case *jwt:
+		// An application may mint without the daemon's configuration: its
+		// claims are then the defaults (jid, no iss, no aud).
+		if err != nil && cfgFlag.Flag() == "" {
+			cfg, err = &config.Config{}, nil
+		}
+		if err == nil {
+			tok, err = mintJWT(cfg, *key, user, host, *lifetime, when)
+		}
+	case err == nil:
+		var v *verifier.Verifier
+		if v, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})); err == nil {
+			tok, err = v.Mint(user, host, when, *nonce)
 		}
 	}
-	fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
-	return 1
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
+		return 1
+	}
+	fmt.Fprintln(e.Stdout, tok)
+	return 0
+}
+
+// mintJWT signs a JWT for user@host with the private key in the file at
+// keyFile, with the claims the host's [jwt] section asks for, if any.
+func mintJWT(cfg *config.Config, keyFile, user, host string, lifetime time.Duration, now time.Time) (string, error) {
+	key, err := config.ReadSecretFile(keyFile)
+	if err != nil {
+		return "", err
+	}
+	c := verifier.JWTClaims{User: user, Host: host, Lifetime: lifetime}
+	if j := cfg.Hosts[host].JWT; j != nil {
+		c.JIDClaim, c.Issuer, c.Audience = j.JIDClaim, j.Issuer, j.Audience
+	}
+	return verifier.MintJWT(key, c, now)
 }
