@@ -1,9 +1,9 @@
 package e2e
 
-// A real ejabberd 23.01 (Debian's package) for the end-to-end tests. Each
-// call starts its own ejabberd on its own node name, distribution port and
-// c2s port, all on loopback, and stops it, with every process it started,
-// when the test ends.
+// A real ejabberd for the end-to-end tests: the peer set's (Debian 12's
+// 23.01 or Debian 13's 24.12: peers.Get). Each call starts its own ejabberd
+// on its own node name, distribution port and c2s port, all on loopback,
+// and stops it, with every process it started, when the test ends.
 
 import (
 	"bytes"
@@ -20,16 +20,15 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 )
-
-const ejabberdctl = "/usr/sbin/ejabberdctl"
 
 // ejabberdDir returns a new directory owned by the ejabberd user, that the
 // ejabberd user can reach (ejabberdctl runs ejabberd as that user, and so
 // its extauth_program). Put the helper and its configuration in it.
 func ejabberdDir(t testing.TB) string {
 	t.Helper()
-	fixture.RequirePeer(t, ejabberdctl)
+	fixture.RequirePeer(t, peers.Get(t).Ejabberdctl)
 	dir, err := os.MkdirTemp("", "tokenauthd-ejabberd-")
 	if err != nil {
 		t.Fatal(err)
@@ -88,11 +87,13 @@ func stageHelper(t testing.TB, config string, extra ...string) string {
 // authentication by extauthProgram (a command line ejabberd runs through the
 // shell, as the ejabberd user), extauth_pool_size poolSize and no
 // authentication cache, and returns its c2s port (plain TCP, no TLS, on
-// 127.0.0.1). ejabberd and its helpers are stopped when the test ends; the
-// test fails if they cannot be.
+// 127.0.0.1) once its log says it has started, as the peer set's version.
+// ejabberd and its helpers are stopped when the test ends; the test fails
+// if they cannot be.
 func startEjabberd(t testing.TB, extauthProgram string, poolSize int) (port int) {
 	t.Helper()
-	fixture.RequirePeer(t, ejabberdctl, "/etc/ejabberd/inetrc")
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.Ejabberdctl, "/etc/ejabberd/inetrc")
 	dir := ejabberdDir(t)
 	for _, d := range []string{"etc", "spool", "logs"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
@@ -144,7 +145,7 @@ modules:
 
 	ctl := func(args ...string) *exec.Cmd {
 		etc := filepath.Join(dir, "etc")
-		return exec.Command(ejabberdctl, append([]string{
+		return exec.Command(set.Ejabberdctl, append([]string{
 			"--config-dir", etc,
 			"--config", filepath.Join(etc, "ejabberd.yml"),
 			"--ctl-config", filepath.Join(etc, "ejabberdctl.cfg"),
@@ -204,22 +205,37 @@ modules:
 		}
 	})
 
+	// Up when it listens and its log says it has started (a little after
+	// it listens).
 	deadline := time.Now().Add(60 * time.Second)
+	listening := false
 	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return port
+		if !listening {
+			c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+			if err == nil {
+				c.Close()
+				listening = true
+			}
+		}
+		if listening {
+			log, _ := os.ReadFile(filepath.Join(dir, "logs", "ejabberd.log"))
+			started, err := set.EjabberdStarted(string(log))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if started {
+				return port
+			}
 		}
 		select {
 		case <-exited:
 			dumpEjabberdLogs(t, dir)
-			t.Fatalf("ejabberd exited before listening on %d", port)
+			t.Fatalf("ejabberd exited before it started on %d", port)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			dumpEjabberdLogs(t, dir)
-			t.Fatalf("ejabberd does not listen on %d after 60 s", port)
+			t.Fatalf("ejabberd has not started on %d after 60 s (listening: %v)", port, listening)
 		}
 	}
 }

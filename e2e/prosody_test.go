@@ -1,8 +1,9 @@
 package e2e
 
-// End-to-end tests of prosody/mod_auth_tokenauthd.lua: Debian's Prosody
-// 0.12 with the module from this tree on its plugin path, `tokenauthd serve`
-// on a socket in the test's directory, slixmpp as the client.
+// End-to-end tests of prosody/mod_auth_tokenauthd.lua: the peer set's
+// Prosody (Debian 12's 0.12 or Debian 13's 13.0: peers.Get) with the module
+// from this tree on its plugin path, `tokenauthd serve` on a socket in the
+// test's directory, slixmpp as the client.
 
 import (
 	"bufio"
@@ -23,11 +24,10 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 )
 
 const (
-	prosodyBin    = "/usr/bin/prosody"
-	prosodyctlBin = "/usr/bin/prosodyctl"
 	// moduleTimeout is tokenauthd_timeout's default, which the tests use.
 	moduleTimeout = 2 * time.Second
 	// Secrets of the test's virtual host "localhost".
@@ -93,10 +93,13 @@ type prosodyServer struct {
 	exited <-chan struct{}
 }
 
-// startProsody runs Prosody on 127.0.0.1 with the module of this tree as
-// its authentication provider, talking to the daemon at sock.
+// startProsody runs the peer set's Prosody on 127.0.0.1 with the module of
+// this tree as its authentication provider, talking to the daemon at sock,
+// and checks by its log that it is the set's version.
 func startProsody(t *testing.T, dir, sock string) *prosodyServer {
 	t.Helper()
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyBin)
 	plugins, err := filepath.Abs("../prosody")
 	if err != nil {
 		t.Fatal(err)
@@ -127,14 +130,18 @@ VirtualHost "localhost"
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(prosodyBin, "--config", cfgPath)
+	p.cmd = exec.Command(set.ProsodyBin, "--config", cfgPath)
 	_, p.exited = startCmd(t, p.cmd, filepath.Join(dir, "prosody.console"))
-	fixture.WaitPort(t, p.port, 15*time.Second)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("prosody log (tail):\n%s", lastLines(readFile(t, p.log), 60))
 		}
 	})
+	fixture.WaitPort(t, p.port, 15*time.Second)
+	// Prosody logs its welcome, with its version, before it listens.
+	if err := set.CheckProsodyLog(readFile(t, p.log)); err != nil {
+		t.Fatal(err)
+	}
 	return p
 }
 
@@ -297,7 +304,8 @@ func (p *pinger) measure(t *testing.T) []time.Duration {
 }
 
 func TestProsodyModule(t *testing.T) {
-	fixture.RequirePeer(t, prosodyBin, prosodyctlBin, fixture.DebianPython, "python:slixmpp", "python:pyotp")
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyBin, fixture.DebianPython, "python:slixmpp", "python:pyotp")
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "tokenauthd.sock")
 	cfgPath := filepath.Join(dir, "config.toml")
@@ -425,13 +433,17 @@ func TestProsodyModule(t *testing.T) {
 }
 
 // TestProsodyModuleUnit runs the module's unit tests
-// (testdata/lua/mod_auth_tokenauthd_test.lua) with Prosody's Lua and
-// libraries: in-order answers, timeouts, reconnection, refused inputs and
-// SASL, against a scripted daemon connection.
+// (testdata/lua/mod_auth_tokenauthd_test.lua) with Prosody's Lua and the
+// peer set's Prosody libraries: in-order answers, timeouts, reconnection,
+// refused inputs and SASL, against a scripted daemon connection.
 func TestProsodyModuleUnit(t *testing.T) {
-	fixture.RequirePeer(t, "/usr/bin/lua5.4", "/usr/lib/prosody/util/async.lua")
+	set := peers.Get(t)
+	fixture.RequirePeer(t, "/usr/bin/lua5.4", filepath.Join(set.ProsodyLib, "util/async.lua"))
+	if err := set.CheckProsodyLib(); err != nil {
+		t.Fatal(err)
+	}
 	out, err := exec.Command("/usr/bin/lua5.4", "testdata/lua/mod_auth_tokenauthd_test.lua",
-		"../prosody/mod_auth_tokenauthd.lua", "/usr/lib/prosody").CombinedOutput()
+		"../prosody/mod_auth_tokenauthd.lua", set.ProsodyLib).CombinedOutput()
 	t.Logf("\n%s", out)
 	if err != nil {
 		t.Fatalf("the module's unit tests failed: %v", err)
@@ -439,12 +451,19 @@ func TestProsodyModuleUnit(t *testing.T) {
 	if n := bytes.Count(out, []byte("\nok   ")) + 1; n < 10 || !bytes.HasPrefix(out, []byte("ok   ")) {
 		t.Fatalf("only %d unit tests ran", n)
 	}
+	// The libraries came from the set's directory, not from another
+	// Prosody on Lua's path.
+	want := "\nutil.async from @" + filepath.Join(set.ProsodyLib, "util/async.lua") + "\n"
+	if !bytes.Contains(out, []byte(want)) {
+		t.Errorf("the unit tests did not say they loaded %q", strings.TrimSpace(want))
+	}
 }
 
 // TestProsodyExampleConfig checks the README's example Prosody configuration
-// with prosodyctl, and that the README quotes it as it is.
+// with the peer set's prosodyctl, and that the README quotes it as it is.
 func TestProsodyExampleConfig(t *testing.T) {
-	fixture.RequirePeer(t, prosodyctlBin)
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyctlBin)
 	example, err := os.ReadFile("../prosody/example.prosody.cfg.lua")
 	if err != nil {
 		t.Fatal(err)
@@ -462,6 +481,14 @@ func TestProsodyExampleConfig(t *testing.T) {
 		}
 	}
 
+	// prosodyctl 13's check config ends with advice that every
+	// configuration without the optional features' settings gets.
+	advice := map[string]bool{}
+	if !strings.HasPrefix(set.ProsodyVersion, "0.") {
+		advice["Some of your hosts may be missing features due to a lack of configuration."] = true
+		advice["For more details, use the 'prosodyctl check features' command."] = true
+	}
+	var about string
 	check := func(cfg []byte) (string, error) {
 		// prosodyctl wants the file readable by the prosody user.
 		dir, err := os.MkdirTemp("", "tokenauthd-prosodyctl-")
@@ -476,7 +503,14 @@ func TestProsodyExampleConfig(t *testing.T) {
 		if err := os.WriteFile(path, cfg, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(prosodyctlBin, "--config", path, "check", "config").CombinedOutput()
+		if about == "" {
+			out, err := exec.Command(set.ProsodyctlBin, "--config", path, "about").CombinedOutput()
+			if err != nil {
+				t.Fatalf("prosodyctl about: %v\n%s", err, out)
+			}
+			about = string(out)
+		}
+		out, err := exec.Command(set.ProsodyctlBin, "--config", path, "check", "config").CombinedOutput()
 		if err != nil {
 			return string(out), err
 		}
@@ -487,7 +521,8 @@ func TestProsodyExampleConfig(t *testing.T) {
 			switch {
 			case l == "", strings.HasPrefix(l, "certmanager"), l == "Checking config...",
 				strings.HasPrefix(l, "The following configuration files have been loaded"),
-				strings.HasPrefix(l, "- "), l == "Done.", l == "All checks passed, congratulations!":
+				strings.HasPrefix(l, "- "), l == "Done.", l == "All checks passed, congratulations!",
+				advice[l]:
 			default:
 				return string(out), fmt.Errorf("prosodyctl says %q", l)
 			}
@@ -496,6 +531,9 @@ func TestProsodyExampleConfig(t *testing.T) {
 	}
 	if out, err := check(example); err != nil {
 		t.Errorf("prosodyctl check config on the example: %v\n%s", err, out)
+	}
+	if err := set.CheckProsodyctlAbout(about); err != nil {
+		t.Error(err)
 	}
 	// The check has teeth: the usual mistake of enabling the provider as
 	// a module is reported.

@@ -468,7 +468,6 @@ func TestReloadLimitsRestartOnly(t *testing.T) {
 // redis_master its master, the daemon finds the master through the
 // Sentinel and records there.
 func TestServeRedisSentinel(t *testing.T) {
-	fixture.RequirePeer(t, "/usr/bin/redis-cli")
 	master := fixture.StartRedis(t, 0)
 	sport := fixture.FreePort(t)
 	dir := t.TempDir()
@@ -477,7 +476,7 @@ func TestServeRedisSentinel(t *testing.T) {
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sentinel := exec.Command("/usr/bin/redis-server", conf, "--sentinel", "--daemonize", "no", "--dir", dir)
+	sentinel := exec.Command(master.Peers.RedisServer, conf, "--sentinel", "--daemonize", "no", "--dir", dir)
 	if err := sentinel.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -503,7 +502,7 @@ func TestServeRedisSentinel(t *testing.T) {
 		t.Fatal("replay accepted through Sentinel")
 	}
 	// The record is on the master, under the prefix.
-	out, err := exec.Command("/usr/bin/redis-cli", "-p", fmt.Sprint(master.Port), "--scan", "--pattern", "sentinel-test:*").Output()
+	out, err := exec.Command(master.Peers.RedisCLI, "-p", fmt.Sprint(master.Port), "--scan", "--pattern", "sentinel-test:*").Output()
 	if err != nil {
 		t.Fatal(err)
 	}

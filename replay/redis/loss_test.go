@@ -14,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -139,10 +140,10 @@ func TestRedisRetryAfterLostReply(t *testing.T) {
 	mustRecord(t, other, key(2), false)
 }
 
-// redisCLI runs a command on the server at port.
+// redisCLI runs a command on the server at port, with the peer set's CLI.
 func redisCLI(t *testing.T, port int, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("/usr/bin/redis-cli", append([]string{"-p", fmt.Sprint(port)}, args...)...).CombinedOutput()
+	out, err := exec.Command(peers.Get(t).RedisCLI, append([]string{"-p", fmt.Sprint(port)}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
 	}

@@ -15,6 +15,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/replay/storetest"
 )
@@ -47,24 +48,27 @@ func mustRecord(t *testing.T, s replay.Store, k replay.Key, wantFresh bool) {
 	}
 }
 
-const redisServer = "/usr/bin/redis-server"
-
-// redisProc is a real redis-server on a loopback port, stopped by its PID.
+// redisProc is a real redis-server (or valkey-server: the peer set's
+// server) on a loopback port, stopped by its PID.
 type redisProc struct {
-	port int
-	cmd  *exec.Cmd
+	port  int
+	peers peers.Set
+	cmd   *exec.Cmd
 }
 
-// startRedis starts redis-server on port (a free one if 0). It fails the
-// test if redis-server is missing and TOKENAUTHD_E2E=1, and skips it
-// otherwise.
+// startRedis starts the peer set's redis-server (peers.Get) on port (a free
+// one if 0) and checks that it is the set's version. It fails the test if
+// the server is missing and TOKENAUTHD_E2E=1, and skips it otherwise.
 func startRedis(t testing.TB, port int) *redisProc {
 	t.Helper()
-	if _, err := os.Stat(redisServer); err != nil {
-		if os.Getenv("TOKENAUTHD_E2E") == "1" {
-			t.Fatalf("required test peer %s is missing (scripts/test installs it)", redisServer)
+	set := peers.Get(t)
+	for _, prog := range []string{set.RedisServer, set.RedisCLI} {
+		if _, err := os.Stat(prog); err != nil {
+			if os.Getenv("TOKENAUTHD_E2E") == "1" {
+				t.Fatalf("required test peer %s is missing (scripts/test installs it)", prog)
+			}
+			t.Skipf("%s missing; run scripts/test to install it", prog)
 		}
-		t.Skipf("%s missing; run scripts/test to install it", redisServer)
 	}
 	if port == 0 {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -74,25 +78,29 @@ func startRedis(t testing.TB, port int) *redisProc {
 		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
 	}
-	cmd := exec.Command(redisServer, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
+	cmd := exec.Command(set.RedisServer, "--port", fmt.Sprint(port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", t.TempDir())
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &redisProc{port: port, cmd: cmd}
+	p := &redisProc{port: port, peers: set, cmd: cmd}
 	t.Cleanup(p.stop)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := net.Dial("tcp", p.addr())
 		if err == nil {
 			c.Close()
-			return p
+			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server does not listen on %s", p.addr())
+			t.Fatalf("%s does not listen on %s", set.RedisServer, p.addr())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	if err := set.CheckRedis(port); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func (p *redisProc) addr() string { return fmt.Sprintf("127.0.0.1:%d", p.port) }

@@ -525,4 +525,7 @@ if failures == before then print("ok   " .. current); end
 current = "X-TOKEN is registered once however often the module loads";
 if eq(registrations, 1, ("registrations over %d loads"):format(#loaded)) then print("ok   " .. current); end
 
+-- Which Prosody the tests ran with: the file util.async came from.
+print("util.async from " .. debug.getinfo(async.runner, "S").source);
+
 os.exit(failures == 0 and 0 or 1);
