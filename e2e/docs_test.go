@@ -283,6 +283,8 @@ func TestRoomRules(t *testing.T) {
 		{"/internal/logs", []string{"/verifier", "/protocol", "/internal/daemon"}},
 		{"/internal/term", []string{"/protocol", "/verifier", "/internal/daemon"}},
 		{"/internal/relay", []string{"/verifier", "/replay", "/internal/daemon"}},
+		{"/internal/doctor", []string{"/internal/daemon", "/internal/relay", "/internal/bench", "/internal/explain"}},
+		{"/internal/access", []string{"/internal/config", "/verifier", "/protocol"}},
 	}
 	for _, r := range never {
 		d, ok := deps[r.room]
@@ -343,4 +345,72 @@ func goList(t *testing.T, field string) map[string][]string {
 		m[strings.TrimPrefix(f[0], module)] = f[1:]
 	}
 	return m
+}
+
+// TestReadmeJWT: the README's JWT snippets work together: its key-making
+// commands make a key and the host's key set, and the JWTs its Python
+// (PyJWT) and Go (golang-jwt) snippets sign with that key are each
+// accepted once for alice@example.org.
+func TestReadmeJWT(t *testing.T) {
+	fixture.RequirePeer(t, "/usr/bin/openssl", fixture.DebianPython, "python:jwt", "python:cryptography")
+	dir := t.TempDir()
+	run := func(what string, cmd *exec.Cmd) string {
+		t.Helper()
+		cmd.Env = append(os.Environ(), "PATH=/usr/bin:/bin:"+os.Getenv("PATH")) // Debian's python3
+		out, err := cmd.Output()
+		if err != nil {
+			var stderr string
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = string(ee.Stderr)
+			}
+			t.Fatalf("README's %s: %v\n%s", what, err, stderr)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	keys := exec.Command("/bin/bash", "-euc", readmeSnippet(t, "sh"))
+	keys.Dir = dir
+	run("key-making commands", keys)
+	py := exec.Command(fixture.DebianPython, "-c", readmeSnippet(t, "py"))
+	py.Dir = dir
+	pyJWT := run("Python", py)
+	// go run inside the module, which requires golang-jwt: a directory
+	// whose name starts with a dot is no package of ./...
+	goDir, err := os.MkdirTemp(".", ".readme-jwt-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(goDir) })
+	key, err := os.ReadFile(filepath.Join(dir, "app-key.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range map[string][]byte{"main.go": []byte(readmeSnippet(t, "golang")), "app-key.pem": key} {
+		if err := os.WriteFile(filepath.Join(goDir, name), body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	golang := exec.Command("go", "run", "main.go")
+	golang.Dir = goDir
+	goJWT := run("Go", golang)
+
+	set := filepath.Join(dir, "example.org.jwks.json")
+	if err := os.Chmod(set, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(fixture.WriteFile(t, filepath.Join(dir, "config.toml"), "[hosts.\"example.org\".jwt]\nkeys_file = \""+set+"\"\n"), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 100, TTL: time.Hour}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, tok := range map[string]string{"Python": pyJWT, "Go": goJWT} {
+		if r := v.Verify(context.Background(), "alice", "example.org", tok); !r.OK() || r.KeyID != "app-2026-12" {
+			t.Errorf("the README's %s JWT: %s (%v), key %q", what, r.Reason, r.Err, r.KeyID)
+		}
+		if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
+			t.Errorf("the README's %s JWT accepted twice", what)
+		}
+	}
 }

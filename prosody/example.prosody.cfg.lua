@@ -1,9 +1,10 @@
--- Prosody 0.12 with tokenauthd: the lines that matter, in a complete
+-- Prosody 0.12 or 13 with tokenauthd: the lines that matter, in a complete
 -- configuration that `prosodyctl --config FILE check config` accepts.
 -- Merge them into /etc/prosody/prosody.cfg.lua.
 
--- Where mod_auth_tokenauthd.lua was copied.
-plugin_paths = { "/usr/local/lib/prosody/modules" }
+-- Where the package puts mod_auth_tokenauthd.lua (a copy from the source
+-- tree: the directory it was copied to).
+plugin_paths = { "/usr/share/tokenauthd/prosody" }
 
 modules_enabled = {
 	"roster"; "saslauth"; "tls"; "dialback"; "disco";

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/tokenauthd/tokenauthd/internal/access"
@@ -51,14 +52,14 @@ func mayReach(u access.User, path string) bool {
 // a), the journal file itself, and the socket's group.
 func preflight(cfg *config.Config, a access.User) []finding {
 	var out []finding
-	dir := func(what, path, systemd string) {
+	dir := func(what, path, makes string) {
 		d := filepath.Dir(path)
 		st, err := os.Stat(d)
 		switch {
 		case !mayReach(a, d):
 			out = append(out, finding{true, fmt.Sprintf("user %s may not reach %s: a directory above it is closed to it (no x permission): serve run as %[1]s would fail", a.Name, d)})
 		case errors.Is(err, fs.ErrNotExist):
-			out = append(out, finding{false, fmt.Sprintf("the %s's directory %s does not exist: serve creates none (under systemd, the unit's %s= makes it; without: install -d -o %s -m 0750 %s)", what, d, systemd, a.Name, d)})
+			out = append(out, finding{false, fmt.Sprintf("the %s's directory %s does not exist: serve creates none (under systemd, %s makes it; without: install -d -o %s -m %s %s)", what, d, makes, a.Name, map[string]string{"socket": "0755", "journal": "0700"}[what], d)})
 		case err != nil:
 			out = append(out, finding{true, fmt.Sprintf("the %s's directory: %v", what, err)})
 		case !st.IsDir():
@@ -67,17 +68,42 @@ func preflight(cfg *config.Config, a access.User) []finding {
 			out = append(out, finding{true, fmt.Sprintf("user %s may not create the %s in %s (owner uid %d, mode %v): serve run as %[1]s would fail", a.Name, what, d, ownerOf(st), st.Mode().Perm())})
 		}
 	}
-	dir("socket", cfg.Socket, "RuntimeDirectory")
+	// Under socket activation systemd makes the socket, its directory and
+	// its group: serve makes none of them.
+	activated := socketUnitListens(cfg.Socket)
+	if !activated {
+		dir("socket", cfg.Socket, "tokenauthd.socket (DirectoryMode=0755)")
+	}
 	if cfg.Journal != "" {
-		dir("journal", cfg.Journal, "StateDirectory")
+		dir("journal", cfg.Journal, "the service's StateDirectory=")
 		if st, err := os.Stat(cfg.Journal); err == nil && !may(a, cfg.Journal, access.Read|access.Write) {
 			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.Name, cfg.Journal, st.Mode().Perm())})
 		}
 	}
-	if cfg.SocketGroup != "" {
+	if cfg.SocketGroup != "" && !activated {
 		out = append(out, groupFinding(cfg.SocketGroup, a)...)
 	}
 	return out
+}
+
+// unitDirs are where systemd's socket units are installed.
+var unitDirs = []string{"/etc/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system"}
+
+// socketUnitListens reports whether an installed tokenauthd.socket listens
+// on path: then systemd makes the socket and hands it to serve.
+func socketUnitListens(path string) bool {
+	for _, d := range unitDirs {
+		b, err := os.ReadFile(filepath.Join(d, "tokenauthd.socket"))
+		if err != nil {
+			continue
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "ListenStream="); ok && strings.TrimSpace(v) == path {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // groupFinding checks that serve, run as a, may give its socket to group.

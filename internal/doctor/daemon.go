@@ -169,7 +169,7 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		if why := d.access(svc, p, access.Read); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key,
 				Message: "the daemon, run by tokenauthd.service as " + svc.user.Name + ", cannot read it: " + why,
-				Fix:     "chown " + svc.user.Name + ":root " + p + " && chmod 0600 " + p})
+				Fix:     "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
 			continue
 		}
 		fi, err := d.sys.Stat(p)
@@ -178,7 +178,7 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		}
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key, Message: p + " is " + why,
-				Fix: "chown " + svc.user.Name + ":root " + p + " && chmod 0600 " + p})
+				Fix: "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
 		} else if fi.Mode.Perm()&0o004 != 0 {
 			d.add(Finding{Severity: Warning, File: c.path, Key: key,
 				Message: fmt.Sprintf("%s is readable by every user (mode %04o): it holds or names the secrets", p, fi.Mode.Perm()),

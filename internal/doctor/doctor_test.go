@@ -306,7 +306,7 @@ func TestDaemon(t *testing.T) {
 			setup: func(s *fakeSys) {
 				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o600, disk: cleanConfig}
 			}, exit: 1,
-			want: []want{{sev: Error, msg: "the daemon, run by tokenauthd.service as tokenauthd, cannot read it", fix: "chown tokenauthd:root /etc/tokenauthd/config.toml"}}},
+			want: []want{{sev: Error, msg: "the daemon, run by tokenauthd.service as tokenauthd, cannot read it", fix: "chown root:tokenauthd /etc/tokenauthd/config.toml && chmod 0640"}}},
 		{name: "configuration readable by all", config: cleanConfig,
 			setup: func(s *fakeSys) {
 				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o644, uid: uidTokenauthd, disk: cleanConfig}

@@ -102,7 +102,7 @@ func cleanMachine(t *testing.T) *fakeSys {
 		files: map[string]fakeFile{
 			"/usr/bin/tokenauthd": {mode: 0o755, data: "\x7fELF"},
 			"/etc/tokenauthd":     {mode: fs.ModeDir | 0o755},
-			// The daemon's alone (README: chown tokenauthd:root, 0600).
+			// The daemon's (README: root:tokenauthd, 0640).
 			"/etc/tokenauthd/config.toml":                           {mode: 0o600, uid: uidTokenauthd, disk: "testdata/tokenauthd/config.toml"},
 			"/run/tokenauthd":                                       {mode: fs.ModeDir | 0o755, uid: uidTokenauthd, gid: gidTokenauthd},
 			"/run/tokenauthd/tokenauthd.sock":                       {mode: fs.ModeSocket | 0o660, uid: uidTokenauthd, gid: gidClients},

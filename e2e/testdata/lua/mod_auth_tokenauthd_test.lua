@@ -226,6 +226,25 @@ test("an unanswered request not yet sent is refused without closing anything", f
 	eq(warned, 1, "warnings about the unreachable daemon");
 end)
 
+test("a login refused while the daemon cannot be reached says why, every time", function ()
+	local m, p = load();
+	connect_result = { nil, "Permission denied" };
+	for i, user in ipairs({ "alice", "bob" }) do
+		local a = spawn(p.test_password, user, "11111111 YQ==");
+		eq(fire(m, "timeout"), 1, "timeouts");
+		eq(a.values[1], nil, user .. "'s answer");
+		local said = 0;
+		for _, l in ipairs(m.logs) do
+			if l[1] == "warn" and l[2]:find(": cannot reach tokenauthd at ", 1, true) and l[2]:find("Permission denied", 1, true) then
+				said = said + 1;
+			end
+		end
+		eq(said, i, "refusals that give the cause");
+		check(not logged(m, "warn", "did not answer within"), "an unreachable daemon is called slow");
+	end
+	connect_result = { 1 };
+end)
+
 test("the daemon down: retries while a login waits, then answers", function ()
 	local m, p = load();
 	connect_result = { nil, "No such file or directory" };
