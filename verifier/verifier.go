@@ -380,13 +380,28 @@ func (v *Verifier) IsUser(user, hostname string) bool {
 //
 // A JWT is checked the same way, and its (iss, jti) pair recorded.
 func (v *Verifier) Verify(ctx context.Context, user, hostname, password string) Result {
+	return v.decide(ctx, user, hostname, password, true)
+}
+
+// decide checks password and asks the store about it: to record it
+// (Verify), or only whether it holds it (Check). A store that cannot vouch
+// for it, before or after, refuses it.
+func (v *Verifier) decide(ctx context.Context, user, hostname, password string, record bool) Result {
 	r, p := v.check(user, hostname, password)
 	if r.Reason != Accepted || v.forgotAny(&r, &p) {
 		return r
 	}
-	fresh, err := v.store.Record(ctx, p.key)
+	var held bool
+	var err error
+	if record {
+		var fresh bool
+		fresh, err = v.store.Record(ctx, p.key)
+		held = !fresh
+	} else {
+		held, err = v.store.Seen(ctx, p.key)
+	}
 	switch {
-	case err == nil && !fresh:
+	case err == nil && held:
 		r.Reason = Replayed
 	case v.forgotAny(&r, &p):
 	case err != nil:
@@ -444,19 +459,7 @@ func (v *Verifier) Explain(ctx context.Context, user, hostname, password string)
 // A token the store cannot vouch for is StoreForgot, as in Verify: never
 // Accepted, so that no one is told it is unused.
 func (v *Verifier) Check(ctx context.Context, user, hostname, password string) Result {
-	r, p := v.check(user, hostname, password)
-	if r.Reason != Accepted || v.forgotAny(&r, &p) {
-		return r
-	}
-	seen, err := v.store.Seen(ctx, p.key)
-	switch {
-	case err == nil && seen:
-		r.Reason = Replayed
-	case v.forgotAny(&r, &p):
-	case err != nil:
-		r.Reason, r.Err = StoreUnavailable, err
-	}
-	return r
+	return v.decide(ctx, user, hostname, password, false)
 }
 
 // check verifies everything but freshness and returns what Verify needs to
