@@ -79,25 +79,7 @@ otp_seed_file = "` + seedFile + `"
 	}
 	for _, tt := range tests {
 		path := write(strings.ReplaceAll(tt.name, " ", "-")+".toml", tt.text)
-		c, err := Load(path, Options{})
-		if tt.wantErr == nil {
-			if err != nil {
-				t.Errorf("%s: %v", tt.name, err)
-			}
-			continue
-		}
-		if !errorHas(t, tt.name, err, tt.wantErr) {
-			continue
-		}
-		if !strings.HasPrefix(err.Error(), path) {
-			t.Errorf("%s: error %q does not start with the file's path", tt.name, err)
-		}
-		if strings.Contains(err.Error(), leakySecret) {
-			t.Errorf("%s: error %q holds the secret", tt.name, err)
-		}
-		if c != nil {
-			t.Errorf("%s: a config with the error", tt.name)
-		}
+		loadWants(t, tt.name, path, tt.wantErr, leakySecret)
 	}
 }
 
@@ -195,4 +177,33 @@ func errorHas(t *testing.T, name string, err error, want []string) bool {
 		}
 	}
 	return true
+}
+
+// loadWants loads the configuration at path and checks the outcome: no
+// error if wantErr is nil; else an error that holds every string of
+// wantErr, starts with the file's path, holds none of the secrets, and
+// comes without a configuration.
+func loadWants(t *testing.T, name, path string, wantErr []string, secrets ...string) {
+	t.Helper()
+	c, err := Load(path, Options{})
+	if wantErr == nil {
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		return
+	}
+	if !errorHas(t, name, err, wantErr) {
+		return
+	}
+	if !strings.HasPrefix(err.Error(), path) {
+		t.Errorf("%s: error %q does not start with the file's path", name, err)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: error %q holds the secret", name, err)
+		}
+	}
+	if c != nil {
+		t.Errorf("%s: a config with the error", name)
+	}
 }

@@ -32,6 +32,22 @@ func explainConfig(t *testing.T) string {
 			fixture.HostBlock("c.example", "secret-C-0a1b2c3d", fixture.SeedA, nil, nil))
 }
 
+// explainWants runs explain as of now and checks its exit status and that
+// its output holds every line of want; it returns the output.
+func explainWants(t *testing.T, cfg string, now time.Time, jid, token string, code int, want []string) string {
+	t.Helper()
+	got, out := explainAt(t, cfg, now, nil, jid, token)
+	if got != code {
+		t.Errorf("exit status %d, want %d\n%s", got, code, out)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	return out
+}
+
 // explainAt runs tokenauthd explain as of time at.
 func explainAt(t *testing.T, cfg string, at time.Time, extra []string, jid, token string) (int, string) {
 	t.Helper()
@@ -105,17 +121,7 @@ func TestExplain(t *testing.T) {
 		{"not a jid", "alice", "x", 2, []string{"is not user@host"}},
 	}
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			code, out := explainAt(t, cfg, now, nil, tc.jid, tc.token)
-			if code != tc.code {
-				t.Errorf("exit status %d, want %d\n%s", code, tc.code, out)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(out, w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { explainWants(t, cfg, now, tc.jid, tc.token, tc.code, tc.want) })
 	}
 }
 
