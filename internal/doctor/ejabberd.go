@@ -39,6 +39,13 @@ type ejConfig struct {
 	files                    int
 }
 
+// ejInclude is a file include_config_file names, with the options it may
+// set.
+type ejInclude struct {
+	path            string
+	allow, disallow []string
+}
+
 // readEjabberd reads an ejabberd.yml and the files it includes. allow, if
 // not nil, keeps only those options of the file; disallow drops some.
 func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string) error {
@@ -63,11 +70,7 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 	if top.Kind != yaml.MappingNode {
 		return fmt.Errorf("%s:%d: the top level is not a map of options", path, top.Line)
 	}
-	type include struct {
-		path            string
-		allow, disallow []string
-	}
-	var includes []include
+	var includes []ejInclude
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		key, val := top.Content[i].Value, top.Content[i+1]
 		if (allow != nil && !slices.Contains(allow, key)) || slices.Contains(disallow, key) {
@@ -75,56 +78,13 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 		}
 		switch key {
 		case "define_macro":
-			m := c.resolve(val)
-			if m.Kind != yaml.MappingNode {
-				continue
-			}
-			for j := 0; j+1 < len(m.Content); j += 2 {
-				if _, ok := c.macros[m.Content[j].Value]; !ok {
-					c.macros[m.Content[j].Value] = m.Content[j+1]
-				}
-			}
+			c.defineMacros(val)
 		case "include_config_file":
-			v := c.resolve(val)
-			switch v.Kind {
-			case yaml.ScalarNode:
-				includes = append(includes, include{path: v.Value})
-			case yaml.SequenceNode:
-				for _, f := range v.Content {
-					includes = append(includes, include{path: c.resolve(f).Value})
-				}
-			case yaml.MappingNode:
-				for j := 0; j+1 < len(v.Content); j += 2 {
-					inc := include{path: v.Content[j].Value}
-					opts := c.resolve(v.Content[j+1])
-					inc.allow, inc.disallow = c.strings(c.field(opts, "allow_only")), c.strings(c.field(opts, "disallow"))
-					if inc.allow == nil && c.field(opts, "allow_only") != nil {
-						inc.allow = []string{}
-					}
-					includes = append(includes, inc)
-				}
-			}
-		case "host_config", "append_host_config":
-			into := c.hostConfig
-			if key == "append_host_config" {
-				into = c.appendConfig
-			}
-			hosts := c.resolve(val)
-			if hosts.Kind != yaml.MappingNode {
-				continue
-			}
-			for j := 0; j+1 < len(hosts.Content); j += 2 {
-				h := strings.ToLower(hosts.Content[j].Value)
-				opts := c.resolve(hosts.Content[j+1])
-				if into[h] == nil {
-					into[h] = map[string]ejOpt{}
-				}
-				for k := 0; opts.Kind == yaml.MappingNode && k+1 < len(opts.Content); k += 2 {
-					if _, ok := into[h][opts.Content[k].Value]; !ok {
-						into[h][opts.Content[k].Value] = ejOpt{opts.Content[k+1], path}
-					}
-				}
-			}
+			includes = append(includes, c.includes(val)...)
+		case "host_config":
+			c.hostOptions(c.hostConfig, val, path)
+		case "append_host_config":
+			c.hostOptions(c.appendConfig, val, path)
 		default:
 			if _, ok := c.global[key]; !ok {
 				c.global[key] = ejOpt{val, path}
@@ -143,6 +103,66 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 		}
 	}
 	return nil
+}
+
+// defineMacros adds define_macro's macros (the first definition wins).
+func (c *ejConfig) defineMacros(val *yaml.Node) {
+	m := c.resolve(val)
+	if m.Kind != yaml.MappingNode {
+		return
+	}
+	for j := 0; j+1 < len(m.Content); j += 2 {
+		if _, ok := c.macros[m.Content[j].Value]; !ok {
+			c.macros[m.Content[j].Value] = m.Content[j+1]
+		}
+	}
+}
+
+// includes returns the files include_config_file names: a path, a list,
+// or a map of paths to their allow_only and disallow.
+func (c *ejConfig) includes(val *yaml.Node) []ejInclude {
+	var out []ejInclude
+	v := c.resolve(val)
+	switch v.Kind {
+	case yaml.ScalarNode:
+		out = append(out, ejInclude{path: v.Value})
+	case yaml.SequenceNode:
+		for _, f := range v.Content {
+			out = append(out, ejInclude{path: c.resolve(f).Value})
+		}
+	case yaml.MappingNode:
+		for j := 0; j+1 < len(v.Content); j += 2 {
+			inc := ejInclude{path: v.Content[j].Value}
+			opts := c.resolve(v.Content[j+1])
+			inc.allow, inc.disallow = c.strings(c.field(opts, "allow_only")), c.strings(c.field(opts, "disallow"))
+			if inc.allow == nil && c.field(opts, "allow_only") != nil {
+				inc.allow = []string{}
+			}
+			out = append(out, inc)
+		}
+	}
+	return out
+}
+
+// hostOptions adds host_config's or append_host_config's options, by
+// host, into into (the first setting of an option wins).
+func (c *ejConfig) hostOptions(into map[string]map[string]ejOpt, val *yaml.Node, path string) {
+	hosts := c.resolve(val)
+	if hosts.Kind != yaml.MappingNode {
+		return
+	}
+	for j := 0; j+1 < len(hosts.Content); j += 2 {
+		h := strings.ToLower(hosts.Content[j].Value)
+		opts := c.resolve(hosts.Content[j+1])
+		if into[h] == nil {
+			into[h] = map[string]ejOpt{}
+		}
+		for k := 0; opts.Kind == yaml.MappingNode && k+1 < len(opts.Content); k += 2 {
+			if _, ok := into[h][opts.Content[k].Value]; !ok {
+				into[h][opts.Content[k].Value] = ejOpt{opts.Content[k+1], path}
+			}
+		}
+	}
 }
 
 // maxResolve bounds the macros and aliases followed from one value.
