@@ -2,8 +2,13 @@ package doctor
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 )
 
@@ -43,5 +48,43 @@ func TestAttackDoctorLuaFromWorkingDirectory(t *testing.T) {
 	}
 	if b, err := os.ReadFile(marker); err == nil {
 		t.Errorf("doctor ran Lua files of its working directory: %q", b)
+	}
+}
+
+// A host's [jwt] keys_file is one of the files the daemon reads at start,
+// as token_secret_file is: doctor must tell when the daemon's user cannot
+// read it (the daemon then exits, and every login is refused), and must
+// take a "%d/" key set for a systemd credential, as it does a "%d/"
+// secret, not for a mistake.
+func TestAttackDoctorJWTKeysFile(t *testing.T) {
+	dir := t.TempDir()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := filepath.Join(dir, "keys.json")
+	if err := os.WriteFile(keys, []byte(fmt.Sprintf(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":%q}]}`, base64.RawURLEncoding.EncodeToString(pub))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig := func(name, keysFile string) string {
+		p := filepath.Join(dir, name)
+		body := "[replay]\njournal = \"/var/lib/tokenauthd/replay.journal\"\n\n[hosts.\"example.org\".jwt]\nkeys_file = " + strconv.Quote(keysFile) + "\n"
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cases := []doctorCase{
+		{name: "key set the daemon cannot read", config: writeConfig("unreadable.toml", keys),
+			setup: func(s *fakeSys) { s.files[keys] = fakeFile{mode: 0o600, disk: keys} }, exit: 1,
+			want: []want{{sev: Error, key: "secret file " + keys, msg: "cannot read it"}}},
+		{name: "key set a credential", config: writeConfig("credential.toml", "%d/secrets_keys.json"),
+			want: []want{{sev: Note, msg: "systemd credentials"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+		})
 	}
 }
