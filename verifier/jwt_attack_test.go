@@ -2,6 +2,9 @@ package verifier
 
 import (
 	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -94,5 +97,43 @@ func TestAttackJWTReplayAfterReloadSameTTL(t *testing.T) {
 	c.t = time.Unix(jwtNow+301, 0)
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
 		t.Errorf("the JWT accepted a second time, 301 s after the first, after a reload that kept the replay TTL")
+	}
+}
+
+// signRawPayload signs a payload given as JSON text with the Ed25519 key
+// of the tests' set (kid ed-2024): claims of any spelling, duplicate
+// names included, as an application's JSON library may write them.
+func signRawPayload(t testing.TB, payload string) string {
+	t.Helper()
+	in := b64(`{"alg":"EdDSA","kid":"`+kidEd+`","typ":"JWT"}`) + "." + b64(payload)
+	return in + "." + base64.RawURLEncoding.EncodeToString(ed25519.Sign(jwtTestKeys().ed, []byte(in)))
+}
+
+// Claim names are case-sensitive (RFC 7519 §4, RFC 7515 §4: JSON member
+// names compared as strings), and every other JWT library reads them so
+// (PyJWT's and ejabberd's dicts, golang-jwt's MapClaims). Go's
+// encoding/json matches a struct field's name in any case, so the
+// verifier reads the JID from a claim "JID" or "Jid", and exp, iat, jti,
+// iss from "EXP", "Iat", "JTI", "ISS"; the last of two spellings wins. An
+// application that lets a user add claims of their own (profile fields
+// copied into the JWT) and guards the names it sets ("jid", "exp")
+// exactly lets that user choose the JID tokenauthd reads: a login as
+// another account.
+func TestAttackJWTClaimNamesCaseInsensitive(t *testing.T) {
+	v, _ := newJWTTest(t, testJWT(t))
+	for i, tt := range []struct {
+		name, user, payload string
+	}{
+		{"JID after jid", "admin", `{"jid":"alice@example.org","iat":%d,"exp":%d,"jti":"case-%d","JID":"admin@example.org"}`},
+		{"Jid without jid", "admin", `{"Jid":"admin@example.org","iat":%d,"exp":%d,"jti":"case-%d"}`},
+		// The application meant a JWT without jti (refused), and one of
+		// its users' claims supplies one.
+		{"JTI for a missing jti", "alice", `{"jid":"alice@example.org","iat":%d,"exp":%d,"x":"case-%d","JTI":"user-chosen"}`},
+	} {
+		payload := fmt.Sprintf(tt.payload, jwtNow, jwtNow+60, i)
+		r := v.Verify(context.Background(), tt.user, "example.org", signRawPayload(t, payload))
+		if r.OK() {
+			t.Errorf("%s: %s@example.org accepted with claims %s", tt.name, tt.user, payload)
+		}
 	}
 }
