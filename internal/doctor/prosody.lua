@@ -11,8 +11,14 @@
 
 local sourcedir, config_file = DOCTOR_SOURCEDIR, DOCTOR_CONFIG
 
-package.path = sourcedir .. "/?.lua;" .. package.path
-package.cpath = sourcedir .. "/?.so;" .. package.cpath
+-- Absolute entries only, as prosodyctl keeps them: Lua's defaults look in
+-- the working directory ("./?.lua"), which doctor, run as root, must not
+-- take code from.
+local function absolute(paths)
+	return (paths:gsub("[^;]+;?", function(p) if p:sub(1, 1) ~= "/" then return "" end end):gsub(";;+", ";"))
+end
+package.path = absolute(sourcedir .. "/?.lua;" .. package.path)
+package.cpath = absolute(sourcedir .. "/?.so;" .. package.cpath)
 -- Prosody 13 names its libraries prosody.*, and ships a loader that
 -- maps those names to its tree.
 if not pcall(require, "prosody.loader") then
