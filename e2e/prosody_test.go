@@ -35,6 +35,12 @@ const (
 	prosodySecret = "prosody-e2e-secret"
 )
 
+// prosodyConfig is the daemon's configuration of the host "localhost" for
+// Prosody, with its secrets.
+func prosodyConfig() string {
+	return fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
+}
+
 // stopProcess ends a process started by the test: SIGTERM, then SIGKILL if
 // it is still there after a while.
 func stopProcess(cmd *exec.Cmd, done <-chan struct{}) {
@@ -325,8 +331,7 @@ func TestProsodyModule(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "tokenauthd.sock")
 	cfgPath := filepath.Join(dir, "config.toml")
-	cfg := fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(prosodyConfig()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	serve := startServe(t, cfgPath, sock)
