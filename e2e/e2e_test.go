@@ -1,7 +1,7 @@
 // Package e2e holds the tests that run the built tokenauthd binary, or a
-// real peer: ejabberd, Prosody, redis-server, slixmpp, pyotp and systemd's
-// tools. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing peer fails
-// the test instead of skipping it. TOKENAUTHD_PEERS picks whose ejabberd,
+// real peer: ejabberd, Prosody, redis-server, slixmpp, pyotp, PyJWT and
+// systemd's tools. With TOKENAUTHD_E2E=1 (scripts/test sets it) a missing
+// peer fails the test instead of skipping it. TOKENAUTHD_PEERS picks whose ejabberd,
 // Prosody and Redis run (internal/fixture/peers): Debian 12's (debian12, the
 // default) or Debian 13's (debian13, from scripts/peers-debian13), and each
 // test that starts one checks that it is that set's version.
@@ -32,19 +32,54 @@ import (
 func pyotpToken(t testing.TB, seed, secret, jid string, at int64, nonce string) string {
 	t.Helper()
 	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
-	args := []string{"testdata/mint.py", seed, secret, jid, "", nonce}
+	args := []string{seed, secret, jid, "", nonce}
 	if at != 0 {
-		args[4] = fmt.Sprint(at)
+		args[3] = fmt.Sprint(at)
 	}
 	if nonce == "" {
-		args = args[:5]
+		args = args[:4]
 	}
-	out, err := exec.Command(fixture.DebianPython, args...).Output()
+	return python(t, "testdata/mint.py", args...)
+}
+
+// pyJWT mints a JWT for jid with Debian's PyJWT (testdata/mint_jwt.py),
+// signed with key's PEM and naming its kid, as an application in Python
+// would.
+func pyJWT(t testing.TB, key fixture.JWTKey, jid string) string {
+	t.Helper()
+	fixture.RequirePeer(t, fixture.DebianPython, "python:jwt", "python:cryptography")
+	return python(t, "testdata/mint_jwt.py", key.PEM, key.KID, jid)
+}
+
+// python runs a script of testdata with Debian's Python and returns the
+// line it prints.
+func python(t testing.TB, script string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(fixture.DebianPython, append([]string{script}, args...)...).Output()
 	if err != nil {
-		t.Fatalf("mint.py: %v", err)
+		var stderr []byte
+		if ee := (*exec.ExitError)(nil); errors.As(err, &ee) {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("%s: %v\n%s", script, err, stderr)
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// mintJWT mints a JWT for jid with `tokenauthd mint -jwt -key`, signed with
+// key's private JWK (its kid and alg go into the header).
+func mintJWT(t testing.TB, key fixture.JWTKey, jid string) string {
+	t.Helper()
+	out, errOut, code := runBinary(t, nil, "mint", "-jwt", "-key", key.JWK, jid)
+	if code != 0 {
+		t.Fatalf("tokenauthd mint -jwt: exit %d: %s", code, errOut)
+	}
+	return strings.TrimSuffix(string(out), "\n")
+}
+
+// minter mints a fresh credential, a token or a JWT, for user at
+// fixture.Host.
+type minter func(t testing.TB, user string) string
 
 // xmppLogin logs in with slixmpp (testdata/login.py) and reports whether the
 // server let it in. mech is "PLAIN" or "X-TOKEN".

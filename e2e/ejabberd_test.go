@@ -23,13 +23,14 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 )
 
-// ejabberdDir returns a new directory owned by the ejabberd user, that the
-// ejabberd user can reach (ejabberdctl runs ejabberd as that user, and so
-// its extauth_program). Put the helper and its configuration in it.
-func ejabberdDir(t testing.TB) string {
+// serverDir returns a new directory that every user may enter, outside
+// /tmp and /home, which ejabberd.service hides from ejabberd (PrivateTmp,
+// ProtectHome): where an admin would put what an XMPP server reads, and
+// where doctor, which reads the machine's units, finds it visible. It is
+// removed when the test ends.
+func serverDir(t testing.TB) string {
 	t.Helper()
-	fixture.RequirePeer(t, peers.Get(t).Ejabberdctl)
-	dir, err := os.MkdirTemp("", "tokenauthd-ejabberd-")
+	dir, err := os.MkdirTemp("/var/lib", "tokenauthd-e2e-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,6 +38,16 @@ func ejabberdDir(t testing.TB) string {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// ejabberdDir returns a new serverDir owned by the ejabberd user
+// (ejabberdctl runs ejabberd as that user, and so its extauth_program).
+// Put the helper and its configuration in it.
+func ejabberdDir(t testing.TB) string {
+	t.Helper()
+	fixture.RequirePeer(t, peers.Get(t).Ejabberdctl)
+	dir := serverDir(t)
 	chownEjabberd(t, dir)
 	return dir
 }
@@ -61,12 +72,10 @@ func chownEjabberd(t testing.TB, path string) {
 	}
 }
 
-// stageHelper copies the built tokenauthd and the given configuration into
-// a directory ejabberd can read, and returns the extauth_program command
-// line running it on that configuration, with extra arguments appended.
-func stageHelper(t testing.TB, config string, extra ...string) string {
+// stageBinary copies the built tokenauthd into dir, where ejabberd can run
+// it, and returns its path.
+func stageBinary(t testing.TB, dir string) string {
 	t.Helper()
-	dir := ejabberdDir(t)
 	src, err := os.ReadFile(fixture.Binary(t))
 	if err != nil {
 		t.Fatal(err)
@@ -75,6 +84,16 @@ func stageHelper(t testing.TB, config string, extra ...string) string {
 	if err := os.WriteFile(bin, src, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return bin
+}
+
+// stageHelper copies the built tokenauthd and the given configuration into
+// a directory ejabberd can read, and returns the extauth_program command
+// line running it on that configuration, with extra arguments appended.
+func stageHelper(t testing.TB, config string, extra ...string) string {
+	t.Helper()
+	dir := ejabberdDir(t)
+	bin := stageBinary(t, dir)
 	cfg := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
@@ -83,17 +102,24 @@ func stageHelper(t testing.TB, config string, extra ...string) string {
 	return strings.Join(append([]string{bin, "-config", cfg}, extra...), " ")
 }
 
-// startEjabberd starts ejabberd for the host "localhost" with external
-// authentication by extauthProgram (a command line ejabberd runs through the
-// shell, as the ejabberd user), extauth_pool_size poolSize and no
-// authentication cache, and returns its c2s port (plain TCP, no TLS, on
-// 127.0.0.1) once its log says it has started, as the peer set's version.
-// ejabberd and its helpers are stopped when the test ends; the test fails
-// if they cannot be.
-func startEjabberd(t testing.TB, extauthProgram string, poolSize int) (port int) {
+// ejabberdFiles are the files of an ejabberd for the end-to-end tests, as
+// writeEjabberd writes them and startEjabberd runs them.
+type ejabberdFiles struct {
+	dir     string // etc/, spool/, logs/, in an ejabberdDir
+	config  string // etc/ejabberd.yml
+	port    int    // c2s, plain TCP, on 127.0.0.1
+	node    string // the Erlang node's name
+	pidFile string
+}
+
+// writeEjabberd writes the configuration of an ejabberd for the host
+// "localhost" with external authentication by extauthProgram (a command
+// line ejabberd runs through the shell, as the ejabberd user),
+// extauth_pool_size poolSize and no authentication cache, listening on a
+// free port of 127.0.0.1 with its own node name and distribution port.
+func writeEjabberd(t testing.TB, extauthProgram string, poolSize int) *ejabberdFiles {
 	t.Helper()
-	set := peers.Get(t)
-	fixture.RequirePeer(t, set.Ejabberdctl, "/etc/ejabberd/inetrc")
+	fixture.RequirePeer(t, "/etc/ejabberd/inetrc")
 	dir := ejabberdDir(t)
 	for _, d := range []string{"etc", "spool", "logs"} {
 		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
@@ -105,8 +131,8 @@ func startEjabberd(t testing.TB, extauthProgram string, poolSize int) (port int)
 		t.Fatal(err)
 	}
 	port, distPort := fixture.FreePort(t), fixture.FreePort(t)
-	node := fmt.Sprintf("tokenauthd%d@localhost", port)
-	pidFile := filepath.Join(dir, "ejabberd.pid")
+	e := &ejabberdFiles{dir: dir, config: filepath.Join(dir, "etc", "ejabberd.yml"), port: port,
+		node: fmt.Sprintf("tokenauthd%d@localhost", port), pidFile: filepath.Join(dir, "ejabberd.pid")}
 	files := map[string]string{
 		"etc/inetrc": string(inetrc),
 		"etc/ejabberdctl.cfg": fmt.Sprintf(`ERLANG_NODE=%s
@@ -114,7 +140,7 @@ ERL_OPTIONS="-env ERL_CRASH_DUMP_BYTES 0 -setcookie tokenauthdtestcookie"
 ERL_DIST_PORT=%d
 EJABBERD_PID_PATH=%s
 INET_DIST_INTERFACE=127.0.0.1
-`, node, distPort, pidFile),
+`, e.node, distPort, e.pidFile),
 		"etc/ejabberd.yml": fmt.Sprintf(`hosts:
   - localhost
 loglevel: info
@@ -142,6 +168,19 @@ modules:
 		}
 	}
 	chownEjabberd(t, dir)
+	return e
+}
+
+// startEjabberd starts ejabberd on writeEjabberd's files and returns its
+// c2s port once its log says it has started, as the peer set's version.
+// ejabberd and its helpers are stopped when the test ends; the test fails
+// if they cannot be.
+func startEjabberd(t testing.TB, extauthProgram string, poolSize int) (port int) {
+	t.Helper()
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.Ejabberdctl)
+	e := writeEjabberd(t, extauthProgram, poolSize)
+	dir, port, node, pidFile := e.dir, e.port, e.node, e.pidFile
 
 	ctl := func(args ...string) *exec.Cmd {
 		etc := filepath.Join(dir, "etc")

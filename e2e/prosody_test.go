@@ -35,6 +35,12 @@ const (
 	prosodySecret = "prosody-e2e-secret"
 )
 
+// prosodyConfig is the daemon's configuration of the host "localhost" for
+// Prosody, with its secrets.
+func prosodyConfig() string {
+	return fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
+}
+
 // stopProcess ends a process started by the test: SIGTERM, then SIGKILL if
 // it is still there after a while.
 func stopProcess(cmd *exec.Cmd, done <-chan struct{}) {
@@ -93,21 +99,27 @@ type prosodyServer struct {
 	exited <-chan struct{}
 }
 
-// startProsody runs the peer set's Prosody on 127.0.0.1 with the module of
-// this tree as its authentication provider, talking to the daemon at sock,
-// and checks by its log that it is the set's version.
-func startProsody(t *testing.T, dir, sock string) *prosodyServer {
+// writeProsody writes dir/prosody.cfg.lua: Prosody on a free port of
+// 127.0.0.1 for the host "localhost", with the module of this tree
+// (copied into dir/plugins) as its authentication provider, talking to the
+// daemon at sock. It returns the file's path and the server to be
+// started on it, its port and log set.
+func writeProsody(t testing.TB, dir, sock string) (cfgPath string, p *prosodyServer) {
 	t.Helper()
-	set := peers.Get(t)
-	fixture.RequirePeer(t, set.ProsodyBin)
-	plugins, err := filepath.Abs("../prosody")
+	module, err := os.ReadFile("../prosody/mod_auth_tokenauthd.lua")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+	plugins := filepath.Join(dir, "plugins")
+	for _, d := range []string{"data", "plugins"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(plugins, "mod_auth_tokenauthd.lua"), module, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := &prosodyServer{port: fixture.FreePort(t), log: filepath.Join(dir, "prosody.log")}
+	p = &prosodyServer{port: fixture.FreePort(t), log: filepath.Join(dir, "prosody.log")}
 	cfg := fmt.Sprintf(`-- written by the test
 run_as_root = true
 pidfile = %[1]q
@@ -126,10 +138,20 @@ authentication = "tokenauthd"
 tokenauthd_socket = %[6]q
 VirtualHost "localhost"
 `, filepath.Join(dir, "prosody.pid"), filepath.Join(dir, "data"), plugins, p.log, p.port, sock)
-	cfgPath := filepath.Join(dir, "prosody.cfg.lua")
+	cfgPath = filepath.Join(dir, "prosody.cfg.lua")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfgPath, p
+}
+
+// startProsody runs the peer set's Prosody on writeProsody's configuration
+// and checks by its log that it is the set's version.
+func startProsody(t *testing.T, dir, sock string) *prosodyServer {
+	t.Helper()
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyBin)
+	cfgPath, p := writeProsody(t, dir, sock)
 	p.cmd = exec.Command(set.ProsodyBin, "--config", cfgPath)
 	_, p.exited = startCmd(t, p.cmd, filepath.Join(dir, "prosody.console"))
 	t.Cleanup(func() {
@@ -309,8 +331,7 @@ func TestProsodyModule(t *testing.T) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "tokenauthd.sock")
 	cfgPath := filepath.Join(dir, "config.toml")
-	cfg := fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(prosodyConfig()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	serve := startServe(t, cfgPath, sock)
@@ -428,6 +449,57 @@ func TestProsodyModule(t *testing.T) {
 		if strings.Contains(logs, tok) || strings.Contains(logs, strings.Fields(tok)[1]) {
 			t.Errorf("a token appears in the logs")
 			break
+		}
+	}
+}
+
+// TestProsodyModuleJWT: JWTs log in through a real Prosody, the module and
+// the daemon once, with PLAIN and with X-TOKEN, and are refused the second
+// time, with either; one is PyJWT's, as an application in Python mints
+// it, the other `tokenauthd mint -jwt`'s.
+func TestProsodyModuleJWT(t *testing.T) {
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyBin, fixture.DebianPython, "python:slixmpp", "python:jwt", "python:cryptography")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tokenauthd.sock")
+	key := fixture.NewJWTKey(t, dir, "app-1")
+	serve := startServe(t, fixture.WriteFile(t, filepath.Join(dir, "config.toml"), key.Section("localhost")), sock)
+	p := startProsody(t, dir, sock)
+
+	py, minted := pyJWT(t, key, "alice@localhost"), mintJWT(t, key, "alice@localhost")
+	bobs := pyJWT(t, key, "bob@localhost")
+	for _, l := range []struct {
+		what, jwt, mech string
+		want            bool
+	}{
+		{"PyJWT's JWT", py, "PLAIN", true},
+		{"PyJWT's JWT again", py, "PLAIN", false},
+		{"PyJWT's JWT again", py, "X-TOKEN", false},
+		{"mint's JWT", minted, "X-TOKEN", true},
+		{"mint's JWT again", minted, "X-TOKEN", false},
+		{"mint's JWT again", minted, "PLAIN", false},
+		{"another user's JWT", bobs, "PLAIN", false},
+	} {
+		if got := xmppLogin(t, "alice@localhost", l.jwt, p.port, l.mech); got != l.want {
+			t.Errorf("%s with %s: logged in %v, want %v", l.what, l.mech, got, l.want)
+		}
+	}
+	// Bob's JWT was not used up by the refusal as alice's.
+	if !xmppLogin(t, "bob@localhost", bobs, p.port, "PLAIN") {
+		t.Error("bob's JWT was refused after it was refused as alice's")
+	}
+	p.alive(t)
+
+	log := serve.log()
+	for reason, n := range map[string]int{"replayed": 4, "wrong_jid": 1} {
+		if got := strings.Count(log, "reason="+reason+" "); got != n {
+			t.Errorf("the daemon logged %d %s refusals, want %d:\n%s", got, reason, n, log)
+		}
+	}
+	logs := readFile(t, p.log) + log
+	for _, jwt := range []string{py, minted, bobs} {
+		if strings.Contains(logs, jwt[strings.LastIndexByte(jwt, '.')+1:]) {
+			t.Errorf("a JWT's signature appears in the logs")
 		}
 	}
 }

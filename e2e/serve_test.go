@@ -210,28 +210,48 @@ func TestServeSocketActivation(t *testing.T) {
 }
 
 // TestServeJournalSurvivesSIGKILL: a token accepted just before the daemon
-// is killed with SIGKILL is refused by the restarted daemon; a fresh one is
-// accepted.
+// is killed with SIGKILL is refused by the restarted daemon.
 func TestServeJournalSurvivesSIGKILL(t *testing.T) {
+	journalSurvivesSIGKILL(t, "", fixture.Token)
+}
+
+// TestServeJWTJournalSurvivesSIGKILL: the same with JWTs from `tokenauthd
+// mint -jwt`: the JWT's record in the journal outlives the daemon.
+func TestServeJWTJournalSurvivesSIGKILL(t *testing.T) {
+	key := fixture.NewJWTKey(t, t.TempDir(), "app-1")
+	journalSurvivesSIGKILL(t, key.Section(fixture.Host), jwtsFor(key, mintJWT))
+}
+
+// jwtsFor mints JWTs for fixture.Host's users, signed with key by mint
+// (mintJWT or pyJWT).
+func jwtsFor(key fixture.JWTKey, mint func(testing.TB, fixture.JWTKey, string) string) minter {
+	return func(t testing.TB, user string) string { return mint(t, key, user+"@"+fixture.Host) }
+}
+
+// journalSurvivesSIGKILL: a credential from mint accepted just before the
+// daemon (fixture.Host's configuration with hosts added) is killed with
+// SIGKILL is refused by the restarted daemon; a fresh one is accepted; a
+// third start after a clean stop reads both back.
+func journalSurvivesSIGKILL(t *testing.T, hosts string, mint minter) {
 	dir := t.TempDir()
 	sock := filepath.Join(dir, "d.sock")
 	journal := filepath.Join(dir, "replay.journal")
-	extra := fmt.Sprintf("[replay]\njournal = %q\n", journal)
+	extra := hosts + fmt.Sprintf("[replay]\njournal = %q\n", journal)
 	fixture.MakeJournal(t, journal) // not a first start: no refusals
 
 	p := startServeWith(t, extra, sock)
-	tok := fixture.Token(t, "alice")
+	tok := mint(t, "alice")
 	if !fixture.Auth(t, sock, "alice", tok) {
-		t.Fatal("fresh token refused")
+		t.Fatalf("fresh credential refused:\n%s", p.log())
 	}
 	p.signal(t, syscall.SIGKILL)
 
 	p2 := startServeWith(t, extra, sock) // over the socket file the dead one left
 	if fixture.Auth(t, sock, "alice", tok) {
-		t.Fatal("the token accepted before SIGKILL was accepted again after the restart")
+		t.Fatal("the credential accepted before SIGKILL was accepted again after the restart")
 	}
-	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
-		t.Fatal("fresh token refused after the restart")
+	if !fixture.Auth(t, sock, "alice", mint(t, "alice")) {
+		t.Fatal("fresh credential refused after the restart")
 	}
 	if !strings.Contains(p2.log(), "loaded=1") {
 		t.Errorf("restart log does not report the loaded record:\n%s", p2.log())
@@ -239,7 +259,7 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 	if code := p2.signal(t, syscall.SIGTERM); code != 0 {
 		t.Errorf("exit status = %d", code)
 	}
-	// A third start reads both tokens back from a cleanly closed journal.
+	// A third start reads both records back from a cleanly closed journal.
 	p3 := startServeWith(t, extra, sock)
 	if fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("replay accepted after a clean restart")
@@ -252,28 +272,43 @@ func TestServeJournalSurvivesSIGKILL(t *testing.T) {
 // TestServeRedisTwoNodes: two daemons sharing one Redis: a token accepted
 // through either is refused through the other.
 func TestServeRedisTwoNodes(t *testing.T) {
+	redisTwoNodes(t, "", fixture.Token)
+}
+
+// TestServeJWTRedisTwoNodes: the same with JWTs from PyJWT, as an
+// application in Python mints them.
+func TestServeJWTRedisTwoNodes(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:jwt", "python:cryptography")
+	key := fixture.NewJWTKey(t, t.TempDir(), "app-1")
+	redisTwoNodes(t, key.Section(fixture.Host), jwtsFor(key, pyJWT))
+}
+
+// redisTwoNodes: two daemons (fixture.Host's configuration with hosts
+// added) sharing one Redis: a credential from mint accepted through either
+// is refused through the other.
+func redisTwoNodes(t *testing.T, hosts string, mint minter) {
 	rs := fixture.StartRedis(t, 0)
 	dir := t.TempDir()
-	extra := fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port)
+	extra := hosts + fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port)
 	fixture.MarkRedis(t, rs.Port, "tokenauthd:") // not a first start: no refusals
 	a := filepath.Join(dir, "a.sock")
 	b := filepath.Join(dir, "b.sock")
 	startServeWith(t, extra, a)
 	startServeWith(t, extra, b)
 
-	tok := fixture.Token(t, "alice")
+	tok := mint(t, "alice")
 	if !fixture.Auth(t, a, "alice", tok) {
-		t.Fatal("fresh token refused by node A")
+		t.Fatal("fresh credential refused by node A")
 	}
 	if fixture.Auth(t, b, "alice", tok) {
-		t.Fatal("node B accepted a token node A had accepted")
+		t.Fatal("node B accepted a credential node A had accepted")
 	}
-	tok2 := fixture.Token(t, "bob")
+	tok2 := mint(t, "bob")
 	if !fixture.Auth(t, b, "bob", tok2) {
-		t.Fatal("fresh token refused by node B")
+		t.Fatal("fresh credential refused by node B")
 	}
 	if fixture.Auth(t, a, "bob", tok2) {
-		t.Fatal("node A accepted a token node B had accepted")
+		t.Fatal("node A accepted a credential node B had accepted")
 	}
 }
 
@@ -327,54 +362,125 @@ func TestServeRedisDown(t *testing.T) {
 	}
 }
 
-// TestEjabberdPoolThroughDaemon: a real ejabberd with a pool of 4 relays
-// (`tokenauthd connect`), which it picks round robin, in front of one
-// daemon: a fresh token logs in once, and each of 5 replays is refused,
-// whichever relay carries it. The daemon runs as root and gives its socket
-// to the ejabberd group (socket_group), as a unit's SocketGroup= would.
-func TestEjabberdPoolThroughDaemon(t *testing.T) {
-	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp", "python:slixmpp")
+// ejabberdPool is a real ejabberd whose extauth_program is a pool of
+// relays (`tokenauthd connect`), which it picks round robin, in front of
+// one daemon.
+type ejabberdPool struct {
+	port     int // ejabberd's c2s port
+	daemon   *serveProc
+	relay    string // the relays' program
+	relayLog string // the relays' stderr, all of them
+}
+
+// startEjabberdPool runs the daemon on a configuration of hosts (TOML),
+// with metrics, as root, giving its socket to the ejabberd group
+// (socket_group) as a unit's SocketGroup= would, and a real ejabberd with
+// a pool of size relays to it.
+func startEjabberdPool(t *testing.T, hosts string, size int) *ejabberdPool {
+	t.Helper()
 	dir := ejabberdDir(t)
 	// Not named like the relay: startEjabberd's clean-up looks for left
 	// processes by the relay's path.
 	sock := filepath.Join(dir, "run", "d.sock")
-	cfg := filepath.Join(t.TempDir(), "config.toml")
-	if err := os.WriteFile(cfg, []byte(e2eConfig()+"[daemon]\nsocket_group = \"ejabberd\"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	d := startServe(t, cfg, sock)
-
-	src, err := os.ReadFile(fixture.Binary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	relay := filepath.Join(dir, "tokenauthd")
-	if err := os.WriteFile(relay, src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	relayLog := filepath.Join(dir, "relay.log")
+	metrics := fixture.FreePort(t)
+	cfg := fixture.WriteFile(t, filepath.Join(t.TempDir(), "config.toml"),
+		hosts+fmt.Sprintf("[daemon]\nsocket_group = \"ejabberd\"\n[metrics]\nlisten = \"127.0.0.1:%d\"\n", metrics))
+	p := &ejabberdPool{daemon: startServe(t, cfg, sock), relay: stageBinary(t, dir), relayLog: filepath.Join(dir, "relay.log")}
+	p.daemon.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics)
+	fixture.WaitPort(t, metrics, 10*time.Second)
 	chownEjabberd(t, dir)
-	port := startEjabberd(t, fmt.Sprintf("%s connect -protocol ejabberd -socket %s 2>>%s", relay, sock, relayLog), 4)
+	p.port = startEjabberd(t, fmt.Sprintf("%s connect -protocol ejabberd -socket %s 2>>%s", p.relay, sock, p.relayLog), size)
+	return p
+}
 
+// relaysUsed counts the relays that have carried a request to the daemon:
+// each logs once that it connected, before it answers its first request.
+func (p *ejabberdPool) relaysUsed(t *testing.T) int {
+	t.Helper()
+	return strings.Count(readFile(t, p.relayLog), "connected to the daemon")
+}
+
+// logs are the relays' and the daemon's logs, for a failure's message.
+func (p *ejabberdPool) logs(t *testing.T) string {
+	t.Helper()
+	return fmt.Sprintf("relay log:\n%s\ndaemon log:\n%s", readFile(t, p.relayLog), p.daemon.log())
+}
+
+// TestEjabberdPoolThroughDaemon: a real ejabberd with a pool of 4 relays in
+// front of one daemon: a fresh token logs in once, and each of 5 replays is
+// refused, whichever relay carries it.
+func TestEjabberdPoolThroughDaemon(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp", "python:slixmpp")
+	p := startEjabberdPool(t, e2eConfig(), 4)
 	fresh := pyotpToken(t, e2eSeed, e2eSecret, "alice@localhost", 0, "")
-	if !xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
-		b, _ := os.ReadFile(relayLog)
-		t.Fatalf("a fresh token was refused\nrelay log:\n%s\ndaemon log:\n%s", b, d.log())
+	if !xmppLogin(t, "alice@localhost", fresh, p.port, "PLAIN") {
+		t.Fatalf("a fresh token was refused\n%s", p.logs(t))
 	}
 	for i := 1; i <= 5; i++ {
-		if xmppLogin(t, "alice@localhost", fresh, port, "PLAIN") {
+		if xmppLogin(t, "alice@localhost", fresh, p.port, "PLAIN") {
 			t.Fatalf("replay %d of 5 was accepted", i)
 		}
 	}
-	if n := strings.Count(d.log(), "reason=replayed"); n != 5 {
-		t.Errorf("daemon logged %d replays, want 5:\n%s", n, d.log())
+	if n := strings.Count(p.daemon.log(), "reason=replayed"); n != 5 {
+		t.Errorf("daemon logged %d replays, want 5:\n%s", n, p.daemon.log())
 	}
-	if relays := processesRunning(relay, "connect"); relays != 4 {
+	if relays := processesRunning(p.relay, "connect"); relays != 4 {
 		t.Errorf("%d relays running, want ejabberd's pool of 4", relays)
 	}
 	// Another user's fresh token still logs in: nothing is out of step.
-	if !xmppLogin(t, "bob@localhost", pyotpToken(t, e2eSeed, e2eSecret, "bob@localhost", 0, ""), port, "PLAIN") {
+	if !xmppLogin(t, "bob@localhost", pyotpToken(t, e2eSeed, e2eSecret, "bob@localhost", 0, ""), p.port, "PLAIN") {
 		t.Error("a fresh token was refused after the replays")
+	}
+}
+
+// TestEjabberdJWTPoolThroughDaemon: a JWT from `tokenauthd mint -jwt` logs
+// in once through a real ejabberd, its pool of 4 relays and the daemon;
+// replayed until another relay of the pool than the login's has carried
+// it, it is refused every time.
+func TestEjabberdJWTPoolThroughDaemon(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:slixmpp")
+	key := fixture.NewJWTKey(t, t.TempDir(), "app-1")
+	p := startEjabberdPool(t, key.Section("localhost"), 4)
+	jwt := mintJWT(t, key, "alice@localhost")
+	if !xmppLogin(t, "alice@localhost", jwt, p.port, "PLAIN") {
+		t.Fatalf("a fresh JWT was refused\n%s", p.logs(t))
+	}
+	if n := p.relaysUsed(t); n != 1 {
+		t.Fatalf("%d relays carried the one login, want 1\n%s", n, p.logs(t))
+	}
+	// ejabberd picks a relay by a counter its whole VM shares: replay
+	// until a second relay has carried a request.
+	replays := 0
+	for p.relaysUsed(t) < 2 {
+		if replays == 20 {
+			t.Fatalf("20 replays, all through the relay of the login\n%s", p.logs(t))
+		}
+		replays++
+		if xmppLogin(t, "alice@localhost", jwt, p.port, "PLAIN") {
+			t.Fatalf("replay %d was accepted (%d relays used)", replays, p.relaysUsed(t))
+		}
+	}
+	t.Logf("%d replays until another relay carried one", replays)
+	// Every request the relays carried was that login and its replays:
+	// the second relay's was a replay.
+	want := map[string]float64{
+		`tokenauthd_requests_total{command="auth",reason="accepted",result="yes"}`: 1,
+		`tokenauthd_requests_total{command="auth",reason="replayed",result="no"}`:  float64(replays),
+	}
+	for k, v := range scrape(t, p.daemon.metrics) {
+		if strings.HasPrefix(k, "tokenauthd_requests_total{") && v != want[k] {
+			t.Errorf("%s = %v, want %v", k, v, want[k])
+		}
+	}
+	if n := strings.Count(p.daemon.log(), "reason=replayed user=alice host=localhost jwt=true"); n != replays {
+		t.Errorf("daemon logged %d JWT replays, want %d:\n%s", n, replays, p.daemon.log())
+	}
+	// Another JWT, bob's, logs in: nothing is out of step.
+	if !xmppLogin(t, "bob@localhost", mintJWT(t, key, "bob@localhost"), p.port, "PLAIN") {
+		t.Error("a fresh JWT was refused after the replays")
+	}
+	if sig := jwt[strings.LastIndexByte(jwt, '.')+1:]; strings.Contains(p.logs(t), sig) {
+		t.Error("a JWT's signature appears in the logs")
 	}
 }
 
