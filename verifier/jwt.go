@@ -1,6 +1,7 @@
 package verifier
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -100,9 +101,12 @@ type JWT struct {
 }
 
 // ReplayTTL is how long the replay store must keep an accepted JWT's
-// record: until its exp plus the leeway, and exp is at most MaxLifetime
-// plus the leeway after now.
-func (j *JWT) ReplayTTL() time.Duration { return j.MaxLifetime + 2*j.Leeway }
+// record: exp is at most MaxLifetime plus the leeway after the moment it
+// is accepted, and the JWT must stay refused past exp plus any leeway a
+// later configuration may allow (up to MaxJWTLeeway), not only today's:
+// an admin who raises the leeway must not revive the JWTs recorded
+// before.
+func (j *JWT) ReplayTTL() time.Duration { return j.MaxLifetime + j.Leeway + MaxJWTLeeway }
 
 // HasSymmetricKey reports whether the key set holds a symmetric (oct) key:
 // a secret, where the other keys are public. It reports false for a set
@@ -176,6 +180,9 @@ type jwtHost struct {
 	// decoding reads them all.
 	claims   reflect.Type
 	jidField int
+	// names are the claims' names, which a payload must spell exactly
+	// (encoding/json would read "JID" as "jid") and give once.
+	names []string
 }
 
 // jwtKey is one key of a set.
@@ -255,6 +262,10 @@ func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
 	h.claims, h.jidField = claimsType(j.JIDClaim)
 	if !probeClaimsType(h.claims, h.jidField, j.JIDClaim) {
 		return nil, verr("the JWT JID claim %q cannot be read", j.JIDClaim)
+	}
+	h.names = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
+	if !slices.Contains(h.names, j.JIDClaim) {
+		h.names = append(h.names, j.JIDClaim)
 	}
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(h.algs),
@@ -446,8 +457,93 @@ type jwtClaims struct {
 	key *jwtKey
 }
 
+// errClaimName refuses a payload that names a claim in another case, or
+// twice: encoding/json would take "JID" for "jid", and the last of two
+// for the one, where the issuer (and PyJWT, and ejabberd) may read
+// another. An application that copies its users' claims into its JWTs
+// must not let them choose the account.
+var errClaimName = errors.New("a claim is named twice, or in another case")
+
+// checkNames reports whether the payload's members spell the host's
+// claims exactly and give each at most once. It reads only the top
+// level's member names, in one pass without allocating but for a name
+// written with escapes; what is not well-formed JSON it leaves to the
+// decoder, which refuses it.
+func (h *jwtHost) checkNames(b []byte) error {
+	var seen uint32 // bit i: h.names[i] was given
+	depth := 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+		case '"':
+			end := stringEnd(b, i)
+			if end < 0 {
+				return nil // unterminated: not JSON
+			}
+			key := b[i+1 : end]
+			i = end
+			// A member name: at the top level, followed by a colon.
+			if depth != 1 || !nextIsColon(b, end+1) {
+				continue
+			}
+			if bytes.IndexByte(key, '\\') >= 0 { // rare: unescape it
+				var name string
+				if json.Unmarshal(b[i-len(key)-1:end+1], &name) != nil {
+					return errClaimName
+				}
+				key = []byte(name)
+			}
+			for j, n := range h.names {
+				exact := string(key) == n
+				switch {
+				case exact && seen&(1<<j) != 0, !exact && bytes.EqualFold(key, []byte(n)):
+					return errClaimName
+				case exact:
+					seen |= 1 << j
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// stringEnd returns the index of the quote that closes the JSON string
+// opening at b[start], or -1.
+func stringEnd(b []byte, start int) int {
+	for i := start + 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
+}
+
+// nextIsColon reports whether the first byte at or after i that is not
+// JSON white space is a colon.
+func nextIsColon(b []byte, i int) bool {
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+		case ':':
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
 // UnmarshalJSON decodes a payload through the host's claims type.
 func (c *jwtClaims) UnmarshalJSON(b []byte) error {
+	if err := c.h.checkNames(b); err != nil {
+		return err
+	}
 	p := reflect.New(c.h.claims)
 	if err := json.Unmarshal(b, p.Interface()); err != nil {
 		return err

@@ -585,7 +585,9 @@ func TestJWTReplayUntilExpiry(t *testing.T) {
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); r.Reason != Expired {
 		t.Errorf("at exp + leeway: %s, want expired", r.Reason)
 	}
-	if got, want := testJWT(t).ReplayTTL(), 360*time.Second; got != want {
+	// Records outlive exp + leeway: by the largest leeway a later
+	// configuration may allow (TestAttackJWTReplayAfterLeewayRaised).
+	if got, want := testJWT(t).ReplayTTL(), 300*time.Second+30*time.Second+MaxJWTLeeway; got != want {
 		t.Errorf("ReplayTTL = %v, want %v", got, want)
 	}
 }
@@ -600,15 +602,16 @@ func TestJWTNeedsReplayTTL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "MinReplayTTL") {
 		t.Errorf("a JWT host with the tokens' replay TTL: %v, want an error", err)
 	}
-	p.MinReplayTTL = 359 * time.Second
+	need := testJWT(t).ReplayTTL()
+	p.MinReplayTTL = need - time.Second
 	if _, err := New(Config{Params: p, Hosts: hosts, Store: st}); err == nil {
 		t.Error("MinReplayTTL a second short: no error")
 	}
-	p.MinReplayTTL = 360 * time.Second
+	p.MinReplayTTL = need
 	if _, err := New(Config{Params: p, Hosts: hosts, Store: st}); err != nil {
 		t.Errorf("MinReplayTTL enough: %v", err)
 	}
-	if p.ReplayTTL() != 360*time.Second {
+	if p.ReplayTTL() != need {
 		t.Errorf("ReplayTTL() = %v, want MinReplayTTL", p.ReplayTTL())
 	}
 	p.MinReplayTTL = time.Second

@@ -274,7 +274,7 @@ func New(c Config) (*Verifier, error) {
 				return nil, verr("%s (host %q)", Detail(err), name)
 			}
 			if need, have := hc.JWT.ReplayTTL(), c.Params.ReplayTTL(); need > have {
-				return nil, verr("host %q: its JWTs must be remembered %v (max lifetime plus twice the leeway), "+
+				return nil, verr("host %q: its JWTs must be remembered %v (max lifetime, plus the leeway, plus the largest leeway allowed), "+
 					"but the replay TTL is %v: raise Params.MinReplayTTL", name, need, have)
 			}
 			h.jwt = j
