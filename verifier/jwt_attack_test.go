@@ -147,7 +147,7 @@ func TestJWTClaimNamesExact(t *testing.T) {
 		{`"x":"y"`, true},
 		{`"nested":{"JID":"admin@example.org","jid":"x"}`, true}, // not a top-level claim
 		{`"a":"\"jid\":"`, true},                                 // a value, not a name
-		{`"\u004aID":"admin@example.org"`, false},               // JID, escaped
+		{`"\u004aID":"admin@example.org"`, false},                // JID, escaped
 		{`"i\u017fs":"x"`, false},                                // iſs: folds onto iss
 		{`"jid":"admin@example.org"`, false},                     // jid twice
 		{"\"JTI\" \t:\"x\"", false},
