@@ -123,7 +123,11 @@ const maxOld = 4
 
 // Config is a loaded, validated configuration.
 type Config struct {
-	Path     string
+	Path string
+	// Files are the secret and key files the configuration names, as read
+	// (systemd credentials, "%d/...", which systemd hands to the service
+	// whatever their modes, left out).
+	Files    []string
 	Protocol protocol.Mode
 	Params   verifier.Params
 	Capacity int
@@ -277,6 +281,11 @@ func parse(path string, data []byte, o Options) (*Config, error) {
 		return nil, err
 	}
 	c.fileWarnings = append(secretFileWarnings(&fc, o), c.fileWarnings...)
+	for _, f := range secretFiles(&fc, true) {
+		if !strings.HasPrefix(f, "%d/") {
+			c.Files = append(c.Files, f)
+		}
+	}
 	return c, nil
 }
 
@@ -609,6 +618,9 @@ func credentialPath(p string, o Options) (string, error) {
 	}
 	if o.Credentials == "" {
 		return "", fmt.Errorf("%q needs $CREDENTIALS_DIRECTORY, which is set only when systemd runs the service with LoadCredential= (outside the service: -credentials ID:DIR, as the unit's LoadCredential=)", p)
+	}
+	if !filepath.IsLocal(rest) {
+		return "", fmt.Errorf("%q leaves the credentials directory", p)
 	}
 	id, dir, loaded := strings.Cut(o.Credentials, ":")
 	if !loaded || strings.Contains(id, "/") {

@@ -105,6 +105,8 @@ func TestCredentialPath(t *testing.T) {
 		{"secrets:/etc/tokenauthd/secrets", "%d/other_a.example", "", "no credential of LoadCredential=secrets:"},
 		{"secrets:/etc/tokenauthd/secrets", "%d/secrets_../x", "", "no credential"},
 		{"secrets:/etc/tokenauthd/secrets", "/etc/x", "/etc/x", ""},
+		{"/run/credentials/x", "%d/../../../etc/shadow", "", "leaves the credentials directory"},
+		{"/run/credentials/x", "%d/a/../../b", "", "leaves the credentials directory"},
 	} {
 		p, err := credentialPath(tt.path, Options{Credentials: tt.creds})
 		if p != tt.want || (err == nil) != (tt.err == "") || err != nil && !strings.Contains(err.Error(), tt.err) {

@@ -84,19 +84,26 @@ func checkFileMode(st fs.FileInfo) (warning string, err error) {
 	return "", nil
 }
 
+// secretFiles lists the secret files fc names (and its JWT key sets, if
+// keys), as written.
+func secretFiles(fc *fileConfig, keys bool) []string {
+	files := []string{fc.Replay.RedisPassFile}
+	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
+		h := fc.Hosts[name]
+		files = append(files, h.TokenSecretFile, h.OTPSeedFile)
+		if keys && h.JWT != nil {
+			files = append(files, h.JWT.KeysFile)
+		}
+	}
+	return slices.DeleteFunc(files, func(f string) bool { return f == "" })
+}
+
 // secretFileWarnings warns of the secret files fc names that every user
 // may read. (Files that others than their owner may write are refused
 // when read.)
 func secretFileWarnings(fc *fileConfig, o Options) []string {
-	files := []string{fc.Replay.RedisPassFile}
-	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
-		files = append(files, fc.Hosts[name].TokenSecretFile, fc.Hosts[name].OTPSeedFile)
-	}
 	var w []string
-	for _, f := range files {
-		if f == "" {
-			continue
-		}
+	for _, f := range secretFiles(fc, false) {
 		p, err := credentialPath(f, o)
 		if err != nil {
 			continue

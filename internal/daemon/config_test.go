@@ -242,7 +242,12 @@ func TestCheckConfigWhatServeNeeds(t *testing.T) {
 			if tt.journal != "" {
 				extra += fmt.Sprintf("[replay]\njournal = %q\n", tt.journal)
 			}
-			args := []string{"check-config", "-config", fixture.WriteConfig(t, t.TempDir(), extra)}
+			// Where the user may read it, as the package's recipe makes it.
+			cfg := fixture.WriteConfig(t, open, extra)
+			if err := os.Chmod(cfg, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			args := []string{"check-config", "-config", cfg}
 			if tt.user != "" {
 				args = append(args, "-user", tt.user)
 			}

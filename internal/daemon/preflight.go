@@ -47,11 +47,26 @@ func mayReach(u access.User, path string) bool {
 	}
 }
 
+// readable lists what a may not read of the files serve reads at start:
+// the configuration itself and the secret and key files it names.
+func readable(cfg *config.Config, a access.User) []finding {
+	var out []finding
+	for _, f := range append([]string{cfg.Path}, cfg.Files...) {
+		if f == "" {
+			continue
+		}
+		if !mayReach(a, f) || !may(a, f, access.Read) {
+			out = append(out, finding{true, fmt.Sprintf("user %s may not read %s: serve run as %[1]s would fail (the package's recipe: chown root:%[1]s, chmod 0640)", a.Name, f)})
+		}
+	}
+	return out
+}
+
 // preflight lists what serve, run as a, would fail on at start-up with
 // cfg: the directories of its socket and journal (missing, or closed to
 // a), the journal file itself, and the socket's group.
 func preflight(cfg *config.Config, a access.User) []finding {
-	var out []finding
+	out := readable(cfg, a)
 	dir := func(what, path, makes string) {
 		d := filepath.Dir(path)
 		st, err := os.Stat(d)

@@ -49,6 +49,9 @@ type partialConfig struct {
 	Hosts map[string]struct {
 		TokenSecretFile string `toml:"token_secret_file"`
 		OTPSeedFile     string `toml:"otp_seed_file"`
+		JWT             *struct {
+			KeysFile string `toml:"keys_file"`
+		} `toml:"jwt"`
 	} `toml:"hosts"`
 }
 
@@ -77,6 +80,9 @@ func parseTokenauthd(path string, data []byte) (*tadConfig, error) {
 	files := []string{pc.Replay.PasswordFile}
 	for _, h := range c.hosts {
 		files = append(files, pc.Hosts[h].TokenSecretFile, pc.Hosts[h].OTPSeedFile)
+		if j := pc.Hosts[h].JWT; j != nil {
+			files = append(files, j.KeysFile)
+		}
 	}
 	for _, f := range files {
 		switch {

@@ -139,7 +139,8 @@ func (d *doctor) readProsody(in prosodyInstall, path string) (*prosodyDump, erro
 	}
 	// Lua refuses a -e chunk that starts with '-': the settings come first.
 	chunk := "DOCTOR_SOURCEDIR = " + luaQuote(in.sourceDir) + " DOCTOR_CONFIG = " + luaQuote(abs) + "\n" + prosodyLua
-	out, _, err := d.sys.Run(ctx, in.lua, []string{"-e", chunk}, maxLuaOut)
+	// -E: the interpreter ignores LUA_INIT and LUA_PATH.
+	out, _, err := d.sys.Run(ctx, in.lua, []string{"-E", "-e", chunk}, maxLuaOut)
 	if err != nil {
 		// Its standard error may quote the file: it is not shown.
 		return nil, fmt.Errorf("%s could not run Prosody's configuration loader: %v", in.lua, err)

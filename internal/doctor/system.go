@@ -193,6 +193,9 @@ func (osSystem) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 
 func (osSystem) Run(ctx context.Context, prog string, args []string, maxOut int) ([]byte, []byte, error) {
 	cmd := exec.CommandContext(ctx, prog, args...)
+	// From /, with no environment but PATH: nothing of the directory or
+	// the environment doctor runs in (LUA_INIT, LUA_PATH...) is run.
+	cmd.Dir, cmd.Env = "/", []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	stdout, stderr := &capped{max: maxOut}, &capped{max: maxOut}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
 	// Its own process group, so that a timeout ends it and whatever it
