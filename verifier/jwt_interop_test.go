@@ -54,7 +54,7 @@ func runPython(t *testing.T, script string, stdin []byte, args ...string) []byte
 // ones of each algorithm and bad ones of each kind, for user@host at the
 // Unix time given.
 const pyMint = `
-import json, sys, uuid
+import base64, json, sys, uuid
 import jwt
 from jwt.algorithms import OKPAlgorithm, ECAlgorithm, RSAAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -71,6 +71,12 @@ jwks = {"keys": []}
 pems = {}
 for alg, (kid, key, algo) in keys.items():
     jwk = json.loads(algo.to_jwk(key.public_key()))
+    if alg == "ES256":
+        # RFC 7518 wants both coordinates 32 bytes long; PyJWT 2.6 drops
+        # leading zero bytes (once in 128 keys), which go-jose refuses.
+        n = key.public_key().public_numbers()
+        for c, v in (("x", n.x), ("y", n.y)):
+            jwk[c] = base64.urlsafe_b64encode(v.to_bytes(32, "big")).rstrip(b"=").decode()
     jwk["kid"] = kid
     jwks["keys"].append(jwk)
     pems[alg] = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
