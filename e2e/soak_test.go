@@ -37,7 +37,6 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -81,12 +80,7 @@ func TestSoak(t *testing.T) {
 	p.metrics = fmt.Sprintf("http://127.0.0.1:%d/metrics", port)
 
 	// The application: mints fresh tokens with the host's secret.
-	app, err := verifier.New(verifier.Config{Params: verifier.DefaultParams(),
-		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(fixture.SecretA)}, OTPSeeds: []string{fixture.SeedA}}},
-		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})})
-	if err != nil {
-		t.Fatal(err)
-	}
+	app := fixture.Verifier(t, fixture.SecretA, fixture.SeedA, "a.example")
 
 	var n soakCounts
 	deadline := time.Now().Add(dur)

@@ -40,9 +40,7 @@ func mustRecord(t *testing.T, s Store, k Key, wantFresh bool) {
 // after it, without Close having run (as after SIGKILL: every record was
 // written before Record returned).
 func TestJournalSurvivesReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j1, _ := openTestJournal(t, path, clk)
+	path, clk, j1 := newTestJournal(t)
 	for i := 0; i < 10; i++ {
 		mustRecord(t, j1, key(i), true)
 	}
@@ -63,9 +61,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 // TestJournalTornTail: a record cut short by a crash is dropped, the file is
 // cut back, and later records stay readable.
 func TestJournalTornTail(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j1, _ := openTestJournal(t, path, clk)
+	path, clk, j1 := newTestJournal(t)
 	mustRecord(t, j1, key(1), true)
 	mustRecord(t, j1, key(2), true)
 	j1.Close()
@@ -101,9 +97,7 @@ func TestJournalTornTail(t *testing.T) {
 // TestJournalCorruptRecord: a record whose checksum fails is skipped; the
 // others load.
 func TestJournalCorruptRecord(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j1, _ := openTestJournal(t, path, clk)
+	path, clk, j1 := newTestJournal(t)
 	for i := 0; i < 3; i++ {
 		mustRecord(t, j1, key(i), true)
 	}
@@ -129,9 +123,7 @@ func TestJournalCorruptRecord(t *testing.T) {
 
 // TestJournalExpired: records past their expiry are not loaded.
 func TestJournalExpired(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j1, _ := openTestJournal(t, path, clk)
+	path, clk, j1 := newTestJournal(t)
 	mustRecord(t, j1, key(1), true)
 	clk.add(testTTL / 2)
 	mustRecord(t, j1, key(2), true)
@@ -190,9 +182,7 @@ func TestJournalRotation(t *testing.T) {
 
 // TestJournalExclusive: one process at a time holds a journal.
 func TestJournalExclusive(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j, _ := openTestJournal(t, path, clk)
+	path, clk, j := newTestJournal(t)
 	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
 	if _, _, err := OpenJournal(path, mem, JournalOptions{}); err == nil {
 		t.Fatal("a second OpenJournal on a held journal succeeded")
@@ -265,9 +255,7 @@ func BenchmarkJournalRecord(b *testing.B) {
 // again instead of refusing every record until a restart. Nothing recorded
 // before or after is lost.
 func TestJournalRotationRetried(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	j, _ := openTestJournal(t, path, clk)
+	path, clk, j := newTestJournal(t)
 	clk.add(testTTL / 2)
 	for i := 0; i < 5; i++ {
 		mustRecord(t, j, key(i), true)
@@ -578,4 +566,14 @@ func TestJournalForgetRecordInTheFuture(t *testing.T) {
 	if !j.ForgottenAt().Equal(clk.now()) || st.Lost != "" {
 		t.Errorf("forgotten at %v (lost %q), want %v", j.ForgottenAt(), st.Lost, clk.now())
 	}
+}
+
+// newTestJournal opens a fresh journal in a temporary directory on a clock
+// the test moves, at 1,700,000,000.
+func newTestJournal(t *testing.T) (string, *clock, *Journal) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "replay.journal")
+	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	j, _ := openTestJournal(t, path, clk)
+	return path, clk, j
 }

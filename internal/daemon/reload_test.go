@@ -14,8 +14,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/mint"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
-	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // TestReloadKeepsStoreAndOldConfigOnFailure: SIGHUP (injected) applies new
@@ -165,15 +163,7 @@ func mintToken(t *testing.T, cfg, jid string) string {
 // would accept the token.
 func acceptedBy(t *testing.T, secret, seed, user, host, token string) bool {
 	t.Helper()
-	v, err := verifier.New(verifier.Config{
-		Params: verifier.DefaultParams(),
-		Hosts:  map[string]verifier.Host{host: {TokenSecrets: [][]byte{[]byte(secret)}, OTPSeeds: []string{seed}}},
-		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Minute}),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.Check(t.Context(), user, host, token).OK()
+	return fixture.Verifier(t, secret, seed, host).Check(t.Context(), user, host, token).OK()
 }
 
 // In-process sessions of the stdin/stdout helper, and configuration files
