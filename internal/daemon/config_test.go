@@ -349,3 +349,29 @@ func TestAttackCheckConfigUserCannotRead(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTKeyRotationOnReload: keys_file is read again on every reload, so
+// keys rotate as the README says: the new key published beside the old
+// (both accepted), then the old one dropped (refused), without a restart.
+func TestJWTKeyRotationOnReload(t *testing.T) {
+	dir := t.TempDir()
+	oldKey, newKey := fixture.NewJWTKey(t, dir, "old"), fixture.NewJWTKey(t, dir, "new")
+	both := fixture.JoinSets(t, filepath.Join(dir, "both.jwks.json"), oldKey, newKey)
+	path := fixture.ConfigPath(t)
+	section := func(keys string) string { return "[hosts.\"a.example\".jwt]\nkeys_file = \"" + keys + "\"\n" }
+	fixture.WriteFile(t, path, section(oldKey.Set))
+	s := startSession(t, path)
+	if !s.auth("alice", "a.example", oldKey.Mint(t, "alice", "a.example")) || s.auth("bob", "a.example", newKey.Mint(t, "bob", "a.example")) {
+		t.Fatal("before the rotation: the old key must be accepted, the new one not yet")
+	}
+	fixture.WriteFile(t, path, section(both))
+	s.reload()
+	if !s.auth("alice", "a.example", oldKey.Mint(t, "alice", "a.example")) || !s.auth("bob", "a.example", newKey.Mint(t, "bob", "a.example")) {
+		t.Fatal("both keys published: both must be accepted")
+	}
+	fixture.WriteFile(t, path, section(newKey.Set))
+	s.reload()
+	if s.auth("alice", "a.example", oldKey.Mint(t, "alice", "a.example")) || !s.auth("bob", "a.example", newKey.Mint(t, "bob", "a.example")) {
+		t.Fatal("the old key dropped: it must be refused, the new one accepted")
+	}
+}

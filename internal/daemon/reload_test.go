@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/mint"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // TestReloadKeepsStoreAndOldConfigOnFailure: SIGHUP (injected) applies new
@@ -256,56 +253,4 @@ func runCmd(t testing.TB, stdin string, args ...string) (int, string, string) {
 		return RunCheckConfig(t.Context(), e, args[1:]), out.String(), errOut.String()
 	}
 	return RunStdio(t.Context(), e.KeepRepliesAlone(), args), out.String(), errOut.String()
-}
-
-// TestJWTKeyRotationOnReload: keys_file is read again on every reload, so
-// keys rotate as the README says: the new key published beside the old
-// (both accepted), then the old one dropped (refused), without a restart.
-func TestJWTKeyRotationOnReload(t *testing.T) {
-	dir := t.TempDir()
-	oldKey, newKey := fixture.NewJWTKey(t, dir, "old"), fixture.NewJWTKey(t, dir, "new")
-	both := filepath.Join(dir, "both.jwks.json")
-	var set struct{ Keys []json.RawMessage }
-	for _, k := range []fixture.JWTKey{oldKey, newKey} {
-		var one struct{ Keys []json.RawMessage }
-		b, err := os.ReadFile(k.Set)
-		if err != nil || json.Unmarshal(b, &one) != nil {
-			t.Fatalf("%s: %v", k.Set, err)
-		}
-		set.Keys = append(set.Keys, one.Keys...)
-	}
-	b, err := json.Marshal(map[string]any{"keys": set.Keys})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fixture.WriteFile(t, both, string(b))
-	jwtOf := func(k fixture.JWTKey, user string) string {
-		t.Helper()
-		key, err := os.ReadFile(k.JWK)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tok, err := verifier.MintJWT(key, verifier.JWTClaims{User: user, Host: "a.example"}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tok
-	}
-	path := fixture.ConfigPath(t)
-	section := func(keys string) string { return "[hosts.\"a.example\".jwt]\nkeys_file = \"" + keys + "\"\n" }
-	fixture.WriteFile(t, path, section(oldKey.Set))
-	s := startSession(t, path)
-	if !s.auth("alice", "a.example", jwtOf(oldKey, "alice")) || s.auth("bob", "a.example", jwtOf(newKey, "bob")) {
-		t.Fatal("before the rotation: the old key must be accepted, the new one not yet")
-	}
-	fixture.WriteFile(t, path, section(both))
-	s.reload()
-	if !s.auth("alice", "a.example", jwtOf(oldKey, "alice")) || !s.auth("bob", "a.example", jwtOf(newKey, "bob")) {
-		t.Fatal("both keys published: both must be accepted")
-	}
-	fixture.WriteFile(t, path, section(newKey.Set))
-	s.reload()
-	if s.auth("alice", "a.example", jwtOf(oldKey, "alice")) || !s.auth("bob", "a.example", jwtOf(newKey, "bob")) {
-		t.Fatal("the old key dropped: it must be refused, the new one accepted")
-	}
 }
