@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -187,13 +188,25 @@ type Options struct {
 	// LoadCredential=ID:DIR ("%d/ID_NAME" is DIR/NAME). "" refuses such
 	// paths.
 	Credentials string
+	// Owner, if not nil, is the user serve runs as, whom (or root) the
+	// configuration and secret files must belong to: check-config -user's.
+	// nil: the running user.
+	Owner *int
+}
+
+// owner is the user the trusted files may belong to besides root.
+func (o Options) owner() int {
+	if o.Owner != nil {
+		return *o.Owner
+	}
+	return os.Geteuid()
 }
 
 // Load reads and validates the configuration file at path (see
 // readConfigFile). Its errors name the offending key and never quote a
 // secret.
 func Load(path string, o Options) (*Config, error) {
-	data, warning, err := readConfigFile(path)
+	data, warning, err := readConfigFile(path, o.owner())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -464,7 +477,7 @@ func secretValue(o Options, host, name, value, file string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
-		b, err := ReadSecretFile(file)
+		b, err := readSecretFile(file, o.owner())
 		if err != nil {
 			return "", fmt.Errorf("%s.%s_file: %w", host, name, err)
 		}
@@ -483,8 +496,11 @@ const maxSecretFile = 64 << 10
 // ReadSecretFile reads a secret file as readConfigFile reads the
 // configuration (regular, bounded, written by its owner only), but of at
 // most maxSecretFile bytes.
-func ReadSecretFile(path string) ([]byte, error) {
-	b, _, err := readTrustedFile(path, maxSecretFile)
+func ReadSecretFile(path string) ([]byte, error) { return readSecretFile(path, os.Geteuid()) }
+
+// readSecretFile is ReadSecretFile for files that root or owner may own.
+func readSecretFile(path string, owner int) ([]byte, error) {
+	b, _, err := readTrustedFile(path, maxSecretFile, owner)
 	var perr *fs.PathError
 	if err != nil && !errors.As(err, &perr) {
 		return nil, fmt.Errorf("%s: %w", path, err)

@@ -26,14 +26,14 @@ const maxNesting = 8
 // a device or a FIFO, which could hang or exhaust the process) of at most
 // maxConfigFile bytes, that only its owner, root or the running user, can
 // write. It also returns a warning if every user may read it.
-func readConfigFile(path string) (data []byte, warning string, err error) {
-	return readTrustedFile(path, maxConfigFile)
+func readConfigFile(path string, owner int) (data []byte, warning string, err error) {
+	return readTrustedFile(path, maxConfigFile, owner)
 }
 
 // readTrustedFile reads a configuration or secret file of at most max
 // bytes, as readConfigFile says. Its errors and warning do not name the
 // file, except the *fs.PathError of a file it cannot open or read.
-func readTrustedFile(path string, max int64) (data []byte, warning string, err error) {
+func readTrustedFile(path string, max int64, owner int) (data []byte, warning string, err error) {
 	// O_NONBLOCK: opening a FIFO must not wait for a writer.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -47,7 +47,7 @@ func readTrustedFile(path string, max int64) (data []byte, warning string, err e
 	if !st.Mode().IsRegular() {
 		return nil, "", errors.New("not a regular file")
 	}
-	if warning, err = checkFileMode(st); err != nil {
+	if warning, err = checkFileMode(st, owner); err != nil {
 		return nil, "", err
 	}
 	if st.Size() > max {
@@ -68,14 +68,14 @@ func readTrustedFile(path string, max int64) (data []byte, warning string, err e
 // does: whoever can write it can make tokenauthd accept any login (a
 // secret of theirs, a rogue daemon socket). A file every user can read is
 // accepted with a warning: it holds secrets, or names them.
-func checkFileMode(st fs.FileInfo) (warning string, err error) {
+func checkFileMode(st fs.FileInfo, owner int) (warning string, err error) {
 	perm := st.Mode().Perm()
 	if perm&0o022 != 0 {
 		return "", fmt.Errorf("writable by others than its owner (mode %04o): chmod go-w it", perm)
 	}
 	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		if uid := int(sys.Uid); uid != 0 && uid != os.Geteuid() {
-			return "", fmt.Errorf("owned by user %d, neither root nor the user tokenauthd runs as (%d): chown it", uid, os.Geteuid())
+		if uid := int(sys.Uid); uid != 0 && uid != owner {
+			return "", fmt.Errorf("owned by user %d, neither root nor the user tokenauthd runs as (%d): chown it", uid, owner)
 		}
 	}
 	if perm&0o004 != 0 {

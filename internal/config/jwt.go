@@ -64,7 +64,7 @@ func buildJWT(key string, js *jwtSection, o Options) (*verifier.JWT, string, err
 	if err != nil {
 		return nil, "", fmt.Errorf("%s.keys_file: %w", key, err)
 	}
-	data, warning, err := readTrustedFile(path, maxKeysFile)
+	data, warning, err := readTrustedFile(path, maxKeysFile, o.owner())
 	if err != nil {
 		var perr *fs.PathError
 		if errors.As(err, &perr) {

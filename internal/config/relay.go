@@ -38,7 +38,7 @@ func LoadRelay(path string, explicit bool) (Relay, error) {
 		Log     logSection     `toml:"log"`
 	}
 	fc.Log.Format, fc.Log.Level = "text", "info"
-	data, _, err := readConfigFile(path)
+	data, _, err := readConfigFile(path, Options{}.owner())
 	if err != nil {
 		if !explicit && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
 			return rs, nil

@@ -23,17 +23,22 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
-	path, cfg, err := cfgFlag.Load(e)
+	path := cfgFlag.Path(e)
+	a, err := lookupAccount(*userFlag)
+	if err != nil {
+		fmt.Fprintf(e.Stdout, "%s: error: -user: %v\n", path, err)
+		return 1
+	}
+	// The files may belong to the user serve runs as, not only to whoever
+	// checks them.
+	o := cfgFlag.Options(e)
+	o.Owner = &a.UID
+	cfg, err := config.Load(path, o)
 	if err == nil {
 		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
-		return 1
-	}
-	a, err := lookupAccount(*userFlag)
-	if err != nil {
-		fmt.Fprintf(e.Stdout, "%s: error: -user: %v\n", path, err)
 		return 1
 	}
 	failed := false

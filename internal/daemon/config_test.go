@@ -201,12 +201,7 @@ func TestConfigFileOwner(t *testing.T) {
 // that does not exist; a warning for a directory that does not exist yet
 // (systemd makes it). Before, check-config said "ok" to all of them.
 func TestCheckConfigWhatServeNeeds(t *testing.T) {
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} { // reachable by nobody
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := openTempDir(t)
 	closed := filepath.Join(dir, "closed")
 	open := filepath.Join(dir, "open")
 	for d, mode := range map[string]os.FileMode{closed: 0o700, open: 0o777} {
@@ -301,12 +296,7 @@ func TestCheckConfigCredentials(t *testing.T) {
 // Files named "%d/..." are systemd credentials, which systemd hands to
 // the service whatever their modes on disk: those are not in question.
 func TestAttackCheckConfigUserCannotRead(t *testing.T) {
-	dir := t.TempDir()
-	for _, d := range []string{filepath.Dir(dir), dir} { // reachable by nobody
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := openTempDir(t)
 	write := func(name, body string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, []byte(body), mode); err != nil {
@@ -374,4 +364,47 @@ func TestJWTKeyRotationOnReload(t *testing.T) {
 	if s.auth("alice", "a.example", oldKey.Mint(t, "alice", "a.example")) || !s.auth("bob", "a.example", newKey.Mint(t, "bob", "a.example")) {
 		t.Fatal("the old key dropped: it must be refused, the new one accepted")
 	}
+}
+
+// TestCheckConfigUserOwnsSecrets: a secret file that belongs to the user
+// serve runs as is that user's to own: check-config -user NAME, run as
+// root, accepts it, as serve run as NAME does; without -user (root's own
+// check) it is refused, as serve run as root would refuse it.
+func TestCheckConfigUserOwnsSecrets(t *testing.T) {
+	dir := openTempDir(t)
+	secret := filepath.Join(dir, "token_secret")
+	if err := os.WriteFile(secret, []byte(fixture.SecretA+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(secret, 65534, 65534); err != nil { // nobody's
+		t.Fatal(err)
+	}
+	cfg := fixture.WriteFile(t, filepath.Join(dir, "config.toml"), fmt.Sprintf(
+		"[daemon]\nsocket = %q\n[hosts.\"a.example\"]\ntoken_secret_file = %q\notp_seed = %q\n", filepath.Join(dir, "s.sock"), secret, fixture.SeedA))
+	if err := os.Chmod(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // nobody may make the socket
+		t.Fatal(err)
+	}
+	if code, out, _ := runCmd(t, "", "check-config", "-config", cfg); code != 1 || !strings.Contains(out, "owned by user 65534") {
+		t.Errorf("as root: exit %d, want 1 and the owner named:\n%s", code, out)
+	}
+	if code, out, _ := runCmd(t, "", "check-config", "-config", cfg, "-user", "nobody"); code != 0 || !strings.Contains(out, ": ok:") {
+		t.Errorf("-user nobody, the file's owner: exit %d, want ok:\n%s", code, out)
+	}
+}
+
+// openTempDir returns a temporary directory every user may reach (Go's
+// are root's alone): what check-config -user nobody is asked about lies in
+// it.
+func openTempDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
