@@ -11,8 +11,10 @@ import (
 	"io/fs"
 	"os"
 	"os/user"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -130,4 +132,35 @@ func LookupGroup(name string) (Group, error) {
 		return Group{}, err
 	}
 	return Group{Name: g.Name, GID: gid}, nil
+}
+
+// Denied walks to the file at path as the kernel does, with stat reading
+// metadata: every directory from / down must let u search it, and the file
+// must allow want. It returns where u is stopped ("" if nowhere: fi is then
+// the file's), with that place's metadata, or stat's error there (a file
+// or directory that does not exist).
+func Denied(u User, path string, want int, stat func(string) (FileInfo, error)) (where string, fi FileInfo, err error) {
+	path = filepath.Clean(path)
+	dirs, cur := []string{"/"}, "/"
+	for _, part := range strings.Split(strings.Trim(filepath.Dir(path), "/"), "/") {
+		if part != "" {
+			cur = filepath.Join(cur, part)
+			dirs = append(dirs, cur)
+		}
+	}
+	for _, d := range dirs {
+		if fi, err = stat(d); err != nil {
+			return d, fi, err
+		}
+		if !Allowed(u, fi, Exec) {
+			return d, fi, nil
+		}
+	}
+	if fi, err = stat(path); err != nil {
+		return path, fi, err
+	}
+	if !Allowed(u, fi, want) {
+		return path, fi, nil
+	}
+	return "", fi, nil
 }

@@ -39,3 +39,39 @@ func TestAllowed(t *testing.T) {
 		}
 	}
 }
+
+// Denied names where the walk to a file stops: a directory above it that
+// the user may not search, the file itself, or nowhere.
+func TestDenied(t *testing.T) {
+	ej := User{Name: "ejabberd", UID: 105, GID: 108, GIDs: []int{108}}
+	tree := map[string]FileInfo{
+		"/":                 {Mode: fs.ModeDir | 0o755},
+		"/etc":              {Mode: fs.ModeDir | 0o755},
+		"/etc/tokenauthd":   {Mode: fs.ModeDir | 0o750, GID: 108},
+		"/etc/tokenauthd/c": {Mode: 0o640, GID: 108},
+		"/etc/tokenauthd/s": {Mode: 0o600},
+		"/root":             {Mode: fs.ModeDir | 0o700},
+		"/root/c":           {Mode: 0o644},
+	}
+	stat := func(p string) (FileInfo, error) {
+		if fi, ok := tree[p]; ok {
+			return fi, nil
+		}
+		return FileInfo{}, fs.ErrNotExist
+	}
+	// Where the walk to each path stops; a place not in the tree does
+	// not exist, and stat's error comes with it.
+	for path, want := range map[string]string{
+		"/etc/tokenauthd/c":    "",
+		"/etc/tokenauthd/s":    "/etc/tokenauthd/s",
+		"/root/c":              "/root",
+		"/etc/none/c":          "/etc/none",
+		"/etc/tokenauthd/none": "/etc/tokenauthd/none",
+	} {
+		_, exists := tree[want]
+		where, _, err := Denied(ej, path, Read, stat)
+		if where != want || (err != nil) != (want != "" && !exists) {
+			t.Errorf("Denied(%s) = %q, %v; want %q", path, where, err, want)
+		}
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 
 	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
@@ -28,25 +27,6 @@ func lookupAccount(name string) (access.User, error) {
 	return access.LookupUser(name)
 }
 
-// may reports whether u may do want (access.Read...) to the file at path.
-func may(u access.User, path string, want int) bool {
-	fi, err := access.Stat(path)
-	return err != nil || access.Allowed(u, fi, want) // missing: said elsewhere
-}
-
-// mayReach reports whether u may search every directory above path that
-// exists.
-func mayReach(u access.User, path string) bool {
-	for d := filepath.Dir(path); ; d = filepath.Dir(d) {
-		if !may(u, d, access.Exec) {
-			return false
-		}
-		if d == filepath.Dir(d) {
-			return true
-		}
-	}
-}
-
 // readable lists what a may not read of the files serve reads at start:
 // the configuration itself and the secret and key files it names.
 func readable(cfg *config.Config, a access.User) []finding {
@@ -55,7 +35,9 @@ func readable(cfg *config.Config, a access.User) []finding {
 		if f == "" {
 			continue
 		}
-		if !mayReach(a, f) || !may(a, f, access.Read) {
+		// A file that does not exist was refused when the configuration
+		// loaded.
+		if where, _, err := access.Denied(a, f, access.Read, access.Stat); where != "" && err == nil {
 			out = append(out, finding{true, fmt.Sprintf("user %s may not read %s: serve run as %[1]s would fail (the package's recipe: chown root:%[1]s, chmod 0640)", a.Name, f)})
 		}
 	}
@@ -69,18 +51,18 @@ func preflight(cfg *config.Config, a access.User) []finding {
 	out := readable(cfg, a)
 	dir := func(what, path, makes string) {
 		d := filepath.Dir(path)
-		st, err := os.Stat(d)
+		where, fi, err := access.Denied(a, d, access.Write|access.Exec, access.Stat)
 		switch {
-		case !mayReach(a, d):
-			out = append(out, finding{true, fmt.Sprintf("user %s may not reach %s: a directory above it is closed to it (no x permission): serve run as %[1]s would fail", a.Name, d)})
 		case errors.Is(err, fs.ErrNotExist):
 			out = append(out, finding{false, fmt.Sprintf("the %s's directory %s does not exist: serve creates none (under systemd, %s makes it; without: install -d -o %s -m %s %s)", what, d, makes, a.Name, map[string]string{"socket": "0755", "journal": "0700"}[what], d)})
 		case err != nil:
 			out = append(out, finding{true, fmt.Sprintf("the %s's directory: %v", what, err)})
-		case !st.IsDir():
+		case where != "" && where != d:
+			out = append(out, finding{true, fmt.Sprintf("user %s may not reach %s: a directory above it is closed to it (no x permission): serve run as %[1]s would fail", a.Name, d)})
+		case !fi.Mode.IsDir():
 			out = append(out, finding{true, fmt.Sprintf("the %s's directory %s is not a directory", what, d)})
-		case !may(a, d, access.Write|access.Exec):
-			out = append(out, finding{true, fmt.Sprintf("user %s may not create the %s in %s (owner uid %d, mode %v): serve run as %[1]s would fail", a.Name, what, d, ownerOf(st), st.Mode().Perm())})
+		case where == d:
+			out = append(out, finding{true, fmt.Sprintf("user %s may not create the %s in %s (owner uid %d, mode %v): serve run as %[1]s would fail", a.Name, what, d, fi.UID, fi.Mode.Perm())})
 		}
 	}
 	// Under socket activation systemd makes the socket, its directory and
@@ -91,8 +73,9 @@ func preflight(cfg *config.Config, a access.User) []finding {
 	}
 	if cfg.Journal != "" {
 		dir("journal", cfg.Journal, "the service's StateDirectory=")
-		if st, err := os.Stat(cfg.Journal); err == nil && !may(a, cfg.Journal, access.Read|access.Write) {
-			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.Name, cfg.Journal, st.Mode().Perm())})
+		// Its directories are dir's to report.
+		if where, fi, err := access.Denied(a, cfg.Journal, access.Read|access.Write, access.Stat); where == filepath.Clean(cfg.Journal) && err == nil {
+			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.Name, cfg.Journal, fi.Mode.Perm())})
 		}
 	}
 	if cfg.SocketGroup != "" && !activated {
@@ -131,11 +114,4 @@ func groupFinding(group string, a access.User) []finding {
 		return []finding{{true, fmt.Sprintf("[daemon] socket_group %q: user %s is not a member, so serve run as %[2]s cannot give its socket to it (chown: operation not permitted): add it (usermod -aG %[1]s %[2]s) or run serve as a member", group, a.Name)}}
 	}
 	return nil
-}
-
-func ownerOf(st fs.FileInfo) int {
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		return int(sys.Uid)
-	}
-	return -1
 }

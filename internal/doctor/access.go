@@ -62,31 +62,18 @@ func (d *doctor) access(s *service, path string, want int) string {
 	if why := s.unit.hides(path); why != "" {
 		return why
 	}
-	path = filepath.Clean(path)
-	dirs, cur := []string{"/"}, "/"
-	for _, part := range strings.Split(strings.Trim(filepath.Dir(path), "/"), "/") {
-		if part != "" {
-			cur = filepath.Join(cur, part)
-			dirs = append(dirs, cur)
-		}
-	}
-	for _, dir := range dirs {
-		fi, err := d.sys.Stat(dir)
-		if err != nil {
-			return fmt.Sprintf("%s: %s", dir, errText(err))
-		}
-		if !access.Allowed(s.user, fi, access.Exec) {
-			return fmt.Sprintf("%s (%s) does not let %s through", dir, d.describe(fi), s.user.Name)
-		}
-	}
-	fi, err := d.sys.Stat(path)
-	if err != nil {
+	where, fi, err := access.Denied(s.user, path, want, d.sys.Stat)
+	switch {
+	case where == "":
+		return ""
+	case where != filepath.Clean(path) && err != nil:
+		return fmt.Sprintf("%s: %s", where, errText(err))
+	case err != nil:
 		return errText(err)
+	case where != filepath.Clean(path):
+		return fmt.Sprintf("%s (%s) does not let %s through", where, d.describe(fi), s.user.Name)
 	}
-	if !access.Allowed(s.user, fi, want) {
-		return fmt.Sprintf("%s (%s) is not %s by %s", path, d.describe(fi), verb(want), s.user.Name)
-	}
-	return ""
+	return fmt.Sprintf("%s (%s) is not %s by %s", where, d.describe(fi), verb(want), s.user.Name)
 }
 
 // describe gives a file's mode and owners as ls does: "-rw-r----- root:ejabberd".
