@@ -17,22 +17,23 @@ import (
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
-// readmeSnippet returns the README's one fenced code block in lang.
-func readmeSnippet(t *testing.T, lang string) string {
+// docSnippet returns the one fenced code block in lang of the guide
+// docs/NAME.
+func docSnippet(t *testing.T, name, lang string) string {
 	t.Helper()
-	b, err := os.ReadFile("../README.md")
+	b, err := os.ReadFile(filepath.Join("../docs", name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile("(?s)\n```"+lang+"\n(.*?)\n```\n").FindAllStringSubmatch(string(b), -1)
 	if len(m) != 1 {
-		t.Fatalf("README.md has %d ```%s blocks, want 1", len(m), lang)
+		t.Fatalf("docs/%s has %d ```%s blocks, want 1", name, len(m), lang)
 	}
 	return m[0][1]
 }
 
 // checkExampleToken verifies tok for alice@example.org with the example
-// configuration, which the README's snippets use.
+// configuration, which the minting guide's snippets use.
 func checkExampleToken(t *testing.T, tok string) {
 	t.Helper()
 	cfg, err := config.Load("../config.toml.example", config.Options{})
@@ -47,31 +48,52 @@ func checkExampleToken(t *testing.T, tok string) {
 		t.Errorf("token %q is not 8 + 32 digits, a space and base64", tok)
 	}
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); !r.OK() {
-		t.Errorf("the README snippet's token is refused: %s (%v)", r.Reason, r.Err)
+		t.Errorf("the minting guide's token is refused: %s (%v)", r.Reason, r.Err)
 	}
 }
 
-// The README's Python snippet works: its token is accepted.
-func TestReadmePython(t *testing.T) {
+// The minting guide's Python snippet works: its token is accepted.
+func TestMintingPython(t *testing.T) {
 	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
-	out, err := exec.Command(fixture.DebianPython, "-c", readmeSnippet(t, "python")).Output()
+	out, err := exec.Command(fixture.DebianPython, "-c", docSnippet(t, "minting.md", "python")).Output()
 	if err != nil {
-		t.Fatalf("README's Python: %v", err)
+		t.Fatalf("the minting guide's Python: %v", err)
 	}
 	checkExampleToken(t, strings.TrimSpace(string(out)))
 }
 
-// The README's Go snippet works: its token is accepted.
-func TestReadmeGo(t *testing.T) {
+// The minting guide's Go snippet works: its token is accepted.
+func TestMintingGo(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(readmeSnippet(t, "go")), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(docSnippet(t, "minting.md", "go")), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("go", "run", "main.go")
 	cmd.Dir = dir
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("README's Go: %v", err)
+		t.Fatalf("the minting guide's Go: %v", err)
+	}
+	checkExampleToken(t, strings.TrimSpace(string(out)))
+}
+
+// nodeJS is Debian's Node.js, which runs the minting guide's JavaScript.
+const nodeJS = "/usr/bin/node"
+
+// The minting guide's JavaScript works, on Node.js with no package: its
+// token is accepted.
+func TestMintingJavaScript(t *testing.T) {
+	fixture.RequirePeer(t, nodeJS)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "mint.mjs")
+	if err := os.WriteFile(file, []byte(docSnippet(t, "minting.md", "javascript")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nodeJS, file)
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the minting guide's JavaScript: %v", err)
 	}
 	checkExampleToken(t, strings.TrimSpace(string(out)))
 }
@@ -222,9 +244,10 @@ func TestSystemdSysusers(t *testing.T) {
 // members (the XMPP servers' users, and only they) may connect.
 const socketGroup = "tokenauthd-clients"
 
-// TestSocketGroupDocumented: every group the README and the units' comments
-// tell an admin to put the XMPP server in, or name as the socket's, is the
-// socket unit's SocketGroup.
+// TestSocketGroupDocumented: every group the README, the guides and the
+// units' comments tell an admin to put the XMPP server in, or name as the
+// socket's, is the socket unit's SocketGroup; the README and each guide that
+// sets up a server name it.
 func TestSocketGroupDocumented(t *testing.T) {
 	sock, err := os.ReadFile("../systemd/tokenauthd.socket")
 	if err != nil {
@@ -235,7 +258,10 @@ func TestSocketGroupDocumented(t *testing.T) {
 		t.Fatal("tokenauthd.socket has no SocketGroup=")
 	}
 	mentions := regexp.MustCompile("adduser [a-z]+ ([a-z-]+)|usermod -aG ([a-z-]+)|group `([a-z-]+)`|`?([a-z-]+)`? group")
-	for _, f := range []string{"../README.md", "../systemd/tokenauthd.service", "../systemd/tokenauthd.socket", "../systemd/tokenauthd.sysusers"} {
+	// Where an admin is told to put a server's user in the group: each
+	// must name it at least once.
+	setUp := []string{"../README.md", "../docs/install.md", "../docs/ejabberd.md", "../docs/prosody.md", "../docs/operating.md"}
+	for _, f := range append(setUp, "../docs/troubleshooting.md", "../systemd/tokenauthd.service", "../systemd/tokenauthd.socket", "../systemd/tokenauthd.sysusers") {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -251,8 +277,8 @@ func TestSocketGroupDocumented(t *testing.T) {
 				t.Errorf("%s: %q names the group %s; the socket's is %s", f, m[0], name, group)
 			}
 		}
-		if f == "../README.md" && n < 4 {
-			t.Errorf("README.md names the socket's group %d times, want it in the units table, the install steps, and the ejabberd and Prosody sections", n)
+		if slices.Contains(setUp, f) && n == 0 {
+			t.Errorf("%s never names the socket's group", f)
 		}
 	}
 }
@@ -347,11 +373,11 @@ func goList(t *testing.T, field string) map[string][]string {
 	return m
 }
 
-// TestReadmeJWT: the README's JWT snippets work together: its key-making
+// TestJWTGuide: the JWT guide's snippets work together: its key-making
 // commands make a key and the host's key set, and the JWTs its Python
 // (PyJWT) and Go (golang-jwt) snippets sign with that key are each
 // accepted once for alice@example.org.
-func TestReadmeJWT(t *testing.T) {
+func TestJWTGuide(t *testing.T) {
 	fixture.RequirePeer(t, "/usr/bin/openssl", fixture.DebianPython, "python:jwt", "python:cryptography")
 	dir := t.TempDir()
 	run := func(what string, cmd *exec.Cmd) string {
@@ -363,14 +389,14 @@ func TestReadmeJWT(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); ok {
 				stderr = string(ee.Stderr)
 			}
-			t.Fatalf("README's %s: %v\n%s", what, err, stderr)
+			t.Fatalf("the JWT guide's %s: %v\n%s", what, err, stderr)
 		}
 		return strings.TrimSpace(string(out))
 	}
-	keys := exec.Command("/bin/bash", "-euc", readmeSnippet(t, "sh"))
+	keys := exec.Command("/bin/bash", "-euc", docSnippet(t, "jwt.md", "sh"))
 	keys.Dir = dir
 	run("key-making commands", keys)
-	py := exec.Command(fixture.DebianPython, "-c", readmeSnippet(t, "py"))
+	py := exec.Command(fixture.DebianPython, "-c", docSnippet(t, "jwt.md", "py"))
 	py.Dir = dir
 	pyJWT := run("Python", py)
 	// go run inside the module, which requires golang-jwt: a directory
@@ -384,7 +410,7 @@ func TestReadmeJWT(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for name, body := range map[string][]byte{"main.go": []byte(readmeSnippet(t, "golang")), "app-key.pem": key} {
+	for name, body := range map[string][]byte{"main.go": []byte(docSnippet(t, "jwt.md", "golang")), "app-key.pem": key} {
 		if err := os.WriteFile(filepath.Join(goDir, name), body, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -407,10 +433,10 @@ func TestReadmeJWT(t *testing.T) {
 	}
 	for what, tok := range map[string]string{"Python": pyJWT, "Go": goJWT} {
 		if r := v.Verify(context.Background(), "alice", "example.org", tok); !r.OK() || r.KeyID != "app-2026-12" {
-			t.Errorf("the README's %s JWT: %s (%v), key %q", what, r.Reason, r.Err, r.KeyID)
+			t.Errorf("the JWT guide's %s JWT: %s (%v), key %q", what, r.Reason, r.Err, r.KeyID)
 		}
 		if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
-			t.Errorf("the README's %s JWT accepted twice", what)
+			t.Errorf("the JWT guide's %s JWT accepted twice", what)
 		}
 	}
 }

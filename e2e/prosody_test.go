@@ -531,8 +531,8 @@ func TestProsodyModuleUnit(t *testing.T) {
 	}
 }
 
-// TestProsodyExampleConfig checks the README's example Prosody configuration
-// with the peer set's prosodyctl, and that the README quotes it as it is.
+// TestProsodyExampleConfig checks the Prosody guide's example configuration
+// with the peer set's prosodyctl, and that the guide quotes it as it is.
 func TestProsodyExampleConfig(t *testing.T) {
 	set := peers.Get(t)
 	fixture.RequirePeer(t, set.ProsodyctlBin)
@@ -540,12 +540,12 @@ func TestProsodyExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("../README.md")
+	guide, err := os.ReadFile("../docs/prosody.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Contains(readme, indent(example)) {
-		t.Errorf("README.md does not quote prosody/example.prosody.cfg.lua as it is")
+	if !bytes.Contains(guide, indent(example)) {
+		t.Errorf("docs/prosody.md does not quote prosody/example.prosody.cfg.lua as it is")
 	}
 	for _, want := range []string{`authentication = "tokenauthd"`, `tokenauthd_socket = "/run/tokenauthd/tokenauthd.sock"`} {
 		if !bytes.Contains(example, []byte(want)) {

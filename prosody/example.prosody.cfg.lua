@@ -33,5 +33,8 @@ log = {
 }
 pidfile = "/run/prosody/prosody.pid"
 
+-- Prosody finds example.org's certificate and key in /etc/prosody/certs/
+-- (example.org.crt, example.org.key): copy your CA's there, or make a
+-- self-signed pair with `prosodyctl cert generate example.org` and
+-- `prosodyctl --root cert import /var/lib/prosody`.
 VirtualHost "example.org"
-	-- certificate = "/etc/prosody/certs/example.org.crt"
