@@ -68,3 +68,37 @@ func TestDocsLinks(t *testing.T) {
 		t.Errorf("checked %d links, want the documents' many", checked)
 	}
 }
+
+// TestChangelogs: CHANGELOG.md is in the Keep a Changelog form, with an
+// Unreleased section, and the Debian package's changelog has an entry for
+// each version it releases, and no other; VERSION is the newest.
+func TestChangelogs(t *testing.T) {
+	md, err := os.ReadFile("../CHANGELOG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deb, err := os.ReadFile("../packaging/changelog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, err := os.ReadFile("../VERSION")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "\n## [Unreleased]\n") {
+		t.Error("CHANGELOG.md has no ## [Unreleased] section")
+	}
+	var released, packaged []string
+	for _, m := range regexp.MustCompile(`\n## \[([0-9][^\]]*)\] - [0-9]{4}-[0-9]{2}-[0-9]{2}\n`).FindAllStringSubmatch(string(md), -1) {
+		released = append(released, m[1])
+	}
+	for _, m := range regexp.MustCompile(`(?m)^tokenauthd \(([^)]+)\) `).FindAllStringSubmatch(string(deb), -1) {
+		packaged = append(packaged, m[1])
+	}
+	if len(released) == 0 || strings.Join(released, " ") != strings.Join(packaged, " ") {
+		t.Errorf("CHANGELOG.md releases %v, packaging/changelog %v: want the same versions, newest first", released, packaged)
+	}
+	if len(released) > 0 && released[0] != strings.TrimSpace(string(version)) {
+		t.Errorf("the newest release in CHANGELOG.md is %s, VERSION says %s", released[0], strings.TrimSpace(string(version)))
+	}
+}
