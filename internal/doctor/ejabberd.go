@@ -564,8 +564,9 @@ func (d *doctor) addAt(at finding, sev Severity, msg, fix string) {
 }
 
 // checkProgram checks that the server's user can run the helper's program
-// under its unit; it returns true if it cannot, which ends the helper's
-// checks.
+// under its unit. It returns true only if there is no program at all:
+// a program the server cannot run is one finding, and the helper's other
+// settings are still checked, as they are reported once it runs.
 func (d *doctor) checkProgram(svc *service, cmd helperCmd, at finding) bool {
 	switch {
 	case cmd.prog == "":
@@ -574,12 +575,11 @@ func (d *doctor) checkProgram(svc *service, cmd helperCmd, at finding) bool {
 	case !filepath.IsAbs(cmd.prog):
 		d.addAt(at, Note, cmd.prog+" is not an absolute path: the shell finds it in "+svc.name+"'s PATH, which doctor does not know; it is not checked",
 			"name it by its absolute path (/usr/bin/tokenauthd)")
-		return true
+		return false
 	}
 	if why := d.access(svc, cmd.prog, access.Exec); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("%s cannot run %s as its user %s: %s", svc.name, cmd.prog, svc.user.Name, why),
 			"install tokenauthd as /usr/bin/tokenauthd (root:root, 0755), outside /tmp and /home")
-		return true
 	}
 	return false
 }
