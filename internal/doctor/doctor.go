@@ -237,7 +237,7 @@ func formatFinding(f Finding) string {
 	b.WriteString(clean(f.Message))
 	if f.Fix != "" {
 		b.WriteString("; fix: ")
-		b.WriteString(clean(f.Fix))
+		b.WriteString(cleanFix(f.Fix))
 	}
 	return b.String()
 }
@@ -261,6 +261,16 @@ func clean(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// cleanFix is clean for a fix, which may hold a command: one too long for
+// a line is not shown at all, as a command cut inside a quoted word
+// would let the shell read the next lines pasted after it as its own.
+func cleanFix(s string) string {
+	if len(s) > maxField {
+		return fmt.Sprintf("not shown: %d bytes, too long for one line", len(s))
+	}
+	return clean(s)
 }
 
 func plural(n int, word string) string {

@@ -502,6 +502,12 @@ func TestReportBounded(t *testing.T) {
 			t.Fatalf("line not cleaned: %q", l)
 		}
 	}
+	// A fix too long for a line is not cut inside a quoted word: it is
+	// not shown.
+	long := Finding{Severity: Error, Message: "m", Fix: sh("chmod", "644", strings.Repeat("a", maxField)+" b")}
+	if got, want := formatFinding(long), "error: m; fix: not shown: "; !strings.HasPrefix(got, want) || strings.Contains(got, "'") {
+		t.Errorf("a long fix: %q", got)
+	}
 	if !strings.Contains(clean("a\x1bb\xffc"), `a\x1bb\xffc`) {
 		t.Errorf("clean = %q", clean("a\x1bb\xffc"))
 	}

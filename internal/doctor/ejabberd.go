@@ -298,7 +298,12 @@ func (d *doctor) checkEjabberd(path string) {
 	var hosts []string
 	if o, ok := c.global["hosts"]; ok {
 		for _, h := range c.strings(o.node) {
-			hosts = append(hosts, strings.ToLower(h))
+			h = strings.ToLower(h)
+			if !validDomain(h) {
+				d.add(Finding{Severity: Error, File: o.file, Line: o.node.Line, Key: "hosts", Message: invalidHost(h)})
+				continue
+			}
+			hosts = append(hosts, h)
 		}
 	}
 	var external []string
@@ -600,7 +605,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 			if fi, err := d.sys.Stat(cfg); err == nil {
 				if why := trustedBy(fi, svc.user); why != "" {
 					d.addAt(at, Error, fmt.Sprintf("the relay, run as %s, reads %s, which is %s: it exits, and every login is refused", svc.user.Name, cfg, why),
-						"chmod go-w "+cfg+" and give it to root (or to the daemon's user, chmod 0600: the relay needs only -socket)")
+						sh("chmod", "go-w", cfg)+" and give it to root (or to the daemon's user, chmod 0600: the relay needs only -socket)")
 					return
 				}
 			}
@@ -621,7 +626,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 	}
 	if d.tad != nil && filepath.Clean(socket) != filepath.Clean(d.tad.socket) {
 		d.addAt(at, Error, fmt.Sprintf("the relay dials %s (%s), but the daemon listens on %s ([daemon] socket in %s)", socket, from, d.tad.socket, d.tad.path),
-			"give the relay -socket "+d.tad.socket)
+			"give the relay -socket "+sh(d.tad.socket))
 	}
 	c := socketClient{svc: svc, socket: socket, host: hosts[0], file: at.file, line: at.line, key: at.key}
 	d.clients = append(d.clients, c)
@@ -645,7 +650,7 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 			for _, h := range hosts {
 				if !slices.Contains(hc.hosts, h) {
 					d.addAt(at, Error, fmt.Sprintf("host %s authenticates with %s, whose configuration %s has no [hosts.%q] section: every login there is refused",
-						h, cmd.prog, cfg, h), "tokenauthd gen-secrets "+h+" >> "+cfg+" (and give the application its secrets)")
+						h, cmd.prog, cfg, h), sh("tokenauthd", "gen-secrets", h)+" >> "+sh(cfg)+" (and give the application its secrets)")
 				}
 			}
 		}
@@ -683,11 +688,11 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
 	if why := d.access(svc, path, access.Read); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read its configuration %s: %s; it exits, and every login is refused", svc.user.Name, path, why),
-			fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
+			chownFix(svc.user.Name, path))
 	} else if fi, err := d.sys.Stat(path); err == nil {
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper's configuration %s is %s", path, why),
-				fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
+				chownFix(svc.user.Name, path))
 		}
 	}
 	data, err := d.sys.ReadFile(path, maxConfig)
@@ -696,13 +701,13 @@ func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadCo
 	}
 	hc, err := parseTokenauthd(path, data)
 	if err != nil {
-		d.addAt(at, Error, "the helper's configuration is refused: "+trimPath(err.Error(), path), "tokenauthd check-config -config "+path)
+		d.addAt(at, Error, "the helper's configuration is refused: "+trimPath(err.Error(), path), sh("tokenauthd", "check-config", "-config", path))
 		return nil
 	}
 	for _, f := range hc.secretFiles {
 		if why := d.access(svc, f, access.Read); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read the secret file %s: %s", svc.user.Name, f, why),
-				fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, f, f))
+				chownFix(svc.user.Name, f))
 		}
 	}
 	if hc.credentials {

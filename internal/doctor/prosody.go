@@ -200,11 +200,11 @@ func (d *doctor) checkProsody(path string) {
 	}
 	dump, err := d.readProsody(in, path)
 	if err != nil {
-		d.add(Finding{Severity: Error, File: path, Message: err.Error(), Fix: "prosodyctl --config " + path + " check config"})
+		d.add(Finding{Severity: Error, File: path, Message: err.Error(), Fix: sh("prosodyctl", "--config", path, "check", "config")})
 		return
 	}
 	if !dump.OK {
-		msg, fix := "Prosody cannot load it", "prosodyctl --config "+path+" check config tells why"
+		msg, fix := "Prosody cannot load it", sh("prosodyctl", "--config", path, "check", "config")+" tells why"
 		if dump.Error == "file" {
 			msg, fix = "Prosody's loader cannot open it", "run doctor as root: the file is Prosody's"
 		}
@@ -216,6 +216,10 @@ func (d *doctor) checkProsody(path string) {
 	served := map[string]bool{}
 	for _, h := range dump.Hosts {
 		if h.Component || !h.Enabled {
+			continue
+		}
+		if !validDomain(h.Name) {
+			d.add(Finding{Severity: Error, File: path, Key: "VirtualHost", Message: invalidHost(h.Name)})
 			continue
 		}
 		served[h.Name] = true
@@ -263,7 +267,7 @@ func (d *doctor) checkProsodyModule(in prosodyInstall, dump *prosodyDump, path s
 			if !slices.Contains(d.tad.hosts, h.Name) {
 				d.add(Finding{Severity: Error, File: path, Key: "VirtualHost " + strconv.Quote(h.Name) + ": authentication",
 					Message: fmt.Sprintf("%s authenticates with tokenauthd, whose configuration %s has no [hosts.%q] section: every login there is refused (unknown_host)", h.Name, d.tad.path, h.Name),
-					Fix:     fmt.Sprintf("tokenauthd gen-secrets %s >> %s (and give the application its secrets), then systemctl reload tokenauthd", h.Name, d.tad.path)})
+					Fix:     sh("tokenauthd", "gen-secrets", h.Name) + " >> " + sh(d.tad.path) + " (and give the application its secrets), then systemctl reload tokenauthd"})
 			}
 		}
 	}
@@ -326,7 +330,7 @@ func (d *doctor) checkProsodyModuleFile(in prosodyInstall, dump *prosodyDump, pa
 			}
 			if why := d.access(pr, f, access.Read); why != "" {
 				d.add(Finding{Severity: Error, File: path, Key: "plugin_paths",
-					Message: "Prosody cannot read " + f + ": " + why, Fix: "chmod 644 " + f + " (and let " + pr.user.Name + " through its directories)"})
+					Message: "Prosody cannot read " + f + ": " + why, Fix: sh("chmod", "644", f) + " (and let " + pr.user.Name + " through its directories)"})
 			}
 			return
 		}
