@@ -5,6 +5,15 @@
 // the fix. Everything it asks of the machine goes through a System, so that
 // tests can feed it each mistake. It never prints a secret: it reads none
 // of tokenauthd's, and quotes no line of Prosody's configuration.
+//
+// The servers' files are written by others than root, and doctor is run
+// by root. So it runs prosody.cfg.lua, which is Lua, only as Prosody's
+// own user (nobody if that is root), with no new privileges, no
+// environment, from /; it reads no file ejabberd's user could not read;
+// it reports every configuration file, and every directory on the way to
+// one, that anyone but root (and, for ejabberd's data, ejabberd's user)
+// can change; a host name that is not a domain name is a finding of its
+// own; and every value in a command it prints is quoted for the shell.
 package doctor
 
 import (
@@ -120,10 +129,13 @@ type doctor struct {
 	clients []socketClient
 	// ejabberdServes are the hosts ejabberd authenticates externally.
 	ejabberdServes map[string]bool
+	// writable are the places reported as writable by others (checkWriters).
+	writable map[string]bool
 }
 
 func newDoctor(ctx context.Context, o Options) *doctor {
-	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, creds: config.Options{Credentials: o.Credentials}, ejabberdServes: map[string]bool{}}
+	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, creds: config.Options{Credentials: o.Credentials}, ejabberdServes: map[string]bool{},
+		writable: map[string]bool{}}
 	if d.sys == nil {
 		d.sys = OS()
 	}

@@ -37,6 +37,11 @@ type ejConfig struct {
 	hostConfig, appendConfig map[string]map[string]ejOpt
 	macros                   map[string]*yaml.Node
 	files                    int
+	// read are the included files read, in order.
+	read []string
+	// reader is ejabberd's user: an included file it cannot read is not
+	// read (nil: every file is).
+	reader *service
 }
 
 // ejInclude is a file include_config_file names, with the options it may
@@ -98,6 +103,14 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(path), p)
 		}
+		// ejabberd reads it as its user: what that user may not read,
+		// doctor does not read either, nor quote.
+		if c.reader != nil {
+			if why := d.access(c.reader, p, access.Read); why != "" {
+				return fmt.Errorf("%s: ejabberd, run as %s, cannot read it (%s): doctor does not read it either", p, c.reader.user.Name, why)
+			}
+		}
+		c.read = append(c.read, p)
 		if err := d.readEjabberd(c, p, inc.allow, inc.disallow); err != nil {
 			return err
 		}
@@ -288,9 +301,12 @@ func (c *ejConfig) modules(host string) map[string]modOpt {
 // checkEjabberd reads ejabberd.yml and reports what lets a token in twice
 // or keeps the helper from working.
 func (d *doctor) checkEjabberd(path string) {
+	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	c := &ejConfig{global: map[string]ejOpt{}, hostConfig: map[string]map[string]ejOpt{},
-		appendConfig: map[string]map[string]ejOpt{}, macros: map[string]*yaml.Node{}}
-	if err := d.readEjabberd(c, path, nil, nil); err != nil {
+		appendConfig: map[string]map[string]ejOpt{}, macros: map[string]*yaml.Node{}, reader: ej}
+	err := d.readEjabberd(c, path, nil, nil)
+	d.checkWriters(ejabberdTrust(ej), path, loaded{files: c.read})
+	if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "cannot read it as ejabberd would: " + errText(err),
 			Fix: "ejabberdctl reload_config shows ejabberd's own reading"})
 		return
@@ -341,7 +357,6 @@ func (d *doctor) checkEjabberd(path string) {
 	for _, h := range external {
 		d.ejabberdServes[h] = true
 	}
-	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	d.checkEjabberdCache(c, path, external)
 	d.checkEjabberdFast(c, external)
 	d.checkEjabberdHelpers(c, path, ej, external)
