@@ -476,6 +476,22 @@ func TestEjabberdFiles(t *testing.T) {
 				s.files["/etc/shadow"] = fakeFile{mode: 0o640, gid: 42, data: "root:$y$j9T$SECRETHASH:19000:0:99999:7:::\n"}
 			}, exit: 1,
 			want: []want{{sev: Error, file: DefaultEjabberd, msg: "/etc/shadow: ejabberd, run as ejabberd, cannot read it (/etc/shadow (-rw-r----- root:42) is not readable by ejabberd): doctor does not read it either"}}},
+		// The helper's -config, or a wrapper script, that ejabberd's
+		// user cannot read is not read by doctor either.
+		{name: "helper's -config aimed at /etc/shadow", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\nextauth_pool_size: 1\n" +
+					"extauth_program: \"/usr/bin/tokenauthd -config /etc/shadow\"\n"}
+				s.files["/etc/shadow"] = fakeFile{mode: 0o640, gid: 42, data: "[SECRETHASH\nroot:$y$j9T$SECRETHASH:19000:0:99999:7:::\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "the helper, run as ejabberd, cannot read its configuration /etc/shadow"}}},
+		{name: "wrapper script ejabberd cannot read", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\n" +
+					"extauth_program: /usr/local/bin/wrapper\n"}
+				s.files["/usr/local/bin/wrapper"] = fakeFile{mode: 0o700, data: "#!/bin/sh\nexec /usr/bin/tokenauthd connect -socket /run/SECRETHASH.sock\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd cannot run /usr/local/bin/wrapper"}}},
 		{name: "include ejabberd's sandbox hides", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
 			setup: func(s *fakeSys) {
 				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\ninclude_config_file: /root/keys.yml\n"}
