@@ -487,7 +487,7 @@ func TestEjabberdFiles(t *testing.T) {
 			want: []want{{sev: Error, key: "extauth_program", msg: "the helper, run as ejabberd, cannot read its configuration /etc/shadow"}}},
 		{name: "wrapper script ejabberd cannot read", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
 			setup: func(s *fakeSys) {
-				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\n" +
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\nextauth_pool_size: 1\n" +
 					"extauth_program: /usr/local/bin/wrapper\n"}
 				s.files["/usr/local/bin/wrapper"] = fakeFile{mode: 0o700, data: "#!/bin/sh\nexec /usr/bin/tokenauthd connect -socket /run/SECRETHASH.sock\n"}
 			}, exit: 1,

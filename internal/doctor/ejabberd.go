@@ -340,7 +340,7 @@ func (d *doctor) checkEjabberd(path string) {
 	for _, h := range external {
 		if o, _, ok := c.hostOpt(h, "extauth_program"); ok {
 			prog := c.resolve(o.node).Value
-			if d.helperCommand(shellWords(prog)).foreign {
+			if d.helperCommand(ej, shellWords(prog)).foreign {
 				foreign[prog] = append(foreign[prog], h)
 				continue
 			}
@@ -560,7 +560,7 @@ func (d *doctor) checkEjabberdHelpers(c *ejConfig, path string, ej *service, ext
 		}
 		at := finding{file: p.file, line: p.line, key: key}
 		// ejabberd runs it through the shell.
-		cmd := d.helperCommand(shellWords(programs[p]))
+		cmd := d.helperCommand(ej, shellWords(programs[p]))
 		if stop := d.checkProgram(ej, cmd, at); stop {
 			continue
 		}
@@ -702,8 +702,11 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 // and returns what doctor read of it (nil if it could not).
 func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
 	if why := d.access(svc, path, access.Read); why != "" {
+		// Nor does doctor read it: it quotes nothing of a file the
+		// server's user may not read.
 		d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read its configuration %s: %s; it exits, and every login is refused", svc.user.Name, path, why),
 			chownFix(svc.user.Name, path))
+		return nil
 	} else if fi, err := d.sys.Stat(path); err == nil {
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper's configuration %s is %s", path, why),

@@ -46,7 +46,9 @@ func TestHelperCommand(t *testing.T) {
 	s := cleanMachine(t)
 	s.files["/usr/local/bin/auth.sh"] = fakeFile{mode: 0o755, data: "#!/bin/sh\n# relay to the daemon\nexec /usr/bin/tokenauthd connect -socket=/run/t.sock \"$@\"\n"}
 	s.files["/usr/local/bin/other"] = fakeFile{mode: 0o755, data: "#!/bin/sh\nexec /usr/bin/python3 /opt/auth.py\n"}
+	s.files["/usr/local/bin/secret.sh"] = fakeFile{mode: 0o711, data: "#!/bin/sh\nexec /usr/bin/tokenauthd connect -socket=/run/t.sock\n"}
 	d := newDoctor(context.Background(), Options{System: s})
+	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	tests := []struct {
 		line string
 		want helperCmd
@@ -63,10 +65,12 @@ func TestHelperCommand(t *testing.T) {
 		// Another program, and one doctor cannot read.
 		{"/usr/local/bin/other", helperCmd{prog: "/usr/local/bin/other", foreign: true}},
 		{"/usr/bin/python3 /opt/auth.py", helperCmd{prog: "/usr/bin/python3"}},
+		// A script ejabberd's user may not read: doctor does not read it.
+		{"/usr/local/bin/secret.sh", helperCmd{prog: "/usr/local/bin/secret.sh"}},
 		{"", helperCmd{}},
 	}
 	for _, tt := range tests {
-		if got := d.helperCommand(shellWords(tt.line)); got != tt.want {
+		if got := d.helperCommand(ej, shellWords(tt.line)); got != tt.want {
 			t.Errorf("helperCommand(%q) = %+v, want %+v", tt.line, got, tt.want)
 		}
 	}

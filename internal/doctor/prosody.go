@@ -425,7 +425,7 @@ func (d *doctor) checkProsodyExternal(path string, pr *service, h prosodyHost) {
 		return
 	}
 	// The module runs the command as one path, without arguments.
-	cmd := d.helperCommand([]string{cmdLine})
+	cmd := d.helperCommand(pr, []string{cmdLine})
 	if cmd.foreign {
 		d.addAt(at, Note, fmt.Sprintf("%s authenticates with %s, which does not run tokenauthd: not checked", h.Name, cmdLine), "")
 		return
