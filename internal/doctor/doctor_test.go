@@ -534,6 +534,10 @@ func TestProsodyFiles(t *testing.T) {
 				s.files[testdata(t, "prosody/clean.cfg.lua")] = fakeFile{mode: 0o664, gid: gidProsody, disk: testdata(t, "prosody/clean.cfg.lua")}
 			}, exit: 1,
 			want: []want{{sev: Error, file: testdata(t, "prosody/clean.cfg.lua"), msg: "the group prosody can change it"}}},
+		// Files the configuration's code names and that do not exist
+		// are no finding, and do not crowd the report.
+		{name: "records of files that do not exist", config: cleanConfig, prosody: "testdata/prosody/forged-records.cfg.lua",
+			setup: func(s *fakeSys) { s.addFile(testdata(t, "../../../prosody/example.prosody.cfg.lua"), testdata(t, "../../../prosody/example.prosody.cfg.lua")) }},
 		// Debian's: root's, Prosody's group may read it.
 		{name: "configuration root:prosody 0640", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
 			setup: func(s *fakeSys) {
@@ -544,6 +548,9 @@ func TestProsodyFiles(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			got, out, code := runCase(t, c)
 			check(t, c, got, out, code)
+			if strings.Contains(out, "/nonexistent/") {
+				t.Errorf("the report names files that do not exist:\n%s", out)
+			}
 		})
 	}
 }
@@ -1079,8 +1086,9 @@ func TestProsodyLoaderUser(t *testing.T) {
 }
 
 // TestRunAs: the loader's process, on this machine, runs as its user with
-// that user's groups alone, no_new_privs set, no environment, from /;
-// root is refused.
+// that user's groups alone, no_new_privs set, no environment, from /, in
+// a PID namespace of its own (nothing it starts outlives it); root is
+// refused.
 func TestRunAs(t *testing.T) {
 	for _, tt := range []struct {
 		as   User
@@ -1110,13 +1118,14 @@ func TestRunAs(t *testing.T) {
 		t.Fatal(err)
 	}
 	nobody.GIDs = []int{nobody.GID}
-	script := `grep -E '^(Uid|Gid|Groups|NoNewPrivs):' /proc/self/status; echo "cwd=$(pwd)"; env; echo end`
+	// In a PID namespace of its own, the shell is its first process.
+	script := `grep -E '^(Uid|Gid|Groups|NoNewPrivs):' /proc/self/status; echo "cwd=$(pwd) pid=$$"; env; echo end`
 	out, _, err := OS().Run(context.Background(), "/bin/sh", []string{"-c", script}, nobody, 1<<16)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := strconv.Itoa(nobody.UID)
-	want := fmt.Sprintf("Uid:\t%s\t%s\t%s\t%s\nGid:\t%d\t%d\t%d\t%d\nGroups:\t%d \nNoNewPrivs:\t1\ncwd=/\n", id, id, id, id,
+	want := fmt.Sprintf("Uid:\t%s\t%s\t%s\t%s\nGid:\t%d\t%d\t%d\t%d\nGroups:\t%d \nNoNewPrivs:\t1\ncwd=/ pid=1\n", id, id, id, id,
 		nobody.GID, nobody.GID, nobody.GID, nobody.GID, nobody.GID)
 	// The shell sets PWD, SHLVL and _ itself.
 	var lines []string
