@@ -205,19 +205,19 @@ func (osSystem) Run(ctx context.Context, prog string, args []string, as User, ma
 	if err != nil {
 		return nil, nil, err
 	}
-	cmd := exec.CommandContext(ctx, prog, args...)
-	// From /, which its user cannot write, with no environment at all:
-	// nothing of the directory or the environment doctor runs in
-	// (LUA_INIT, LUA_PATH...) is run.
-	cmd.Dir, cmd.Env = "/", []string{}
 	stdout, stderr := &capped{max: maxOut}, &capped{max: maxOut}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
-	// As its user, with that user's groups alone; in its own process
-	// group, so that a timeout ends it and whatever it started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	if err := startNoNewPrivs(cmd); err != nil {
+	// In a PID namespace of its own when doctor is root, so that nothing
+	// it starts outlives it, not even what leaves its process group; where
+	// the kernel refuses one (a container), without.
+	cmd := runCmd(ctx, prog, args, cred, stdout, stderr, cred != nil)
+	err = startNoNewPrivs(cmd)
+	if cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC)) {
+		stdout.Reset()
+		stderr.Reset()
+		cmd = runCmd(ctx, prog, args, cred, stdout, stderr, false)
+		err = startNoNewPrivs(cmd)
+	}
+	if err != nil {
 		return nil, nil, err
 	}
 	err = cmd.Wait()
@@ -225,6 +225,25 @@ func (osSystem) Run(ctx context.Context, prog string, args []string, as User, ma
 		err = fmt.Errorf("%s wrote more than %d bytes", prog, maxOut)
 	}
 	return stdout.Bytes(), stderr.Bytes(), err
+}
+
+// runCmd prepares a program as Run runs it.
+func runCmd(ctx context.Context, prog string, args []string, cred *syscall.Credential, stdout, stderr io.Writer, newPID bool) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	// From /, which its user cannot write, with no environment at all:
+	// nothing of the directory or the environment doctor runs in
+	// (LUA_INIT, LUA_PATH...) is run.
+	cmd.Dir, cmd.Env = "/", []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
+	// As its user, with that user's groups alone; in its own process
+	// group, so that a timeout ends it and whatever it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	if newPID {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd
 }
 
 // credential is how a process of uid self runs a program as the user as:

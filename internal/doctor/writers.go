@@ -58,7 +58,8 @@ func (d *doctor) checkWriters(t trust, path string, read loaded) {
 			d.writable[s.Path] = true
 			d.add(Finding{Severity: Error, File: s.Path, Message: d.writableMessage(t, s, tg.path, w), Fix: writableFix(s.Path, w)})
 		}
-		if err != nil {
+		// A file the loader looked for and did not find is not one.
+		if err != nil && !isNotExist(err) {
 			d.add(Finding{Severity: Note, File: tg.path, Message: fmt.Sprintf("cannot tell who can write it and the directories on the way to it: %s", errText(err))})
 		}
 	}
