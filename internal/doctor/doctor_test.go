@@ -537,7 +537,9 @@ func TestProsodyFiles(t *testing.T) {
 		// Files the configuration's code names and that do not exist
 		// are no finding, and do not crowd the report.
 		{name: "records of files that do not exist", config: cleanConfig, prosody: "testdata/prosody/forged-records.cfg.lua",
-			setup: func(s *fakeSys) { s.addFile(testdata(t, "../../../prosody/example.prosody.cfg.lua"), testdata(t, "../../../prosody/example.prosody.cfg.lua")) }},
+			setup: func(s *fakeSys) {
+				s.addFile(testdata(t, "../../../prosody/example.prosody.cfg.lua"), testdata(t, "../../../prosody/example.prosody.cfg.lua"))
+			}},
 		// Debian's: root's, Prosody's group may read it.
 		{name: "configuration root:prosody 0640", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
 			setup: func(s *fakeSys) {
