@@ -205,17 +205,6 @@ auth_use_cache: false
 		{name: "program in a home", config: cleanConfig, ejabberd: "testdata/ejabberd/home-helper.yml",
 			setup: func(s *fakeSys) { s.files["/root/go/bin/tokenauthd"] = fakeFile{mode: 0o755, data: "\x7fELF"} }, exit: 1,
 			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd.service has ProtectHome=yes: its processes cannot see /root"}}},
-		// A program ejabberd cannot run is one finding; the file's others
-		// (the pool of helpers) are reported too.
-		{name: "program hidden, pool of 4", config: cleanConfig, ejabberd: "testdata/ejabberd/tmp-helper-pool.yml",
-			setup: func(s *fakeSys) {
-				helperReadable(s)
-				s.files["/tmp/tokenauthd"] = fakeFile{mode: 0o755, data: "\x7fELF"}
-			}, exit: 1,
-			want: []want{
-				{sev: Error, key: "extauth_program", msg: "ejabberd.service has PrivateTmp=true"},
-				{sev: Error, key: "extauth_pool_size", msg: "extauth_pool_size is 4 for host example.org, of the stdin/stdout helper /tmp/tokenauthd"},
-			}},
 		// A relay whose user is not in the socket's group.
 		{name: "ejabberd not in the group", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
 			setup: func(s *fakeSys) { dropGroup(s, "ejabberd") }, exit: 1,
@@ -433,6 +422,30 @@ func TestProsody(t *testing.T) {
 			if c.name == "syntax error" && !strings.Contains(out, "syntax.cfg.lua:3:") {
 				t.Errorf("the syntax error's line is not given:\n%s", out)
 			}
+		})
+	}
+}
+
+// TestEjabberdEveryFinding: a file's findings are all reported, not only
+// the first of a host.
+func TestEjabberdEveryFinding(t *testing.T) {
+	cases := []doctorCase{
+		// A program ejabberd cannot run is one finding; the file's others
+		// (the pool of helpers) are reported too.
+		{name: "program hidden, pool of 4", config: cleanConfig, ejabberd: "testdata/ejabberd/tmp-helper-pool.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				s.files["/tmp/tokenauthd"] = fakeFile{mode: 0o755, data: "\x7fELF"}
+			}, exit: 1,
+			want: []want{
+				{sev: Error, key: "extauth_program", msg: "ejabberd.service has PrivateTmp=true"},
+				{sev: Error, key: "extauth_pool_size", msg: "extauth_pool_size is 4 for host example.org, of the stdin/stdout helper /tmp/tokenauthd"},
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
 		})
 	}
 }
