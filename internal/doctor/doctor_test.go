@@ -1156,3 +1156,18 @@ func TestRunAs(t *testing.T) {
 		t.Error("ran a program as root")
 	}
 }
+
+// TestCheckWritersRelative: a configuration named by a relative path
+// (-prosody prosody.cfg.lua) is checked where it is, from the working
+// directory.
+func TestCheckWritersRelative(t *testing.T) {
+	s := cleanMachine(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s.files[filepath.Join(dir, "prosody.cfg.lua")] = fakeFile{mode: 0o644, uid: uidNobody}
+	d := newDoctor(context.Background(), Options{System: s})
+	d.checkWriters(prosodyTrust, "prosody.cfg.lua", loaded{})
+	if len(d.findings) != 1 || d.findings[0].Severity != Error || d.findings[0].File != filepath.Join(dir, "prosody.cfg.lua") {
+		t.Errorf("findings: %+v", d.findings)
+	}
+}
