@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/tokenauthd/tokenauthd/internal/access"
@@ -45,6 +46,14 @@ func (d *doctor) checkWriters(t trust, path string, read loaded) {
 		targets = append(targets, target{dir, "dir"})
 	}
 	for _, tg := range targets {
+		// A relative path is the working directory's, as the server's
+		// own reading of it is.
+		abs, err := filepath.Abs(tg.path)
+		if err != nil {
+			d.add(Finding{Severity: Note, File: tg.path, Message: "cannot tell who can write it: " + errText(err)})
+			continue
+		}
+		tg.path = abs
 		steps, err := access.Walk(tg.path, d.sys.Lstat, d.sys.Readlink)
 		for i, s := range steps {
 			var next *access.Step
