@@ -648,6 +648,14 @@ func TestReportBounded(t *testing.T) {
 	if got, want := formatFinding(long), "error: m; fix: not shown: "; !strings.HasPrefix(got, want) || strings.Contains(got, "'") {
 		t.Errorf("a long fix: %q", got)
 	}
+	// Nor one whose words clean would have to change: the shell would
+	// read \x0a where the file's name has a newline.
+	for _, path := range []string{"/etc/a\nb", "/etc/a\x1b[2Jb", "/etc/a\xffb"} {
+		f := Finding{Severity: Error, Message: "m", Fix: sh("chmod", "go-w", path)}
+		if got := formatFinding(f); strings.Contains(got, "chmod") {
+			t.Errorf("a fix for %q: %q", path, got)
+		}
+	}
 	if !strings.Contains(clean("a\x1bb\xffc"), `a\x1bb\xffc`) {
 		t.Errorf("clean = %q", clean("a\x1bb\xffc"))
 	}
