@@ -277,12 +277,17 @@ func clean(s string) string {
 
 // cleanFix is clean for a fix, which may hold a command: one too long for
 // a line is not shown at all, as a command cut inside a quoted word
-// would let the shell read the next lines pasted after it as its own.
+// would let the shell read the next lines pasted after it as its own;
+// nor is one that clean would change, as its words would then name
+// another file.
 func cleanFix(s string) string {
 	if len(s) > maxField {
 		return fmt.Sprintf("not shown: %d bytes, too long for one line", len(s))
 	}
-	return clean(s)
+	if c := clean(s); c != s {
+		return "not shown: it holds characters a terminal cannot show"
+	}
+	return s
 }
 
 func plural(n int, word string) string {
