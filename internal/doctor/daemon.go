@@ -119,7 +119,7 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 	c, err := parseTokenauthd(path, data)
 	if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "tokenauthd refuses it: " + trimPath(err.Error(), path),
-			Fix: "tokenauthd check-config -config " + path + " tells the same; correct the key it names"})
+			Fix: sh("tokenauthd", "check-config", "-config", path) + " tells the same; correct the key it names"})
 		return nil
 	}
 	if c.credentials && d.creds.Credentials == "" {
@@ -131,10 +131,10 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 		// root and itself: doctor, run as root, cannot tell whether the
 		// daemon's user would accept them.
 		d.add(Finding{Severity: Note, File: path, Message: "not validated: its secret files belong to another user than doctor's",
-			Fix: "run tokenauthd check-config as the user that reads it (sudo -u tokenauthd tokenauthd check-config -config " + path + ")"})
+			Fix: "run tokenauthd check-config as the user that reads it (" + sh("sudo", "-u", "tokenauthd", "tokenauthd", "check-config", "-config", path) + ")"})
 	} else if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "tokenauthd refuses it: " + trimPath(err.Error(), path),
-			Fix: "tokenauthd check-config -config " + path + " tells the same; correct the key it names"})
+			Fix: sh("tokenauthd", "check-config", "-config", path) + " tells the same; correct the key it names"})
 	} else {
 		for _, w := range parsed.Warnings() {
 			d.add(Finding{Severity: Warning, File: path, Message: trimPath(w, path), Fix: "see tokenauthd check-config"})
@@ -175,7 +175,7 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		if why := d.access(svc, p, access.Read); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key,
 				Message: "the daemon, run by tokenauthd.service as " + svc.user.Name + ", cannot read it: " + why,
-				Fix:     "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
+				Fix:     chownFix(svc.user.Name, p)})
 			continue
 		}
 		fi, err := d.sys.Stat(p)
@@ -184,11 +184,11 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		}
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key, Message: p + " is " + why,
-				Fix: "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
+				Fix: chownFix(svc.user.Name, p)})
 		} else if fi.Mode.Perm()&0o004 != 0 {
 			d.add(Finding{Severity: Warning, File: c.path, Key: key,
 				Message: fmt.Sprintf("%s is readable by every user (mode %04o): it holds or names the secrets", p, fi.Mode.Perm()),
-				Fix:     "chmod o-r " + p})
+				Fix:     sh("chmod", "o-r", p)})
 		}
 	}
 }
@@ -281,7 +281,7 @@ func (d *doctor) checkGroup(c socketClient) {
 		d.add(Finding{Severity: Error, File: c.file, Line: c.line, Key: c.key,
 			Message: fmt.Sprintf("%s's user %s is not in %s (%s): it cannot connect to the daemon's socket, and every login is refused",
 				c.svc.name, c.svc.user.Name, g.Name, where),
-			Fix: fmt.Sprintf("adduser %s %s && systemctl restart %s", c.svc.user.Name, g.Name, restart)})
+			Fix: sh("adduser", c.svc.user.Name, g.Name) + " && " + sh("systemctl", "restart", restart)})
 	}
 }
 
