@@ -125,3 +125,82 @@ func TestClusterLossOnAnyMaster(t *testing.T) {
 		})
 	}
 }
+
+// TestClusterReshardIsNoLoss: slots moved from one master to another
+// (redis-cli --cluster reshard) while records are made take their records
+// and markers with them: no loss is reported, every record made before or
+// during the move stays recorded, and none is taken for fresh twice.
+func TestClusterReshardIsNoLoss(t *testing.T) {
+	c := newCluster(t)
+	prefix := "reshard:"
+	markEarlier(t, c, prefix)
+	s := newClusterStore(c, Options{Prefix: prefix, TTL: testTTL, Timeout: 2 * time.Second, CheckInterval: 50 * time.Millisecond})
+	defer s.Close()
+	const before = 300
+	for i := range before {
+		mustRecord(t, s, key(i), true)
+	}
+	view, err := c.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var from, to peers.ClusterNode
+	for _, n := range view {
+		switch {
+		case !n.Master:
+		case from.ID == "":
+			from = n
+		case to.ID == "":
+			to = n
+		}
+	}
+	done := make(chan struct{})
+	var during atomic.Int64
+	var stop atomic.Bool
+	recorded := make(chan int, 100_000)
+	go func() {
+		defer close(done)
+		for i := before; ; i++ {
+			fresh, err := s.Record(context.Background(), key(i))
+			if fresh && err == nil {
+				recorded <- i
+				during.Add(1)
+			}
+			if stop.Load() {
+				return
+			}
+		}
+	}()
+	masters := func() []string {
+		var m []string
+		for _, k := range s.markers {
+			m = append(m, c.MasterOf(t, k))
+		}
+		return m
+	}
+	was := masters()
+	c.Nodes[0].MustCLI(t, "--cluster", "reshard", c.Nodes[0].Addr(), "--cluster-from", from.ID, "--cluster-to", to.ID,
+		"--cluster-slots", "1500", "--cluster-yes")
+	stop.Store(true)
+	<-done
+	close(recorded)
+	moved := 0
+	for b, m := range masters() {
+		if m != was[b] {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("no bucket moved: the test proves nothing")
+	}
+	if !s.ForgottenAt().IsZero() {
+		t.Fatalf("slots moved between masters taken for a loss at %v", s.ForgottenAt())
+	}
+	for i := range before {
+		mustRecord(t, s, key(i), false)
+	}
+	for i := range recorded {
+		mustRecord(t, s, key(i), false)
+	}
+	t.Logf("%d buckets moved, %d records made during the move", moved, during.Load())
+}
