@@ -172,16 +172,23 @@ func New(newClient func(onConnect func(context.Context, *goredis.Conn) error) go
 	r.replicas.on = o.OnReplicas
 	r.c = newClient(r.onConnect)
 	_, r.cluster = r.c.(*goredis.ClusterClient)
-	r.markers = []string{o.Prefix + markerSuffix}
-	if r.cluster {
-		r.markers = make([]string, Buckets)
-		for b := range r.markers {
-			r.markers[b] = o.Prefix + bucketTag(b) + markerSuffix
-		}
-	}
+	r.markers = MarkerKeys(o.Prefix, r.cluster)
 	r.epochs = make([]atomic.Pointer[string], len(r.markers))
 	r.checks = replay.StartTicker(o.CheckInterval, r.checkNow)
 	return r
+}
+
+// MarkerKeys returns the keys of the markers a store with prefix keeps:
+// one, or one per bucket in a Cluster, in bucket order.
+func MarkerKeys(prefix string, cluster bool) []string {
+	if !cluster {
+		return []string{prefix + markerSuffix}
+	}
+	m := make([]string, Buckets)
+	for b := range m {
+		m[b] = prefix + bucketTag(b) + markerSuffix
+	}
+	return m
 }
 
 // bucketTag is bucket b's hash tag.
