@@ -49,7 +49,7 @@ func newClusterStore(c *peers.RedisCluster, o Options) *Store {
 func markEarlier(t *testing.T, c *peers.RedisCluster, prefix string) {
 	t.Helper()
 	then := func() time.Time { return time.Now().Add(-time.Hour) }
-	s := newClusterStore(c, Options{Prefix: prefix, TTL: time.Minute, Now: then})
+	s := newClusterStore(c, Options{Prefix: prefix, TTL: time.Minute, Now: then, Timeout: 10 * time.Second})
 	defer s.Close()
 	if _, err := s.Record(t.Context(), key(-1)); err != nil {
 		t.Fatal(err)

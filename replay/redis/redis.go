@@ -16,6 +16,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -383,31 +384,120 @@ func (r *Store) checkMarker(ctx context.Context, c goredis.Cmdable, b int) error
 	return r.adopt(ctx, c, b, v, err == nil)
 }
 
-// checkMarkers checks every bucket's marker through the client, in one
-// pipeline (one round trip to each master). It returns the first error.
+// checkMarkers checks every bucket's marker through the client: one
+// pipeline of GETs (one round trip to each master), one of SETNX and one
+// of GETs for the missing ones, and one loss noted for all the buckets
+// found missing, one for those changed. It returns the first error.
 func (r *Store) checkMarkers(ctx context.Context) error {
 	if !r.cluster {
 		return r.checkMarker(ctx, r.c, 0)
 	}
-	cmds := make([]*goredis.StringCmd, len(r.markers))
-	r.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for b, m := range r.markers {
-			cmds[b] = p.Get(ctx, m)
+	all := make([]int, len(r.markers))
+	for b := range all {
+		all[b] = b
+	}
+	vals, errs := r.getMarkers(ctx, all)
+	var missing []int
+	for b, err := range errs {
+		if errors.Is(err, goredis.Nil) {
+			missing = append(missing, b)
 		}
-		return nil
-	})
+	}
+	if len(missing) > 0 {
+		r.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for _, b := range missing {
+				p.SetNX(ctx, r.markers[b], newMarker(r.now()), 0)
+			}
+			return nil
+		})
+		again, againErrs := r.getMarkers(ctx, missing)
+		for i, b := range missing {
+			vals[b], errs[b] = again[i], againErrs[i]
+		}
+		r.forget(fmt.Sprintf("the Redis Cluster's masters serving %d of the %d buckets (%s) hold no marker: new, or they lost their data (a restart without persistence, a flush, a failover to a replica without it)",
+			len(missing), Buckets, tags(missing)))
+	}
 	var first error
-	for b, cmd := range cmds {
-		v, err := cmd.Result()
-		if err != nil && !errors.Is(err, goredis.Nil) {
+	var changed, recent []int
+	var latest time.Time
+	for b, err := range errs {
+		if err != nil {
 			first = cmp.Or(first, err)
 			continue
 		}
-		if err := r.adopt(ctx, r.c, b, v, err == nil); err != nil {
-			first = cmp.Or(first, err)
+		ch, at := r.settle(b, vals[b], slices.Contains(missing, b))
+		if ch {
+			changed = append(changed, b)
+		}
+		if !at.IsZero() {
+			recent = append(recent, b)
+			if at.After(latest) {
+				latest = at
+			}
 		}
 	}
+	if len(changed) > 0 {
+		r.forget(fmt.Sprintf("the markers of %d of the %d buckets (%s) changed: the Redis Cluster's masters serving them lost their data and another process marked them again",
+			len(changed), Buckets, tags(changed)))
+	}
+	if len(recent) > 0 {
+		r.forgetAt(latest, fmt.Sprintf("the markers of %d of the %d buckets (%s) were made recently: the Redis Cluster's masters serving them were new or lost their data then, and another process marked them again",
+			len(recent), Buckets, tags(recent)))
+	}
 	return first
+}
+
+// getMarkers reads the markers of buckets in one pipeline.
+func (r *Store) getMarkers(ctx context.Context, buckets []int) ([]string, []error) {
+	cmds := make([]*goredis.StringCmd, len(buckets))
+	r.c.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, b := range buckets {
+			cmds[i] = p.Get(ctx, r.markers[b])
+		}
+		return nil
+	})
+	vals, errs := make([]string, len(buckets)), make([]error, len(buckets))
+	for i, cmd := range cmds {
+		vals[i], errs[i] = cmd.Result()
+	}
+	return vals, errs
+}
+
+// settle adopts v as bucket b's marker and reports whether it changed
+// from a value this store knew, and, at a first look at a marker made
+// less than a record's lifetime ago (and not by this store: made is
+// false), when it was made: a loss then.
+func (r *Store) settle(b int, v string, made bool) (changed bool, recent time.Time) {
+	known := ""
+	if e := r.epochs[b].Load(); e != nil {
+		known = *e
+	}
+	switch {
+	case made:
+	case known != "" && v != known:
+		changed = true
+	case known == "":
+		if at, ok := markerTime(v); ok && r.now().Sub(at) < r.ttl {
+			recent = at
+		}
+	}
+	if v != known {
+		r.epochs[b].Store(&v)
+	}
+	return changed, recent
+}
+
+// tags lists the buckets' hash tags, the first few of them.
+func tags(buckets []int) string {
+	var t []string
+	for i, b := range buckets {
+		if i == 4 {
+			t = append(t, "...")
+			break
+		}
+		t = append(t, bucketTag(b))
+	}
+	return strings.Join(t, " ")
 }
 
 // Why a single server's store forgot (a Cluster's name the bucket).
