@@ -17,7 +17,7 @@ import (
 // as serve would, and checks what serve, run as -user, would fail on at
 // start-up (its socket's and journal's directories, the socket's group).
 // Exit status 1 for any error.
-func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
+func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE] [-user NAME]")
 	userFlag := fs.String("user", "", "check what serve needs when run as this user (default: the current user; the package's is tokenauthd)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
@@ -56,6 +56,7 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
+	checkRedis(ctx, e.Stdout, path, cfg)
 	names := slices.Sorted(maps.Keys(cfg.Hosts))
 	for _, n := range names {
 		h := cfg.Hosts[n]

@@ -82,7 +82,8 @@ func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
 		return newRedisClient(rc, onConnect)
 	}, redisstore.Options{
 		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
-		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.VerifierConfig(nil), at, why) },
+		OnForget:   func(at time.Time, why string) { logForgotten(log, cfg.VerifierConfig(nil), at, why) },
+		OnReplicas: func(shard string, online int, short bool) { logReplicas(log, shard, online, rc.MinReplicas, short) },
 	})
 	if err := s.Ping(context.Background()); err != nil {
 		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
@@ -90,6 +91,17 @@ func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
 		log.Info("replay store: Redis", "prefix", rc.Prefix, "min_replicas", rc.MinReplicas)
 	}
 	return s
+}
+
+// logReplicas says that a Redis shard has fewer replicas online than
+// redis_min_replicas, or has enough again.
+func logReplicas(log *slog.Logger, shard string, online, required int, short bool) {
+	attrs := []any{"shard", shard, "replicas_online", online, "redis_min_replicas", required}
+	if short {
+		log.Warn("a Redis shard has fewer replicas online than redis_min_replicas: tokens whose records land there are refused (store_unavailable) until a replica follows it again", attrs...)
+		return
+	}
+	log.Info("a Redis shard has its replicas again: its tokens are accepted", attrs...)
 }
 
 // newRedisClient returns the client of the configuration, with onConnect

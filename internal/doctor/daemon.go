@@ -139,6 +139,7 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 		for _, w := range parsed.Warnings() {
 			d.add(Finding{Severity: Warning, File: path, Message: trimPath(w, path), Fix: "see tokenauthd check-config"})
 		}
+		d.checkRedis(path, parsed)
 	}
 	d.checkDaemonReadsConfig(c)
 	return c

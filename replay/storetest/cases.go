@@ -228,6 +228,40 @@ func testForget(t *testing.T, e *env) {
 	}
 }
 
+// testForgetSome: once the store lost some of its records, each key it
+// reports fresh again (or cannot answer for) is covered by ForgottenAt,
+// and every key it reports recorded stays so: a loss of a part is no less
+// a loss than a loss of all.
+func testForgetSome(t *testing.T, e *env) {
+	if e.suite.ForgetSome == nil {
+		t.Skip("the store under test cannot lose a part of its records")
+	}
+	const n = 200
+	made := e.now()
+	for i := range n {
+		e.mustRecord(t, Key(i), true)
+	}
+	if e.clk != nil {
+		e.clk.add(e.ttl / 4)
+	}
+	e.suite.ForgetSome(t, e.store)
+	again := 0
+	for i := range n {
+		fresh, err := e.store.Record(t.Context(), Key(i))
+		if !fresh && err == nil {
+			continue
+		}
+		again++
+		if at := e.store.ForgottenAt(); at.Before(made) || at.After(e.now()) {
+			t.Fatalf("Record(%v) after a partial loss = %v, %v, with ForgottenAt = %v: want ForgottenAt from %v (its record) to %v (now)",
+				Key(i), fresh, err, at, made, e.now())
+		}
+	}
+	if again == 0 {
+		t.Fatalf("none of the %d records was lost: the suite's ForgetSome lost nothing", n)
+	}
+}
+
 // testClose: Close succeeds; from then on Record and Seen fail with
 // ErrClosed (an ErrUnavailable), Record never fresh; Len and ForgottenAt
 // still answer; a second Close does nothing.
