@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -869,7 +870,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 
 // TestServeMetricsOff: without [metrics] listen nothing listens on TCP.
 func TestServeMetricsOff(t *testing.T) {
-	cfg, err := config.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)), config.Options{})
+	cfg, err := setup.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1187,15 +1188,15 @@ func TestAmnesiaRedis(t *testing.T) {
 // to mint tokens with.
 func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
+	cfg, err := setup.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v, cfg.Params
+	return v, cfg.Verifier.Params
 }
 
 // TestAmnesiaMemoryRestart: a memory store without journal starts empty.

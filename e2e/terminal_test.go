@@ -19,6 +19,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -464,11 +465,11 @@ func TestStdioOverPTY(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(cfgPath, config.Options{})
+	cfg, err := setup.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	minter, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+	minter, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
