@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
@@ -126,7 +127,7 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 		d.add(Finding{Severity: Note, File: path, Message: "secrets are systemd credentials (%d/...), which exist only inside the service: " +
 			"the file is not validated here; the daemon logs what it refuses (journalctl -u tokenauthd)",
 			Fix: "give the credentials' directory: tokenauthd doctor -credentials /etc/tokenauthd/secrets"})
-	} else if parsed, err := config.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
+	} else if parsed, err := setup.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
 		// tokenauthd refuses a secret file owned by another user than
 		// root and itself: doctor, run as root, cannot tell whether the
 		// daemon's user would accept them.
