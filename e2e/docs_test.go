@@ -309,7 +309,7 @@ func TestRoomRules(t *testing.T) {
 			}
 		}
 	}
-	testOnlyRooms := []string{"/internal/fixture", "/internal/fixture/peers", "/internal/daemon/daemontest", "/internal/logs/logstest"}
+	testOnlyRooms := []string{"/internal/fixture", "/internal/fixture/peers", "/internal/daemon/daemontest", "/internal/logs/logstest", "/internal/testclock", "/replay/storetest"}
 	for room, d := range linked {
 		if slices.Contains(testOnlyRooms, room) {
 			continue // test-only rooms may use each other
