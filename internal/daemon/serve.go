@@ -209,7 +209,7 @@ func listenUnix(path string) (net.Listener, error) {
 // follows, which would act on whatever the path names by then.
 //
 // The umask is the process's, not the goroutine's. bindUnix runs at
-// start-up only (newDaemon, before the daemon serves or answers a signal),
+// start-up only (New, before the daemon serves or answers a signal),
 // when no goroutine of ours creates files: the journal's syncer only syncs
 // open files and Redis's pool only dials. A socket created in a private
 // directory and moved into place would not touch the umask, but the

@@ -639,7 +639,7 @@ func readRepo(t *testing.T, path string) string {
 	return string(b)
 }
 
-// debianUnit is Debian 12's ejabberd.service, the part doctor reads.
+// debianEjabberdUnit is Debian 12's ejabberd.service, the part doctor reads.
 const debianEjabberdUnit = `[Unit]
 Description=robust, scalable and extensible realtime platform (XMPP server + MQTT broker + SIP service)
 After=epmd.service network.target

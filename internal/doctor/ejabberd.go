@@ -342,8 +342,9 @@ func (d *doctor) checkEjabberd(path string) {
 	d.checkEjabberdHelpers(c, path, ej, external)
 }
 
-// byPlace groups hosts by where the option that decides them is set, so
-// that one mistake is reported once. Its keys sort in the file's order.
+// place is where in ejabberd's configuration an option that decides some
+// hosts is set: hosts are grouped by it (map[place][]string), so that one
+// mistake is reported once; sortedPlaces puts them in the file's order.
 type place struct {
 	file  string
 	line  int
