@@ -649,6 +649,9 @@ func TestServeLongFrameSkipped(t *testing.T) {
 // than how many the daemon keeps.
 
 func TestStalledConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a measurement of thousands of connections to the built daemon")
+	}
 	n, err := strconv.Atoi(os.Getenv("TOKENAUTHD_STALLED"))
 	if err != nil || n <= 0 {
 		t.Skip("set TOKENAUTHD_STALLED to a number of connections (e.g. 4000) to measure them")
@@ -1206,6 +1209,9 @@ func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Para
 // could have been accepted before it started, and logs until when. Steps
 // of 3 s keep the wait for the first refusals to end short.
 func TestAmnesiaMemoryRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built daemon, restarted, waiting out 3-second steps")
+	}
 	for _, refuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refuse_after_start=%v", refuse), func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "d.sock")
@@ -1235,6 +1241,9 @@ func TestAmnesiaMemoryRestart(t *testing.T) {
 // the loss's step began. With 1-second steps a token minted two seconds
 // after the start of a daemon with refuse_after_start is accepted.
 func TestAmnesiaRefusalsEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built daemon, waiting out its refusals")
+	}
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	extra := "[token]\ninterval = 1\n[replay]\nrefuse_after_start = true\n"
 	v, params := testVerifier(t, extra)

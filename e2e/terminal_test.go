@@ -459,6 +459,9 @@ func (r *ptyReader) expect(t *testing.T, what, want string) {
 // default settings (echo, line editing, signal characters, CR to NL) when
 // it starts.
 func TestStdioOverPTY(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built helper on a pseudo-terminal")
+	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.toml")
 	cfgText := fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
