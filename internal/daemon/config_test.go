@@ -216,9 +216,7 @@ func readFileT(t testing.TB, path string) string {
 // TestConfigFileOwner: a file owned by another user than root and the
 // running one is refused (run as root: chown needs it).
 func TestConfigFileOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
-	}
+	fixture.RequireRoot(t, "it gives a file to another user")
 	p := fixture.WriteConfig(t, t.TempDir(), "")
 	if err := os.Chown(p, 65534, -1); err != nil {
 		t.Fatal(err)
@@ -237,6 +235,7 @@ func TestConfigFileOwner(t *testing.T) {
 // that does not exist; a warning for a directory that does not exist yet
 // (systemd makes it). Before, check-config said "ok" to all of them.
 func TestCheckConfigWhatServeNeeds(t *testing.T) {
+	fixture.RequireRoot(t, "it checks what another user, nobody, may do with root's files")
 	dir := openTempDir(t)
 	closed := filepath.Join(dir, "closed")
 	open := filepath.Join(dir, "open")
@@ -332,6 +331,7 @@ func TestCheckConfigCredentials(t *testing.T) {
 // Files named "%d/..." are systemd credentials, which systemd hands to
 // the service whatever their modes on disk: those are not in question.
 func TestAttackCheckConfigUserCannotRead(t *testing.T) {
+	fixture.RequireRoot(t, "it checks what another user, nobody, may read of root's files")
 	dir := openTempDir(t)
 	write := func(name, body string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -407,6 +407,7 @@ func TestJWTKeyRotationOnReload(t *testing.T) {
 // root, accepts it, as serve run as NAME does; without -user (root's own
 // check) it is refused, as serve run as root would refuse it.
 func TestCheckConfigUserOwnsSecrets(t *testing.T) {
+	fixture.RequireRoot(t, "it gives a secret file to another user, nobody")
 	dir := openTempDir(t)
 	secret := filepath.Join(dir, "token_secret")
 	if err := os.WriteFile(secret, []byte(fixture.SecretA+"\n"), 0o600); err != nil {
