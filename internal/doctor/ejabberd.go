@@ -634,7 +634,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 // their own tokens let a replay through when it lands on another.
 func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts []string, pool map[int][]string, poolAt map[int]place) {
 	store := "memory"
-	var hc *tadConfig
+	var hc *tokenauthdFile
 	if cmd.tokenauthd {
 		cfg := cmd.config
 		if cfg == "" {
@@ -681,7 +681,7 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 // checkHelperConfig checks that a stdin/stdout helper, run as the server's
 // user, can read its configuration and secret files and would trust them,
 // and returns what doctor read of it (nil if it could not).
-func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
+func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tokenauthdFile {
 	if why := d.access(svc, path, access.Read); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read its configuration %s: %s; it exits, and every login is refused", svc.user.Name, path, why),
 			fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
