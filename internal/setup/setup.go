@@ -2,9 +2,9 @@
 // plain and checked as far as the file goes) into what the libraries take:
 // the protocol's Mode and the verifier's Config, having the verifier check
 // what only it knows (the token parameters, each host's name, its OTP
-// seeds, its JWK Set and algorithms). It reads no file, opens no replay
-// store (internal/daemon does) and serves nothing; its errors name the
-// key, never a secret.
+// seeds, its JWK Set and algorithms). It reads no file but through config
+// (Load, Parse), opens no replay store (internal/daemon does) and serves
+// nothing; its errors name the key, never a secret.
 package setup
 
 import (
