@@ -14,6 +14,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -68,11 +69,11 @@ func startHASite(t *testing.T, extra string) *haSite {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := fixture.WriteConfig(t, dir, haToken+extra)
-	cfg, err := config.Load(cfgPath, config.Options{})
+	cfg, err := setup.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
-	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -33,16 +32,16 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	// checks them.
 	o := cfgFlag.Options(e)
 	o.Owner = &a.UID
-	cfg, err := config.Load(path, o)
+	cfg, err := loadConfig(path, o)
 	if err == nil {
-		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+		_, err = cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
 		return 1
 	}
 	failed := false
-	for _, f := range preflight(cfg, a) {
+	for _, f := range preflight(cfg.Config, a) {
 		kind := "warning"
 		if f.err {
 			kind, failed = "error", true
@@ -52,14 +51,14 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	if failed {
 		return 1
 	}
-	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Mode)
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
-	checkRedis(ctx, e.Stdout, path, cfg)
-	names := slices.Sorted(maps.Keys(cfg.Hosts))
+	checkRedis(ctx, e.Stdout, path, cfg.Config)
+	names := slices.Sorted(maps.Keys(cfg.Verifier.Hosts))
 	for _, n := range names {
-		h := cfg.Hosts[n]
+		h := cfg.Verifier.Hosts[n]
 		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
 			fmt.Fprintf(e.Stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
 		}

@@ -20,7 +20,15 @@ func checkRedis(ctx context.Context, w io.Writer, path string, cfg *config.Confi
 	if cfg.Store != "redis" || rc.MinReplicas <= 0 {
 		return
 	}
-	c := newRedisClient(rc, nil)
+	url, err := redisURL(rc.URL)
+	if rc.URL == "" {
+		url, err = nil, nil
+	}
+	if err != nil {
+		fmt.Fprintf(w, "%s: warning: replay: cannot count Redis's replicas: %v\n", path, err)
+		return
+	}
+	c := newRedisClient(rc, url, nil)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*rc.Timeout)
 	defer cancel()

@@ -4,22 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
-// tadConfig is what doctor reads of a tokenauthd configuration file: no
-// secret, only where they are.
-type tadConfig struct {
+// tokenauthdFile is what doctor reads of a tokenauthd configuration file
+// (config.ReadOutline): no secret, only where they are.
+type tokenauthdFile struct {
 	path        string
 	socket      string // [daemon] socket, or the default
 	socketGroup string // [daemon] socket_group, "" if unset
@@ -35,71 +33,21 @@ type tadConfig struct {
 // maxConfig bounds a tokenauthd configuration file, as tokenauthd does.
 const maxConfig = 1 << 20
 
-// partialConfig is the part of the file doctor reads; other keys, and the
-// secrets themselves, are not decoded.
-type partialConfig struct {
-	Daemon struct {
-		Socket      string `toml:"socket"`
-		SocketGroup string `toml:"socket_group"`
-	} `toml:"daemon"`
-	Replay struct {
-		Store        string `toml:"store"`
-		PasswordFile string `toml:"redis_password_file"`
-	} `toml:"replay"`
-	Hosts map[string]struct {
-		TokenSecretFile string `toml:"token_secret_file"`
-		OTPSeedFile     string `toml:"otp_seed_file"`
-		JWT             *struct {
-			KeysFile string `toml:"keys_file"`
-		} `toml:"jwt"`
-	} `toml:"hosts"`
-}
-
 // parseTokenauthd reads the parts of a configuration doctor needs; its
 // errors never quote the file.
-func parseTokenauthd(path string, data []byte) (*tadConfig, error) {
-	if err := config.CheckNesting(data); err != nil {
-		return nil, fmt.Errorf("%s:%w", path, err)
+func parseTokenauthd(path string, data []byte) (*tokenauthdFile, error) {
+	o, err := config.ReadOutline(path, data)
+	if err != nil {
+		return nil, err
 	}
-	var pc partialConfig
-	if _, err := toml.Decode(string(data), &pc); err != nil {
-		// Parse describes a decoding error without quoting the value.
-		if _, perr := config.Parse(path, data, config.Options{}); perr != nil {
-			return nil, perr
-		}
-		return nil, fmt.Errorf("%s: not a configuration tokenauthd reads", path)
-	}
-	c := &tadConfig{path: path, socket: config.DefaultSocket, socketGroup: pc.Daemon.SocketGroup, store: "memory"}
-	if pc.Daemon.Socket != "" {
-		c.socket = pc.Daemon.Socket
-	}
-	if pc.Replay.Store != "" {
-		c.store = pc.Replay.Store
-	}
-	c.hosts = slices.Sorted(maps.Keys(pc.Hosts))
-	files := []string{pc.Replay.PasswordFile}
-	for _, h := range c.hosts {
-		files = append(files, pc.Hosts[h].TokenSecretFile, pc.Hosts[h].OTPSeedFile)
-		if j := pc.Hosts[h].JWT; j != nil {
-			files = append(files, j.KeysFile)
-		}
-	}
-	for _, f := range files {
-		switch {
-		case f == "":
-		case strings.HasPrefix(f, "%d/"):
-			c.credentials = true
-		default:
-			c.secretFiles = append(c.secretFiles, f)
-		}
-	}
-	return c, nil
+	return &tokenauthdFile{path: path, socket: o.Socket, socketGroup: o.SocketGroup, store: o.Store,
+		hosts: o.Hosts, credentials: o.Credentials, secretFiles: o.Files}, nil
 }
 
 // loadTokenauthd reads and checks tokenauthd's configuration: whether
 // tokenauthd accepts it (as check-config does) and whether the daemon's
 // user, if its unit is installed, may read it.
-func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
+func (d *doctor) loadTokenauthd(path string, explicit bool) *tokenauthdFile {
 	if _, err := d.sys.Stat(path); err != nil {
 		if !explicit && isNotExist(err) {
 			d.add(Finding{Severity: Note, File: path, Message: "no tokenauthd configuration here: the daemon's socket is taken as " +
@@ -126,7 +74,7 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 		d.add(Finding{Severity: Note, File: path, Message: "secrets are systemd credentials (%d/...), which exist only inside the service: " +
 			"the file is not validated here; the daemon logs what it refuses (journalctl -u tokenauthd)",
 			Fix: "give the credentials' directory: tokenauthd doctor -credentials /etc/tokenauthd/secrets"})
-	} else if parsed, err := config.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
+	} else if parsed, err := setup.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
 		// tokenauthd refuses a secret file owned by another user than
 		// root and itself: doctor, run as root, cannot tell whether the
 		// daemon's user would accept them.
@@ -139,7 +87,7 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 		for _, w := range parsed.Warnings() {
 			d.add(Finding{Severity: Warning, File: path, Message: trimPath(w, path), Fix: "see tokenauthd check-config"})
 		}
-		d.checkRedis(path, parsed)
+		d.checkRedis(path, parsed.Config)
 	}
 	d.checkDaemonReadsConfig(c)
 	return c
@@ -159,7 +107,7 @@ func (d *doctor) ownedByOthers(files []string) bool {
 // checkDaemonReadsConfig checks that the daemon's user, if its unit is
 // installed, may read the configuration and its secret files, and that
 // tokenauthd would trust them.
-func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
+func (d *doctor) checkDaemonReadsConfig(c *tokenauthdFile) {
 	files, err := d.sys.UnitFiles("tokenauthd.service")
 	if err != nil || len(files) == 0 {
 		return

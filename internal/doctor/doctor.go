@@ -124,7 +124,7 @@ type doctor struct {
 	findings []Finding
 
 	// tad is tokenauthd's configuration, nil if it could not be read.
-	tad *tadConfig
+	tad *tokenauthdFile
 	// clients are the XMPP servers that talk to the daemon's socket.
 	clients []socketClient
 	// ejabberdServes are the hosts ejabberd authenticates externally.

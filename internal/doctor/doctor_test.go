@@ -314,6 +314,8 @@ func TestDaemon(t *testing.T) {
 		// tokenauthd's configuration: what check-config says.
 		{name: "unknown key", config: "testdata/tokenauthd/unknown-key.toml", exit: 1,
 			want: []want{{sev: Error, msg: "tokenauthd refuses it: unknown key replay.jornal", file: "/etc/tokenauthd/config.toml"}}},
+		{name: "seed not base32", config: "testdata/tokenauthd/bad-seed.toml", exit: 1,
+			want: []want{{sev: Error, msg: `tokenauthd refuses it: hosts."example.org".otp_seed: not a base32 seed`}}},
 		{name: "nonces of any length", config: "testdata/tokenauthd/nonce-any.toml",
 			want: []want{{sev: Warning, msg: "nonce_digits = 0"}}},
 		{name: "credentials", config: "testdata/tokenauthd/credentials.toml",
@@ -824,7 +826,7 @@ func readRepo(t *testing.T, path string) string {
 	return string(b)
 }
 
-// debianUnit is Debian 12's ejabberd.service, the part doctor reads.
+// debianEjabberdUnit is Debian 12's ejabberd.service, the part doctor reads.
 const debianEjabberdUnit = `[Unit]
 Description=robust, scalable and extensible realtime platform (XMPP server + MQTT broker + SIP service)
 After=epmd.service network.target

@@ -362,8 +362,9 @@ func (d *doctor) checkEjabberd(path string) {
 	d.checkEjabberdHelpers(c, path, ej, external)
 }
 
-// byPlace groups hosts by where the option that decides them is set, so
-// that one mistake is reported once. Its keys sort in the file's order.
+// place is where in ejabberd's configuration an option that decides some
+// hosts is set: hosts are grouped by it (map[place][]string), so that one
+// mistake is reported once; sortedPlaces puts them in the file's order.
 type place struct {
 	file  string
 	line  int
@@ -653,7 +654,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 // their own tokens let a replay through when it lands on another.
 func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts []string, pool map[int][]string, poolAt map[int]place) {
 	store := "memory"
-	var hc *tadConfig
+	var hc *tokenauthdFile
 	if cmd.tokenauthd {
 		cfg := cmd.config
 		if cfg == "" {
@@ -700,7 +701,7 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 // checkHelperConfig checks that a stdin/stdout helper, run as the server's
 // user, can read its configuration and secret files and would trust them,
 // and returns what doctor read of it (nil if it could not).
-func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
+func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tokenauthdFile {
 	if why := d.access(svc, path, access.Read); why != "" {
 		// Nor does doctor read it: it quotes nothing of a file the
 		// server's user may not read.

@@ -459,8 +459,9 @@ func (d *doctor) checkProsodyExternal(path string, pr *service, h prosodyHost) {
 		`use tokenauthd's module (authentication = "tokenauthd") and the daemon, or give the helper [replay] store = "redis"`)
 }
 
-// Prosody's modules that turn one login into a token the client can log in
-// with again, without tokenauthd, and their lifetime option and default.
+// prosodyTokenModules are Prosody's modules that turn one login into a
+// token the client can log in with again, without tokenauthd, and their
+// lifetime option and default.
 var prosodyTokenModules = []struct {
 	module, option string
 	def            time.Duration

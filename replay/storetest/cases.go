@@ -57,16 +57,16 @@ func testTTL(t *testing.T, e *env) {
 		return
 	}
 	e.mustRecord(t, Key(1), true)
-	e.clk.add(e.ttl / 2)
+	e.clk.Add(e.ttl / 2)
 	e.mustRecord(t, Key(2), true)
-	e.clk.add(e.ttl/2 - time.Nanosecond) // Key(1): a nanosecond before it expires
+	e.clk.Add(e.ttl/2 - time.Nanosecond) // Key(1): a nanosecond before it expires
 	e.mustSeen(t, Key(1), true)
-	e.clk.add(time.Nanosecond) // Key(1): its TTL has passed
+	e.clk.Add(time.Nanosecond) // Key(1): its TTL has passed
 	e.mustSeen(t, Key(1), false)
 	e.mustSeen(t, Key(2), true)
 	e.mustRecord(t, Key(1), true)
 	e.mustRecord(t, Key(1), false) // the new record holds
-	e.clk.add(e.ttl / 2)           // Key(2) expires, the new Key(1) not
+	e.clk.Add(e.ttl / 2)           // Key(2) expires, the new Key(1) not
 	e.mustRecord(t, Key(2), true)
 	e.mustRecord(t, Key(1), false)
 }
@@ -191,7 +191,7 @@ func testForgottenAt(t *testing.T, e *env) {
 	e.mustSeen(t, Key(1), true)
 	check("after a replay and Seen")
 	if e.clk != nil {
-		e.clk.add(e.ttl)
+		e.clk.Add(e.ttl)
 		e.mustRecord(t, Key(1), true)
 		check("after expiry")
 	}
@@ -209,7 +209,7 @@ func testForget(t *testing.T, e *env) {
 		made := e.now()
 		e.mustRecord(t, Key(i), true)
 		if e.clk != nil {
-			e.clk.add(e.ttl / 4)
+			e.clk.Add(e.ttl / 4)
 		}
 		e.suite.Forget(t, e.store, e.now())
 		if fresh, err := e.store.Record(t.Context(), Key(i)); err != nil && fresh {
@@ -242,7 +242,7 @@ func testForgetSome(t *testing.T, e *env) {
 		e.mustRecord(t, Key(i), true)
 	}
 	if e.clk != nil {
-		e.clk.add(e.ttl / 4)
+		e.clk.Add(e.ttl / 4)
 	}
 	e.suite.ForgetSome(t, e.store)
 	again := 0

@@ -9,10 +9,10 @@ package storetest
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -91,7 +91,7 @@ func Run(t *testing.T, s Suite) {
 type env struct {
 	suite Suite
 	store replay.Store
-	clk   *clock // nil on real time
+	clk   *testclock.Clock // nil on real time
 	ttl   time.Duration
 }
 
@@ -103,9 +103,9 @@ func newEnv(t *testing.T, s Suite) *env {
 		e.ttl, o.TTL = s.RealTTL, s.RealTTL
 	}
 	if !s.RealTime {
-		e.clk = &clock{t: time.Unix(1_700_000_000, 0)}
+		e.clk = testclock.New(time.Unix(1_700_000_000, 0))
 		e.ttl = TTL
-		o = Options{TTL: TTL, Now: e.clk.now}
+		o = Options{TTL: TTL, Now: e.clk.Now}
 	}
 	e.store = s.New(t, o)
 	t.Cleanup(func() { e.store.Close() })
@@ -117,25 +117,7 @@ func (e *env) now() time.Time {
 	if e.clk == nil {
 		return time.Now()
 	}
-	return e.clk.now()
-}
-
-// clock is the suite's clock: it moves when the suite says so.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	return e.clk.Now()
 }
 
 // Key returns a key of its own for each i.
