@@ -426,8 +426,9 @@ func TestServeWatchdogProbeAtLimit(t *testing.T) {
 }
 
 // Once the daemon stops a connection, the request hooks leave its
-// deadline in the past: a request read or started afterwards cannot undo
-// the stop and leave a read blocked.
+// deadline in the past: a request read or started afterwards, and the
+// wait for its rest that arms the request deadline, cannot undo the stop
+// and leave a read blocked.
 func TestGuardedConnStopSticks(t *testing.T) {
 	for _, then := range []string{"read", "started", "started read"} {
 		a, b := net.Pipe()
@@ -438,7 +439,7 @@ func TestGuardedConnStopSticks(t *testing.T) {
 			map[string]func(){"read": g.requestRead, "started": g.requestStarted}[hook]()
 		}
 		done := make(chan error, 1)
-		go func() { _, err := a.Read(make([]byte, 1)); done <- err }()
+		go func() { _, err := g.Read(make([]byte, 1)); done <- err }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, os.ErrDeadlineExceeded) || !g.stopped() {
