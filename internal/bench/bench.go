@@ -65,6 +65,7 @@ type benchRun struct {
 	rtts               []time.Duration
 	rate               float64       // pipelined replies per second
 	cpuPerReq          time.Duration // the helper's CPU time per pipelined request (0: unknown)
+	cpuLockstep        time.Duration // the same per lockstep request (0: unknown)
 	accepted, fresh    int           // yes to a token's first copy, of that many
 	refused, replays   int           // no to a token's second copy, of that many
 	rssKiB, peakRSSKiB int64         // the helper's, after the run (0: unknown)
@@ -83,8 +84,12 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
 	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
 	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
+	writeFlag := fs.String("write-config", "", "write the fresh configuration of -hosts hosts to this file, for daemons to serve, and exit")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
+	}
+	if *writeFlag != "" {
+		return writeConfigOnly(ctx, e, fs, *writeFlag, *hosts)
 	}
 	mode, err := protocol.ParseMode(*protoFlag)
 	switch {
@@ -143,6 +148,20 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		}
 	}
 	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+}
+
+// writeConfigOnly is bench -write-config: it writes a fresh configuration
+// of hosts hosts to path, as a run would, and nothing else.
+func writeConfigOnly(ctx context.Context, e *cli.Env, fs *flag.FlagSet, path string, hosts int) int {
+	if fs.NArg() > 0 || hosts < 1 {
+		fmt.Fprintln(e.Stderr, "tokenauthd bench: -write-config takes -hosts (at least 1) and no argument")
+		return 2
+	}
+	if err := writeBenchConfig(ctx, path, hosts); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 // flagSet reports whether the named flag was given.
@@ -295,6 +314,7 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 	run.firstReply = time.Since(start)
 
 	run.rtts = make([]time.Duration, 0, len(lock)*2)
+	lockCPU0, lockCPUOK := procCPUTime(c.pid)
 	for _, req := range lock {
 		for copy := 0; copy < b.copies(); copy++ {
 			t0 := time.Now()
@@ -305,6 +325,9 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 			run.rtts = append(run.rtts, time.Since(t0))
 			run.count(copy, yes)
 		}
+	}
+	if cpu1, ok := procCPUTime(c.pid); ok && lockCPUOK && len(run.rtts) > 0 {
+		run.cpuLockstep = (cpu1 - lockCPU0) / time.Duration(len(run.rtts))
 	}
 
 	if len(pipe) > 0 {
@@ -478,10 +501,15 @@ func rss(pid int) (cur, peak int64) {
 }
 
 // procCPUTime returns the CPU time a process has used, user and system, if
-// it can be read. The kernel counts it in ticks of 10 ms.
+// it can be read: the sum of its threads' time on a CPU in nanoseconds
+// (schedstat), else its user and system time in the kernel's ticks of 10
+// ms.
 func procCPUTime(pid int) (time.Duration, bool) {
 	if pid == 0 {
 		return 0, false
+	}
+	if d, ok := schedCPUTime(pid); ok {
+		return d, true
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -496,6 +524,28 @@ func procCPUTime(pid int) (time.Duration, bool) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// schedCPUTime sums the time on a CPU of every thread of a process, from
+// /proc/PID/task/*/schedstat (the first field, in nanoseconds).
+func schedCPUTime(pid int) (time.Duration, bool) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(b) + " x")[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, true
 }
 
 // tail returns the end of a file, for an error message.
@@ -517,13 +567,13 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 		fmt.Fprint(e.Stdout, ", each sent twice")
 	}
 	fmt.Fprintf(e.Stdout, "; medians of %d run(s)\n\n", runs)
-	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
-	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | CPU / req lockstep | first reply | accepted | replays refused | RSS after (peak) |")
+	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0
 	var floor [4]float64
 	for i, t := range targets {
 		var p [4][]float64 // p50, p90, p99, max in µs, one per run
-		var rate, cpu, first, mem, peak []float64
+		var rate, cpu, cpuLock, first, mem, peak []float64
 		accepted, refused := "", "–"
 		for _, r := range results[i] {
 			if len(r.rtts) > 0 {
@@ -535,6 +585,9 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 			rate = append(rate, r.rate)
 			if r.cpuPerReq > 0 {
 				cpu = append(cpu, micros(r.cpuPerReq))
+			}
+			if r.cpuLockstep > 0 {
+				cpuLock = append(cpuLock, micros(r.cpuLockstep))
 			}
 			first = append(first, float64(r.firstReply)/float64(time.Millisecond))
 			mem = append(mem, float64(r.rssKiB)/1024)
@@ -564,7 +617,7 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 			}
 		}
 		row = append(row, ratio(median(p[0]), floor[0]), ratio(median(p[2]), floor[2]))
-		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
+		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmtCPU(median(cpuLock)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
 		if mb := median(mem); mb > 0 {
 			row = append(row, fmt.Sprintf("%.0f MiB (peak %.0f)", mb, median(peak)))
 		} else {

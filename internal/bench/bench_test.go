@@ -30,8 +30,8 @@ func benchRow(t *testing.T, out, name string) []string {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "| "+name+" |") {
 			cells := strings.Split(strings.Trim(line, "| "), " | ")
-			if len(cells) != 13 {
-				t.Fatalf("row %q has %d cells, want 13", line, len(cells))
+			if len(cells) != 14 {
+				t.Fatalf("row %q has %d cells, want 14", line, len(cells))
 			}
 			return cells
 		}
@@ -78,17 +78,39 @@ func TestBench(t *testing.T) {
 			}
 			for name, want := range tt.want {
 				row := benchRow(t, stdout.String(), name)
-				if got := [2]string{row[10], row[11]}; got != want {
+				if got := [2]string{row[11], row[12]}; got != want {
 					t.Errorf("%s: accepted, refused = %q, want %q", name, got, want)
 				}
-				if row[1] == "–" || row[7] == "–" || !strings.HasSuffix(row[9], " ms") {
-					t.Errorf("%s: row %q lacks a latency, rate or first reply", name, row)
+				if row[1] == "–" || row[7] == "–" || row[9] == "–" || !strings.HasSuffix(row[10], " ms") {
+					t.Errorf("%s: row %q lacks a latency, rate, lockstep CPU or first reply", name, row)
 				}
 			}
 			if !strings.Contains(stderr.String(), tt.wantErr) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantErr)
 			}
 		})
+	}
+}
+
+// -write-config writes the configuration a run of -hosts hosts makes, for
+// the daemons a comparison starts, and runs nothing.
+func TestBenchWriteConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	var stderr bytes.Buffer
+	if code := Run(context.Background(), &cli.Env{Stderr: &stderr}, []string{"-hosts", "3", "-write-config", path}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	cfg, err := config.Load(path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Hosts) != 3 {
+		t.Errorf("%d hosts, want 3", len(cfg.Hosts))
+	}
+	for i := range 3 {
+		if _, ok := cfg.Hosts[benchHost(i)]; !ok {
+			t.Errorf("no host %s", benchHost(i))
+		}
 	}
 }
 
