@@ -84,7 +84,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
 	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
 	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
-	writeFlag := fs.String("write-config", "", "write the fresh configuration of -hosts hosts to this file, for daemons to serve, and exit")
+	writeFlag := fs.String("write-config", "", "write the fresh configuration of -hosts hosts to this file, for daemons to serve, and exit (over 1000 hosts, their secrets go to FILE.d, for $CREDENTIALS_DIRECTORY)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
@@ -115,21 +115,23 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	path := *cfgFlag
+	path, creds := *cfgFlag, e.Var("CREDENTIALS_DIRECTORY")
 	if path == "" {
 		path = filepath.Join(dir, "config.toml")
-		err = writeBenchConfig(ctx, path, *hosts)
+		if err = writeBenchConfig(ctx, path, *hosts); *hosts > inlineHosts {
+			creds = credentialsDir(path)
+		}
 	}
 	var m *minter
 	if err == nil {
-		m, err = newMinter(path, config.Options{Credentials: e.Var("CREDENTIALS_DIRECTORY")}, *users)
+		m, err = newMinter(path, config.Options{Credentials: creds}, *users)
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
 
-	b := &bencher{mode: mode, config: path, dir: dir, replay: *replayFlag}
+	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag}
 	results := make([][]benchRun, len(targets))
 	for r := 0; r < *runs; r++ {
 		for i, t := range targets {
@@ -161,6 +163,10 @@ func writeConfigOnly(ctx context.Context, e *cli.Env, fs *flag.FlagSet, path str
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
+	if hosts > inlineHosts {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: the hosts' secrets are in %s: set CREDENTIALS_DIRECTORY to it for whatever reads %s\n",
+			credentialsDir(path), path)
+	}
 	return 0
 }
 
@@ -170,21 +176,54 @@ func flagSet(fs *flag.FlagSet, name string) (set bool) {
 	return set
 }
 
+// inlineHosts is the most hosts whose secrets a fresh configuration holds
+// inline: 10,000 hosts' would take it over the 1 MiB bound on a
+// configuration file.
+const inlineHosts = 1000
+
 // writeBenchConfig writes a configuration with hosts fresh hosts, named
-// h0.bench.test, h1.bench.test..., each made by gen-secrets.
+// h0.bench.test, h1.bench.test..., each made as gen-secrets makes it. With
+// more than inlineHosts, each host's secret and seed are credential files
+// ("%d/N.secret", "%d/N.seed") in the directory credentialsDir(path),
+// which whatever reads the configuration must be told of
+// (CREDENTIALS_DIRECTORY or -credentials).
 func writeBenchConfig(ctx context.Context, path string, hosts int) error {
 	var buf bytes.Buffer
 	buf.WriteString("# Made by tokenauthd bench.\n")
+	creds := ""
+	if hosts > inlineHosts {
+		creds = credentialsDir(path)
+		if err := os.Mkdir(creds, 0o700); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < hosts; i++ {
 		buf.WriteString("\n")
-		block, err := mint.HostBlock(benchHost(i))
+		if creds == "" {
+			block, err := mint.HostBlock(benchHost(i))
+			if err != nil {
+				return err
+			}
+			buf.WriteString(block)
+			continue
+		}
+		secret, seed, err := mint.NewSecrets()
 		if err != nil {
 			return err
 		}
-		buf.WriteString(block)
+		for name, value := range map[string]string{"secret": secret, "seed": seed} {
+			if err := os.WriteFile(filepath.Join(creds, fmt.Sprintf("%d.%s", i, name)), []byte(value+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(&buf, "[hosts.%q]\ntoken_secret_file = \"%%d/%d.secret\"\notp_seed_file = \"%%d/%d.seed\"\n", benchHost(i), i, i)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
+
+// credentialsDir is where a fresh configuration at path keeps its hosts'
+// secrets when there are too many to hold inline.
+func credentialsDir(path string) string { return path + ".d" }
 
 func benchHost(i int) string { return "h" + strconv.Itoa(i) + ".bench.test" }
 
@@ -281,8 +320,10 @@ func benchFrame(mode protocol.Mode, body string) []byte {
 type bencher struct {
 	mode   protocol.Mode
 	config string // handed to spawned helpers as $TOKENAUTHD_CONFIG
-	dir    string // for the helpers' stderr
-	replay bool
+	// credentials, if not "", is handed to them as $CREDENTIALS_DIRECTORY
+	credentials string
+	dir         string // for the helpers' stderr
+	replay      bool
 }
 
 // conn is the bench's side of a helper: blocking file descriptors, so that
@@ -403,6 +444,9 @@ func (b *bencher) spawn(ctx context.Context, t benchTarget) (*conn, func() error
 	errPath := errF.Name()
 	cmd := exec.CommandContext(ctx, t.argv[0], t.argv[1:]...)
 	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+b.config)
+	if b.credentials != "" {
+		cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+b.credentials)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errF
 	err = cmd.Start()
 	inR.Close()
