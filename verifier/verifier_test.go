@@ -2,12 +2,18 @@ package verifier
 
 import (
 	"context"
+	"encoding/base32"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
 
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -701,5 +707,39 @@ func TestVerifyCachesWindow(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("a refusal allocates %.1f times: codes computed per request?", allocs)
+	}
+}
+
+// A seed's codes are HOTP's (RFC 4226), as pquerna/otp makes them, for
+// seeds of every length, steps near 0 and far away, and every number of
+// digits; a step before 1970 has none.
+func TestSeedCode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 2000; n++ {
+		raw := make([]byte, 5+rng.IntN(40))
+		for i := range raw {
+			raw[i] = byte(rng.UintN(256))
+		}
+		key, err := NormalizeSeed(base32.StdEncoding.EncodeToString(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digits := 6 + n%5
+		s, err := newSeed(key, digits)
+		if err != nil {
+			t.Fatalf("seed %q: %v", key, err)
+		}
+		for _, step := range []int64{0, 1, int64(rng.Uint32()), rng.Int64(), math.MaxInt64} {
+			want, err := hotp.GenerateCodeCustom(key, uint64(step), hotp.ValidateOpts{Digits: otp.Digits(digits), Algorithm: otp.AlgorithmSHA1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.code(step); got != want {
+				t.Fatalf("seed %q, step %d, %d digits: code %q, want %q", key, step, digits, got, want)
+			}
+		}
+		if got := s.code(-1); got != "" {
+			t.Fatalf("step -1: code %q, want none", got)
+		}
 	}
 }
