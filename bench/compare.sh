@@ -125,6 +125,10 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     "$td" bench -hosts "$hosts" -write-config "$dir/many.toml" 2>/dev/null
     export CREDENTIALS_DIRECTORY=$dir/many.toml.d
     builds=(new)
+    # Fresh daemons for both sides: the first ones hold the records of the
+    # comparison above.
+    start old-one "$dir/old" serve -config "$dir/one.toml" -socket "$dir/old-one.sock"
+    start new-one "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new-one.sock"
     start new-many "$dir/new" serve -config "$dir/many.toml" -socket "$dir/new-many.sock"
     # An old build may not read credential files ("%d/"): then it is left out.
     if try_start old-many "$dir/old" serve -config "$dir/many.toml" -socket "$dir/old-many.sock" 2>/dev/null; then
@@ -132,7 +136,7 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     fi
     for _ in $(seq "$runs"); do
       one=() many=()
-      for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
+      for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b-one.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
       "$td" bench -config "$dir/one.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "${one[@]}"
       "$td" bench -config "$dir/many.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "${many[@]}"
     done | awk -F' *\\| *' -v hosts="$hosts" '
