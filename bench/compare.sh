@@ -134,11 +134,14 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     if try_start old-many "$dir/old" serve -config "$dir/many.toml" -socket "$dir/old-many.sock" 2>/dev/null; then
       builds=(old new)
     fi
-    for _ in $(seq "$runs"); do
-      one=() many=()
-      for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b-one.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
-      "$td" bench -config "$dir/one.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "${one[@]}"
-      "$td" bench -config "$dir/many.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "${many[@]}"
+    one=() many=()
+    for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b-one.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
+    for r in $(seq "$runs"); do
+      # Alternately one host first and many hosts first.
+      for cfg in $( ((r % 2)) && echo one many || echo many one); do
+        if [ "$cfg" = one ]; then set -- "${one[@]}"; else set -- "${many[@]}"; fi
+        "$td" bench -config "$dir/$cfg.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "$@"
+      done
     done | awk -F' *\\| *' -v hosts="$hosts" '
       function med(k,   i, j, t, m) {
         m = cnt[k]

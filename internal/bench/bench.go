@@ -134,7 +134,8 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag}
 	results := make([][]benchRun, len(targets))
 	for r := 0; r < *runs; r++ {
-		for i, t := range targets {
+		for _, i := range runOrder(r, len(targets)) {
+			t := targets[i]
 			// Minted before the clock starts, fresh for every run: a
 			// daemon remembers the tokens of the previous ones.
 			lock, pipe := m.requests(mode, *lockstepN), m.requests(mode, *pipelinedN)
@@ -168,6 +169,17 @@ func writeConfigOnly(ctx context.Context, e *cli.Env, fs *flag.FlagSet, path str
 			credentialsDir(path), path)
 	}
 	return 0
+}
+
+// runOrder returns the order of n targets in run r: each run starts one
+// target further on, so that no target always runs first (right after the
+// bench starts, or mints) or always after the same other.
+func runOrder(r, n int) []int {
+	order := make([]int, n)
+	for k := range order {
+		order[k] = (k + r) % n
+	}
+	return order
 }
 
 // flagSet reports whether the named flag was given.

@@ -92,6 +92,28 @@ func TestBench(t *testing.T) {
 	}
 }
 
+// Over n runs each of n targets runs first once, and every run runs each
+// target once.
+func TestRunOrder(t *testing.T) {
+	for n := 1; n <= 5; n++ {
+		firsts := map[int]int{}
+		for r := range n {
+			order := runOrder(r, n)
+			seen := map[int]bool{}
+			for _, i := range order {
+				seen[i] = true
+			}
+			if len(order) != n || len(seen) != n {
+				t.Errorf("run %d of %d targets: order %v", r, n, order)
+			}
+			firsts[order[0]]++
+		}
+		if len(firsts) != n {
+			t.Errorf("%d targets over %d runs: first %v", n, n, firsts)
+		}
+	}
+}
+
 // -write-config writes the configuration a run of -hosts hosts makes, for
 // the daemons a comparison starts, and runs nothing.
 func TestBenchWriteConfig(t *testing.T) {
