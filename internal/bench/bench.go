@@ -132,25 +132,35 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	}
 
 	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag}
+	results, err := b.runAll(ctx, targets, m, *runs, *lockstepN, *pipelinedN)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+}
+
+// runAll runs every target runs times, interleaved (runOrder), and
+// returns each target's runs.
+func (b *bencher) runAll(ctx context.Context, targets []benchTarget, m *minter, runs, lockN, pipeN int) ([][]benchRun, error) {
 	results := make([][]benchRun, len(targets))
-	for r := 0; r < *runs; r++ {
+	for r := 0; r < runs; r++ {
 		for _, i := range runOrder(r, len(targets)) {
 			t := targets[i]
 			// Minted before the clock starts, fresh for every run: a
 			// daemon remembers the tokens of the previous ones.
-			lock, pipe := m.requests(mode, *lockstepN), m.requests(mode, *pipelinedN)
+			lock, pipe := m.requests(b.mode, lockN), m.requests(b.mode, pipeN)
 			// The garbage of the previous run and of the minting is
 			// collected now, not while the helper is timed.
 			runtime.GC()
-			run, err := b.run(ctx, t, m.isUser(mode), lock, pipe)
+			run, err := b.run(ctx, t, m.isUser(b.mode), lock, pipe)
 			if err != nil {
-				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: %v\n", t.name, err)
-				return 1
+				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
 			results[i] = append(results[i], run)
 		}
 	}
-	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+	return results, nil
 }
 
 // writeConfigOnly is bench -write-config: it writes a fresh configuration
