@@ -1,94 +1,169 @@
 #!/usr/bin/env bash
-# Builds tokenauthd and the baselines and runs the whole comparison with
-# `tokenauthd bench`, printing markdown: the machine, then one table per
-# measurement, then the Go benchmarks.
+# The guard of the serving paths against the next regression. It builds two
+# versions of tokenauthd, the working tree ("new") and a git revision
+# ("old", main by default), starts a daemon of each and the do-nothing
+# floors (bench/nothing), and runs every path of both, interleaved, in one
+# `tokenauthd bench`:
 #
-# usage: bench/compare.sh [OUT.md]        (RUNS=5 runs of each helper by default)
+#   stdio    the stdin/stdout helper              floor: nothing
+#   socket   serve, its socket dialled directly   floor: nothing -socket
+#            (as Prosody's module does)
+#   relay    connect in front of serve            floor: nothing -relay in front
+#            (as ejabberd's extauth does)                of nothing -socket
+#
+# It prints the machine and its load, the bench's own table, then one line
+# per path: the floor's, old's and new's p50, new/old and new/floor, the CPU
+# per request (pipelined and lockstep) and the RSS after. Then the daemons
+# again, with HOSTS configured hosts against one, each build against itself.
+# Every change to the serving path brings such a comparison to BENCHMARKS.md.
+# Figures from a loaded machine are noise: read the load with them.
+#
+# usage: bench/compare.sh [REV [OUT.md]]
+#   RUNS=5 interleaved runs; LOCKSTEP=5000 and PIPELINED=100000 tokens per
+#   run; HOSTS=10000 (0 skips the hosts comparison).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin"
+rev=${1:-main}
+out=${2:-/dev/stdout}
 runs=${RUNS:-5}
-out=${1:-/dev/stdout}
+lockstep=${LOCKSTEP:-5000}
+pipelined=${PIPELINED:-100000}
+hosts=${HOSTS:-10000}
 
 dir=$(mktemp -d)
-serve_pid=
-nothing_pid=
+pids=()
 cleanup() {
-  for pid in $serve_pid $nothing_pid; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$dir"
 }
 trap cleanup EXIT
 
-go build -o "$dir/tokenauthd" .
+old_commit=$(git rev-parse --verify "$rev^{commit}")
+mkdir "$dir/old-src"
+git archive "$old_commit" | tar -x -C "$dir/old-src"
+(cd "$dir/old-src" && go build -o "$dir/old" .)
+go build -o "$dir/new" .
 go build -o "$dir/nothing" ./bench/nothing
-td=$dir/tokenauthd
-"$td" gen-secrets h0.bench.test > "$dir/config.toml"
+old_desc="$rev ($(git rev-parse --short "$old_commit"))"
+new_desc="the working tree ($(git describe --always --dirty))"
+td=$dir/new
 
-# start_daemon starts a fresh `tokenauthd serve` (an empty replay store) on
-# $dir/sock.
-start_daemon() {
-  if [ -n "$serve_pid" ]; then kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true; fi
-  rm -f "$dir/sock"
-  "$td" serve -config "$dir/config.toml" -socket "$dir/sock" 2>>"$dir/serve.log" &
-  serve_pid=$!
-  for _ in $(seq 100); do [ -S "$dir/sock" ] && return; sleep 0.05; done
-  echo "serve did not start:" >&2; cat "$dir/serve.log" >&2; exit 1
+# try_start NAME COMMAND...: runs a server in the background and waits
+# until its socket, $dir/NAME.sock, appears; fails if it does not.
+try_start() {
+  local name=$1
+  shift
+  "$@" 2>>"$dir/$name.log" &
+  pids+=($!)
+  for _ in $(seq 600); do
+    [ -S "$dir/$name.sock" ] && return
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "$name did not start:" >&2
+  cat "$dir/$name.log" >&2
+  return 1
 }
 
-# The do-nothing helper on a Unix socket: the floor of the daemon's path.
-"$dir/nothing" -socket "$dir/nothing.sock" &
-nothing_pid=$!
-for _ in $(seq 100); do [ -S "$dir/nothing.sock" ] && break; sleep 0.05; done
+# start NAME COMMAND...: try_start, or the end of the comparison.
+start() { try_start "$@" || exit 1; }
 
-bench() { "$td" bench -config "$dir/config.toml" "$@"; }
-nothing="nothing (floor)=$dir/nothing"
-python="Python + pyotp=bench/pyhelper.py"
-connect="connect + serve=$td connect -socket $dir/sock"
-socket="serve, socket dialled directly=$dir/sock"
-nothing_socket="nothing on a socket=$dir/nothing.sock"
-connect_nothing="connect + nothing on a socket=$td connect -socket $dir/nothing.sock"
+# summary: reads the bench's table and prints one line per path, floor,
+# old and new side by side.
+summary() {
+  awk -F' *\\| *' '
+    function num(s) { sub(/ .*/, "", s); return s + 0 }
+    function r(a, b) { return (a > 0 && b > 0) ? sprintf("%.2f×", a / b) : "–" }
+    /^\| / && NF >= 15 && $2 != "helper" {
+      split($2, w, " "); path = w[1]; which = w[2]
+      p50[path, which] = num($3); cpu[path, which] = num($10); cpul[path, which] = num($11)
+      rss[path, which] = num($15)
+      if (!(path in seen)) { seen[path] = 1; order[++n] = path }
+    }
+    END {
+      print "| path | floor p50 | old p50 | new p50 | new / old | new / floor | old / floor | CPU / req old → new | new / old | CPU / req lockstep old → new | RSS after old → new |"
+      print "|---|---|---|---|---|---|---|---|---|---|---|"
+      for (i = 1; i <= n; i++) {
+        p = order[i]
+        printf "| %s | %.1f µs | %.1f µs | %.1f µs | **%s** | **%s** | %s | %.2f → %.2f µs | %s | %.2f → %.2f µs | %d → %d MiB |\n",
+          p, p50[p, "floor"], p50[p, "old"], p50[p, "new"], r(p50[p, "new"], p50[p, "old"]),
+          r(p50[p, "new"], p50[p, "floor"]), r(p50[p, "old"], p50[p, "floor"]),
+          cpu[p, "old"], cpu[p, "new"], r(cpu[p, "new"], cpu[p, "old"]),
+          cpul[p, "old"], cpul[p, "new"], rss[p, "old"], rss[p, "new"]
+      }
+    }'
+}
+
+"$td" bench -hosts 1 -write-config "$dir/one.toml"
+start nothing "$dir/nothing" -socket "$dir/nothing.sock"
+start old "$dir/old" serve -config "$dir/one.toml" -socket "$dir/old.sock"
+start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
 
 {
   echo "Machine: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, $(uname -sr), $(go version | cut -d' ' -f3)."
+  echo "Old: $old_desc. New: $new_desc."
   echo "Date: $(date -u '+%Y-%m-%d %H:%M UTC'). Load average before: $(cut -d' ' -f1-3 /proc/loadavg)."
   echo
-  echo "### ejabberd framing"
+  echo "### Every path, old and new, interleaved"
   echo
-  start_daemon
-  bench -runs "$runs" -helper "$nothing" -helper "tokenauthd=$td" -helper "$python" -helper "$connect" -socket "$socket" \
-    -socket "$nothing_socket" -helper "$connect_nothing"
+  "$td" bench -config "$dir/one.toml" -runs "$runs" -lockstep "$lockstep" -pipelined "$pipelined" \
+    -helper "stdio floor=$dir/nothing" -helper "stdio old=$dir/old" -helper "stdio new=$dir/new" \
+    -socket "socket floor=$dir/nothing.sock" -socket "socket old=$dir/old.sock" -socket "socket new=$dir/new.sock" \
+    -helper "relay floor=$dir/nothing -relay $dir/nothing.sock" \
+    -helper "relay old=$dir/old connect -socket $dir/old.sock" \
+    -helper "relay new=$dir/new connect -socket $dir/new.sock" | tee "$dir/table.md"
   echo
-  echo "### generic framing (Prosody's mod_auth_external)"
-  echo
-  start_daemon
-  bench -runs "$runs" -protocol generic -helper "$nothing" -helper "tokenauthd=$td -protocol generic" \
-    -helper "$python" -helper "$connect -protocol generic"
-  echo
-  echo "### Replays: every token sent twice"
-  echo
-  start_daemon
-  # The baselines take the second copies: bench reports it and fails.
-  bench -runs 1 -lockstep 1000 -pipelined 10000 -replay -helper "$nothing" -helper "tokenauthd=$td" \
-    -helper "$python" -helper "$connect" 2>/dev/null || true
-  echo
-  echo "### Hosts: 1, 100 and 10,000 configured, tokens spread over all"
-  echo
-  for h in 1 100 10000; do
-    "$td" bench -hosts "$h" -runs 3 -helper "$nothing" -helper "tokenauthd, $h hosts=$td" | grep '^| tokenauthd'
-  done | { echo "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |"
-           echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"; cat; }
-  echo
-  echo "### 1 M live nonces: RSS after 1,000,000 tokens accepted (replay capacity 1 M)"
-  echo
-  start_daemon
-  bench -runs 1 -lockstep 0 -pipelined 1000000 -helper "tokenauthd=$td" -socket "$socket"
+  summary <"$dir/table.md"
   echo
   echo "Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
-  echo
-  echo "### Go benchmarks: cost against hosts and live records"
-  echo
-  echo '```'
-  go test -run '^$' -bench 'VerifyHosts|VerifyLiveNonces|RecordLiveNonces|MemoryHeldBytes' -benchmem \
-    -benchtime 200000x ./verifier ./replay | grep -E '^(Benchmark|ok)'
-  echo '```'
-} > "$out"
+  if [ "$hosts" -gt 0 ]; then
+    echo
+    echo "### The daemon with $hosts hosts against one host, tokens spread over all"
+    echo
+    # Over 1,000 hosts the secrets are credential files, in many.toml.d.
+    "$td" bench -hosts "$hosts" -write-config "$dir/many.toml" 2>/dev/null
+    export CREDENTIALS_DIRECTORY=$dir/many.toml.d
+    builds=(new)
+    # Fresh daemons for both sides: the first ones hold the records of the
+    # comparison above.
+    start old-one "$dir/old" serve -config "$dir/one.toml" -socket "$dir/old-one.sock"
+    start new-one "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new-one.sock"
+    start new-many "$dir/new" serve -config "$dir/many.toml" -socket "$dir/new-many.sock"
+    # An old build may not read credential files ("%d/"): then it is left out.
+    if try_start old-many "$dir/old" serve -config "$dir/many.toml" -socket "$dir/old-many.sock" 2>/dev/null; then
+      builds=(old new)
+    fi
+    one=() many=()
+    for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b-one.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
+    for r in $(seq "$runs"); do
+      # Alternately one host first and many hosts first.
+      for cfg in $( ((r % 2)) && echo one many || echo many one); do
+        if [ "$cfg" = one ]; then set -- "${one[@]}"; else set -- "${many[@]}"; fi
+        "$td" bench -config "$dir/$cfg.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "$@"
+      done
+    done | awk -F' *\\| *' -v hosts="$hosts" '
+      function med(k,   i, j, t, m) {
+        m = cnt[k]
+        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[k, j] < v[k, i]) { t = v[k, i]; v[k, i] = v[k, j]; v[k, j] = t }
+        return m % 2 ? v[k, (m + 1) / 2] : (v[k, m / 2] + v[k, m / 2 + 1]) / 2
+      }
+      function add(k, x) { v[k, ++cnt[k]] = x + 0 }
+      /^\| (old|new) (1|many) / {
+        add($2 " p50", $3); add($2 " cpu", $10); add($2 " rss", $15)
+      }
+      END {
+        print "| build | p50, 1 host | p50, " hosts " hosts | ratio | CPU / req, 1 host | CPU / req, " hosts " hosts | RSS after, 1 → " hosts " hosts |"
+        print "|---|---|---|---|---|---|---|"
+        split("old new", b, " ")
+        for (i = 1; i <= 2; i++) {
+          if (!cnt[b[i] " many p50"]) continue
+          one = med(b[i] " 1 p50"); many = med(b[i] " many p50")
+          printf "| %s | %.1f µs | %.1f µs | **%.2f×** | %.2f µs | %.2f µs | %d → %d MiB |\n", b[i], one, many, many / one,
+            med(b[i] " 1 cpu"), med(b[i] " many cpu"), med(b[i] " 1 rss"), med(b[i] " many rss")
+        }
+      }'
+    echo
+    echo "Medians of $runs alternate runs of each. Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
+  fi
+} >"$out"

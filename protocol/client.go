@@ -125,9 +125,8 @@ type Conn struct {
 // a pair of pipes, a socket of the caller's own. Ask adds no allocation
 // to rw's own.
 func NewConn(rw io.ReadWriter, mode Mode) *Conn {
-	// A reply is 2 or 4 bytes and one is in flight at a time; bufio's
-	// smallest buffer is ample.
-	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 16), mode: mode, buf: make([]byte, 0, 256)}
+	// A reply is 2 or 4 bytes; AskBatch has at most MaxBatch in flight.
+	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 4*MaxBatch), mode: mode, buf: make([]byte, 0, 256)}
 }
 
 // Dial connects to address on the named network (net.Dialer's names:
@@ -163,6 +162,40 @@ func (c *Conn) Ask(req Request) (bool, error) {
 		c.err = err
 	}
 	return ok, err
+}
+
+// AskBatch writes reqs in one write and reads their replies into oks, in
+// order, as Ask does one: one wait for the peer for all of them. It
+// returns how many replies it read: oks[:n] answer reqs[:n]. A request
+// AppendRequest refuses, and those after it, are not written: n is then
+// below len(reqs) and the error is the refusal's, with the Conn usable;
+// any other error leaves it out of step for good, reqs[n:] unanswered.
+func (c *Conn) AskBatch(reqs []Request, oks []bool) (n int, err error) {
+	if c.err != nil {
+		return 0, fmt.Errorf("protocol: connection out of step since an earlier error: %w", c.err)
+	}
+	b := c.buf[:0]
+	var refused error
+	for i, req := range reqs {
+		if b, refused = AppendRequest(b, c.mode, req); refused != nil {
+			reqs = reqs[:i]
+			break
+		}
+	}
+	c.buf = b
+	if len(reqs) > 0 {
+		if _, err := c.rw.Write(b); err != nil {
+			c.err = err
+			return 0, err
+		}
+	}
+	for i := range reqs {
+		if oks[i], err = ReadReply(c.br, c.mode); err != nil {
+			c.err = err
+			return i, err
+		}
+	}
+	return len(reqs), refused
 }
 
 // Err returns why the Conn is out of step (or closed), nil while it can

@@ -181,6 +181,39 @@ func (r *Reader) ReadRequest() ([]byte, error) {
 	}
 }
 
+// Ready reports whether the next ReadRequest returns without reading the
+// underlying reader: a whole request (frame, or non-empty line) is
+// buffered. It is false after an error, before the framing is known, and
+// for a request that will be skipped for its size. A server that answers
+// requests together gathers them while Ready, and never waits for the
+// rest of a request while earlier ones go unanswered.
+func (r *Reader) Ready() bool {
+	if r.err != nil {
+		return false
+	}
+	b, _ := r.br.Peek(r.br.Buffered())
+	switch r.mode {
+	case Ejabberd:
+		if len(b) < 2 {
+			return false
+		}
+		n := int(binary.BigEndian.Uint16(b))
+		return n <= r.maxFrame && len(b) >= 2+n
+	case Generic:
+		for {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 || i > r.maxLine+1 {
+				return false
+			}
+			if line := bytes.TrimSuffix(b[:i], []byte("\r")); len(line) > 0 {
+				return true
+			}
+			b = b[i+1:] // an empty line: no request, ReadRequest reads on
+		}
+	}
+	return false
+}
+
 // readRequest reads one request whose first byte has arrived.
 func (r *Reader) readRequest() ([]byte, error) {
 	if r.mode == Auto {

@@ -479,3 +479,47 @@ func appendable(m Mode, req Request) bool {
 	}
 	return true
 }
+
+// Ready is true exactly when the next ReadRequest needs no read: a whole
+// frame, or a whole non-empty line, is buffered.
+func TestReaderReady(t *testing.T) {
+	tests := []struct {
+		name string
+		mode Mode
+		in   string // what the reader holds after its first request
+		want bool
+	}{
+		{"nothing", Ejabberd, "", false},
+		{"a whole frame", Ejabberd, frame("isuser:bob:h"), true},
+		{"a length only", Ejabberd, frame("isuser:bob:h")[:2], false},
+		{"half a length", Ejabberd, "\x00", false},
+		{"a frame but its last byte", Ejabberd, frame("isuser:bob:h")[:13], false},
+		{"an empty frame", Ejabberd, frame(""), true},
+		{"a frame over the bound", Ejabberd, "\x10\x01" + strings.Repeat("x", 100), false},
+		{"a whole line", Generic, "isuser:bob:h\n", true},
+		{"a line without its newline", Generic, "isuser:bob:h", false},
+		{"empty lines, then a whole one", Generic, "\n\r\n\nisuser:bob:h\n", true},
+		{"empty lines only", Generic, "\n\r\n", false},
+		{"empty lines, then part of one", Generic, "\n\nisuser:b", false},
+		{"a line over the bound", Generic, strings.Repeat("x", 30) + "\n", false},
+	}
+	for _, tt := range tests {
+		first := frame("isuser:alice:h")
+		if tt.mode == Generic {
+			first = "isuser:alice:h\n"
+		}
+		r := NewReaderSize(strings.NewReader(first+tt.in), tt.mode, 20, 0x1000)
+		r.br.Peek(len(first) + len(tt.in)) // everything buffered, as one read gives it
+		if _, err := r.ReadRequest(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got := r.Ready(); got != tt.want {
+			t.Errorf("%s: Ready = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	r := NewReader(strings.NewReader(""), Ejabberd, 0)
+	r.ReadRequest()
+	if r.Ready() {
+		t.Error("Ready after the end of input")
+	}
+}

@@ -3,6 +3,7 @@ package protocol
 import (
 	"bufio"
 	"context"
+	"errors"
 	"io"
 )
 
@@ -46,6 +47,20 @@ type HandlerFunc func(ctx context.Context, req Request) bool
 // Answer calls f.
 func (f HandlerFunc) Answer(ctx context.Context, req Request) bool { return f(ctx, req) }
 
+// BatchHandler is a Handler that can also answer requests that arrived
+// together in one call: a relay forwards them in one write. A Server whose
+// Handler is one hands it the well-formed requests that it could read
+// without waiting for more input (at most MaxBatch), in order; AnswerBatch
+// sets oks[i], as long as reqs, to the answer to reqs[i]. A peer that
+// sends one request at a time gets batches of one.
+type BatchHandler interface {
+	Handler
+	AnswerBatch(ctx context.Context, reqs []Request, oks []bool)
+}
+
+// MaxBatch is the most requests a Server hands a BatchHandler at once.
+const MaxBatch = 64
+
 // Server answers a stream of requests.
 type Server struct {
 	Mode    Mode    // framing; Auto detects it from the first bytes
@@ -72,29 +87,83 @@ func (s *Server) Serve(ctx context.Context, r io.Reader, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	rd := NewReaderSize(&flushReader{r: r, w: bw}, s.Mode, s.MaxLine, s.MaxFrame)
 	rd.OnRequestStart, rd.OnRequestRead = s.OnRequestStart, s.OnRequestRead
+	bh, _ := s.Handler.(BatchHandler)
+	var b batch
 	for {
 		body, err := rd.ReadRequest()
-		if err == io.EOF {
-			return bw.Flush()
-		}
-		if err != nil && err != ErrTooLarge && err != io.ErrUnexpectedEOF {
-			bw.Flush()
+		if err == io.EOF || (err != nil && err != ErrTooLarge && err != io.ErrUnexpectedEOF) {
+			werr := b.answer(ctx, bh, bw, rd.Mode())
+			if ferr := bw.Flush(); err == io.EOF {
+				err = errors.Join(werr, ferr)
+			}
 			return err
 		}
-		ok := false
+		var req Request
 		if err == nil {
-			var req Request
-			if req, err = ParseRequest(string(body)); err == nil {
-				ok = s.Handler.Answer(ctx, req)
-			}
+			req, err = ParseRequest(string(body))
 		}
 		if err != nil && s.OnBadRequest != nil {
 			s.OnBadRequest(rd.Mode(), err)
 		}
-		if _, werr := bw.WriteString(Reply(rd.Mode(), ok)); werr != nil {
+		if bh == nil {
+			ok := err == nil && s.Handler.Answer(ctx, req)
+			if _, werr := bw.WriteString(Reply(rd.Mode(), ok)); werr != nil {
+				return werr
+			}
+			continue
+		}
+		b.add(req, err == nil)
+		if len(b.reqs) < MaxBatch && rd.Ready() {
+			continue
+		}
+		if werr := b.answer(ctx, bh, bw, rd.Mode()); werr != nil {
 			return werr
 		}
 	}
+}
+
+// batch is the requests read together for a BatchHandler, the well-formed
+// ones in reqs and, for each request in order, whether it is one of them.
+type batch struct {
+	reqs []Request
+	oks  []bool
+	good []bool
+}
+
+func (b *batch) add(req Request, good bool) {
+	if good {
+		b.reqs = append(b.reqs, req)
+	}
+	b.good = append(b.good, good)
+}
+
+// answer asks h about the batch's requests, writes their replies in order,
+// no to the malformed ones, and empties the batch.
+func (b *batch) answer(ctx context.Context, h BatchHandler, w *bufio.Writer, mode Mode) error {
+	if len(b.good) == 0 {
+		return nil
+	}
+	if cap(b.oks) < len(b.reqs) {
+		b.oks = make([]bool, len(b.reqs), MaxBatch)
+	}
+	b.oks = b.oks[:len(b.reqs)]
+	clear(b.oks)
+	if len(b.reqs) > 0 {
+		h.AnswerBatch(ctx, b.reqs, b.oks)
+	}
+	i := 0
+	for _, good := range b.good {
+		ok := false
+		if good {
+			ok, i = b.oks[i], i+1
+		}
+		if _, err := w.WriteString(Reply(mode, ok)); err != nil {
+			return err
+		}
+	}
+	clear(b.reqs) // the requests' strings are the peer's: hold none
+	b.reqs, b.good = b.reqs[:0], b.good[:0]
+	return nil
 }
 
 // flushReader flushes w before each read from r. Under a bufio.Reader it

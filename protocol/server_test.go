@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -57,6 +58,33 @@ func (h *testHandler) Answer(_ context.Context, r Request) bool {
 	return false
 }
 
+// batchHandler is a testHandler that answers in batches too, and records
+// their sizes.
+type batchHandler struct {
+	testHandler
+	sizes []int
+}
+
+func (h *batchHandler) AnswerBatch(ctx context.Context, reqs []Request, oks []bool) {
+	h.sizes = append(h.sizes, len(reqs))
+	for i, r := range reqs {
+		oks[i] = h.Answer(ctx, r)
+	}
+}
+
+// handlers returns a testHandler, and one that answers in batches.
+func handlers() map[string]interface {
+	Handler
+	requests() []Request
+} {
+	return map[string]interface {
+		Handler
+		requests() []Request
+	}{"one by one": &testHandler{}, "in batches": &batchHandler{}}
+}
+
+func (h *testHandler) requests() []Request { return h.asked }
+
 const (
 	yesF = "\x00\x02\x00\x01"
 	noF  = "\x00\x02\x00\x00"
@@ -99,23 +127,25 @@ func TestServeTranscript(t *testing.T) {
 		{"garbage lines", Generic, "\x00\xff\nauth\n:::\nauth:alice:h:good\n", "0\n0\n0\n1\n", 1, 3},
 	}
 	for _, tt := range tests {
-		for _, oneByte := range []bool{false, true} {
-			h := &testHandler{}
-			bad := 0
-			s := &Server{Mode: tt.mode, Handler: h, OnBadRequest: func(Mode, error) { bad++ }}
-			var in io.Reader = strings.NewReader(tt.in)
-			if oneByte {
-				in = iotest.OneByteReader(in)
-			}
-			var out bytes.Buffer
-			if err := s.Serve(context.Background(), in, &out); err != nil {
-				t.Errorf("%s: Serve = %v, want nil", tt.name, err)
-			}
-			if out.String() != tt.out {
-				t.Errorf("%s (one byte %v): wrote %q, want %q", tt.name, oneByte, out.String(), tt.out)
-			}
-			if len(h.asked) != tt.asked || bad != tt.bad {
-				t.Errorf("%s: handler asked %d times, %d bad requests; want %d, %d", tt.name, len(h.asked), bad, tt.asked, tt.bad)
+		for hname, h := range handlers() {
+			for _, oneByte := range []bool{false, true} {
+				name := fmt.Sprintf("%s, %s, one byte %v", tt.name, hname, oneByte)
+				before, bad := len(h.requests()), 0
+				s := &Server{Mode: tt.mode, Handler: h, OnBadRequest: func(Mode, error) { bad++ }}
+				var in io.Reader = strings.NewReader(tt.in)
+				if oneByte {
+					in = iotest.OneByteReader(in)
+				}
+				var out bytes.Buffer
+				if err := s.Serve(context.Background(), in, &out); err != nil {
+					t.Errorf("%s: Serve = %v, want nil", name, err)
+				}
+				if out.String() != tt.out {
+					t.Errorf("%s: wrote %q, want %q", name, out.String(), tt.out)
+				}
+				if n := len(h.requests()) - before; n != tt.asked || bad != tt.bad {
+					t.Errorf("%s: handler asked %d times, %d bad requests; want %d, %d", name, n, bad, tt.asked, tt.bad)
+				}
 			}
 		}
 	}
@@ -226,20 +256,64 @@ func TestServeRepliesBeforeWaiting(t *testing.T) {
 		{"batch", Generic, []string{"isuser:alice:h\nisuser:bob:h\nauth:alice:h:good\n", "isuser:alice:h\n"}, []string{"", "1\n0\n1\n"}, "1\n0\n1\n1\n", 2},
 	}
 	for _, tt := range tests {
-		var out bytes.Buffer
-		p := &peer{t: t, name: tt.name, chunks: tt.chunks, owed: tt.owed, out: &out}
-		s := &Server{Mode: tt.mode, Handler: &testHandler{}}
-		if err := s.Serve(context.Background(), p, p); err != nil {
-			t.Errorf("%s: Serve = %v, want nil", tt.name, err)
+		for hname, h := range handlers() {
+			var out bytes.Buffer
+			name := tt.name + ", " + hname
+			p := &peer{t: t, name: name, chunks: tt.chunks, owed: tt.owed, out: &out}
+			s := &Server{Mode: tt.mode, Handler: h}
+			if err := s.Serve(context.Background(), p, p); err != nil {
+				t.Errorf("%s: Serve = %v, want nil", name, err)
+			}
+			if p.failed {
+				continue
+			}
+			if out.String() != tt.out {
+				t.Errorf("%s: wrote %q, want %q", name, out.String(), tt.out)
+			}
+			if tt.writes != 0 && p.writes != tt.writes {
+				t.Errorf("%s: %d writes, want %d", name, p.writes, tt.writes)
+			}
 		}
-		if p.failed {
-			continue
+	}
+}
+
+// A BatchHandler gets the requests read together, in order, at most
+// MaxBatch at a time, and only those: never one that would need more input
+// while earlier ones wait for their answers. Malformed requests among them
+// are answered no in their place, without the handler.
+func TestServeBatches(t *testing.T) {
+	many := strings.Repeat(frame("isuser:alice:h"), MaxBatch+6)
+	tests := []struct {
+		name    string
+		in      string
+		oneByte bool
+		sizes   []int  // the batches handed to AnswerBatch
+		out     string // all replies
+	}{
+		{"together", frame("isuser:alice:h") + frame("isuser:bob:h") + frame("auth:alice:h:good"), false, []int{3}, yesF + noF + yesF},
+		{"bad in between", frame("isuser:alice:h") + frame("bogus") + frame("isuser:bob:h"), false, []int{2}, yesF + noF + noF},
+		{"only bad", frame("bogus") + frame(""), false, nil, noF + noF},
+		{"more than MaxBatch", many, false, []int{MaxBatch, 6}, strings.Repeat(yesF, MaxBatch+6)},
+		{"one byte at a time", frame("isuser:alice:h") + frame("isuser:bob:h"), true, []int{1, 1}, yesF + noF},
+		{"lines", "isuser:alice:h\n\r\n\nisuser:bob:h\nisuser:alice:h\n", false, []int{3}, "1\n0\n1\n"},
+		{"truncated last", frame("isuser:alice:h") + frame("isuser:bob:h")[:5], false, []int{1}, yesF + noF},
+	}
+	for _, tt := range tests {
+		h := &batchHandler{}
+		var in io.Reader = strings.NewReader(tt.in)
+		if tt.oneByte {
+			in = iotest.OneByteReader(in)
+		}
+		var out bytes.Buffer
+		s := &Server{Handler: h}
+		if err := s.Serve(context.Background(), in, &out); err != nil {
+			t.Errorf("%s: Serve = %v", tt.name, err)
 		}
 		if out.String() != tt.out {
 			t.Errorf("%s: wrote %q, want %q", tt.name, out.String(), tt.out)
 		}
-		if tt.writes != 0 && p.writes != tt.writes {
-			t.Errorf("%s: %d writes, want %d", tt.name, p.writes, tt.writes)
+		if fmt.Sprint(h.sizes) != fmt.Sprint(tt.sizes) {
+			t.Errorf("%s: batches of %v, want %v", tt.name, h.sizes, tt.sizes)
 		}
 	}
 }

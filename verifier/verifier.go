@@ -19,18 +19,17 @@ package verifier
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/binary"
 	"fmt"
 	"hash"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/hotp"
 
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -189,9 +188,30 @@ type host struct {
 }
 
 type seed struct {
-	key  string // normalised base32
-	opts hotp.ValidateOpts
-	win  atomic.Pointer[window]
+	key    string // normalised base32
+	digits int
+	win    atomic.Pointer[window]
+
+	mu      sync.Mutex // over mac, counter and sum, for appendCode
+	mac     hash.Hash  // HMAC-SHA1 keyed by the decoded seed; Reset restores the key
+	counter [8]byte
+	sum     [sha1.Size]byte
+}
+
+// newSeed returns the seed of the normalised base32 key, making codes of
+// digits digits.
+func newSeed(key string, digits int) (*seed, error) {
+	// Padded as hotp.GenerateCodeCustom pads it, which TestSeedCode holds
+	// code to.
+	padded := key
+	if n := len(key) % 8; n != 0 {
+		padded += strings.Repeat("=", 8-n)
+	}
+	raw, err := base32.StdEncoding.DecodeString(padded)
+	if err != nil {
+		return nil, err
+	}
+	return &seed{key: key, digits: digits, mac: hmac.New(sha1.New, raw)}, nil
 }
 
 // window caches the codes of the steps around one time step.
@@ -284,8 +304,11 @@ func New(c Config) (*Verifier, error) {
 			if err != nil {
 				return nil, verr("%s (host %q)", Detail(err), name)
 			}
-			h.seeds = append(h.seeds, &seed{key: k, opts: hotp.ValidateOpts{
-				Digits: otp.Digits(c.Params.Digits), Algorithm: otp.AlgorithmSHA1}})
+			sd, err := newSeed(k, c.Params.Digits)
+			if err != nil {
+				return nil, verr("host %q: its otp_seed is not base32", name)
+			}
+			h.seeds = append(h.seeds, sd)
 		}
 		for _, k := range hc.TokenSecrets {
 			if len(k) == 0 {
@@ -535,8 +558,18 @@ func (s *seed) match(step int64, drift int, code string) (int, bool) {
 	w := s.win.Load()
 	if w == nil || w.step != step {
 		w = &window{step: step, codes: make([]string, 2*drift+1)}
+		// One string for all the codes, sliced: three allocations a
+		// window. (Drift is at most 10, digits at most 10.)
+		var buf [21 * 10]byte
+		all := buf[:0]
 		for i := range w.codes {
-			w.codes[i] = s.code(step - int64(drift) + int64(i))
+			all = s.appendCode(all, step-int64(drift)+int64(i))
+		}
+		codes := string(all)
+		n := 0
+		for i := range w.codes {
+			m := n + s.codeLen(step-int64(drift)+int64(i))
+			w.codes[i], n = codes[n:m], m
 		}
 		s.win.Store(w)
 	}
@@ -549,15 +582,40 @@ func (s *seed) match(step int64, drift int, code string) (int, bool) {
 	return off, found == 1
 }
 
-func (s *seed) code(step int64) string {
+// code returns the seed's code of a time step ("" for a step before
+// 1970).
+func (s *seed) code(step int64) string { return string(s.appendCode(nil, step)) }
+
+// codeLen is the length of the code of step: the digits, or 0 for a step
+// before 1970.
+func (s *seed) codeLen(step int64) int {
 	if step < 0 {
-		return ""
+		return 0
 	}
-	c, err := hotp.GenerateCodeCustom(s.key, uint64(step), s.opts)
-	if err != nil { // cannot happen: the seed was validated
-		return ""
+	return s.digits
+}
+
+// appendCode appends the seed's code of a time step to b: HOTP (RFC 4226)
+// of the step, HMAC-SHA1 dynamically truncated, as many decimal digits as
+// the seed's, zero-padded; nothing for a step before 1970.
+func (s *seed) appendCode(b []byte, step int64) []byte {
+	if step < 0 {
+		return b
 	}
-	return c
+	s.mu.Lock()
+	binary.BigEndian.PutUint64(s.counter[:], uint64(step))
+	s.mac.Reset()
+	s.mac.Write(s.counter[:])
+	sum := s.mac.Sum(s.sum[:0])
+	off := sum[len(sum)-1] & 0xf
+	v := uint64(binary.BigEndian.Uint32(sum[off:]) & 0x7fffffff)
+	s.mu.Unlock()
+	var digits [20]byte
+	for i := s.digits - 1; i >= 0; i-- {
+		digits[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, digits[:s.digits]...)
 }
 
 // searchSteps bounds the diagnostic search for an OTP outside the window:

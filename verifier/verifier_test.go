@@ -2,14 +2,20 @@ package verifier
 
 import (
 	"context"
+	"encoding/base32"
 	"errors"
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/testclock"
+	"github.com/pquerna/otp"
+	"github.com/pquerna/otp/hotp"
+
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -659,6 +665,28 @@ func TestParseToken(t *testing.T) {
 // The codes of the window are computed once per time step, not per
 // request: a refusal after the OTP and signature checks allocates nothing
 // (computing a TOTP code with pquerna/otp allocates).
+// A host's first token in a time step makes its window of codes, the one
+// cost of a token that grows with the hosts that see few logins: with
+// 10,000 hosts, most tokens are their host's first in the step. Making it
+// takes a few allocations (the window, its codes), not the dozen per code
+// of decoding the seed, keying an HMAC and formatting each code anew.
+func TestSeedWindowAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	const now = 1_700_000_000
+	v, _ := newTest(t, now, DefaultParams())
+	s := v.hosts["example.org"].seeds[0]
+	step := int64(now / 30)
+	allocs := testing.AllocsPerRun(100, func() {
+		step++ // a new step: a new window
+		s.match(step, v.p.Drift, "00000000")
+	})
+	if allocs > 5 {
+		t.Errorf("a new window allocates %.1f times, want at most 5", allocs)
+	}
+}
+
 func TestVerifyCachesWindow(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under the race detector")
@@ -675,5 +703,39 @@ func TestVerifyCachesWindow(t *testing.T) {
 	})
 	if allocs != 0 {
 		t.Errorf("a refusal allocates %.1f times: codes computed per request?", allocs)
+	}
+}
+
+// A seed's codes are HOTP's (RFC 4226), as pquerna/otp makes them, for
+// seeds of every length, steps near 0 and far away, and every number of
+// digits; a step before 1970 has none.
+func TestSeedCode(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := 0; n < 2000; n++ {
+		raw := make([]byte, 5+rng.IntN(40))
+		for i := range raw {
+			raw[i] = byte(rng.UintN(256))
+		}
+		key, err := NormalizeSeed(base32.StdEncoding.EncodeToString(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digits := 6 + n%5
+		s, err := newSeed(key, digits)
+		if err != nil {
+			t.Fatalf("seed %q: %v", key, err)
+		}
+		for _, step := range []int64{0, 1, int64(rng.Uint32()), rng.Int64(), math.MaxInt64} {
+			want, err := hotp.GenerateCodeCustom(key, uint64(step), hotp.ValidateOpts{Digits: otp.Digits(digits), Algorithm: otp.AlgorithmSHA1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.code(step); got != want {
+				t.Fatalf("seed %q, step %d, %d digits: code %q, want %q", key, step, digits, got, want)
+			}
+		}
+		if got := s.code(-1); got != "" {
+			t.Fatalf("step -1: code %q, want none", got)
+		}
 	}
 }

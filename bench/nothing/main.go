@@ -6,6 +6,12 @@
 //
 // With -socket PATH it serves every connection to that Unix socket the same
 // way, as a floor for the daemon.
+//
+// With -relay PATH it is the floor of a relay instead: the cheapest one, it
+// parses nothing and copies stdin to a connection to the Unix socket at
+// PATH and that connection to stdout, each direction a blocking loop of its
+// own, as much as each read gives. In front of `nothing -socket` it is the
+// two-hop floor of `tokenauthd connect` in front of `tokenauthd serve`.
 package main
 
 import (
@@ -16,11 +22,18 @@ import (
 	"log"
 	"net"
 	"os"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
 	socket := flag.String("socket", "", "serve this Unix socket instead of stdin/stdout")
+	relay := flag.String("relay", "", "copy stdin to this Unix socket and its replies to stdout, parsing nothing")
 	flag.Parse()
+	if *relay != "" {
+		copyThrough(*relay)
+		return
+	}
 	if *socket == "" {
 		answer(os.Stdin, os.Stdout)
 		return
@@ -39,6 +52,50 @@ func main() {
 			answer(c, c)
 			c.Close()
 		}()
+	}
+}
+
+// copyThrough copies stdin to the Unix socket at path and what comes back
+// to stdout, until stdin ends: one thread, blocking in poll(2) until either
+// side has bytes, then one read and one write, as much as the read gives.
+// (Two goroutines each blocked in a read cost more: with both of the
+// runtime's processors held in system calls, its monitor takes them back
+// and each wake-up must find one again.)
+func copyThrough(path string) {
+	nc, err := net.Dial("unix", path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	sock, err := nc.(*net.UnixConn).File() // a blocking duplicate
+	nc.Close()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fds := []unix.PollFd{{Fd: int32(os.Stdin.Fd()), Events: unix.POLLIN}, {Fd: int32(sock.Fd()), Events: unix.POLLIN}}
+	to := []*os.File{sock, os.Stdout}
+	from := []*os.File{os.Stdin, sock}
+	buf := make([]byte, 64<<10)
+	for {
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			log.Fatal(err)
+		}
+		for i, fd := range fds {
+			if fd.Revents == 0 {
+				continue
+			}
+			n, err := from[i].Read(buf)
+			if n > 0 {
+				if _, err := to[i].Write(buf[:n]); err != nil {
+					return
+				}
+			}
+			if err != nil {
+				return
+			}
+		}
 	}
 }
 

@@ -66,6 +66,7 @@ type benchRun struct {
 	rtts               []time.Duration
 	rate               float64       // pipelined replies per second
 	cpuPerReq          time.Duration // the helper's CPU time per pipelined request (0: unknown)
+	cpuLockstep        time.Duration // the same per lockstep request (0: unknown)
 	accepted, fresh    int           // yes to a token's first copy, of that many
 	refused, replays   int           // no to a token's second copy, of that many
 	rssKiB, peakRSSKiB int64         // the helper's, after the run (0: unknown)
@@ -84,8 +85,12 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
 	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
 	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
+	writeFlag := fs.String("write-config", "", "write the fresh configuration of -hosts hosts to this file, for daemons to serve, and exit (over 1000 hosts, their secrets go to FILE.d, for $CREDENTIALS_DIRECTORY)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
+	}
+	if *writeFlag != "" {
+		return writeConfigOnly(ctx, e, fs, *writeFlag, *hosts)
 	}
 	mode, err := protocol.ParseMode(*protoFlag)
 	switch {
@@ -111,39 +116,81 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	path := *cfgFlag
+	path, creds := *cfgFlag, e.Var("CREDENTIALS_DIRECTORY")
 	if path == "" {
 		path = filepath.Join(dir, "config.toml")
-		err = writeBenchConfig(ctx, path, *hosts)
+		if err = writeBenchConfig(ctx, path, *hosts); *hosts > inlineHosts {
+			creds = credentialsDir(path)
+		}
 	}
 	var m *minter
 	if err == nil {
-		m, err = newMinter(path, config.Options{Credentials: e.Var("CREDENTIALS_DIRECTORY")}, *users)
+		m, err = newMinter(path, config.Options{Credentials: creds}, *users)
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
 
-	b := &bencher{mode: mode, config: path, dir: dir, replay: *replayFlag}
+	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag}
+	results, err := b.runAll(ctx, targets, m, *runs, *lockstepN, *pipelinedN)
+	if err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+}
+
+// runAll runs every target runs times, interleaved (runOrder), and
+// returns each target's runs.
+func (b *bencher) runAll(ctx context.Context, targets []benchTarget, m *minter, runs, lockN, pipeN int) ([][]benchRun, error) {
 	results := make([][]benchRun, len(targets))
-	for r := 0; r < *runs; r++ {
-		for i, t := range targets {
+	for r := 0; r < runs; r++ {
+		for _, i := range runOrder(r, len(targets)) {
+			t := targets[i]
 			// Minted before the clock starts, fresh for every run: a
 			// daemon remembers the tokens of the previous ones.
-			lock, pipe := m.requests(mode, *lockstepN), m.requests(mode, *pipelinedN)
+			lock, pipe := m.requests(b.mode, lockN), m.requests(b.mode, pipeN)
 			// The garbage of the previous run and of the minting is
 			// collected now, not while the helper is timed.
 			runtime.GC()
-			run, err := b.run(ctx, t, m.isUser(mode), lock, pipe)
+			run, err := b.run(ctx, t, m.isUser(b.mode), lock, pipe)
 			if err != nil {
-				fmt.Fprintf(e.Stderr, "tokenauthd bench: %s: %v\n", t.name, err)
-				return 1
+				return nil, fmt.Errorf("%s: %w", t.name, err)
 			}
 			results[i] = append(results[i], run)
 		}
 	}
-	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
+	return results, nil
+}
+
+// writeConfigOnly is bench -write-config: it writes a fresh configuration
+// of hosts hosts to path, as a run would, and nothing else.
+func writeConfigOnly(ctx context.Context, e *cli.Env, fs *flag.FlagSet, path string, hosts int) int {
+	if fs.NArg() > 0 || hosts < 1 {
+		fmt.Fprintln(e.Stderr, "tokenauthd bench: -write-config takes -hosts (at least 1) and no argument")
+		return 2
+	}
+	if err := writeBenchConfig(ctx, path, hosts); err != nil {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
+		return 1
+	}
+	if hosts > inlineHosts {
+		fmt.Fprintf(e.Stderr, "tokenauthd bench: the hosts' secrets are in %s: set CREDENTIALS_DIRECTORY to it for whatever reads %s\n",
+			credentialsDir(path), path)
+	}
+	return 0
+}
+
+// runOrder returns the order of n targets in run r: each run starts one
+// target further on, so that no target always runs first (right after the
+// bench starts, or mints) or always after the same other.
+func runOrder(r, n int) []int {
+	order := make([]int, n)
+	for k := range order {
+		order[k] = (k + r) % n
+	}
+	return order
 }
 
 // flagSet reports whether the named flag was given.
@@ -152,21 +199,54 @@ func flagSet(fs *flag.FlagSet, name string) (set bool) {
 	return set
 }
 
+// inlineHosts is the most hosts whose secrets a fresh configuration holds
+// inline: 10,000 hosts' would take it over the 1 MiB bound on a
+// configuration file.
+const inlineHosts = 1000
+
 // writeBenchConfig writes a configuration with hosts fresh hosts, named
-// h0.bench.test, h1.bench.test..., each made by gen-secrets.
+// h0.bench.test, h1.bench.test..., each made as gen-secrets makes it. With
+// more than inlineHosts, each host's secret and seed are credential files
+// ("%d/N.secret", "%d/N.seed") in the directory credentialsDir(path),
+// which whatever reads the configuration must be told of
+// (CREDENTIALS_DIRECTORY or -credentials).
 func writeBenchConfig(ctx context.Context, path string, hosts int) error {
 	var buf bytes.Buffer
 	buf.WriteString("# Made by tokenauthd bench.\n")
+	creds := ""
+	if hosts > inlineHosts {
+		creds = credentialsDir(path)
+		if err := os.Mkdir(creds, 0o700); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < hosts; i++ {
 		buf.WriteString("\n")
-		block, err := mint.HostBlock(benchHost(i))
+		if creds == "" {
+			block, err := mint.HostBlock(benchHost(i))
+			if err != nil {
+				return err
+			}
+			buf.WriteString(block)
+			continue
+		}
+		secret, seed, err := mint.NewSecrets()
 		if err != nil {
 			return err
 		}
-		buf.WriteString(block)
+		for name, value := range map[string]string{"secret": secret, "seed": seed} {
+			if err := os.WriteFile(filepath.Join(creds, fmt.Sprintf("%d.%s", i, name)), []byte(value+"\n"), 0o600); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintf(&buf, "[hosts.%q]\ntoken_secret_file = \"%%d/%d.secret\"\notp_seed_file = \"%%d/%d.seed\"\n", benchHost(i), i, i)
 	}
 	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
+
+// credentialsDir is where a fresh configuration at path keeps its hosts'
+// secrets when there are too many to hold inline.
+func credentialsDir(path string) string { return path + ".d" }
 
 func benchHost(i int) string { return "h" + strconv.Itoa(i) + ".bench.test" }
 
@@ -263,8 +343,10 @@ func benchFrame(mode protocol.Mode, body string) []byte {
 type bencher struct {
 	mode   protocol.Mode
 	config string // handed to spawned helpers as $TOKENAUTHD_CONFIG
-	dir    string // for the helpers' stderr
-	replay bool
+	// credentials, if not "", is handed to them as $CREDENTIALS_DIRECTORY
+	credentials string
+	dir         string // for the helpers' stderr
+	replay      bool
 }
 
 // conn is the bench's side of a helper: blocking file descriptors, so that
@@ -296,6 +378,7 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 	run.firstReply = time.Since(start)
 
 	run.rtts = make([]time.Duration, 0, len(lock)*2)
+	lockCPU0, lockCPUOK := procCPUTime(c.pid)
 	for _, req := range lock {
 		for copy := 0; copy < b.copies(); copy++ {
 			t0 := time.Now()
@@ -306,6 +389,9 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 			run.rtts = append(run.rtts, time.Since(t0))
 			run.count(copy, yes)
 		}
+	}
+	if cpu1, ok := procCPUTime(c.pid); ok && lockCPUOK && len(run.rtts) > 0 {
+		run.cpuLockstep = (cpu1 - lockCPU0) / time.Duration(len(run.rtts))
 	}
 
 	if len(pipe) > 0 {
@@ -381,6 +467,9 @@ func (b *bencher) spawn(ctx context.Context, t benchTarget) (*conn, func() error
 	errPath := errF.Name()
 	cmd := exec.CommandContext(ctx, t.argv[0], t.argv[1:]...)
 	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+b.config)
+	if b.credentials != "" {
+		cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+b.credentials)
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errF
 	err = cmd.Start()
 	inR.Close()
@@ -479,10 +568,15 @@ func rss(pid int) (cur, peak int64) {
 }
 
 // procCPUTime returns the CPU time a process has used, user and system, if
-// it can be read. The kernel counts it in ticks of 10 ms.
+// it can be read: the sum of its threads' time on a CPU in nanoseconds
+// (schedstat), else its user and system time in the kernel's ticks of 10
+// ms.
 func procCPUTime(pid int) (time.Duration, bool) {
 	if pid == 0 {
 		return 0, false
+	}
+	if d, ok := schedCPUTime(pid); ok {
+		return d, true
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
@@ -497,6 +591,28 @@ func procCPUTime(pid int) (time.Duration, bool) {
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// schedCPUTime sums the time on a CPU of every thread of a process, from
+// /proc/PID/task/*/schedstat (the first field, in nanoseconds).
+func schedCPUTime(pid int) (time.Duration, bool) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, false
+	}
+	var sum time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(strings.Fields(string(b) + " x")[0], 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		sum += time.Duration(ns)
+	}
+	return sum, true
 }
 
 // tail returns the end of a file, for an error message.
@@ -518,13 +634,13 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 		fmt.Fprint(e.Stdout, ", each sent twice")
 	}
 	fmt.Fprintf(e.Stdout, "; medians of %d run(s)\n\n", runs)
-	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | first reply | accepted | replays refused | RSS after (peak) |")
-	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | CPU / req lockstep | first reply | accepted | replays refused | RSS after (peak) |")
+	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0
 	var floor [4]float64
 	for i, t := range targets {
 		var p [4][]float64 // p50, p90, p99, max in µs, one per run
-		var rate, cpu, first, mem, peak []float64
+		var rate, cpu, cpuLock, first, mem, peak []float64
 		accepted, refused := "", "–"
 		for _, r := range results[i] {
 			if len(r.rtts) > 0 {
@@ -536,6 +652,9 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 			rate = append(rate, r.rate)
 			if r.cpuPerReq > 0 {
 				cpu = append(cpu, micros(r.cpuPerReq))
+			}
+			if r.cpuLockstep > 0 {
+				cpuLock = append(cpuLock, micros(r.cpuLockstep))
 			}
 			first = append(first, float64(r.firstReply)/float64(time.Millisecond))
 			mem = append(mem, float64(r.rssKiB)/1024)
@@ -565,7 +684,7 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 			}
 		}
 		row = append(row, ratio(median(p[0]), floor[0]), ratio(median(p[2]), floor[2]))
-		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
+		row = append(row, fmtRate(median(rate)), fmtCPU(median(cpu)), fmtCPU(median(cpuLock)), fmt.Sprintf("%.1f ms", median(first)), accepted, refused)
 		if mb := median(mem); mb > 0 {
 			row = append(row, fmt.Sprintf("%.0f MiB (peak %.0f)", mb, median(peak)))
 		} else {

@@ -30,8 +30,8 @@ func benchRow(t *testing.T, out, name string) []string {
 	for _, line := range strings.Split(out, "\n") {
 		if strings.HasPrefix(line, "| "+name+" |") {
 			cells := strings.Split(strings.Trim(line, "| "), " | ")
-			if len(cells) != 13 {
-				t.Fatalf("row %q has %d cells, want 13", line, len(cells))
+			if len(cells) != 14 {
+				t.Fatalf("row %q has %d cells, want 14", line, len(cells))
 			}
 			return cells
 		}
@@ -78,17 +78,84 @@ func TestBench(t *testing.T) {
 			}
 			for name, want := range tt.want {
 				row := benchRow(t, stdout.String(), name)
-				if got := [2]string{row[10], row[11]}; got != want {
+				if got := [2]string{row[11], row[12]}; got != want {
 					t.Errorf("%s: accepted, refused = %q, want %q", name, got, want)
 				}
-				if row[1] == "–" || row[7] == "–" || !strings.HasSuffix(row[9], " ms") {
-					t.Errorf("%s: row %q lacks a latency, rate or first reply", name, row)
+				if row[1] == "–" || row[7] == "–" || row[9] == "–" || !strings.HasSuffix(row[10], " ms") {
+					t.Errorf("%s: row %q lacks a latency, rate, lockstep CPU or first reply", name, row)
 				}
 			}
 			if !strings.Contains(stderr.String(), tt.wantErr) {
 				t.Errorf("stderr %q does not contain %q", stderr.String(), tt.wantErr)
 			}
 		})
+	}
+}
+
+// Over n runs each of n targets runs first once, and every run runs each
+// target once.
+func TestRunOrder(t *testing.T) {
+	for n := 1; n <= 5; n++ {
+		firsts := map[int]int{}
+		for r := range n {
+			order := runOrder(r, n)
+			seen := map[int]bool{}
+			for _, i := range order {
+				seen[i] = true
+			}
+			if len(order) != n || len(seen) != n {
+				t.Errorf("run %d of %d targets: order %v", r, n, order)
+			}
+			firsts[order[0]]++
+		}
+		if len(firsts) != n {
+			t.Errorf("%d targets over %d runs: first %v", n, n, firsts)
+		}
+	}
+}
+
+// -write-config writes the configuration a run of -hosts hosts makes, for
+// the daemons a comparison starts, and runs nothing.
+func TestBenchWriteConfig(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	var stderr bytes.Buffer
+	if code := Run(context.Background(), &cli.Env{Stderr: &stderr}, []string{"-hosts", "3", "-write-config", path}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	cfg, err := config.Load(path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Hosts) != 3 {
+		t.Errorf("%d hosts, want 3", len(cfg.Hosts))
+	}
+	for i := range 3 {
+		if _, ok := cfg.Hosts[benchHost(i)]; !ok {
+			t.Errorf("no host %s", benchHost(i))
+		}
+	}
+}
+
+// A fresh configuration of thousands of hosts loads, although it cannot
+// hold their secrets inline (a configuration file is at most 1 MiB, 7,500
+// hosts' inline secrets 1.1 MB): they are credential files ("%d/") in the
+// directory PATH.d.
+func TestBenchManyHosts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	var stderr bytes.Buffer
+	if code := Run(context.Background(), &cli.Env{Stderr: &stderr}, []string{"-hosts", "7500", "-write-config", path}); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	m, err := newMinter(path, config.Options{Credentials: path + ".d"}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.hosts) != 7500 {
+		t.Errorf("%d hosts, want 7500", len(m.hosts))
+	}
+	user, host, tok := m.token(7499)
+	if r := m.v.Check(context.Background(), user, host, tok); !r.OK() {
+		t.Errorf("a token of the last host: %v", r.Reason)
 	}
 }
 

@@ -395,7 +395,7 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 	srv := newProtocolServer(protocol.Auto, h, d.log)
 	srv.MaxLine, srv.MaxFrame = maxDaemonRequest, maxDaemonRequest
 	srv.OnRequestStart, srv.OnRequestRead = g.requestStarted, g.requestRead
-	err := srv.Serve(ctx, g.c, g.c)
+	err := srv.Serve(ctx, g, g.c)
 	switch {
 	case err == nil:
 	case errors.Is(err, os.ErrDeadlineExceeded):
@@ -412,31 +412,56 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 // guardedConn is a daemon connection with its request deadline: a request
 // whose first byte has arrived must arrive whole within timeout, while an
 // idle connection between requests (as relays and the Prosody module keep)
-// stays open. The deadline is a read deadline, set when a request starts
-// and cleared when it is read; once the daemon stops the connection (stop,
-// a deadline in the past), neither touches it again.
+// stays open. The deadline is a read deadline, set lazily: only when the
+// protocol server must read again before the request is whole (Read
+// between requestStarted and requestRead), and cleared when the request
+// is read. A request that arrives in one read, as clients write them,
+// costs no deadline at all: arming and clearing a timer per request made
+// the runtime wake an idle thread twice per request. The deadline then
+// runs from the first wait for the rest of a request, at most the time to
+// answer the requests read before it later than its first byte. Once the
+// daemon stops the connection (stop, a deadline in the past), neither
+// touches it again.
 type guardedConn struct {
 	c       net.Conn
 	timeout time.Duration
+
+	// The serving goroutine's own: no lock.
+	inRequest bool // between requestStarted and requestRead
+	armed     bool // the read deadline is set
 
 	mu       sync.Mutex
 	stopping bool
 }
 
-// requestStarted is the protocol.Server's OnRequestStart.
-func (g *guardedConn) requestStarted() {
-	g.mu.Lock()
-	if !g.stopping {
-		g.c.SetReadDeadline(time.Now().Add(g.timeout))
+// Read reads from the connection, arming the request deadline first if a
+// request has started and this is the first wait for its rest.
+func (g *guardedConn) Read(p []byte) (int, error) {
+	if g.inRequest && !g.armed {
+		g.setDeadline(time.Now().Add(g.timeout))
+		g.armed = true
 	}
-	g.mu.Unlock()
+	return g.c.Read(p)
 }
+
+// requestStarted is the protocol.Server's OnRequestStart.
+func (g *guardedConn) requestStarted() { g.inRequest = true }
 
 // requestRead is the protocol.Server's OnRequestRead.
 func (g *guardedConn) requestRead() {
+	g.inRequest = false
+	if g.armed {
+		g.setDeadline(time.Time{})
+		g.armed = false
+	}
+}
+
+// setDeadline sets the read deadline, unless the daemon has stopped the
+// connection.
+func (g *guardedConn) setDeadline(t time.Time) {
 	g.mu.Lock()
 	if !g.stopping {
-		g.c.SetReadDeadline(time.Time{})
+		g.c.SetReadDeadline(t)
 	}
 	g.mu.Unlock()
 }

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -426,8 +427,9 @@ func TestServeWatchdogProbeAtLimit(t *testing.T) {
 }
 
 // Once the daemon stops a connection, the request hooks leave its
-// deadline in the past: a request read or started afterwards cannot undo
-// the stop and leave a read blocked.
+// deadline in the past: a request read or started afterwards, and the
+// wait for its rest that arms the request deadline, cannot undo the stop
+// and leave a read blocked.
 func TestGuardedConnStopSticks(t *testing.T) {
 	for _, then := range []string{"read", "started", "started read"} {
 		a, b := net.Pipe()
@@ -438,7 +440,7 @@ func TestGuardedConnStopSticks(t *testing.T) {
 			map[string]func(){"read": g.requestRead, "started": g.requestStarted}[hook]()
 		}
 		done := make(chan error, 1)
-		go func() { _, err := a.Read(make([]byte, 1)); done <- err }()
+		go func() { _, err := g.Read(make([]byte, 1)); done <- err }()
 		select {
 		case err := <-done:
 			if !errors.Is(err, os.ErrDeadlineExceeded) || !g.stopped() {
@@ -510,5 +512,77 @@ func TestServeRedisSentinel(t *testing.T) {
 	keys := slices.DeleteFunc(strings.Fields(string(out)), func(k string) bool { return k == "sentinel-test:epoch" })
 	if n := len(keys); n != 1 {
 		t.Errorf("%d records under the prefix on the master, want 1", n)
+	}
+}
+
+// deadlineCounter is a connection that counts the read deadlines set on it.
+type deadlineCounter struct {
+	net.Conn
+	set atomic.Int64
+}
+
+func (c *deadlineCounter) SetReadDeadline(t time.Time) error {
+	c.set.Add(1)
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *deadlineCounter) SetDeadline(t time.Time) error {
+	c.set.Add(1)
+	return c.Conn.SetDeadline(t)
+}
+
+// A request that arrives in one read costs no read deadline: arming and
+// clearing a timer per request wakes the runtime's scheduler twice more
+// per request. Only a request that must be waited for, its first bytes
+// in, arms request_timeout_ms, and then once. Over net.Pipe each write is
+// one read on the other end.
+func TestServeDeadlineOnlyForSplitRequests(t *testing.T) {
+	frame := fixture.Frame("isuser:alice:" + fixture.Host)
+	line := "isuser:alice:" + fixture.Host + "\n"
+	for _, tc := range []struct {
+		name    string
+		mode    protocol.Mode
+		writes  []string // in order
+		replies []int    // replies read after each write
+		want    int64    // read deadlines set
+	}{
+		{"frames each whole", protocol.Ejabberd, []string{frame, frame, frame}, []int{1, 1, 1}, 0},
+		{"lines each whole", protocol.Generic, []string{line, line, line}, []int{1, 1, 1}, 0},
+		{"two frames in one write", protocol.Ejabberd, []string{frame + frame}, []int{2}, 0},
+		// Armed once when the daemon must wait for the rest, cleared once.
+		{"a frame in two writes", protocol.Ejabberd, []string{frame[:5], frame[5:]}, []int{0, 1}, 2},
+		{"a frame's length in two writes", protocol.Ejabberd, []string{frame[:1], frame[1:]}, []int{0, 1}, 2},
+		{"a line in three writes", protocol.Generic, []string{line[:3], line[3:9], line[9:]}, []int{0, 0, 1}, 2},
+		{"a split frame, then whole ones", protocol.Ejabberd, []string{frame[:5], frame[5:], frame, frame}, []int{0, 1, 1, 1}, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, _, _ := startDaemon(t, nil)
+			a, b := net.Pipe()
+			defer b.Close()
+			c := &deadlineCounter{Conn: a}
+			g, _ := d.track(c, false)
+			if g == nil {
+				t.Fatal("connection not admitted")
+			}
+			done := make(chan struct{})
+			go func() { d.serveConn(context.Background(), g, false); close(done) }()
+			b.SetDeadline(time.Now().Add(10 * time.Second))
+			replies := bufio.NewReader(b)
+			for i, w := range tc.writes {
+				if _, err := io.WriteString(b, w); err != nil {
+					t.Fatal(err)
+				}
+				for range tc.replies[i] {
+					if ok, err := protocol.ReadReply(replies, tc.mode); err != nil || !ok {
+						t.Fatalf("write %d: reply %v, %v", i+1, ok, err)
+					}
+				}
+			}
+			b.Close()
+			<-done
+			if n := c.set.Load(); n != tc.want {
+				t.Errorf("%d read deadlines set, want %d", n, tc.want)
+			}
+		})
 	}
 }

@@ -18,17 +18,25 @@ import (
 // HostBlock returns a [hosts."host"] section with a fresh token_secret and
 // otp_seed from crypto/rand.
 func HostBlock(host string) (string, error) {
-	secret := make([]byte, 32) // HMAC-SHA256 key: 256 bits
-	seed := make([]byte, 20)   // TOTP seed: 160 bits, RFC 4226's recommendation
-	if _, err := rand.Read(secret); err != nil {
+	secret, seed, err := NewSecrets()
+	if err != nil {
 		return "", err
 	}
-	if _, err := rand.Read(seed); err != nil {
-		return "", err
+	return fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\nisuser = true\n", host, secret, seed), nil
+}
+
+// NewSecrets returns a fresh token secret and TOTP seed from crypto/rand,
+// encoded as a configuration holds them.
+func NewSecrets() (secret, seed string, err error) {
+	s := make([]byte, 32) // HMAC-SHA256 key: 256 bits
+	o := make([]byte, 20) // TOTP seed: 160 bits, RFC 4226's recommendation
+	if _, err := rand.Read(s); err != nil {
+		return "", "", err
 	}
-	return fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\nisuser = true\n", host,
-		base64.RawURLEncoding.EncodeToString(secret),
-		base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(seed)), nil
+	if _, err := rand.Read(o); err != nil {
+		return "", "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(s), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(o), nil
 }
 
 // RunGenSecrets is `tokenauthd gen-secrets`: it prints HostBlock's section.

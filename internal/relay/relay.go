@@ -87,8 +87,9 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 }
 
 // relay is the protocol.Handler of `tokenauthd connect`: it passes each
-// request on to the daemon over one Unix socket connection, one at a time,
-// and redials whenever that connection fails. The stdin/stdout side (framing,
+// request on to the daemon over one Unix socket connection, one at a time
+// or, when several reached it together, in one batch, and redials
+// whenever that connection fails. The stdin/stdout side (framing,
 // malformed requests, flushing) is protocol.Server's, as for every other
 // serving command; the daemon's side is protocol.Conn's.
 type relay struct {
@@ -100,7 +101,7 @@ type relay struct {
 	connOK bool // the last request went through: log the next failure
 }
 
-var _ protocol.Handler = (*relay)(nil)
+var _ protocol.BatchHandler = (*relay)(nil)
 
 // Answer implements protocol.Handler: it asks the daemon. Only well-formed
 // requests get here, so nothing sent can put the connection out of step.
@@ -108,7 +109,41 @@ var _ protocol.Handler = (*relay)(nil)
 // body; req gives back the request's exact bytes (ParseRequest splits at
 // the first three colons only).
 func (r *relay) Answer(_ context.Context, req protocol.Request) bool {
-	return r.ask(req)
+	return r.ask(req, time.Now().Add(r.timeout))
+}
+
+// AnswerBatch implements protocol.BatchHandler: requests that reached the
+// relay together go to the daemon together, in one write, with one wait
+// for all their replies, within one bound from now. What the batch leaves
+// unanswered (a broken connection, a request refused unsent) is asked one
+// request at a time, as Answer does, by the same deadline.
+func (r *relay) AnswerBatch(_ context.Context, reqs []protocol.Request, oks []bool) {
+	deadline := time.Now().Add(r.timeout)
+	n := 0
+	if len(reqs) > 1 {
+		n = r.tryBatch(reqs, oks, deadline)
+	}
+	for i := n; i < len(reqs); i++ {
+		oks[i] = r.ask(reqs[i], deadline)
+	}
+}
+
+// tryBatch makes one attempt at a batch on the current connection (or a
+// new one) and returns how many requests it answered. A connection out of
+// step is dropped.
+func (r *relay) tryBatch(reqs []protocol.Request, oks []bool, deadline time.Time) int {
+	if err := r.ready(deadline); err != nil {
+		return 0
+	}
+	n, err := r.conn.AskBatch(reqs, oks)
+	if err != nil && r.conn.Err() != nil {
+		r.close()
+	}
+	if n > 0 && !r.connOK {
+		r.log.Info("connected to the daemon", "socket", r.socket)
+		r.connOK = true
+	}
+	return n
 }
 
 // badRequest logs a request answered no without asking the daemon.
@@ -121,8 +156,7 @@ func (r *relay) badRequest(mode protocol.Mode, err error) {
 // connection) is retried on a new connection; past the bound the answer is
 // no, with a log line. A request the client side refuses to send (too
 // large to frame) is answered no at once.
-func (r *relay) ask(req protocol.Request) bool {
-	deadline := time.Now().Add(r.timeout)
+func (r *relay) ask(req protocol.Request, deadline time.Time) bool {
 	backoff := 20 * time.Millisecond
 	var err, cause error // cause: the last error that is not the bound's
 	for {
@@ -165,18 +199,27 @@ func (r *relay) ask(req protocol.Request) bool {
 // reply. A reply that is not exactly yes or no is an error, and the
 // connection is dropped.
 func (r *relay) try(req protocol.Request, deadline time.Time) (bool, error) {
+	if err := r.ready(deadline); err != nil {
+		return false, err
+	}
+	return r.conn.Ask(req)
+}
+
+// ready dials the daemon if need be and bounds the connection's reads and
+// writes by deadline.
+func (r *relay) ready(deadline time.Time) error {
 	if r.conn == nil {
 		c, err := dialRelay(r.socket, deadline)
 		if err != nil {
-			return false, err
+			return err
 		}
 		r.conn = protocol.NewConn(c, protocol.Ejabberd)
 	}
 	if err := r.conn.SetDeadline(deadline); err != nil {
 		r.close()
-		return false, err
+		return err
 	}
-	return r.conn.Ask(req)
+	return nil
 }
 
 // relayConn is the relay's connection to the daemon.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -341,5 +342,72 @@ func TestConnectLogsTheCause(t *testing.T) {
 		}
 		inW.Close()
 		<-done
+	}
+}
+
+// readCounter counts the reads of a stream that returned bytes.
+type readCounter struct {
+	r     io.Reader
+	reads atomic.Int64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.reads.Add(1)
+	}
+	return n, err
+}
+
+// TestConnectForwardsTogether: requests that reach the relay together go
+// to the daemon together, in one write, and their replies come back in
+// order: one wait for the daemon for all of them, not one each. A peer
+// that sends one request at a time, as ejabberd does, is unaffected.
+func TestConnectForwardsTogether(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan *readCounter, 1)
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		rc := &readCounter{r: c}
+		served <- rc
+		// Yes to alice, no to everyone else: the replies' order shows.
+		srv := &protocol.Server{Mode: protocol.Ejabberd, Handler: protocol.HandlerFunc(
+			func(_ context.Context, req protocol.Request) bool { return req.User == "alice" })}
+		srv.Serve(context.Background(), rc, c)
+	}()
+	p := startRelay(t, "-socket", sock)
+	if got := p.askFrame(t, "isuser:alice:"+fixture.Host); string(got) != string(fixture.FrameYes) {
+		t.Fatalf("first request: %x", got)
+	}
+	rc := <-served
+	before := rc.reads.Load()
+	const n = 20
+	var in, want bytes.Buffer
+	for i := range n {
+		user := []string{"alice", "bob"}[i%3/2]
+		in.WriteString(fixture.Frame("isuser:" + user + ":" + fixture.Host))
+		want.Write(map[bool][]byte{true: fixture.FrameYes, false: fixture.FrameNo}[user == "alice"])
+	}
+	if _, err := p.in.Write(in.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, want.Len())
+	if _, err := io.ReadFull(p.out, got); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want.Bytes()) {
+		t.Errorf("replies %x, want %x", got, want.Bytes())
+	}
+	if reads := rc.reads.Load() - before; reads > 2 {
+		t.Errorf("the daemon read %d requests arriving together in %d reads, want 1 (2 at most)", n, reads)
 	}
 }
