@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/hotp"
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 
 	"github.com/tokenauthd/tokenauthd/replay"
 )
