@@ -80,6 +80,7 @@ type fileConfig struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
 	Hosts map[string]hostConfig `toml:"hosts"`
+	HTTP  httpSection           `toml:"http"`
 }
 
 // connectSection is the file's [connect] section, the relay's.
@@ -162,6 +163,8 @@ type Config struct {
 	// MetricsListen is the address of the Prometheus endpoint (serve
 	// only); empty means no metrics.
 	MetricsListen string
+	// HTTP is serve's HTTP API ([http]); nil when off.
+	HTTP *HTTP
 	// fileWarnings are the configuration and secret files every user may
 	// read.
 	fileWarnings []string
@@ -271,6 +274,7 @@ func parse(path string, data []byte, o Options) (*Config, error) {
 	fc.Replay.RedisPrefix = redisstore.DefaultPrefix
 	fc.Replay.RedisTimeoutMS = int(redisstore.DefaultTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
+	fc.HTTP.PerUserPerMinute = DefaultPerUserPerMinute
 
 	if err := CheckNesting(data); err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
@@ -378,6 +382,9 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 			// longest-lived JWT needs.
 			c.Params.MinReplayTTL = max(c.Params.MinReplayTTL, h.JWT.ReplayTTL())
 		}
+	}
+	if err := buildHTTP(c, &fc.HTTP, o); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }
