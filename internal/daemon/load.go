@@ -21,6 +21,8 @@ type serving struct {
 	level  *slog.LevelVar
 	reload <-chan os.Signal
 	stop   func() // undoes the signal handling
+	// onReload, if not nil, is handed each reloaded configuration.
+	onReload func(*config.Config)
 }
 
 // startServing catches SIGHUP (its default action ends the process), then
@@ -55,6 +57,6 @@ func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool
 // ctx ends or the returned function is called. m, if not nil, counts the
 // reloads.
 func (s *serving) reloadOnSignal(ctx context.Context, store replay.Store, h *authHandler, m *metrics) (stop func()) {
-	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg}
+	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg, also: s.onReload}
 	return rl.start(ctx, s.reload)
 }

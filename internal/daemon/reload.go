@@ -24,6 +24,8 @@ type reloader struct {
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, which a reload may change
 	metrics *metrics
+	// also, if not nil, is handed each configuration put in effect.
+	also func(*config.Config)
 
 	mu  sync.Mutex
 	cur *config.Config // the configuration in effect
@@ -62,6 +64,9 @@ func (r *reloader) reload() error {
 		r.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
 	}
 	r.handler.v.Store(v)
+	if r.also != nil {
+		r.also(cfg)
+	}
 	if r.level != nil {
 		r.level.Set(cfg.LogLevel)
 	}
@@ -93,6 +98,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.MetricsListen != cfg.MetricsListen {
 		s = append(s, "metrics.listen")
+	}
+	if httpListen(old) != httpListen(cfg) {
+		s = append(s, "http.listen")
 	}
 	return s
 }

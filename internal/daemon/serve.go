@@ -82,6 +82,14 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 		}
 		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
 	}
+	var stopHTTP func()
+	if sv.onReload, stopHTTP, err = startHTTP(ctx, cfg, d.handler, m, log); err != nil {
+		d.closeListeners()
+		store.Close()
+		log.Error("cannot serve HTTP", "err", err)
+		return 1
+	}
+	defer stopHTTP()
 	defer sv.reloadOnSignal(ctx, store, d.handler, m)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
