@@ -121,7 +121,9 @@ func (e *env) do(method, path, remote string, header map[string][]string, body s
 	return res, m
 }
 
-func bearer(key string) map[string][]string { return map[string][]string{"Authorization": {"Bearer " + key}} }
+func bearer(key string) map[string][]string {
+	return map[string][]string{"Authorization": {"Bearer " + key}}
+}
 
 // TestTokens: POST /v1/tokens, every answer it gives.
 func TestTokens(t *testing.T) {
