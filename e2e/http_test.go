@@ -109,11 +109,18 @@ func httpSection(listen, keyFile string, perMinute int, proxies string) string {
 		"[http.credentials]\nhost = %q\n%s", listen, perMinute, keyFile, fixture.Host, fixture.Host, proxies)
 }
 
-// askDaemon asks the daemon at sock one generic request.
+// askDaemon asks the daemon at sock one generic request for
+// user@fixture.Host.
 func askDaemon(t testing.TB, sock, command, user, token string) bool {
 	t.Helper()
+	return askDaemonHost(t, sock, command, user, fixture.Host, token)
+}
+
+// askDaemonHost asks the daemon at sock one generic request.
+func askDaemonHost(t testing.TB, sock, command, user, host, token string) bool {
+	t.Helper()
 	ok, err := protocol.Query(context.Background(), "unix", sock, protocol.Generic,
-		protocol.Request{Command: command, User: user, Server: fixture.Host, Password: token})
+		protocol.Request{Command: command, User: user, Server: host, Password: token})
 	if err != nil {
 		t.Fatal(err)
 	}
