@@ -43,7 +43,9 @@ func newAPIClient(addr, from string) *apiClient {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from)}
 	}
 	return &apiClient{base: "http://" + addr, c: &http.Client{Timeout: 10 * time.Second,
-		Transport: &http.Transport{DialContext: d.DialContext}}}
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", addr)
+		}}}}
 }
 
 // unixAPIClient asks the API on a Unix socket.

@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -266,6 +267,7 @@ func startWebApp(t testing.TB, dist string, upstream http.RoundTripper, xmpp map
 			t.Fatal(err)
 		}
 		rp := httputil.NewSingleHostReverseProxy(u)
+		rp.ErrorLog = log.New(fixture.Writer(t), "site's proxy: ", 0)
 		director := rp.Director
 		rp.Director = func(r *http.Request) {
 			director(r)
@@ -448,4 +450,56 @@ func TestWebchatProsody(t *testing.T) {
 		t.Errorf("%d of the %d passwords handed out were used, want at least 3 (WebSocket, after the restart, BOSH)", len(used), len(app.handedOut()))
 	}
 	replaysRefused(t, jid, p.port, used)
+}
+
+// TestWebchatEjabberd: Converse.js in Chromium, its credentials from the
+// daemon's HTTP API on loopback TCP, asked by the site's login proxy from
+// a trusted address, logs in to ejabberd over WebSocket through the relay,
+// and reconnects with a new token when ejabberd restarts; nothing is
+// refused, and each token it used is refused to another client.
+func TestWebchatEjabberd(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython, "python:slixmpp")
+	dist := converseDist(t)
+	b := startBrowser(t)
+	dir := ejabberdDir(t)
+	sock := filepath.Join(dir, "run", "d.sock")
+	api := fmt.Sprintf("127.0.0.1:%d", fixture.FreePort(t))
+	cfg := fixture.WriteFile(t, filepath.Join(t.TempDir(), "config.toml"), e2eConfig()+"[daemon]\nsocket_group = \"ejabberd\"\n"+
+		fmt.Sprintf("[http]\nlisten = %q\n[http.credentials]\nhost = \"localhost\"\ntrusted_proxies = [\"%s\"]\n", api, apiProxy))
+	d := startServe(t, cfg, sock)
+	relay, relayLog := stageBinary(t, dir), filepath.Join(dir, "relay.log")
+	chownEjabberd(t, dir)
+	wsPort := fixture.FreePort(t)
+	prog := fmt.Sprintf("%s connect -protocol ejabberd -socket %s 2>>%s", relay, sock, relayLog)
+	e := writeEjabberd(t, prog, 1, fmt.Sprintf("  -\n    port: %d\n    ip: \"127.0.0.1\"\n    module: ejabberd_http\n    request_handlers:\n      /xmpp-websocket: ejabberd_http_ws", wsPort))
+	port := runEjabberd(t, e, prog)
+	app := startWebApp(t, dist, newAPIClient(api, apiProxy).c.Transport,
+		map[string]string{"/xmpp-websocket": fmt.Sprintf("http://127.0.0.1:%d", wsPort)})
+	const jid = "alice@localhost"
+	ejabberdLog := func() string { return readFile(t, filepath.Join(e.dir, "logs", "ejabberd.log")) }
+
+	b.ask(t, "open "+app.url+"/chat?transport=websocket")
+	ev := b.waitEvents(t, "login over WebSocket", func(ev []pageEvent) bool { return count(ev, "connected") > 0 })
+	if !strings.HasPrefix(ev[0].JID, jid+"/") {
+		t.Errorf("the page is connected as %q, want %s/...", ev[0].JID, jid)
+	}
+	fixture.WaitFor(t, "ejabberd's log of the login", func() bool {
+		return strings.Contains(ejabberdLog(), "authentication for "+jid)
+	})
+	// ejabberd restarted: Converse.js reconnects with a new token.
+	if out, err := e.ctl(peers.Get(t), "restart").CombinedOutput(); err != nil {
+		t.Fatalf("ejabberdctl restart: %v\n%s", err, out)
+	}
+	b.waitEvents(t, "reconnection after ejabberd's restart", func(ev []pageEvent) bool {
+		return count(ev, "reconnected") > 0 || count(ev, "connected") > 1
+	})
+	if strings.Contains(d.log(), "reason=") {
+		t.Errorf("the daemon refused a login:\n%s", d.log())
+	}
+	used := usedPasswords(t, sock, "alice", app.handedOut())
+	t.Logf("%d passwords handed out, %d used", len(app.handedOut()), len(used))
+	if len(used) < 2 {
+		t.Errorf("%d of the %d passwords handed out were used, want at least 2 (WebSocket, after the restart)", len(used), len(app.handedOut()))
+	}
+	replaysRefused(t, jid, port, used)
 }
