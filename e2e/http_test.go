@@ -168,6 +168,9 @@ func TestServeHTTPAPI(t *testing.T) {
 		{"untrusted peer", func() (int, map[string]string) { return other.credentials(t, "bob") }, 403, ""},
 		{"no user", func() (int, map[string]string) { return proxy.credentials(t, "") }, 401, ""},
 		{"bad user", func() (int, map[string]string) { return proxy.credentials(t, "bob@example.org") }, 400, ""},
+		// A client's header and the proxy's folded into one line, as a
+		// proxy that merges repeated headers does: not a name to trust.
+		{"merged header", func() (int, map[string]string) { return proxy.credentials(t, "mallory,bob") }, 400, ""},
 		{"get tokens", func() (int, map[string]string) { return app.do(t, "GET", "/v1/tokens", nil, "") }, 405, ""},
 		{"unknown", func() (int, map[string]string) { return app.do(t, "GET", "/", nil, "") }, 404, ""},
 		// Alice's third and fourth token this minute, then the limit.
