@@ -173,8 +173,10 @@ func (s *Server) credentials(r *http.Request, st *state) answer {
 	case len(values) > 1:
 		return refuse(http.StatusBadRequest, "two_users", "the user header is given more than once")
 	}
+	// A comma is a list in a header: a client's value and the proxy's
+	// merged into one line. Such a name is not the proxy's alone.
 	user, ok := foldLocal(values[0])
-	if !ok {
+	if !ok || strings.Contains(user, ",") {
 		return refuse(http.StatusBadRequest, "bad_user", "the user is not a local part a server takes")
 	}
 	tok, _, a, ok := s.mint(st, user, c.Host)

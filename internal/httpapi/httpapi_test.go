@@ -247,6 +247,7 @@ func TestCredentials(t *testing.T) {
 		// A proxy that appended the client's header instead of
 		// overwriting it: which one is the user is not for us to guess.
 		{"two headers", "GET", proxy, user("mallory", "alice"), 400, ""},
+		{"merged headers", "GET", proxy, user("mallory,alice"), 400, ""},
 		{"jid as user", "GET", proxy, user("alice@example.org"), 400, ""},
 		{"space", "GET", proxy, user("alice smith"), 400, ""},
 		{"non-ascii", "GET", proxy, user("ålice"), 400, ""},
