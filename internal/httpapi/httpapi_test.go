@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -448,5 +449,26 @@ func TestServe(t *testing.T) {
 	stop()
 	if _, err := c.Do(req); err == nil {
 		t.Error("the API still answers after it stopped")
+	}
+}
+
+// brokenMinter fails every mint.
+type brokenMinter struct{ Minter }
+
+func (brokenMinter) Mint(user, host string, at time.Time, nonce string) (string, error) {
+	return "", errors.New("verifier: no such host")
+}
+
+// TestMintFails: a minter that fails gives 500 and no token, and nothing
+// is counted as minted.
+func TestMintFails(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.s.o.Minter = func() Minter { return brokenMinter{e.v} }
+	res, m := e.do("POST", "/v1/tokens", "127.0.0.1:1", bearer(keyA), `{"jid":"alice@example.org"}`)
+	if res.StatusCode != 500 || m["token"] != "" || m["error"] == "" {
+		t.Errorf("%d %v, want 500 and an error", res.StatusCode, m)
+	}
+	if n := testutil.ToFloat64(e.s.metrics.mints); n != 0 {
+		t.Errorf("tokenauthd_tokens_minted_total = %v, want 0", n)
 	}
 }
