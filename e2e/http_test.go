@@ -146,6 +146,54 @@ func TestServeHTTPAPI(t *testing.T) {
 	fixture.WaitPort(t, port, 10*time.Second)
 	app, proxy, other := newAPIClient(addr, ""), newAPIClient(addr, apiProxy), newAPIClient(addr, "127.0.0.1")
 
+	tokens := apiStatuses(t, app, proxy, other)
+	// Each minted token logs in once, through the daemon's socket.
+	for i, tok := range tokens {
+		user := "alice"
+		if i == 2 {
+			user = "bob"
+		}
+		if !askDaemon(t, sock, protocol.CmdAuth, user, tok) {
+			t.Errorf("token %d is refused by the daemon", i)
+		}
+		if askDaemon(t, sock, protocol.CmdAuth, user, tok) {
+			t.Errorf("token %d is accepted twice", i)
+		}
+	}
+	checkAPIMetrics(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	// SIGHUP re-reads the key file: the old key is refused, the new one
+	// mints.
+	fixture.WriteFile(t, keyFile, apiKeyNew+"\n")
+	p.hup(t)
+	if code, _ := app.mint(t, apiKey, "carol@example.org"); code != 401 {
+		t.Errorf("the old key after a reload: %d, want 401", code)
+	}
+	if code, _ := app.mint(t, apiKeyNew, "carol@example.org"); code != 200 {
+		t.Errorf("the new key after a reload: %d, want 200", code)
+	}
+	log := p.log()
+	if n := strings.Count(log, "http: token minted"); n != 6 {
+		t.Errorf("%d mints logged, want 6:\n%s", n, log)
+	}
+	for _, secret := range append(tokens, apiKey, apiKeyNew) {
+		if _, sig, _ := strings.Cut(secret, " "); strings.Contains(log, secret) || sig != "" && strings.Contains(log, sig) {
+			t.Errorf("the log holds a token or a key:\n%s", log)
+		}
+	}
+	if code := p.signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("serve exited %d on SIGTERM, want 0", code)
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Error("the HTTP API still listens after the daemon stopped")
+	}
+}
+
+// apiStatuses asks the API each of its answers, as an application (app),
+// the trusted proxy and another local address, and returns the tokens
+// minted: alice's 4 (the limit) and bob's, in order.
+func apiStatuses(t *testing.T, app, proxy, other *apiClient) []string {
+	t.Helper()
 	var tokens []string
 	for _, tt := range []struct {
 		name string
@@ -186,20 +234,14 @@ func TestServeHTTPAPI(t *testing.T) {
 			tokens = append(tokens, tok)
 		}
 	}
-	// Each minted token logs in once, through the daemon's socket.
-	for i, tok := range tokens {
-		user := "alice"
-		if i == 2 {
-			user = "bob"
-		}
-		if !askDaemon(t, sock, protocol.CmdAuth, user, tok) {
-			t.Errorf("token %d is refused by the daemon", i)
-		}
-		if askDaemon(t, sock, protocol.CmdAuth, user, tok) {
-			t.Errorf("token %d is accepted twice", i)
-		}
-	}
-	m := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metricsPort))
+	return tokens
+}
+
+// checkAPIMetrics checks the counts TestServeHTTPAPI's requests leave in
+// /metrics at url.
+func checkAPIMetrics(t *testing.T, url string) {
+	t.Helper()
+	m := scrape(t, url)
 	for series, want := range map[string]float64{
 		`tokenauthd_tokens_minted_total`:                                           5,
 		`tokenauthd_http_requests_total{code="200",endpoint="tokens"}`:             3,
@@ -212,32 +254,6 @@ func TestServeHTTPAPI(t *testing.T) {
 		if m[series] != want {
 			t.Errorf("%s = %v, want %v", series, m[series], want)
 		}
-	}
-	// SIGHUP re-reads the key file: the old key is refused, the new one
-	// mints.
-	fixture.WriteFile(t, keyFile, apiKeyNew+"\n")
-	p.hup(t)
-	if code, _ := app.mint(t, apiKey, "carol@example.org"); code != 401 {
-		t.Errorf("the old key after a reload: %d, want 401", code)
-	}
-	if code, _ := app.mint(t, apiKeyNew, "carol@example.org"); code != 200 {
-		t.Errorf("the new key after a reload: %d, want 200", code)
-	}
-	log := p.log()
-	if n := strings.Count(log, "http: token minted"); n != 6 {
-		t.Errorf("%d mints logged, want 6:\n%s", n, log)
-	}
-	for _, secret := range append(tokens, apiKey, apiKeyNew) {
-		if _, sig, _ := strings.Cut(secret, " "); strings.Contains(log, secret) || sig != "" && strings.Contains(log, sig) {
-			t.Errorf("the log holds a token or a key:\n%s", log)
-		}
-	}
-	if code := p.signal(t, syscall.SIGTERM); code != 0 {
-		t.Errorf("serve exited %d on SIGTERM, want 0", code)
-	}
-	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-		c.Close()
-		t.Error("the HTTP API still listens after the daemon stopped")
 	}
 }
 
