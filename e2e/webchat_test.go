@@ -438,6 +438,11 @@ func TestWebchatProsody(t *testing.T) {
 	b.ask(t, "open "+app.url+"/chat?transport=bosh")
 	b.waitEvents(t, "login over BOSH", func(ev []pageEvent) bool { return count(ev, "connected") > 0 })
 	p.alive(t)
+	// Prosody saw each of the three logins: the first, after its restart,
+	// over BOSH.
+	fixture.WaitFor(t, "Prosody's log of three logins", func() bool {
+		return strings.Count(readFile(t, p.log), "Authenticated as "+jid) >= 3
+	})
 
 	// Nothing was refused: every login Converse.js tried was its first
 	// use of a fresh token.
@@ -492,6 +497,9 @@ func TestWebchatEjabberd(t *testing.T) {
 	}
 	b.waitEvents(t, "reconnection after ejabberd's restart", func(ev []pageEvent) bool {
 		return count(ev, "reconnected") > 0 || count(ev, "connected") > 1
+	})
+	fixture.WaitFor(t, "ejabberd's log of the second login", func() bool {
+		return strings.Count(ejabberdLog(), "authentication for "+jid) >= 2
 	})
 	if strings.Contains(d.log(), "reason=") {
 		t.Errorf("the daemon refused a login:\n%s", d.log())
