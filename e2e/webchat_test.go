@@ -266,12 +266,12 @@ func startWebApp(t testing.TB, dist string, upstream http.RoundTripper, xmpp map
 		if err != nil {
 			t.Fatal(err)
 		}
-		rp := httputil.NewSingleHostReverseProxy(u)
-		rp.ErrorLog = log.New(fixture.Writer(t), "site's proxy: ", 0)
-		director := rp.Director
-		rp.Director = func(r *http.Request) {
-			director(r)
-			r.Header.Del("Origin") // the site's own origin, as the XMPP server sees it
+		rp := &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(u)
+				r.Out.Header.Del("Origin") // the site's own origin, as the XMPP server sees it
+			},
+			ErrorLog: log.New(fixture.Writer(t), "site's proxy: ", 0),
 		}
 		mux.Handle(path, rp)
 	}
