@@ -269,7 +269,7 @@ func startWebApp(t testing.TB, dist string, upstream http.RoundTripper, xmpp map
 		rp := &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.SetURL(u)
-				r.Out.Header.Del("Origin") // the site's own origin, as the XMPP server sees it
+				r.SetXForwarded()
 			},
 			ErrorLog: log.New(fixture.Writer(t), "site's proxy: ", 0),
 		}
@@ -375,8 +375,6 @@ http_interfaces = { "127.0.0.1" }
 https_ports = { }
 consider_websocket_secure = true
 consider_bosh_secure = true
-cross_domain_websocket = true
-cross_domain_bosh = true
 VirtualHost`, httpPort), 1)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
