@@ -6,6 +6,7 @@
 package config
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -109,13 +110,20 @@ type hostConfig struct {
 // jwtSection is a host's [hosts."h".jwt] section. Its names are a
 // contract with admins.
 type jwtSection struct {
-	KeysFile    string   `toml:"keys_file"`
-	Algorithms  []string `toml:"algorithms"`
-	JIDClaim    *string  `toml:"jid_claim"`
-	Issuer      string   `toml:"issuer"`
-	Audience    string   `toml:"audience"`
-	MaxLifetime *int     `toml:"max_lifetime"`
-	Leeway      *int     `toml:"leeway"`
+	KeysFile string `toml:"keys_file"`
+	// Keys fetched from an identity provider: at keys_url, or at the
+	// jwks_uri of the issuer's discovery document.
+	KeysURL      string   `toml:"keys_url"`
+	Discovery    bool     `toml:"discovery"`
+	KeysCAFile   string   `toml:"keys_ca_file"`
+	KeysMaxStale *int     `toml:"keys_max_stale"`
+	UserClaim    *string  `toml:"user_claim"`
+	Algorithms   []string `toml:"algorithms"`
+	JIDClaim     *string  `toml:"jid_claim"`
+	Issuer       string   `toml:"issuer"`
+	Audience     string   `toml:"audience"`
+	MaxLifetime  *int     `toml:"max_lifetime"`
+	Leeway       *int     `toml:"leeway"`
 }
 
 // maxOld bounds old_token_secrets and old_otp_seeds: each one costs an HMAC
@@ -133,6 +141,11 @@ type Config struct {
 	Params   verifier.Params
 	Capacity int
 	Hosts    map[string]verifier.Host
+	// FetchedKeys are, by host, the settings of the hosts whose JWT keys
+	// are fetched from an identity provider: their Hosts[h].JWT has no
+	// KeySet, and needs a key source (verifier.JWT.Keys) to make a
+	// verifier.
+	FetchedKeys map[string]FetchedKeys
 	// Socket is the Unix socket serve listens on and connect dials.
 	Socket string
 	// SocketGroup, if set, is the group serve gives its socket to.
@@ -319,7 +332,8 @@ func tomlError(path string, err error) error {
 }
 
 func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
-	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
+	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{},
+		FetchedKeys: map[string]FetchedKeys{}}
 	if err := buildDaemonConfig(c, fc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -368,11 +382,14 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
-		h, err := buildHost(name, fc.Hosts[name], &c.fileWarnings, o)
+		h, fetched, err := buildHost(name, fc.Hosts[name], &c.fileWarnings, o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		c.Hosts[name] = h
+		if fetched != nil {
+			c.FetchedKeys[name] = *fetched
+		}
 		if h.JWT != nil {
 			// The replay store keeps every record as long as the
 			// longest-lived JWT needs.
@@ -386,35 +403,37 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 // adding to warnings what weakens them. A host needs token_secret and
 // otp_seed, or a jwt section, or both. Its errors name the key, never a
 // secret.
-func buildHost(name string, hc hostConfig, warnings *[]string, o Options) (verifier.Host, error) {
+// A host whose JWT keys are fetched also has its FetchedKeys.
+func buildHost(name string, hc hostConfig, warnings *[]string, o Options) (verifier.Host, *FetchedKeys, error) {
 	key := fmt.Sprintf("hosts.%q", name)
 	if err := verifier.ValidateHostName(name); err != nil {
-		return verifier.Host{}, fmt.Errorf("%s: %s", key, verifier.Detail(err))
+		return verifier.Host{}, nil, fmt.Errorf("%s: %s", key, verifier.Detail(err))
 	}
 	h := verifier.Host{IsUser: true}
 	if hc.IsUser != nil {
 		h.IsUser = *hc.IsUser
 	}
+	var fetched *FetchedKeys
 	if hc.JWT != nil {
-		j, warning, err := buildJWT(key+".jwt", hc.JWT, o)
+		j, f, warning, err := buildJWT(key+".jwt", hc.JWT, o)
 		if err != nil {
-			return verifier.Host{}, err
+			return verifier.Host{}, nil, err
 		}
 		if warning != "" {
 			*warnings = append(*warnings, warning)
 		}
-		h.JWT = j
+		h.JWT, fetched = j, f
 		if !hasTokenKeys(hc) {
-			return h, nil // JWTs only
+			return h, fetched, nil // JWTs only
 		}
 	}
 	if err := buildTokenKeys(key, hc, &h, o); err != nil {
 		if hc.JWT == nil && !hasTokenKeys(hc) {
-			return verifier.Host{}, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
+			return verifier.Host{}, nil, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
 		}
-		return verifier.Host{}, err
+		return verifier.Host{}, nil, err
 	}
-	return h, nil
+	return h, fetched, nil
 }
 
 // hasTokenKeys reports whether a host section sets any of the token keys.
@@ -513,10 +532,36 @@ func NewVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
 	return verifier.New(c.VerifierConfig(store))
 }
 
-// VerifierConfig is what NewVerifier makes a verifier of.
+// VerifierConfig is what NewVerifier makes a verifier of. A host whose
+// keys are fetched, and that has no key source yet (verifier.JWT.Keys),
+// gets one that never has keys: commands that fetch nothing refuse its
+// JWTs (keys_unavailable).
 func (c *Config) VerifierConfig(store replay.Store) verifier.Config {
-	return verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store}
+	hosts, cloned := c.Hosts, false
+	for name := range c.FetchedKeys {
+		h, ok := hosts[name]
+		if !ok || h.JWT == nil || h.JWT.Keys != nil {
+			continue
+		}
+		if !cloned {
+			hosts, cloned = maps.Clone(c.Hosts), true
+		}
+		j := *h.JWT
+		j.Keys = notFetched{}
+		h.JWT = &j
+		hosts[name] = h
+	}
+	return verifier.Config{Params: c.Params, Hosts: hosts, Store: store}
 }
+
+// notFetched is the key source of a host whose keys no one fetches.
+type notFetched struct{}
+
+func (notFetched) KeySet(context.Context) (*verifier.KeySet, error) {
+	return nil, errors.New("this command does not fetch keys from the provider")
+}
+
+func (notFetched) Refresh(_ context.Context, s *verifier.KeySet) *verifier.KeySet { return s }
 
 // SocketPath validates a Unix socket path: absolute, and short enough for
 // sockaddr_un.

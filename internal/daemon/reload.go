@@ -24,6 +24,7 @@ type reloader struct {
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, which a reload may change
 	metrics *metrics
+	keys    *keySources // the fetchers of JWT keys, kept while a host's URL does not change
 
 	mu  sync.Mutex
 	cur *config.Config // the configuration in effect
@@ -54,7 +55,7 @@ func (r *reloader) reload() error {
 	if cfg.Params != r.cur.Params {
 		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
 	}
-	v, err := config.NewVerifier(cfg, r.store)
+	v, err := r.keys.verifier(cfg, r.store)
 	if err != nil {
 		return err
 	}

@@ -62,7 +62,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	}
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
-	d, err := New(cfg, log, store)
+	d, err := newDaemon(cfg, log, store, sv.keys)
 	if err != nil {
 		store.Close()
 		log.Error("cannot start", "err", err)
@@ -104,6 +104,7 @@ type Daemon struct {
 	log       *slog.Logger
 	handler   *authHandler
 	store     replay.Store
+	keys      *keySources
 	listeners []net.Listener
 	// notify sends a state to the service manager (sd_notify). It is a
 	// no-op when not run by systemd.
@@ -121,7 +122,12 @@ type Daemon struct {
 // the service manager is told the daemon is ready. Run closes the store;
 // if New fails, the caller does.
 func New(cfg *config.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
-	v, err := config.NewVerifier(cfg, store)
+	return newDaemon(cfg, log, store, newKeySources(log))
+}
+
+// newDaemon is New with the fetchers of JWT keys of the serving process.
+func newDaemon(cfg *config.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
+	v, err := keys.verifier(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +136,7 @@ func New(cfg *config.Config, log *slog.Logger, store replay.Store) (*Daemon, err
 		log:     log,
 		handler: newAuthHandler(v, log),
 		store:   store,
+		keys:    keys,
 		conns:   map[*guardedConn]struct{}{},
 		probes:  map[string]struct{}{},
 		notify: func(state string) {
@@ -314,6 +321,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Unlock()
 		<-drained
 	}
+	d.keys.close()
 	if err := d.store.Close(); err != nil {
 		return fmt.Errorf("closing the replay store: %w", err)
 	}
