@@ -311,6 +311,7 @@ func TestRoomRules(t *testing.T) {
 		{"/internal/relay", []string{"/verifier", "/replay", "/internal/daemon"}},
 		{"/internal/doctor", []string{"/internal/daemon", "/internal/relay", "/internal/bench", "/internal/explain"}},
 		{"/internal/access", []string{"/internal/config", "/verifier", "/protocol"}},
+		{"/internal/jwks", []string{"/internal/config", "/internal/daemon", "/protocol", "/replay"}},
 	}
 	for _, r := range never {
 		d, ok := deps[r.room]
