@@ -217,6 +217,11 @@ func (f *Fetcher) Status() Status {
 func (f *Fetcher) start() chan struct{} {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return f.startLocked()
+}
+
+// startLocked is start, f.mu held.
+func (f *Fetcher) startLocked() chan struct{} {
 	if f.inflight != nil {
 		return f.inflight
 	}
@@ -336,8 +341,11 @@ func (f *Fetcher) Refresh(ctx context.Context, set *verifier.KeySet) *verifier.K
 		defer f.mu.Unlock()
 		return set
 	}
+	// Under the same lock as the check: two requests never start two
+	// fetches within MinRefetch.
+	done := f.startLocked()
 	f.mu.Unlock()
-	wait(ctx, f.start())
+	wait(ctx, done)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.set == nil || f.now().Sub(f.fetched) > f.maxStale {

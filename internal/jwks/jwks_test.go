@@ -402,3 +402,30 @@ func TestPool(t *testing.T) {
 }
 
 func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// Many JWTs of an unknown kid at once: one fetch between them, whatever
+// their order.
+func TestRefreshConcurrent(t *testing.T) {
+	p := newProvider(t)
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	f := newFetcher(t, p, c, Spec{})
+	ctx := context.Background()
+	if err := f.FetchOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	set, _ := f.KeySet(ctx)
+	p.set(func(p *provider) { p.kids = []string{"k1", "k2"} })
+	c.add(MinRefetch)
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if got := f.Refresh(ctx, set); len(got.Kids()) != 2 {
+				t.Errorf("refresh: kids %v", got.Kids())
+			}
+		})
+	}
+	wg.Wait()
+	if n := p.jwks.Load(); n != 2 {
+		t.Errorf("%d fetches, want 2: the first and one refresh", n)
+	}
+}
