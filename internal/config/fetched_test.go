@@ -36,6 +36,9 @@ func TestJWTFetchedKeys(t *testing.T) {
 			[]string{`hosts."example.org".jwt.keys_url: http:// to idp.example: plain HTTP only to a loopback address`}},
 		{"issuer over plain HTTP", section("discovery = true", `issuer = "http://10.1.2.3/realm"`), nil,
 			[]string{`hosts."example.org".jwt.issuer: with discovery, http:// to 10.1.2.3`}},
+		// OpenID Connect Discovery §2: an issuer has no query or fragment.
+		{"issuer with a query", section("discovery = true", `issuer = "https://idp.example/realm?v=2"`), nil,
+			[]string{`hosts."example.org".jwt.issuer: with discovery`, "query"}},
 		{"keys_url not a URL", section(`keys_url = "idp.example/jwks"`), nil, []string{"keys_url", "scheme"}},
 		{"keys_file and keys_url", section(url, `keys_file = "`+good+`"`), nil, []string{"alternatives: set one"}},
 		{"keys_url and discovery", section(url, "discovery = true", issuer), nil, []string{"alternatives: set one"}},
