@@ -144,7 +144,7 @@ func buildFetchedKeys(key string, js *jwtSection) (*FetchedKeys, error) {
 		if js.Issuer == "" {
 			return nil, fmt.Errorf("%s: discovery = true needs issuer: the provider's issuer URL, whose discovery document names the keys", key)
 		}
-		if err := jwks.CheckURL(js.Issuer); err != nil {
+		if err := jwks.CheckIssuer(js.Issuer); err != nil {
 			return nil, fmt.Errorf("%s.issuer: with discovery, %w", key, err)
 		}
 	} else if err := jwks.CheckURL(js.KeysURL); err != nil {

@@ -96,7 +96,7 @@ type Options struct {
 // file; its errors are the configuration's.
 func New(spec Spec, o Options) (*Fetcher, error) {
 	if spec.Discovery {
-		if err := CheckURL(spec.Issuer); err != nil {
+		if err := CheckIssuer(spec.Issuer); err != nil {
 			return nil, fmt.Errorf("issuer: %w", err)
 		}
 	} else if err := CheckURL(spec.URL); err != nil {

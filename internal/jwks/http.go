@@ -52,6 +52,19 @@ func CheckURL(u string) error {
 	return nil
 }
 
+// CheckIssuer reports whether u may be a discovery issuer: CheckURL's
+// rules, and no query (OpenID Connect Discovery 1.0 §2: the discovery
+// document's URL is the issuer followed by a path).
+func CheckIssuer(u string) error {
+	if err := CheckURL(u); err != nil {
+		return err
+	}
+	if strings.Contains(u, "?") {
+		return fmt.Errorf("an issuer has no query (OpenID Connect Discovery)")
+	}
+	return nil
+}
+
 // isLoopback reports whether host is a loopback IP literal or localhost.
 func isLoopback(host string) bool {
 	if strings.EqualFold(host, "localhost") {
