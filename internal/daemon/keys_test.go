@@ -91,3 +91,23 @@ func TestCheckConfigFetchesKeys(t *testing.T) {
 		t.Errorf("check-config, the provider down: exit %d:\n%s", code, out)
 	}
 }
+
+// TestKeysUnavailableWarns: a JWT refused because the host has no key set
+// it may use is logged at warn level, as a store that cannot answer is:
+// every JWT of the host is being refused.
+func TestKeysUnavailableWarns(t *testing.T) {
+	dir := t.TempDir()
+	key := fixture.NewJWTKey(t, dir, "idp-1")
+	ks := newKeyServer(t, key.Set)
+	ks.down.Store(true)
+	path := fixture.ConfigPath(t)
+	fixture.WriteFile(t, path, "[hosts.\"a.example\".jwt]\nkeys_url = \""+ks.srv.URL+"/jwks\"\n")
+	s := startSession(t, path)
+	if s.auth("alice", "a.example", key.Mint(t, "alice", "a.example")) {
+		t.Fatal("a JWT accepted with no key set")
+	}
+	fixture.WaitFor(t, "the refusal's log line", func() bool { return strings.Contains(s.stderr.String(), "reason=keys_unavailable") })
+	if !strings.Contains(s.stderr.String(), "level=WARN msg=refused reason=keys_unavailable") {
+		t.Errorf("the refusal is not logged at warn level:\n%s", s.stderr)
+	}
+}
