@@ -429,3 +429,16 @@ func TestRefreshConcurrent(t *testing.T) {
 		t.Errorf("%d fetches, want 2: the first and one refresh", n)
 	}
 }
+
+// A JWT right after Start waits for the first fetch, which Start has
+// begun before it returns: it is not refused for a fetch not yet begun.
+func TestStartFetchesBeforeReturning(t *testing.T) {
+	p := newProvider(t)
+	for i := range 20 {
+		f := newFetcher(t, p, &clock{t: time.Unix(1_700_000_000, 0)}, Spec{})
+		f.Start()
+		if s, err := f.KeySet(context.Background()); err != nil || s == nil {
+			t.Fatalf("try %d: KeySet right after Start: %v", i, err)
+		}
+	}
+}
