@@ -136,9 +136,10 @@ func plainHTTP(s Spec) bool {
 }
 
 // Start fetches now and then as the refresh rules say, in the background,
-// until Stop.
+// until Stop. The first fetch is under way when it returns: a JWT that
+// comes right after waits for it (KeySet).
 func (f *Fetcher) Start() {
-	go f.loop()
+	go f.loop(f.start())
 }
 
 // Stop ends the background fetches. The set stays readable.
@@ -154,29 +155,28 @@ func (f *Fetcher) setMaxStale(d time.Duration) {
 	f.mu.Unlock()
 }
 
-// loop fetches when due, or when kicked, until Stop.
-func (f *Fetcher) loop() {
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+// loop waits for the fetch under way (done), then fetches when due, or
+// when kicked, until Stop.
+func (f *Fetcher) loop(done chan struct{}) {
 	for {
 		select {
+		case <-done:
 		case <-f.ctx.Done():
 			return
-		case <-timer.C:
-		case <-f.kick:
-		}
-		if done := f.start(); done != nil {
-			select {
-			case <-done:
-			case <-f.ctx.Done():
-				return
-			}
 		}
 		f.mu.Lock()
 		wait := f.next.Sub(f.now())
 		f.mu.Unlock()
-		timer.Stop()
-		timer.Reset(max(wait, 0))
+		timer := time.NewTimer(max(wait, 0))
+		select {
+		case <-f.ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		case <-f.kick:
+			timer.Stop()
+		}
+		done = f.start()
 	}
 }
 
