@@ -1,5 +1,7 @@
 // Package verifier checks mod_auth_token login tokens, and single-use JSON
-// Web Tokens (jwt.go).
+// Web Tokens (jwt.go), whose keys come from a JWK Set or, when an
+// identity provider's keys are fetched, from a KeySource it only asks
+// (keyset.go).
 //
 // A token for user@host is
 //
