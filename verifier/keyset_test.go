@@ -14,6 +14,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -57,11 +58,11 @@ func fetchedJWT(src KeySource) *JWT {
 // from src.
 func newFetchedTest(t testing.TB, j *JWT) *Verifier {
 	t.Helper()
-	c := &clock{time.Unix(jwtNow, 0)}
+	c := testclock.New(time.Unix(jwtNow, 0))
 	p := DefaultParams()
 	p.MinReplayTTL = j.ReplayTTL()
 	v, err := New(Config{Params: p, Hosts: map[string]Host{"example.org": {JWT: j}},
-		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 100, TTL: p.ReplayTTL(), Now: c.now}), Now: c.now})
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 100, TTL: p.ReplayTTL(), Now: c.Now}), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
-	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -34,20 +34,20 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	// checks them.
 	o := cfgFlag.Options(e)
 	o.Owner = &a.UID
-	cfg, err := config.Load(path, o)
+	cfg, err := loadConfig(path, o)
 	var fetched []string
 	if err == nil {
 		fetched, err = fetchKeysOnce(ctx, cfg)
 	}
 	if err == nil {
-		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+		_, err = cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
 		return 1
 	}
 	failed := false
-	for _, f := range preflight(cfg, a) {
+	for _, f := range preflight(cfg.Config, a) {
 		kind := "warning"
 		if f.err {
 			kind, failed = "error", true
@@ -57,16 +57,17 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	if failed {
 		return 1
 	}
-	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Mode)
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
 	for _, line := range fetched {
 		fmt.Fprintf(e.Stdout, "%s: %s\n", path, line)
 	}
-	names := slices.Sorted(maps.Keys(cfg.Hosts))
+	checkRedis(ctx, e.Stdout, path, cfg.Config)
+	names := slices.Sorted(maps.Keys(cfg.Verifier.Hosts))
 	for _, n := range names {
-		h := cfg.Hosts[n]
+		h := cfg.Verifier.Hosts[n]
 		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
 			fmt.Fprintf(e.Stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
 		}
@@ -79,10 +80,10 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 // line per host: a note with the keys fetched, or a warning (serve starts
 // all the same, and refuses the host's JWTs until a fetch succeeds). Its
 // error is the configuration's (a CA file that cannot be read).
-func fetchKeysOnce(ctx context.Context, cfg *config.Config) ([]string, error) {
+func fetchKeysOnce(ctx context.Context, cfg *setup.Config) ([]string, error) {
 	var lines []string
 	for _, name := range slices.Sorted(maps.Keys(cfg.FetchedKeys)) {
-		spec, j := cfg.FetchedKeys[name], cfg.Hosts[name].JWT
+		spec, j := cfg.FetchedKeys[name], cfg.Verifier.Hosts[name].JWT
 		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
 		if err != nil {
 			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)

@@ -3,8 +3,8 @@ package daemon
 import (
 	"log/slog"
 
-	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -22,16 +22,16 @@ func newKeySources(log *slog.Logger) *keySources {
 // fetched given their fetchers (started if new: the first fetch goes on in
 // the background, and their JWTs wait for it at most a moment, then are
 // refused until it succeeds).
-func (k *keySources) verifier(cfg *config.Config, store replay.Store) (*verifier.Verifier, error) {
+func (k *keySources) verifier(cfg *setup.Config, store replay.Store) (*verifier.Verifier, error) {
 	hosts := make(map[string]jwks.Host, len(cfg.FetchedKeys))
 	for name, spec := range cfg.FetchedKeys {
-		hosts[name] = jwks.Host{Spec: spec, JWT: cfg.Hosts[name].JWT}
+		hosts[name] = jwks.Host{Spec: spec, JWT: cfg.Verifier.Hosts[name].JWT}
 	}
 	done, err := k.pool.Attach(hosts)
 	if err != nil {
 		return nil, err
 	}
-	v, err := config.NewVerifier(cfg, store)
+	v, err := cfg.NewVerifier(store)
 	done(err == nil)
 	return v, err
 }

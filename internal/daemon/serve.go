@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -100,7 +101,7 @@ func (d *Daemon) closeListeners() {
 // its own protocol.Server; all share the handler, and through its verifier
 // the replay store.
 type Daemon struct {
-	cfg       *config.Config
+	cfg       *setup.Config
 	log       *slog.Logger
 	handler   *authHandler
 	store     replay.Store
@@ -121,12 +122,12 @@ type Daemon struct {
 // sockets, so that configuration and bind errors show at start-up, before
 // the service manager is told the daemon is ready. Run closes the store;
 // if New fails, the caller does.
-func New(cfg *config.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
+func New(cfg *setup.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
 	return newDaemon(cfg, log, store, newKeySources(log))
 }
 
 // newDaemon is New with the fetchers of JWT keys of the serving process.
-func newDaemon(cfg *config.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
+func newDaemon(cfg *setup.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
 	v, err := keys.verifier(cfg, store)
 	if err != nil {
 		return nil, err
@@ -215,7 +216,7 @@ func listenUnix(path string) (net.Listener, error) {
 // follows, which would act on whatever the path names by then.
 //
 // The umask is the process's, not the goroutine's. bindUnix runs at
-// start-up only (newDaemon, before the daemon serves or answers a signal),
+// start-up only (New, before the daemon serves or answers a signal),
 // when no goroutine of ours creates files: the journal's syncer only syncs
 // open files and Redis's pool only dials. A socket created in a private
 // directory and moved into place would not touch the umask, but the
@@ -286,7 +287,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("tokenauthd serving", "version", cli.Version(), "hosts", len(d.cfg.Hosts))
-	config.LogWarnings(d.log, d.cfg)
+	logWarnings(d.log, d.cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()
 

@@ -11,6 +11,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -57,7 +58,11 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		token = strings.TrimRight(line, "\r\n")
 	}
 	now, asOfNow := at.Or(time.Now()), !at.Given()
-	_, cfg, err := cfgFlag.Load(e)
+	_, file, err := cfgFlag.Load(e)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg, err := setup.New(file)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -68,7 +73,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	if !asOfNow {
 		x.asOf = "-at explains as of another time, and the daemon can only say whether it holds the token now, on its own clock: it was not asked"
 	}
-	lines, ok := x.explain(ctx, user, host, token, explainSocket(cfg, *socket))
+	lines, ok := x.explain(ctx, user, host, token, explainSocket(file, *socket))
 	for _, l := range lines {
 		fmt.Fprintln(e.Stdout, l)
 	}
@@ -90,7 +95,7 @@ func explainSocket(cfg *config.Config, flagValue string) string {
 // explainer checks one token against a configuration, on an empty store of
 // its own: nothing is recorded anywhere.
 type explainer struct {
-	cfg *config.Config
+	cfg *setup.Config
 	now time.Time
 	v   *verifier.Verifier
 	// asOf says what time the verdict is for: "" for now, else why the
@@ -104,10 +109,10 @@ type explainer struct {
 	fetchers map[string]*jwks.Fetcher
 }
 
-func newExplainer(cfg *config.Config, now time.Time) (*explainer, error) {
+func newExplainer(cfg *setup.Config, now time.Time) (*explainer, error) {
 	x := &explainer{cfg: cfg, now: now, fetchers: map[string]*jwks.Fetcher{}}
 	for name, spec := range cfg.FetchedKeys {
-		j := cfg.Hosts[name].JWT
+		j := cfg.Verifier.Hosts[name].JWT
 		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
 		if err != nil {
 			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)
@@ -115,7 +120,7 @@ func newExplainer(cfg *config.Config, now time.Time) (*explainer, error) {
 		j.Keys, x.fetchers[name] = f, f
 	}
 	var err error
-	x.v, err = x.verifier(cfg.Hosts)
+	x.v, err = x.verifier(cfg.Verifier.Hosts)
 	return x, err
 }
 
@@ -140,7 +145,7 @@ func (x *explainer) fetchKeys(ctx context.Context, out *lines, host, token strin
 
 func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier, error) {
 	return verifier.New(verifier.Config{
-		Params: x.cfg.Params,
+		Params: x.cfg.Verifier.Params,
 		Hosts:  hosts,
 		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}),
 		Now: func() time.Time {

@@ -19,18 +19,9 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
-
-// clock is the tests' injected clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
 var testKeys = sync.OnceValue(func() [2]*rsa.PrivateKey {
 	var k [2]*rsa.PrivateKey
@@ -115,13 +106,13 @@ func (p *provider) set(f func(p *provider)) { p.mu.Lock(); f(p); p.mu.Unlock() }
 func testJWT() *verifier.JWT { return &verifier.JWT{Algorithms: []string{"RS256"}} }
 
 // newFetcher returns a fetcher of the provider's /jwks on the clock.
-func newFetcher(t *testing.T, p *provider, c *clock, spec Spec) *Fetcher {
+func newFetcher(t *testing.T, p *provider, c *testclock.Clock, spec Spec) *Fetcher {
 	t.Helper()
 	if spec.URL == "" && !spec.Discovery {
 		spec.URL = p.srv.URL + "/jwks"
 	}
 	spec.CAFile = p.caFile
-	f, err := New(spec, Options{Parse: testJWT().ParseKeySet, Now: c.now})
+	f, err := New(spec, Options{Parse: testJWT().ParseKeySet, Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +171,7 @@ func TestRetryAfter(t *testing.T) {
 // most once per minute (any fetch counts), and a rotated set is taken.
 func TestFetcherRules(t *testing.T) {
 	p := newProvider(t)
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := testclock.New(time.Unix(1_700_000_000, 0))
 	f := newFetcher(t, p, c, Spec{MaxStale: time.Hour})
 	ctx := context.Background()
 	if got := kids(t, f); !strings.Contains(got, "no key set fetched yet") {
@@ -190,8 +181,8 @@ func TestFetcherRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	set, _ := f.KeySet(ctx)
-	if st := f.Status(); st.Next != c.now().Add(MinRefresh) || kids(t, f) != "k1" {
-		t.Fatalf("after a fetch: next %v, kids %s", st.Next.Sub(c.now()), kids(t, f))
+	if st := f.Status(); st.Next != c.Now().Add(MinRefresh) || kids(t, f) != "k1" {
+		t.Fatalf("after a fetch: next %v, kids %s", st.Next.Sub(c.Now()), kids(t, f))
 	}
 	steps := []struct {
 		name    string
@@ -201,38 +192,38 @@ func TestFetcherRules(t *testing.T) {
 	}{
 		{"rotated, refetch too soon", func() {
 			p.set(func(p *provider) { p.kids = []string{"k1", "k2"} })
-			c.add(59 * time.Second)
+			c.Add(59 * time.Second)
 			if f.Refresh(ctx, set) != set {
 				t.Error("refresh within a minute gave another set")
 			}
 		}, 1, "k1"},
 		{"refetch after a minute", func() {
-			c.add(2 * time.Second)
+			c.Add(2 * time.Second)
 			if got := f.Refresh(ctx, set); got == set || strings.Join(got.Kids(), ",") != "k1,k2" {
 				t.Error("refresh after a minute did not give the new set")
 			}
 		}, 2, "k1,k2"},
 		{"a refresh with an older set gets the new one, no fetch", func() {
-			c.add(2 * time.Minute)
+			c.Add(2 * time.Minute)
 			if got := f.Refresh(ctx, set); strings.Join(got.Kids(), ",") != "k1,k2" {
 				t.Error("refresh with an old set")
 			}
 		}, 2, "k1,k2"},
 		{"provider down: the set stays", func() {
 			p.set(func(p *provider) { p.status = http.StatusServiceUnavailable })
-			c.add(30 * time.Minute)
+			c.Add(30 * time.Minute)
 			if err := f.FetchOnce(ctx); err == nil || !strings.Contains(err.Error(), "503") {
 				t.Errorf("fetch from a provider down: %v", err)
 			}
 		}, 3, "k1,k2"},
 		{"a failed fetch counts for the minute", func() {
-			c.add(30 * time.Second)
+			c.Add(30 * time.Second)
 			cur, _ := f.KeySet(ctx)
 			if f.Refresh(ctx, cur) != cur {
 				t.Error("refresh gave another set")
 			}
 		}, 3, "k1,k2"},
-		{"past keys_max_stale", func() { c.add(31 * time.Minute) }, 3, "error: the key set from"},
+		{"past keys_max_stale", func() { c.Add(31 * time.Minute) }, 3, "error: the key set from"},
 		{"back: fresh again", func() {
 			p.set(func(p *provider) { p.status = 0 })
 			if err := f.FetchOnce(ctx); err != nil {
@@ -260,7 +251,7 @@ func TestFetcherRules(t *testing.T) {
 // to http or too many, a body over MaxBody, a status but 200.
 func TestFetchBounds(t *testing.T) {
 	p := newProvider(t)
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := testclock.New(time.Unix(1_700_000_000, 0))
 	big := append([]byte(`{"keys":[],"x":"`), strings.Repeat("a", MaxBody)...)
 	for _, tt := range []struct {
 		name  string
@@ -407,7 +398,7 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // their order.
 func TestRefreshConcurrent(t *testing.T) {
 	p := newProvider(t)
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := testclock.New(time.Unix(1_700_000_000, 0))
 	f := newFetcher(t, p, c, Spec{})
 	ctx := context.Background()
 	if err := f.FetchOnce(ctx); err != nil {
@@ -415,7 +406,7 @@ func TestRefreshConcurrent(t *testing.T) {
 	}
 	set, _ := f.KeySet(ctx)
 	p.set(func(p *provider) { p.kids = []string{"k1", "k2"} })
-	c.add(MinRefetch)
+	c.Add(MinRefetch)
 	var wg sync.WaitGroup
 	for range 50 {
 		wg.Go(func() {
@@ -435,7 +426,7 @@ func TestRefreshConcurrent(t *testing.T) {
 func TestStartFetchesBeforeReturning(t *testing.T) {
 	p := newProvider(t)
 	for i := range 20 {
-		f := newFetcher(t, p, &clock{t: time.Unix(1_700_000_000, 0)}, Spec{})
+		f := newFetcher(t, p, testclock.New(time.Unix(1_700_000_000, 0)), Spec{})
 		f.Start()
 		if s, err := f.KeySet(context.Background()); err != nil || s == nil {
 			t.Fatalf("try %d: KeySet right after Start: %v", i, err)

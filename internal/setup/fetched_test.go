@@ -1,4 +1,4 @@
-package config
+package setup
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -24,14 +26,14 @@ func TestJWTFetchedKeys(t *testing.T) {
 	tests := []struct {
 		name    string
 		text    string
-		want    *FetchedKeys // nil: an error
+		want    *jwks.Spec // nil: an error
 		wantErr []string
 	}{
-		{"keys_url", section(url), &FetchedKeys{URL: "https://idp.example/jwks", MaxStale: 24 * time.Hour}, nil},
+		{"keys_url", section(url), &jwks.Spec{URL: "https://idp.example/jwks", MaxStale: 24 * time.Hour}, nil},
 		{"keys_url on loopback", section(`keys_url = "http://127.0.0.1:8080/jwks"`, "keys_max_stale = 600", `keys_ca_file = "/etc/ssl/idp.pem"`),
-			&FetchedKeys{URL: "http://127.0.0.1:8080/jwks", MaxStale: 10 * time.Minute, CAFile: "/etc/ssl/idp.pem"}, nil},
+			&jwks.Spec{URL: "http://127.0.0.1:8080/jwks", MaxStale: 10 * time.Minute, CAFile: "/etc/ssl/idp.pem"}, nil},
 		{"discovery", section("discovery = true", issuer),
-			&FetchedKeys{Discovery: true, Issuer: "https://idp.example/realms/x/", MaxStale: 24 * time.Hour}, nil},
+			&jwks.Spec{Discovery: true, Issuer: "https://idp.example/realms/x/", MaxStale: 24 * time.Hour}, nil},
 		{"keys_url over plain HTTP", section(`keys_url = "http://idp.example/jwks"`), nil,
 			[]string{`hosts."example.org".jwt.keys_url: http:// to idp.example: plain HTTP only to a loopback address`}},
 		{"issuer over plain HTTP", section("discovery = true", `issuer = "http://10.1.2.3/realm"`), nil,
@@ -58,7 +60,7 @@ func TestJWTFetchedKeys(t *testing.T) {
 			loadWants(t, tt.name, path, tt.wantErr)
 			continue
 		}
-		c, err := Load(path, Options{})
+		c, err := Load(path, config.Options{})
 		if err != nil {
 			t.Errorf("%s: %v", tt.name, err)
 			continue
@@ -79,18 +81,18 @@ keys_url = "https://idp.example/jwks"
 user_claim = "preferred_username"
 algorithms = ["RS256"]
 `, 0o600)
-	c, err := Load(path, Options{})
+	c, err := Load(path, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j := c.Hosts["example.org"].JWT; j.UserClaim != "preferred_username" || j.Keys != nil {
+	if j := c.Verifier.Hosts["example.org"].JWT; j.UserClaim != "preferred_username" || j.Keys != nil {
 		t.Errorf("user claim %q, keys %v", j.UserClaim, j.Keys)
 	}
-	v, err := NewVerifier(c, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Hour}))
+	v, err := c.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Hour}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Hosts["example.org"].JWT.Keys != nil {
+	if c.Verifier.Hosts["example.org"].JWT.Keys != nil {
 		t.Error("NewVerifier changed the configuration's settings")
 	}
 	r := v.Verify(context.Background(), "alice", "example.org", "eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.c2ln")
