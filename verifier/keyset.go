@@ -118,7 +118,7 @@ func parseKeySet(algs []string, data []byte, fetched bool) (*KeySet, error) {
 }
 
 // parseKey parses the i-th key of a set of n.
-func (ks *KeySet) parseKey(algs []string, i int, raw json.RawMessage, n int, fetched bool) (*jwtKey, error) {
+func (s *KeySet) parseKey(algs []string, i int, raw json.RawMessage, n int, fetched bool) (*jwtKey, error) {
 	var m jwkMembers
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, verr("JWT key %d is not a JSON object with string members kty, kid, alg, use", i)
@@ -135,7 +135,7 @@ func (ks *KeySet) parseKey(algs []string, i int, raw json.RawMessage, n int, fet
 		return nil, verr("%s is a private key: the set must hold the public key only", name)
 	case fetched && m.Kty == "oct":
 		return nil, verr("%s is a symmetric key, in a set fetched from a URL: whoever can fetch it could sign", name)
-	case m.Kid != nil && ks.keys[*m.Kid] != nil:
+	case m.Kid != nil && s.keys[*m.Kid] != nil:
 		return nil, verr("%s: kid used by another key of the set", name)
 	case m.Kid == nil && n > 1:
 		return nil, skip("%s has no kid: every key of a set of several needs one, that JWTs name", name)
