@@ -41,20 +41,23 @@ type command struct {
 	replies bool
 }
 
-// The stdin/stdout helper, the command that runs without a subcommand.
-var stdioCommand = command{"", daemon.RunStdio, true, true}
+// stdioCommand is the stdin/stdout helper, the command that runs without
+// a subcommand.
+var stdioCommand = command{run: daemon.RunStdio, signals: true, replies: true}
 
+// commands is the command table: each subcommand's name, summary and
+// function, and whether it stops on signals or replies on stdout.
 func commands() map[string]command {
 	return map[string]command{
-		"mint":         {"print a token for user@host", mint.Run, false, false},
-		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", mint.RunGenSecrets, false, false},
-		"check-config": {"validate the configuration", daemon.RunCheckConfig, false, false},
-		"bench":        {"measure helpers' latency and throughput with fresh tokens", bench.Run, true, false},
-		"explain":      {"tell why a token would be accepted or refused", explain.Run, false, false},
-		"version":      {"print the version", cli.RunVersion, false, false},
-		"serve":        {"run the daemon on a Unix socket", daemon.RunServe, true, false},
-		"connect":      {"relay stdin/stdout requests to the daemon", relay.Run, true, true},
-		"doctor":       {"find setups that let a token in twice or refuse every login", doctor.Run, false, false},
+		"mint":         {summary: "print a token for user@host", run: mint.Run},
+		"gen-secrets":  {summary: "print a [hosts.\"host\"] block with fresh secrets", run: mint.RunGenSecrets},
+		"check-config": {summary: "validate the configuration", run: daemon.RunCheckConfig},
+		"bench":        {summary: "measure helpers' latency and throughput with fresh tokens", run: bench.Run, signals: true},
+		"explain":      {summary: "tell why a token would be accepted or refused", run: explain.Run},
+		"version":      {summary: "print the version", run: cli.RunVersion},
+		"serve":        {summary: "run the daemon on a Unix socket", run: daemon.RunServe, signals: true},
+		"connect":      {summary: "relay stdin/stdout requests to the daemon", run: relay.Run, signals: true, replies: true},
+		"doctor":       {summary: "find setups that let a token in twice or refuse every login", run: doctor.Run},
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -120,7 +121,7 @@ func TestRunGenSecrets(t *testing.T) {
 	// The block is a working configuration.
 	p := filepath.Join(t.TempDir(), "c.toml")
 	os.WriteFile(p, []byte(out), 0o600)
-	c, err := config.Load(p, config.Options{})
+	c, err := setup.Load(p, config.Options{})
 	if err != nil {
 		t.Fatalf("gen-secrets output does not load: %v", err)
 	}

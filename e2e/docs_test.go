@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -36,11 +37,16 @@ func docSnippet(t *testing.T, name, lang string) string {
 // configuration, which the minting guide's snippets use.
 func checkExampleToken(t *testing.T, tok string) {
 	t.Helper()
-	cfg, err := config.Load("../config.toml.example", config.Options{})
+	// Parsed, not loaded: a checkout's modes are its user's umask's.
+	example, err := os.ReadFile("../config.toml.example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Hour}))
+	cfg, err := setup.Parse("../config.toml.example", example, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Hour}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,9 +297,18 @@ const module = "github.com/tokenauthd/tokenauthd"
 func TestRoomRules(t *testing.T) {
 	deps := goList(t, "Imports")
 	linked := goList(t, "Deps")
-	for _, room := range []string{"/protocol", "/verifier", "/replay"} {
+	// Only the daemon (and those that run it: main, bench's tests, the
+	// fixtures) opens a Redis store: the libraries, reading the file,
+	// making it ready, minting and explaining link no Redis client.
+	for _, room := range []string{"/protocol", "/verifier", "/replay", "/internal/config", "/internal/setup", "/internal/mint", "/internal/explain"} {
 		if slices.Contains(linked[room], "github.com/redis/go-redis/v9") {
 			t.Errorf("%s links go-redis", room)
+		}
+	}
+	// internal/config only reads the file: it links none of the libraries.
+	for _, lib := range []string{"/protocol", "/verifier", "/replay", "/replay/redis"} {
+		if slices.Contains(linked["/internal/config"], module+lib) {
+			t.Errorf("/internal/config links %s", lib)
 		}
 	}
 	never := []struct {
@@ -304,7 +319,8 @@ func TestRoomRules(t *testing.T) {
 		{"/verifier", []string{"/protocol"}},
 		{"/replay", []string{"/verifier", "/protocol"}},
 		{"/internal/daemon", []string{"/internal/bench", "/internal/explain"}},
-		{"/internal/config", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/internal/httpapi"}},
+		{"/internal/config", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/internal/setup", "/internal/jwks", "/internal/httpapi"}},
+		{"/internal/setup", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/replay/redis"}},
 		{"/internal/httpapi", []string{"/protocol", "/replay", "/internal/daemon", "/internal/relay", "/internal/cli"}},
 		{"/internal/cli", []string{"/internal/daemon", "/internal/relay", "/verifier"}},
 		{"/internal/logs", []string{"/verifier", "/protocol", "/internal/daemon"}},
@@ -312,6 +328,7 @@ func TestRoomRules(t *testing.T) {
 		{"/internal/relay", []string{"/verifier", "/replay", "/internal/daemon"}},
 		{"/internal/doctor", []string{"/internal/daemon", "/internal/relay", "/internal/bench", "/internal/explain"}},
 		{"/internal/access", []string{"/internal/config", "/verifier", "/protocol"}},
+		{"/internal/jwks", []string{"/internal/config", "/internal/daemon", "/protocol", "/replay"}},
 	}
 	for _, r := range never {
 		d, ok := deps[r.room]
@@ -325,7 +342,7 @@ func TestRoomRules(t *testing.T) {
 			}
 		}
 	}
-	testOnlyRooms := []string{"/internal/fixture", "/internal/fixture/peers", "/internal/daemon/daemontest", "/internal/logs/logstest"}
+	testOnlyRooms := []string{"/internal/fixture", "/internal/fixture/peers", "/internal/daemon/daemontest", "/internal/logs/logstest", "/internal/testclock", "/replay/storetest"}
 	for room, d := range linked {
 		if slices.Contains(testOnlyRooms, room) {
 			continue // test-only rooms may use each other
@@ -424,11 +441,11 @@ func TestJWTGuide(t *testing.T) {
 	if err := os.Chmod(set, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(fixture.WriteFile(t, filepath.Join(dir, "config.toml"), "[hosts.\"example.org\".jwt]\nkeys_file = \""+set+"\"\n"), config.Options{})
+	cfg, err := setup.Load(fixture.WriteFile(t, filepath.Join(dir, "config.toml"), "[hosts.\"example.org\".jwt]\nkeys_file = \""+set+"\"\n"), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 100, TTL: time.Hour}))
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 100, TTL: time.Hour}))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -269,7 +270,7 @@ func interopConfig(t testing.TB) string {
 // an injected clock, and now through the binary.
 func TestInteropPyotpTokens(t *testing.T) {
 	fixture.RequirePeer(t, fixture.DebianPython, "python:pyotp")
-	cfg, err := config.Load(interopConfig(t), config.Options{})
+	cfg, err := setup.Load(interopConfig(t), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,7 +289,7 @@ func TestInteropPyotpTokens(t *testing.T) {
 	}
 	for _, c := range cases {
 		tok := pyotpToken(t, c.seed, c.secret, c.user+"@"+c.host, c.at, c.nonce)
-		v, err := verifier.New(verifier.Config{Params: cfg.Params, Hosts: cfg.Hosts,
+		v, err := verifier.New(verifier.Config{Params: cfg.Verifier.Params, Hosts: cfg.Verifier.Hosts,
 			Store: replay.NewMemory(replay.MemoryOptions{Capacity: 10, TTL: time.Minute}),
 			Now:   func() time.Time { return time.Unix(c.at, 0) }})
 		if err != nil {

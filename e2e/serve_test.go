@@ -21,6 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -33,6 +34,7 @@ import (
 // serveProc is a `tokenauthd serve` process.
 type serveProc struct {
 	cmd     *exec.Cmd
+	cfg     string // the configuration file
 	sock    string
 	logPath string
 	exited  <-chan struct{}
@@ -52,7 +54,7 @@ func startServeWith(t testing.TB, extra, sock string, environ ...string) *serveP
 // socket. Its log is p.log().
 func startServe(t testing.TB, cfg, sock string, environ ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{sock: sock, logPath: filepath.Join(t.TempDir(), "serve.log")}
+	p := &serveProc{cfg: cfg, sock: sock, logPath: filepath.Join(t.TempDir(), "serve.log")}
 	p.cmd = exec.Command(fixture.Binary(t), "serve", "-config", cfg, "-socket", sock)
 	p.cmd.Env = append(os.Environ(), environ...)
 	p.stop, p.exited = startCmd(t, p.cmd, p.logPath)
@@ -648,6 +650,9 @@ func TestServeLongFrameSkipped(t *testing.T) {
 // than how many the daemon keeps.
 
 func TestStalledConnections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a measurement of thousands of connections to the built daemon")
+	}
 	n, err := strconv.Atoi(os.Getenv("TOKENAUTHD_STALLED"))
 	if err != nil || n <= 0 {
 		t.Skip("set TOKENAUTHD_STALLED to a number of connections (e.g. 4000) to measure them")
@@ -869,7 +874,7 @@ func TestServeMetricsAndReload(t *testing.T) {
 
 // TestServeMetricsOff: without [metrics] listen nothing listens on TCP.
 func TestServeMetricsOff(t *testing.T) {
-	cfg, err := config.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)), config.Options{})
+	cfg, err := setup.Parse("x.toml", []byte(fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1187,15 +1192,15 @@ func TestAmnesiaRedis(t *testing.T) {
 // to mint tokens with.
 func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
+	cfg, err := setup.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return v, cfg.Params
+	return v, cfg.Verifier.Params
 }
 
 // TestAmnesiaMemoryRestart: a memory store without journal starts empty.
@@ -1205,6 +1210,9 @@ func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Para
 // could have been accepted before it started, and logs until when. Steps
 // of 3 s keep the wait for the first refusals to end short.
 func TestAmnesiaMemoryRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built daemon, restarted, waiting out 3-second steps")
+	}
 	for _, refuse := range []bool{false, true} {
 		t.Run(fmt.Sprintf("refuse_after_start=%v", refuse), func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "d.sock")
@@ -1234,6 +1242,9 @@ func TestAmnesiaMemoryRestart(t *testing.T) {
 // the loss's step began. With 1-second steps a token minted two seconds
 // after the start of a daemon with refuse_after_start is accepted.
 func TestAmnesiaRefusalsEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built daemon, waiting out its refusals")
+	}
 	sock := filepath.Join(t.TempDir(), "d.sock")
 	extra := "[token]\ninterval = 1\n[replay]\nrefuse_after_start = true\n"
 	v, params := testVerifier(t, extra)

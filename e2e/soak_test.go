@@ -59,6 +59,9 @@ type soakSample struct {
 }
 
 func TestSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a soak")
+	}
 	dur, err := time.ParseDuration(os.Getenv("TOKENAUTHD_SOAK"))
 	if err != nil || dur <= 0 {
 		t.Skip("set TOKENAUTHD_SOAK to a duration (e.g. 10m) to run the soak")

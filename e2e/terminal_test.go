@@ -19,6 +19,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -236,7 +237,7 @@ func TestBinaryConfigFileRefused(t *testing.T) {
 	}
 	secret := write("secret", fixture.Secret+"\n", 0o620)
 	other := write("other.toml", host, 0o600)
-	if err := os.Chown(other, 65534, -1); err != nil {
+	if os.Geteuid() != 0 || os.Chown(other, 65534, -1) != nil {
 		other = "" // not root: no file of another user's to test with
 	}
 	tests := []struct {
@@ -256,7 +257,7 @@ func TestBinaryConfigFileRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.path == "" {
-				t.Skip("chown needs root")
+				fixture.RequireRoot(t, "it gives a file to another user")
 			}
 			code, out, _ := runBinaryIn(t, "", nil, "check-config", "-config", tc.path)
 			if code != 1 || !strings.Contains(out, tc.want) {
@@ -458,17 +459,20 @@ func (r *ptyReader) expect(t *testing.T, what, want string) {
 // default settings (echo, line editing, signal characters, CR to NL) when
 // it starts.
 func TestStdioOverPTY(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: a long run of the built helper on a pseudo-terminal")
+	}
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "config.toml")
 	cfgText := fmt.Sprintf("[hosts.\"localhost\"]\ntoken_secret = %q\notp_seed = %q\n", prosodySecret, prosodySeed)
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Load(cfgPath, config.Options{})
+	cfg, err := setup.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	minter, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+	minter, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}

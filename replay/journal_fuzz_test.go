@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 )
 
 // FuzzJournalLoad opens a journal whose file holds any bytes (a crash,
@@ -25,8 +26,8 @@ func FuzzJournalLoad(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
 		}
-		clk := &clock{t: time.Unix(1_700_000_000, 0)}
-		mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+		clk := testclock.New(time.Unix(1_700_000_000, 0))
+		mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.Now})
 		j, st, err := OpenJournal(path, mem, JournalOptions{})
 		isJournal := len(data) >= journalHdrSize && string(data[:journalHdrSize]) == journalMagic
 		torn := len(data) < journalHdrSize && bytes.HasPrefix([]byte(journalMagic), data)
@@ -48,7 +49,7 @@ func FuzzJournalLoad(f *testing.F) {
 		if st.Loaded < 0 || st.Loaded > mem.Len() {
 			t.Fatalf("stats %+v with %d records in memory", *st, mem.Len())
 		}
-		if st.Lost != "" && !st.Forgotten.Equal(clk.now()) {
+		if st.Lost != "" && !st.Forgotten.Equal(clk.Now()) {
 			t.Fatalf("a loss (%s) dated %v, not at the open", st.Lost, st.Forgotten)
 		}
 		if !j.ForgottenAt().Equal(st.Forgotten) {
@@ -60,7 +61,7 @@ func FuzzJournalLoad(f *testing.F) {
 			t.Fatal(err)
 		}
 		j.Close()
-		mem2 := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+		mem2 := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.Now})
 		j2, st2, err := OpenJournal(path, mem2, JournalOptions{})
 		if err != nil {
 			t.Fatalf("reopen: %v", err)

@@ -10,13 +10,15 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 )
 
 const testTTL = 2 * time.Minute
 
-func openTestJournal(t *testing.T, path string, clk *clock) (*Journal, *JournalStats) {
+func openTestJournal(t *testing.T, path string, clk *testclock.Clock) (*Journal, *JournalStats) {
 	t.Helper()
-	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
+	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.Now})
 	j, st, err := OpenJournal(path, mem, JournalOptions{})
 	if err != nil {
 		t.Fatalf("OpenJournal: %v", err)
@@ -108,14 +110,14 @@ func TestJournalCorruptRecord(t *testing.T) {
 	data[journalHdrSize+2*journalRecSize+5] ^= 0xff
 	os.WriteFile(path, data, 0o600)
 
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	j2, st := openTestJournal(t, path, clk)
 	if st.Loaded != 2 || st.Corrupt != 1 || st.Torn != 0 {
 		t.Errorf("stats = %+v, want 2 loaded, 1 corrupt", *st)
 	}
 	// Key 1 is forgotten, and the store says so.
-	if st.Lost == "" || !st.Forgotten.Equal(clk.now()) || !j2.ForgottenAt().Equal(clk.now()) {
-		t.Errorf("lost %q, forgotten at %v (store: %v); want a loss at %v", st.Lost, st.Forgotten, j2.ForgottenAt(), clk.now())
+	if st.Lost == "" || !st.Forgotten.Equal(clk.Now()) || !j2.ForgottenAt().Equal(clk.Now()) {
+		t.Errorf("lost %q, forgotten at %v (store: %v); want a loss at %v", st.Lost, st.Forgotten, j2.ForgottenAt(), clk.Now())
 	}
 	mustRecord(t, j2, key(0), false)
 	mustRecord(t, j2, key(2), false)
@@ -125,11 +127,11 @@ func TestJournalCorruptRecord(t *testing.T) {
 func TestJournalExpired(t *testing.T) {
 	path, clk, j1 := newTestJournal(t)
 	mustRecord(t, j1, key(1), true)
-	clk.add(testTTL / 2)
+	clk.Add(testTTL / 2)
 	mustRecord(t, j1, key(2), true)
 	j1.Close()
 
-	clk.add(testTTL/2 + time.Second) // key 1 expired, key 2 not
+	clk.Add(testTTL/2 + time.Second) // key 1 expired, key 2 not
 	j2, st := openTestJournal(t, path, clk)
 	if st.Loaded != 1 || st.Expired != 1 {
 		t.Errorf("stats = %+v, want 1 loaded, 1 expired", *st)
@@ -143,7 +145,7 @@ func TestJournalExpired(t *testing.T) {
 func TestJournalRotation(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	j, _ := openTestJournal(t, path, clk)
 	const perStep = 50
 	step := testTTL / 4
@@ -153,7 +155,7 @@ func TestJournalRotation(t *testing.T) {
 			mustRecord(t, j, key(n), true)
 			n++
 		}
-		clk.add(step)
+		clk.Add(step)
 		var total int64
 		for _, p := range []string{path, path + ".old"} {
 			if fi, err := os.Stat(p); err == nil {
@@ -183,7 +185,7 @@ func TestJournalRotation(t *testing.T) {
 // TestJournalExclusive: one process at a time holds a journal.
 func TestJournalExclusive(t *testing.T) {
 	path, clk, j := newTestJournal(t)
-	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.Now})
 	if _, _, err := OpenJournal(path, mem, JournalOptions{}); err == nil {
 		t.Fatal("a second OpenJournal on a held journal succeeded")
 	}
@@ -256,11 +258,11 @@ func BenchmarkJournalRecord(b *testing.B) {
 // before or after is lost.
 func TestJournalRotationRetried(t *testing.T) {
 	path, clk, j := newTestJournal(t)
-	clk.add(testTTL / 2)
+	clk.Add(testTTL / 2)
 	for i := 0; i < 5; i++ {
 		mustRecord(t, j, key(i), true)
 	}
-	clk.add(testTTL/2 + time.Second) // the next append rotates; 0 to 4 are live
+	clk.Add(testTTL/2 + time.Second) // the next append rotates; 0 to 4 are live
 	fails := 2
 	j.openFile = func(name string, flag int, perm os.FileMode) (*os.File, error) {
 		if fails > 0 {
@@ -312,11 +314,11 @@ func journalBytes(t *testing.T, path string) int64 {
 // them, for 20 TTLs: the files hold about two TTLs of records.
 func TestJournalRestartsBounded(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	const perRun = 50
 	n := 0
 	for run := range 50 {
-		mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
+		mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.Now})
 		j, _, err := OpenJournal(path, mem, JournalOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -326,7 +328,7 @@ func TestJournalRestartsBounded(t *testing.T) {
 			n++
 		}
 		j.Close()
-		clk.add(testTTL * 4 / 10)
+		clk.Add(testTTL * 4 / 10)
 		// Two TTLs are 5 runs; one more for a generation that has just
 		// expired, and room for the journal's own records.
 		if total, max := journalBytes(t, path), int64(2*journalHdrSize+(6*perRun+12)*journalRecSize); total > max {
@@ -334,7 +336,7 @@ func TestJournalRestartsBounded(t *testing.T) {
 		}
 	}
 	// Nothing live was dropped by a rotation.
-	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.now})
+	mem := NewMemory(MemoryOptions{Capacity: 10_000, TTL: testTTL, Now: clk.Now})
 	j, st, err := OpenJournal(path, mem, JournalOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -373,10 +375,10 @@ func writeJournal(t *testing.T, path string, n int, exp time.Time) {
 // would be 8 MB.
 func TestJournalLoadsStreaming(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	const n = 300_000
-	writeJournal(t, path, n, clk.now().Add(-time.Second))
-	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+	writeJournal(t, path, n, clk.Now().Add(-time.Second))
+	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.Now})
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	j, st, err := OpenJournal(path, mem, JournalOptions{})
@@ -398,10 +400,10 @@ func TestJournalLoadsStreaming(t *testing.T) {
 // guard counts what it forces out), not the file's size.
 func TestJournalLoadsLiveIntoCapacity(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	const n, capacity = 100_000, 1000
-	writeJournal(t, path, n, clk.now().Add(time.Minute))
-	mem := NewMemory(MemoryOptions{Capacity: capacity, TTL: testTTL, Now: clk.now})
+	writeJournal(t, path, n, clk.Now().Add(time.Minute))
+	mem := NewMemory(MemoryOptions{Capacity: capacity, TTL: testTTL, Now: clk.Now})
 	j, st, err := OpenJournal(path, mem, JournalOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -416,20 +418,20 @@ func TestJournalLoadsLiveIntoCapacity(t *testing.T) {
 // usedJournal makes a journal that has rotated once: PATH.old holds keys 0
 // to 4 (1 to 4 still live), PATH key 5. Its first start, which had no file
 // and so recorded a loss, is more than a TTL ago when it returns.
-func usedJournal(t *testing.T, path string, clk *clock) {
+func usedJournal(t *testing.T, path string, clk *testclock.Clock) {
 	t.Helper()
-	t0 := clk.now()
-	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.now})
+	t0 := clk.Now()
+	mem := NewMemory(MemoryOptions{Capacity: 1000, TTL: testTTL, Now: clk.Now})
 	j, _, err := OpenJournal(path, mem, JournalOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustRecord(t, j, key(0), true)
-	clk.add(testTTL * 6 / 10)
+	clk.Add(testTTL * 6 / 10)
 	for i := 1; i < 5; i++ {
 		mustRecord(t, j, key(i), true)
 	}
-	clk.t = t0.Add(testTTL + time.Second)
+	clk.Set(t0.Add(testTTL + time.Second))
 	mustRecord(t, j, key(5), true) // rotates: key 0 has expired
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
@@ -437,7 +439,7 @@ func usedJournal(t *testing.T, path string, clk *clock) {
 	if _, err := os.Stat(path + ".old"); err != nil {
 		t.Fatalf("no rotation: %v", err)
 	}
-	clk.add(time.Second)
+	clk.Add(time.Second)
 }
 
 // flipByte returns a function that damages the byte at off of a file.
@@ -497,7 +499,7 @@ func TestJournalLoss(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "replay.journal")
-			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			clk := testclock.New(time.Unix(1_700_000_000, 0))
 			usedJournal(t, path, clk)
 			if err := tc.damage(path + tc.file); err != nil {
 				t.Fatal(err)
@@ -508,7 +510,7 @@ func TestJournalLoss(t *testing.T) {
 			}
 			want := time.Time{}
 			if tc.lost {
-				want = clk.now()
+				want = clk.Now()
 			}
 			if !st.Forgotten.Equal(want) || !j.ForgottenAt().Equal(want) {
 				t.Errorf("forgotten at %v (store: %v), want %v", st.Forgotten, j.ForgottenAt(), want)
@@ -516,7 +518,7 @@ func TestJournalLoss(t *testing.T) {
 			j.Close()
 			// A restart soon after still knows, from the journal's forget
 			// record: it finds no new loss, and keeps the moment.
-			clk.add(time.Second)
+			clk.Add(time.Second)
 			j2, st2 := openTestJournal(t, path, clk)
 			if st2.Lost != "" || st2.Torn != 0 || !j2.ForgottenAt().Equal(want) {
 				t.Errorf("restart: stats %+v, forgotten at %v; want no loss, forgotten at %v", *st2, j2.ForgottenAt(), want)
@@ -534,19 +536,19 @@ func TestJournalLoss(t *testing.T) {
 // TTL: a later start is not marked forgotten by it.
 func TestJournalForgetRecordExpires(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	j, st := openTestJournal(t, path, clk)
-	if st.Lost == "" || !j.ForgottenAt().Equal(clk.now()) {
+	if st.Lost == "" || !j.ForgottenAt().Equal(clk.Now()) {
 		t.Fatalf("first start (no file): stats %+v", *st)
 	}
 	j.Close()
-	clk.add(testTTL - time.Second)
+	clk.Add(testTTL - time.Second)
 	j, _ = openTestJournal(t, path, clk)
 	if j.ForgottenAt().IsZero() {
 		t.Error("a start within the TTL of a loss does not know it")
 	}
 	j.Close()
-	clk.add(time.Second)
+	clk.Add(time.Second)
 	j, _ = openTestJournal(t, path, clk)
 	if !j.ForgottenAt().IsZero() {
 		t.Errorf("forgotten at %v a TTL after the loss", j.ForgottenAt())
@@ -557,23 +559,23 @@ func TestJournalForgetRecordExpires(t *testing.T) {
 // counts as a loss now, not as refusals until that future moment.
 func TestJournalForgetRecordInTheFuture(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	future := journalRecord(forgetKey, clk.now().Add(time.Hour).UnixNano())
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
+	future := journalRecord(forgetKey, clk.Now().Add(time.Hour).UnixNano())
 	if err := os.WriteFile(path, append([]byte(journalMagic), future[:]...), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	j, st := openTestJournal(t, path, clk)
-	if !j.ForgottenAt().Equal(clk.now()) || st.Lost != "" {
-		t.Errorf("forgotten at %v (lost %q), want %v", j.ForgottenAt(), st.Lost, clk.now())
+	if !j.ForgottenAt().Equal(clk.Now()) || st.Lost != "" {
+		t.Errorf("forgotten at %v (lost %q), want %v", j.ForgottenAt(), st.Lost, clk.Now())
 	}
 }
 
 // newTestJournal opens a fresh journal in a temporary directory on a clock
 // the test moves, at 1,700,000,000.
-func newTestJournal(t *testing.T) (string, *clock, *Journal) {
+func newTestJournal(t *testing.T) (string, *testclock.Clock, *Journal) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	j, _ := openTestJournal(t, path, clk)
 	return path, clk, j
 }

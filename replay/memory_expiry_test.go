@@ -4,24 +4,26 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 )
 
 // Expired records are dropped from the old end as new ones are made, so
 // Len counts live records, and dropping them is no live eviction; a record
 // restored to expire late holds back only the older ones behind it.
 func TestMemoryDropsExpired(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
-	m := NewMemory(MemoryOptions{Capacity: 100, TTL: time.Minute, Now: c.now})
+	c := testclock.New(time.Unix(1_700_000_000, 0))
+	m := NewMemory(MemoryOptions{Capacity: 100, TTL: time.Minute, Now: c.Now})
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		m.Record(ctx, scaleKey(i))
 	}
-	c.add(30 * time.Second)
+	c.Add(30 * time.Second)
 	m.Record(ctx, scaleKey(5))
 	if m.Len() != 6 {
 		t.Fatalf("before expiry: Len %d, want 6", m.Len())
 	}
-	c.add(30 * time.Second) // the first five expire
+	c.Add(30 * time.Second) // the first five expire
 	m.Record(ctx, scaleKey(6))
 	if m.Len() != 2 || m.LiveEvictions() != 0 {
 		t.Fatalf("after expiry: Len %d, LiveEvictions %d; want 2, 0", m.Len(), m.LiveEvictions())
@@ -31,9 +33,9 @@ func TestMemoryDropsExpired(t *testing.T) {
 	}
 
 	// key 7 is restored to live long; key 8, recorded after it, expires first.
-	m.Restore(scaleKey(7), c.now().Add(time.Hour))
+	m.Restore(scaleKey(7), c.Now().Add(time.Hour))
 	m.Record(ctx, scaleKey(8))
-	c.add(2 * time.Minute)
+	c.Add(2 * time.Minute)
 	m.Record(ctx, scaleKey(9))
 	if m.Len() != 3 { // 7 (live) blocks 8 (expired); 5 and 6 are gone
 		t.Fatalf("behind a late record: Len %d, want 3", m.Len())

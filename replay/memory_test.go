@@ -3,31 +3,20 @@ package replay
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 func key(i int) Key { return HashKey([]byte(fmt.Sprint("key ", i))) }
 
 // The capacity guard: forcing out a record that has not expired is counted
 // and reported; forcing out an expired one is not.
 func TestMemoryLiveEviction(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	c := testclock.New(time.Unix(1_700_000_000, 0))
 	calls := 0
-	m := NewMemory(MemoryOptions{Capacity: 3, TTL: time.Minute, Now: c.now, OnLiveEviction: func() { calls++ }})
+	m := NewMemory(MemoryOptions{Capacity: 3, TTL: time.Minute, Now: c.Now, OnLiveEviction: func() { calls++ }})
 	ctx := context.Background()
 	for i := 0; i < 3; i++ {
 		m.Record(ctx, key(i))
@@ -50,7 +39,7 @@ func TestMemoryLiveEviction(t *testing.T) {
 		t.Fatalf("LiveEvictions %d, calls %d; want 2, 2", m.LiveEvictions(), calls)
 	}
 	// Once every record has expired, making room is no security event.
-	c.add(time.Minute)
+	c.Add(time.Minute)
 	for i := 10; i < 13; i++ {
 		m.Record(ctx, key(i))
 	}
@@ -60,10 +49,10 @@ func TestMemoryLiveEviction(t *testing.T) {
 }
 
 func TestMemoryRestore(t *testing.T) {
-	c := &clock{t: time.Unix(1_700_000_000, 0)}
-	m := NewMemory(MemoryOptions{Capacity: 100, TTL: time.Minute, Now: c.now})
+	c := testclock.New(time.Unix(1_700_000_000, 0))
+	m := NewMemory(MemoryOptions{Capacity: 100, TTL: time.Minute, Now: c.Now})
 	ctx := context.Background()
-	now := c.now()
+	now := c.Now()
 	m.Restore(key(1), now.Add(30*time.Second)) // live: restored
 	m.Restore(key(2), now)                     // expires now: dropped
 	m.Restore(key(3), now.Add(-time.Second))   // expired: dropped
@@ -80,11 +69,11 @@ func TestMemoryRestore(t *testing.T) {
 	if fresh, _ := m.Record(ctx, key(1)); fresh {
 		t.Error("a restored key was fresh")
 	}
-	c.add(8 * time.Second)
+	c.Add(8 * time.Second)
 	if seen, _ := m.Seen(ctx, key(4)); !seen {
 		t.Error("key(4) expired at its earlier restore time")
 	}
-	c.add(2 * time.Second)
+	c.Add(2 * time.Second)
 	if fresh, _ := m.Record(ctx, key(4)); !fresh {
 		t.Error("key(4) did not expire at its restored time")
 	}
@@ -118,10 +107,10 @@ func TestMemoryDefaults(t *testing.T) {
 func TestMemoryLiveEvictionCallbackUnlocked(t *testing.T) {
 	for _, via := range []string{"Record", "Restore"} {
 		t.Run(via, func(t *testing.T) {
-			c := &clock{t: time.Unix(1_700_000_000, 0)}
+			c := testclock.New(time.Unix(1_700_000_000, 0))
 			var m *Memory
 			calls, locked := 0, 0
-			m = NewMemory(MemoryOptions{Capacity: 2, TTL: time.Minute, Now: c.now, OnLiveEviction: func() {
+			m = NewMemory(MemoryOptions{Capacity: 2, TTL: time.Minute, Now: c.Now, OnLiveEviction: func() {
 				calls++
 				if !m.mu.TryLock() {
 					locked++ // m.Len() would deadlock here
@@ -136,7 +125,7 @@ func TestMemoryLiveEvictionCallbackUnlocked(t *testing.T) {
 				if via == "Record" {
 					m.Record(t.Context(), key(i))
 				} else {
-					m.Restore(key(i), c.now().Add(time.Minute))
+					m.Restore(key(i), c.Now().Add(time.Minute))
 				}
 			}
 			if calls != 1 || locked != 0 {

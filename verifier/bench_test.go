@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -31,14 +32,14 @@ func cpuTimer(b *testing.B) (stop func()) {
 // 1,000), with its clock fixed at now.
 func benchVerifier(b *testing.B, now int64, n int) *Verifier {
 	b.Helper()
-	c := &clock{time.Unix(now, 0)}
+	c := testclock.New(time.Unix(now, 0))
 	v, err := New(Config{
 		Params: DefaultParams(),
 		Hosts: map[string]Host{
 			"example.org": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{rfcSeed}, IsUser: true},
 		},
-		Store: replay.NewMemory(replay.MemoryOptions{Capacity: max(n, 1000), TTL: time.Hour, Now: c.now}),
-		Now:   c.now,
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: max(n, 1000), TTL: time.Hour, Now: c.Now}),
+		Now:   c.Now,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -25,19 +26,19 @@ import (
 func TestAttackJWTReplayAfterLeewayRaised(t *testing.T) {
 	k := jwtTestKeys()
 	path := filepath.Join(t.TempDir(), "replay.journal")
-	c := &clock{time.Unix(jwtNow-1000, 0)}
+	c := testclock.New(time.Unix(jwtNow-1000, 0))
 	open := func(leeway time.Duration) (*Verifier, func()) {
 		t.Helper()
 		j := &JWT{KeySet: jwkSet(t, jose.JSONWebKey{Key: k.ed.Public(), KeyID: kidEd}), Algorithms: []string{"EdDSA"},
 			JIDClaim: "jid", MaxLifetime: 300 * time.Second, Leeway: leeway}
 		p := DefaultParams()
 		p.MinReplayTTL = j.ReplayTTL()
-		mem := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.now})
+		mem := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.Now})
 		st, _, err := replay.OpenJournal(path, mem, replay.JournalOptions{SyncEvery: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := New(Config{Params: p, Hosts: map[string]Host{"example.org": {JWT: j, IsUser: true}}, Store: st, Now: c.now})
+		v, err := New(Config{Params: p, Hosts: map[string]Host{"example.org": {JWT: j, IsUser: true}}, Store: st, Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -46,7 +47,7 @@ func TestAttackJWTReplayAfterLeewayRaised(t *testing.T) {
 	// The daemon runs with leeway 0 (records live 300 s), and accepts a
 	// JWT issued now that lives 300 s.
 	v, stop := open(0)
-	c.t = time.Unix(jwtNow, 0)
+	c.Set(time.Unix(jwtNow, 0))
 	tok := signJWT(t, jwt.SigningMethodEdDSA, k.ed, kidEd, with(claims("alice", "example.org", jwtNow), "exp", int64(jwtNow+300)))
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); !r.OK() {
 		t.Fatalf("first use: %s (%v)", r.Reason, r.Err)
@@ -54,7 +55,7 @@ func TestAttackJWTReplayAfterLeewayRaised(t *testing.T) {
 	stop()
 	// The admin raises the leeway to 300 s and restarts: the JWT is valid
 	// until exp + 300 s, its record gone at exp.
-	c.t = time.Unix(jwtNow+301, 0)
+	c.Set(time.Unix(jwtNow+301, 0))
 	v, stop = open(300 * time.Second)
 	defer stop()
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
@@ -69,7 +70,7 @@ func TestAttackJWTReplayAfterLeewayRaised(t *testing.T) {
 // + 30 s, and its record must outlive that.
 func TestAttackJWTReplayAfterReloadSameTTL(t *testing.T) {
 	k := jwtTestKeys()
-	c := &clock{time.Unix(jwtNow, 0)}
+	c := testclock.New(time.Unix(jwtNow, 0))
 	settings := func(maxLifetime, leeway time.Duration) *JWT {
 		return &JWT{KeySet: jwkSet(t, jose.JSONWebKey{Key: k.ed.Public(), KeyID: kidEd}), Algorithms: []string{"EdDSA"},
 			JIDClaim: "jid", MaxLifetime: maxLifetime, Leeway: leeway}
@@ -77,9 +78,9 @@ func TestAttackJWTReplayAfterReloadSameTTL(t *testing.T) {
 	before, after := settings(300*time.Second, 0), settings(240*time.Second, 30*time.Second)
 	p := DefaultParams()
 	p.MinReplayTTL = max(before.ReplayTTL(), after.ReplayTTL())
-	st := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.now})
+	st := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.Now})
 	build := func(j *JWT) *Verifier {
-		v, err := New(Config{Params: p, Hosts: map[string]Host{"example.org": {JWT: j, IsUser: true}}, Store: st, Now: c.now})
+		v, err := New(Config{Params: p, Hosts: map[string]Host{"example.org": {JWT: j, IsUser: true}}, Store: st, Now: c.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +92,7 @@ func TestAttackJWTReplayAfterReloadSameTTL(t *testing.T) {
 		t.Fatalf("first use: %s (%v)", r.Reason, r.Err)
 	}
 	v = build(after) // SIGHUP: the same Params, so the reload is allowed
-	c.t = time.Unix(jwtNow+301, 0)
+	c.Set(time.Unix(jwtNow+301, 0))
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
 		t.Errorf("the JWT accepted a second time, 301 s after the first, after a reload that kept the replay TTL")
 	}

@@ -41,7 +41,7 @@ func jwtBenchAlgs() []struct {
 func jwtBenchVerifier(b *testing.B, n int) *Verifier {
 	b.Helper()
 	v, c := newJWTTest(b, testJWT(b))
-	v.store = replay.NewMemory(replay.MemoryOptions{Capacity: max(n, 1000), TTL: v.p.ReplayTTL(), Now: c.now})
+	v.store = replay.NewMemory(replay.MemoryOptions{Capacity: max(n, 1000), TTL: v.p.ReplayTTL(), Now: c.Now})
 	return v
 }
 

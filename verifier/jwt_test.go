@@ -28,6 +28,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -115,9 +116,9 @@ func testJWT(t testing.TB) *JWT {
 //   - example.org: tokens (RFC seed, secretA) and JWTs (j);
 //   - example.net: tokens only (seedB, secretB);
 //   - jwt.example: JWTs only, one Ed25519 key without kid.
-func newJWTTest(t testing.TB, j *JWT) (*Verifier, *clock) {
+func newJWTTest(t testing.TB, j *JWT) (*Verifier, *testclock.Clock) {
 	t.Helper()
-	c := &clock{time.Unix(jwtNow, 0)}
+	c := testclock.New(time.Unix(jwtNow, 0))
 	only := &JWT{KeySet: jwkSet(t, jose.JSONWebKey{Key: jwtTestKeys().ed.Public()}),
 		Algorithms: []string{"EdDSA"}, JIDClaim: "jid", MaxLifetime: time.Minute, Leeway: 0}
 	p := DefaultParams()
@@ -129,8 +130,8 @@ func newJWTTest(t testing.TB, j *JWT) (*Verifier, *clock) {
 			"example.net": {TokenSecrets: [][]byte{[]byte(secretB)}, OTPSeeds: []string{seedB}},
 			"jwt.example": {JWT: only, IsUser: true},
 		},
-		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.now}),
-		Now:   c.now,
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.Now}),
+		Now:   c.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -576,12 +577,12 @@ func TestJWTReplayUntilExpiry(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 	for _, at := range []int64{jwtNow + 1, jwtNow + 200, jwtNow + 359} {
-		c.t = time.Unix(at, 0)
+		c.Set(time.Unix(at, 0))
 		if r := v.Verify(context.Background(), "alice", "example.org", tok); r.Reason != Replayed {
 			t.Errorf("at now%+d: %s, want replayed", at-jwtNow, r.Reason)
 		}
 	}
-	c.t = time.Unix(jwtNow+360, 0) // exp + leeway
+	c.Set(time.Unix(jwtNow+360, 0)) // exp + leeway
 	if r := v.Verify(context.Background(), "alice", "example.org", tok); r.Reason != Expired {
 		t.Errorf("at exp + leeway: %s, want expired", r.Reason)
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -22,25 +23,20 @@ const (
 	nonce32 = "01234567890123456789012345678901"
 )
 
-// clock is a settable clock for the verifier and the store.
-type clock struct{ t time.Time }
-
-func (c *clock) now() time.Time { return c.t }
-
 // newTest returns a verifier for example.org (RFC seed, secretA) and
 // example.net (seedB, secretB) on a fresh memory store, and its clock set
 // to unix time at.
-func newTest(t testing.TB, at int64, p Params) (*Verifier, *clock) {
+func newTest(t testing.TB, at int64, p Params) (*Verifier, *testclock.Clock) {
 	t.Helper()
-	c := &clock{time.Unix(at, 0)}
+	c := testclock.New(time.Unix(at, 0))
 	v, err := New(Config{
 		Params: p,
 		Hosts: map[string]Host{
 			"example.org": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{rfcSeed}, IsUser: true},
 			"example.net": {TokenSecrets: [][]byte{[]byte(secretB)}, OTPSeeds: []string{seedB}},
 		},
-		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.now}),
-		Now:   c.now,
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: p.ReplayTTL(), Now: c.Now}),
+		Now:   c.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +196,7 @@ func TestReplayAfterNextOTP(t *testing.T) {
 	if r := v.Verify(ctx, "alice", "example.org", a); !r.OK() {
 		t.Fatalf("token A: %+v", r)
 	}
-	c.t = c.t.Add(30 * time.Second) // B's step is now the current one
+	c.Add(30 * time.Second) // B's step is now the current one
 	if r := v.Verify(ctx, "alice", "example.org", b); !r.OK() {
 		t.Fatalf("token B: %+v", r)
 	}
@@ -208,7 +204,7 @@ func TestReplayAfterNextOTP(t *testing.T) {
 		t.Fatalf("token A again: %s, want replayed", r.Reason)
 	}
 	// And as long as A's OTP is inside the window (its step + 1).
-	c.t = c.t.Add(19 * time.Second)
+	c.Add(19 * time.Second)
 	if r := v.Verify(ctx, "alice", "example.org", a); r.Reason != Replayed {
 		t.Fatalf("token A at the window's end: %s, want replayed", r.Reason)
 	}
@@ -428,7 +424,7 @@ func TestStoreForgot(t *testing.T) {
 					s.at = time.Unix(tt.forgot, 0)
 				}
 				v.store = s
-				tok := tokenAt(t, v, "alice", c.t.Unix()+int64(off)*30, "1")
+				tok := tokenAt(t, v, "alice", c.Now().Unix()+int64(off)*30, "1")
 				want := Accepted
 				if slices.Contains(tt.refused, off) {
 					want = StoreForgot

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 )
 
 const (
@@ -301,7 +302,7 @@ func known(t *testing.T, k key) bool {
 	default:
 		doc = "[" + k.section + "]\n" + k.name + " = 0\n"
 	}
-	_, err := config.Parse("man.toml", []byte(doc), config.Options{})
+	_, err := setup.Parse("man.toml", []byte(doc), config.Options{})
 	return err == nil || !strings.Contains(err.Error(), "unknown key")
 }
 

@@ -1,7 +1,9 @@
 // Package access says who may do what to a file, as the kernel decides by
 // its permission bits, for the checks that find a setup serve or an XMPP
-// server would trip on (check-config, doctor). It reads accounts and file
-// metadata; ACLs and AppArmor are not read.
+// server would trip on (check-config, doctor): who may read or run it
+// (Allowed, Denied), and who can change it or a directory or link on the
+// way to it (Walk, WritersOf). It reads accounts and file metadata; ACLs
+// and AppArmor are not read.
 //
 // It must never know tokens, configurations or the wire.
 package access
@@ -163,4 +165,116 @@ func Denied(u User, path string, want int, stat func(string) (FileInfo, error)) 
 		return path, fi, nil
 	}
 	return "", fi, nil
+}
+
+// Lstat returns path's metadata, of a symbolic link itself rather than
+// what it names.
+func Lstat(path string) (FileInfo, error) {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return FileInfo{}, err
+	}
+	fi := FileInfo{Mode: st.Mode(), UID: -1, GID: -1}
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
+	}
+	return fi, nil
+}
+
+// Step is one file the kernel goes through on the way to another: a
+// directory, a symbolic link, or the file at the end.
+type Step struct {
+	Path string
+	Info FileInfo
+}
+
+// maxLinks is how many symbolic links Walk follows, as Linux does.
+const maxLinks = 40
+
+// ErrLinks is Walk's error for a path through too many symbolic links.
+var ErrLinks = errors.New("access: too many levels of symbolic links")
+
+// Walk returns, in order, every file the kernel goes through to reach the
+// absolute path: / and each directory down from it, each symbolic link met
+// (then the walk goes on through what it names) and the file at the end.
+// Whoever can change one of them can change what path is. lstat must not
+// follow links; readlink reads one. On an error (a missing file, too many
+// links) Walk returns the steps before it.
+func Walk(path string, lstat func(string) (FileInfo, error), readlink func(string) (string, error)) ([]Step, error) {
+	root, err := lstat("/")
+	if err != nil {
+		return nil, err
+	}
+	steps := []Step{{"/", root}}
+	todo := strings.Split(filepath.Clean("/"+path), "/")
+	cur, links := "/", 0
+	for len(todo) > 0 {
+		name := todo[0]
+		todo = todo[1:]
+		switch name {
+		case "", ".":
+			continue
+		case "..":
+			cur = filepath.Dir(cur)
+			continue
+		}
+		next := filepath.Join(cur, name)
+		fi, err := lstat(next)
+		if err != nil {
+			return steps, err
+		}
+		steps = append(steps, Step{next, fi})
+		if fi.Mode.Type() != fs.ModeSymlink {
+			cur = next
+			continue
+		}
+		if links++; links > maxLinks {
+			return steps, ErrLinks
+		}
+		target, err := readlink(next)
+		if err != nil {
+			return steps, err
+		}
+		if filepath.IsAbs(target) {
+			cur = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return steps, nil
+}
+
+// Writers is who, besides the accounts a check trusts, can change a file.
+type Writers struct {
+	Owner    int  // the owner's uid (who may change the mode), or -1
+	Group    int  // the group's gid, if it may write, or -1
+	Everyone bool // every user may write
+}
+
+// Any says whether anyone untrusted can change the file.
+func (w Writers) Any() bool { return w.Owner >= 0 || w.Group >= 0 || w.Everyone }
+
+// WritersOf says who, besides root and the trusted uids and gids, can
+// change the file a step is: its owner, who may change its mode; its
+// group if it may write; every user if everyone may. A directory whose
+// sticky bit keeps others from replacing what they do not own counts as
+// not writable by its group or everyone when next, the file after it on
+// the way, belongs to root or a trusted uid. A symbolic link itself
+// cannot be changed (its directory is the step that counts): no one.
+func WritersOf(s Step, next *Step, uids, gids []int) Writers {
+	w := Writers{Owner: -1, Group: -1}
+	if s.Info.Mode.Type() == fs.ModeSymlink {
+		return w
+	}
+	trustedUID := func(id int) bool { return id == 0 || slices.Contains(uids, id) }
+	trustedGID := func(id int) bool { return id == 0 || slices.Contains(gids, id) }
+	perm := s.Info.Mode.Perm()
+	sticky := s.Info.Mode.IsDir() && s.Info.Mode&fs.ModeSticky != 0 && next != nil && trustedUID(next.Info.UID)
+	if !trustedUID(s.Info.UID) {
+		w.Owner = s.Info.UID
+	}
+	if perm&0o020 != 0 && !trustedGID(s.Info.GID) && !sticky {
+		w.Group = s.Info.GID
+	}
+	w.Everyone = perm&0o002 != 0 && !sticky
+	return w
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/mint"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -182,18 +183,18 @@ type minter struct {
 }
 
 func newMinter(path string, o config.Options, users int) (*minter, error) {
-	cfg, err := config.Load(path, o)
+	cfg, err := setup.Load(path, o)
 	if err != nil {
 		return nil, err
 	}
 	// Minting never records: a one-record store will do.
-	v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	if err != nil {
 		return nil, err
 	}
 	m := &minter{v: v, users: users, digits: verifier.NonceDigits}
-	if cfg.Params.NonceDigits != 0 {
-		m.digits = cfg.Params.NonceDigits
+	if cfg.Token.NonceDigits != 0 {
+		m.digits = cfg.Token.NonceDigits
 	}
 	for h := range cfg.Hosts {
 		m.hosts = append(m.hosts, h)

@@ -23,7 +23,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/term"
 )
 
-// env is the process's outside world, injected so that tests run commands
+// Env is the process's outside world, injected so that tests run commands
 // without a process.
 type Env struct {
 	Stdin          io.Reader
@@ -37,13 +37,13 @@ type Env struct {
 	// reload, if not nil, replaces SIGHUP as the serving commands' "reload
 	// the configuration" signal (tests).
 	Reload <-chan os.Signal
-	// sysLog is the system log socket a command that replies on stdout
+	// SysLog is the system log socket a command that replies on stdout
 	// logs to when stderr is the same file as stdout ("": the usual
 	// places).
 	SysLog string
-	// detachStderr, if not nil, points the process's file descriptor 2
-	// away from stdout once logging no longer goes there (main: see
-	// detachStderr).
+	// DetachStderr, if not nil, points the process's file descriptor 2
+	// away from stdout once logging no longer goes there (main gives
+	// term.DetachStderr).
 	DetachStderr func() error
 }
 

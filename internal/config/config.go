@@ -1,8 +1,14 @@
-// Package config loads tokenauthd's configuration file: it reads only
-// regular files of bounded size and shallow nesting that no one but their
-// owner can write, validates every key, and reads the secrets they point
-// to, without ever quoting one in an error. It knows nothing of the wire
-// protocol, and neither opens a replay store nor serves.
+// Package config reads tokenauthd's configuration file into plain values:
+// it reads only regular files of bounded size and shallow nesting that no
+// one but their owner can write, validates every key as the file goes
+// (types, ranges, keys that exclude each other, paths), and reads the
+// secrets and key sets they point to, without ever quoting one in an
+// error. It imports none of the libraries (protocol, verifier, replay,
+// replay/redis, go-redis), nor internal/jwks: what only they can check (a
+// host's name, an OTP seed, a JWK Set, the token parameters, an identity
+// provider's URL, a Redis URL) is checked where they are built, in
+// internal/setup and internal/daemon. It knows nothing
+// of the wire, opens no replay store and serves nothing.
 package config
 
 import (
@@ -20,12 +26,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
-	"github.com/redis/go-redis/v9"
-
-	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
-	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
-	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
 // DefaultPath is read when neither -config nor $TOKENAUTHD_CONFIG says
@@ -110,30 +110,43 @@ type hostConfig struct {
 // jwtSection is a host's [hosts."h".jwt] section. Its names are a
 // contract with admins.
 type jwtSection struct {
-	KeysFile    string   `toml:"keys_file"`
-	Algorithms  []string `toml:"algorithms"`
-	JIDClaim    *string  `toml:"jid_claim"`
-	Issuer      string   `toml:"issuer"`
-	Audience    string   `toml:"audience"`
-	MaxLifetime *int     `toml:"max_lifetime"`
-	Leeway      *int     `toml:"leeway"`
+	KeysFile string `toml:"keys_file"`
+	// Keys fetched from an identity provider: at keys_url, or at the
+	// jwks_uri of the issuer's discovery document.
+	KeysURL      string   `toml:"keys_url"`
+	Discovery    bool     `toml:"discovery"`
+	KeysCAFile   string   `toml:"keys_ca_file"`
+	KeysMaxStale *int     `toml:"keys_max_stale"`
+	UserClaim    *string  `toml:"user_claim"`
+	Algorithms   []string `toml:"algorithms"`
+	JIDClaim     *string  `toml:"jid_claim"`
+	Issuer       string   `toml:"issuer"`
+	Audience     string   `toml:"audience"`
+	MaxLifetime  *int     `toml:"max_lifetime"`
+	Leeway       *int     `toml:"leeway"`
 }
 
 // maxOld bounds old_token_secrets and old_otp_seeds: each one costs an HMAC
 // on every refused token.
 const maxOld = 4
 
-// Config is a loaded, validated configuration.
+// Config is a loaded configuration: the file's values, each validated as
+// far as the file goes (internal/setup checks the rest as it builds the
+// verifier).
 type Config struct {
 	Path string
 	// Files are the secret and key files the configuration names, as read
 	// (systemd credentials, "%d/...", which systemd hands to the service
 	// whatever their modes, left out).
-	Files    []string
-	Protocol protocol.Mode
-	Params   verifier.Params
+	Files []string
+	// Protocol is the framing: "auto", "ejabberd" or "generic".
+	Protocol string
+	// Token are the [token] settings every host shares.
+	Token Token
+	// Capacity is the memory store's number of records.
 	Capacity int
-	Hosts    map[string]verifier.Host
+	// Hosts are the [hosts."name"] sections, by name.
+	Hosts map[string]Host
 	// Socket is the Unix socket serve listens on and connect dials.
 	Socket string
 	// SocketGroup, if set, is the group serve gives its socket to.
@@ -170,9 +183,36 @@ type Config struct {
 	fileWarnings []string
 }
 
+// Token are the [token] settings: the OTP's digits, its time step, the
+// steps accepted on either side of the current one, and the nonce's
+// length (0: any).
+type Token struct {
+	Digits      int
+	Interval    time.Duration
+	Drift       int
+	NonceDigits int
+}
+
+// Host is a [hosts."name"] section: its secrets as read (from the file or
+// the files it names), its isuser answer and its JWT settings.
+type Host struct {
+	// TokenSecrets are token_secret then old_token_secrets; empty for a
+	// host of JWTs only.
+	TokenSecrets [][]byte
+	// OTPSeeds are otp_seed then old_otp_seeds, as written: internal/setup
+	// normalises and checks them.
+	OTPSeeds []string
+	// IsUser is the answer to "does this user exist" (default true).
+	IsUser bool
+	// JWT is the [hosts."name".jwt] section, nil if the host takes no JWT.
+	JWT *JWT
+}
+
 // RedisConfig says how to reach the shared Redis store.
 type RedisConfig struct {
-	URL      string   // redis://, rediss:// or unix:// URL of one server
+	// URL is a redis://, rediss:// or unix:// URL of one server, which
+	// internal/daemon parses (go-redis's syntax).
+	URL      string
 	Addrs    []string // host:port of a server, of Sentinels, or of Cluster nodes
 	Master   string   // Sentinel master name (with Addrs)
 	Username string
@@ -242,6 +282,16 @@ const maxError = 1024
 // and errors.As still see the whole one.
 type shortError struct{ err error }
 
+// ShortError returns err with its text cut to 1 KiB, as Parse's are: for
+// the errors of those who check a configuration further (a host's name may
+// be as long as the file).
+func ShortError(err error) error {
+	if err == nil {
+		return nil
+	}
+	return shortError{err}
+}
+
 func (e shortError) Error() string {
 	s := e.err.Error()
 	if len(s) <= maxError {
@@ -259,20 +309,19 @@ func (e shortError) Unwrap() error { return e.err }
 func parse(path string, data []byte, o Options) (*Config, error) {
 	var fc fileConfig
 	fc.Protocol = "auto"
-	d := verifier.DefaultParams()
-	fc.Token.Digits, fc.Token.Interval, fc.Token.Drift = d.Digits, int(d.Interval/time.Second), d.Drift
+	fc.Token.Digits, fc.Token.Interval, fc.Token.Drift = defaultDigits, int(defaultInterval/time.Second), defaultDrift
 	// A fixed nonce length is what keeps "9bob" + nonce "9" from signing
 	// as "bob" + nonce "99": 32 digits, as mod_auth_token's documentation
 	// and tokenauthd mint make them. 0 is an explicit, warned-about opt-out.
-	fc.Token.NonceDigits = verifier.NonceDigits
-	fc.Replay.Capacity = replay.DefaultCapacity
+	fc.Token.NonceDigits = defaultNonceDigits
+	fc.Replay.Capacity = defaultCapacity
 	fc.Daemon.Socket = DefaultSocket
 	fc.Daemon.MaxConnections = DefaultMaxConnections
 	fc.Daemon.RequestTimeoutMS = int(DefaultRequestTimeout / time.Millisecond)
 	fc.Replay.Store = "memory"
 	fc.Replay.JournalSync = "interval"
-	fc.Replay.RedisPrefix = redisstore.DefaultPrefix
-	fc.Replay.RedisTimeoutMS = int(redisstore.DefaultTimeout / time.Millisecond)
+	fc.Replay.RedisPrefix = defaultRedisPrefix
+	fc.Replay.RedisTimeoutMS = int(defaultRedisTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
 	fc.HTTP.PerUserPerMinute = DefaultPerUserPerMinute
 
@@ -323,7 +372,7 @@ func tomlError(path string, err error) error {
 }
 
 func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
-	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]verifier.Host{}}
+	c := &Config{Path: path, Capacity: fc.Replay.Capacity, Hosts: map[string]Host{}}
 	if err := buildDaemonConfig(c, fc); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -334,17 +383,15 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 			return nil, fmt.Errorf("%s: connect.timeout_ms: %w", path, err)
 		}
 	}
-	if c.Protocol, err = protocol.ParseMode(fc.Protocol); err != nil {
+	if !slices.Contains(protocols, fc.Protocol) {
 		return nil, fmt.Errorf("%s: protocol: %q is not auto, ejabberd or generic", path, fc.Protocol)
 	}
-	c.Params = verifier.Params{
+	c.Protocol = fc.Protocol
+	c.Token = Token{
 		Digits:      fc.Token.Digits,
 		Interval:    time.Duration(fc.Token.Interval) * time.Second,
 		Drift:       fc.Token.Drift,
 		NonceDigits: fc.Token.NonceDigits,
-	}
-	if err := c.Params.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: [token]: %s", path, verifier.Detail(err))
 	}
 	if err := buildStoreConfig(c, fc, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -372,16 +419,11 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 		return nil, fmt.Errorf("%s: no [hosts.\"...\"] section: at least one host is needed", path)
 	}
 	for _, name := range slices.Sorted(maps.Keys(fc.Hosts)) {
-		h, err := buildHost(name, fc.Hosts[name], &c.fileWarnings, o)
+		h, err := buildHost(name, fc.Hosts[name], o)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		c.Hosts[name] = h
-		if h.JWT != nil {
-			// The replay store keeps every record as long as the
-			// longest-lived JWT needs.
-			c.Params.MinReplayTTL = max(c.Params.MinReplayTTL, h.JWT.ReplayTTL())
-		}
 	}
 	if err := buildHTTP(c, &fc.HTTP, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -389,26 +431,20 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 	return c, nil
 }
 
-// buildHost validates one [hosts."name"] section and reads its secrets,
-// adding to warnings what weakens them. A host needs token_secret and
+// buildHost validates one [hosts."name"] section and reads its secrets
+// and key set. A host needs token_secret and
 // otp_seed, or a jwt section, or both. Its errors name the key, never a
-// secret.
-func buildHost(name string, hc hostConfig, warnings *[]string, o Options) (verifier.Host, error) {
+// secret. (Its name is internal/setup's to check.)
+func buildHost(name string, hc hostConfig, o Options) (Host, error) {
 	key := fmt.Sprintf("hosts.%q", name)
-	if err := verifier.ValidateHostName(name); err != nil {
-		return verifier.Host{}, fmt.Errorf("%s: %s", key, verifier.Detail(err))
-	}
-	h := verifier.Host{IsUser: true}
+	h := Host{IsUser: true}
 	if hc.IsUser != nil {
 		h.IsUser = *hc.IsUser
 	}
 	if hc.JWT != nil {
-		j, warning, err := buildJWT(key+".jwt", hc.JWT, o)
+		j, err := buildJWT(key+".jwt", hc.JWT, o)
 		if err != nil {
-			return verifier.Host{}, err
-		}
-		if warning != "" {
-			*warnings = append(*warnings, warning)
+			return Host{}, err
 		}
 		h.JWT = j
 		if !hasTokenKeys(hc) {
@@ -417,9 +453,9 @@ func buildHost(name string, hc hostConfig, warnings *[]string, o Options) (verif
 	}
 	if err := buildTokenKeys(key, hc, &h, o); err != nil {
 		if hc.JWT == nil && !hasTokenKeys(hc) {
-			return verifier.Host{}, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
+			return Host{}, fmt.Errorf("%s: token_secret and otp_seed (or their _file), or a [%s.jwt] section, are needed", key, key)
 		}
-		return verifier.Host{}, err
+		return Host{}, err
 	}
 	return h, nil
 }
@@ -431,7 +467,7 @@ func hasTokenKeys(hc hostConfig) bool {
 }
 
 // buildTokenKeys reads a host's token secrets and OTP seeds into h.
-func buildTokenKeys(key string, hc hostConfig, h *verifier.Host, o Options) error {
+func buildTokenKeys(key string, hc hostConfig, h *Host, o Options) error {
 	secret, err := secretValue(o, key, "token_secret", hc.TokenSecret, hc.TokenSecretFile)
 	if err != nil {
 		return err
@@ -439,9 +475,6 @@ func buildTokenKeys(key string, hc hostConfig, h *verifier.Host, o Options) erro
 	seed, err := secretValue(o, key, "otp_seed", hc.OTPSeed, hc.OTPSeedFile)
 	if err != nil {
 		return err
-	}
-	if seed, err = verifier.NormalizeSeed(seed); err != nil {
-		return fmt.Errorf("%s.otp_seed: not a base32 seed", key)
 	}
 	h.TokenSecrets, h.OTPSeeds = [][]byte{[]byte(secret)}, []string{seed}
 	if len(hc.OldTokenSecrets) > maxOld || len(hc.OldOTPSeeds) > maxOld {
@@ -458,16 +491,7 @@ func buildTokenKeys(key string, hc hostConfig, h *verifier.Host, o Options) erro
 		}
 		h.TokenSecrets = append(h.TokenSecrets, []byte(old))
 	}
-	for i, old := range hc.OldOTPSeeds {
-		n, err := verifier.NormalizeSeed(old)
-		if err != nil {
-			return fmt.Errorf("%s.old_otp_seeds[%d]: not a base32 seed", key, i)
-		}
-		if slices.Contains(h.OTPSeeds, n) {
-			return fmt.Errorf("%s.old_otp_seeds[%d] repeats otp_seed or another old seed", key, i)
-		}
-		h.OTPSeeds = append(h.OTPSeeds, n)
-	}
+	h.OTPSeeds = append(h.OTPSeeds, hc.OldOTPSeeds...)
 	return nil
 }
 
@@ -513,16 +537,6 @@ func readSecretFile(path string, owner int) ([]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return b, err
-}
-
-// NewVerifier builds the verifier of a configuration on the given store.
-func NewVerifier(c *Config, store replay.Store) (*verifier.Verifier, error) {
-	return verifier.New(c.VerifierConfig(store))
-}
-
-// VerifierConfig is what NewVerifier makes a verifier of.
-func (c *Config) VerifierConfig(store replay.Store) verifier.Config {
-	return verifier.Config{Params: c.Params, Hosts: c.Hosts, Store: store}
 }
 
 // SocketPath validates a Unix socket path: absolute, and short enough for
@@ -610,12 +624,6 @@ func buildStoreConfig(c *Config, fc *fileConfig, o Options) error {
 		c.Redis = RedisConfig{URL: r.RedisURL, Addrs: r.RedisAddrs, Master: r.RedisMaster,
 			Username: r.RedisUsername, Prefix: r.RedisPrefix, MinReplicas: r.RedisReplicas,
 			Timeout: time.Duration(r.RedisTimeoutMS) * time.Millisecond}
-		if r.RedisURL != "" {
-			if _, err := redis.ParseURL(r.RedisURL); err != nil {
-				// The URL may hold a password: do not quote it.
-				return errors.New("replay.redis_url: not a valid redis://, rediss:// or unix:// URL")
-			}
-		}
 		if r.RedisPassFile != "" {
 			pw, err := secretValue(o, "replay", "redis_password", "", r.RedisPassFile)
 			if err != nil {
@@ -656,20 +664,15 @@ func credentialPath(p string, o Options) (string, error) {
 	return filepath.Join(dir, name), nil
 }
 
-// warnings lists what in a valid configuration weakens its security.
+// Warnings lists what in a valid configuration weakens its security
+// (internal/setup adds what only the libraries can tell: a symmetric key
+// in a key set every user may read).
 func (c *Config) Warnings() []string {
 	w := slices.Clone(c.fileWarnings)
-	if c.Params.NonceDigits == 0 {
+	if c.Token.NonceDigits == 0 {
 		w = append(w, "[token] nonce_digits = 0 accepts nonces of any length: a user whose name is "+
 			"digits followed by another user's name can log in as that user with their own token; "+
 			"set nonce_digits to the length your application mints (32)")
 	}
 	return w
-}
-
-// LogWarnings logs the configuration's warnings at start-up.
-func LogWarnings(log *slog.Logger, c *Config) {
-	for _, w := range c.Warnings() {
-		log.Warn("insecure configuration", "warning", w)
-	}
 }

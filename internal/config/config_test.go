@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -51,8 +49,6 @@ otp_seed_file = "` + seedFile + `"
 		{"no token secret", "[hosts.\"example.org\"]\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{`hosts."example.org"`, "token_secret"}},
 		// A host without its seed.
 		{"no seed", "[hosts.\"example.org\"]\ntoken_secret = \"" + leakySecret + "\"\n", []string{`hosts."example.org"`, "otp_seed"}},
-		// A seed that is not base32.
-		{"bad seed", "[hosts.\"example.org\"]\ntoken_secret = \"x\"\notp_seed = \"" + leakySecret + "!\"\n", []string{`hosts."example.org".otp_seed`, "base32"}},
 		// Both a value and a file for one secret.
 		{"both secret and file", host + "token_secret_file = \"" + secretFile + "\"\n", []string{"token_secret", "token_secret_file"}},
 		{"both seed and file", host + "otp_seed_file = \"" + seedFile + "\"\n", []string{"otp_seed", "otp_seed_file"}},
@@ -62,14 +58,8 @@ otp_seed_file = "` + seedFile + `"
 		{"empty file", "[hosts.\"example.org\"]\ntoken_secret_file = \"" + emptyFile + "\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{"token_secret_file", "empty"}},
 		// No host at all.
 		{"no host", "protocol = \"auto\"\n", []string{"hosts"}},
-		// A host name that cannot be one.
-		{"bad host name", "[hosts.\"a@b\"]\ntoken_secret = \"x\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n", []string{`hosts."a@b"`}},
 		// An unknown protocol.
 		{"bad protocol", "protocol = \"xmpp\"\n" + host, []string{"protocol", "xmpp"}},
-		// Token parameters out of range.
-		{"bad digits", "[token]\ndigits = 4\n" + host, []string{"[token]", "digits"}},
-		{"bad drift", "[token]\ndrift = -1\n" + host, []string{"[token]", "drift"}},
-		{"bad nonce digits", "[token]\nnonce_digits = 1000\n" + host, []string{"[token]", "nonce"}},
 		// A capacity too small to be safe.
 		{"small capacity", "[replay]\ncapacity = 10\n" + host, []string{"replay.capacity"}},
 		// A value of the wrong type.
@@ -103,22 +93,28 @@ otp_seed = "GEZDGNBV"
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Protocol != protocol.Ejabberd || c.Params.Digits != 8 || c.Params.Interval != 30*time.Second ||
-		c.Params.Drift != 1 || c.Params.NonceDigits != 32 || c.Capacity != 1_000_000 {
+	if c.Protocol != "ejabberd" || c.Token != (Token{Digits: 8, Interval: 30 * time.Second, Drift: 1, NonceDigits: 32}) || c.Capacity != 1_000_000 {
 		t.Errorf("config %+v, want ejabberd and the defaults but nonce_digits 32", c)
 	}
+	// The seed as written, its line's end trimmed (internal/setup
+	// normalises it).
 	a := c.Hosts["a.example"]
-	if string(a.TokenSecrets[0]) != leakySecret || a.OTPSeeds[0] != "JBSWY3DPEHPK3PXP" || a.IsUser {
-		t.Errorf("host a: secret %q, seed %q, isuser %v; want the file's, trimmed, normalised, false", a.TokenSecrets[0], a.OTPSeeds[0], a.IsUser)
+	if string(a.TokenSecrets[0]) != leakySecret || a.OTPSeeds[0] != "jbswy3dpehpk3pxp====" || a.IsUser {
+		t.Errorf("host a: secret %q, seed %q, isuser %v; want the file's, trimmed, false", a.TokenSecrets[0], a.OTPSeeds[0], a.IsUser)
 	}
 	if b := c.Hosts["b.example"]; !b.IsUser || string(b.TokenSecrets[0]) != "b" {
 		t.Errorf("host b: %+v; want isuser true by default", b)
 	}
 }
 
-// The example configuration shipped with the project loads.
+// The example configuration shipped with the project parses. (Parsed,
+// not loaded: a checkout's modes are its user's umask's.)
 func TestExampleConfig(t *testing.T) {
-	if _, err := Load("../../config.toml.example", Options{}); err != nil {
+	example, err := os.ReadFile("../../config.toml.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse("../../config.toml.example", example, Options{}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -206,9 +206,14 @@ func TestHTTPKeyFilesListed(t *testing.T) {
 	}
 }
 
-// writeJWKS writes a JWK Set of one Ed25519 public key into dir.
+// writeJWKS writes a JWK Set of one Ed25519 public key (RFC 8037's
+// example) into dir: config reads it unchecked, internal/setup checks it.
 func writeJWKS(t *testing.T, dir string) string {
 	t.Helper()
-	pub, _ := newKey(t)
-	return jwtDir{t, dir}.write("jwks.json", setOf(jwkOf(pub, "k1")), 0o600)
+	p := filepath.Join(dir, "jwks.json")
+	set := `{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k1","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}`
+	if err := os.WriteFile(p, []byte(set), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
-	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
 // Relay are what the relay takes from the configuration file.
@@ -72,8 +71,3 @@ func relayTimeout(ms int) (time.Duration, error) {
 	}
 	return time.Duration(ms) * time.Millisecond, nil
 }
-
-// DefaultRelayTimeout bounds one request through the relay, dialling and
-// retrying included: under Prosody's 5 s external_auth_timeout and far under
-// ejabberd's 30 s.
-const DefaultRelayTimeout = protocol.DefaultClientTimeout

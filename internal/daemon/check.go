@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
-	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -17,7 +18,7 @@ import (
 // as serve would, and checks what serve, run as -user, would fail on at
 // start-up (its socket's and journal's directories, the socket's group).
 // Exit status 1 for any error.
-func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
+func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE] [-user NAME]")
 	userFlag := fs.String("user", "", "check what serve needs when run as this user (default: the current user; the package's is tokenauthd)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
@@ -33,16 +34,20 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	// checks them.
 	o := cfgFlag.Options(e)
 	o.Owner = &a.UID
-	cfg, err := config.Load(path, o)
+	cfg, err := loadConfig(path, o)
+	var fetched []string
 	if err == nil {
-		_, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+		fetched, err = fetchKeysOnce(ctx, cfg)
+	}
+	if err == nil {
+		_, err = cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))
 		return 1
 	}
 	failed := false
-	for _, f := range preflight(cfg, a) {
+	for _, f := range preflight(cfg.Config, a) {
 		kind := "warning"
 		if f.err {
 			kind, failed = "error", true
@@ -52,16 +57,54 @@ func RunCheckConfig(_ context.Context, e *cli.Env, args []string) int {
 	if failed {
 		return 1
 	}
-	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Protocol)
+	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Mode)
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
-	names := slices.Sorted(maps.Keys(cfg.Hosts))
+	for _, line := range fetched {
+		fmt.Fprintf(e.Stdout, "%s: %s\n", path, line)
+	}
+	checkRedis(ctx, e.Stdout, path, cfg.Config)
+	names := slices.Sorted(maps.Keys(cfg.Verifier.Hosts))
 	for _, n := range names {
-		h := cfg.Hosts[n]
+		h := cfg.Verifier.Hosts[n]
 		if s, o := len(h.TokenSecrets)-1, len(h.OTPSeeds)-1; s > 0 || o > 0 {
 			fmt.Fprintf(e.Stdout, "%s: note: host %q still accepts %d old token secret(s) and %d old otp seed(s): remove them once the application uses the new ones\n", path, n, s, o)
 		}
 	}
 	return 0
+}
+
+// fetchKeysOnce fetches, once, the keys of every host whose keys are
+// fetched, and gives each host its fetcher as key source. It returns a
+// line per host: a note with the keys fetched, or a warning (serve starts
+// all the same, and refuses the host's JWTs until a fetch succeeds). Its
+// error is the configuration's (a CA file that cannot be read).
+func fetchKeysOnce(ctx context.Context, cfg *setup.Config) ([]string, error) {
+	var lines []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.FetchedKeys)) {
+		spec, j := cfg.FetchedKeys[name], cfg.Verifier.Hosts[name].JWT
+		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
+		if err != nil {
+			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)
+		}
+		j.Keys = f
+		fctx, cancel := context.WithTimeout(ctx, 2*jwks.FetchTimeout)
+		err = f.FetchOnce(fctx)
+		cancel()
+		f.Stop()
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("warning: host %q: cannot fetch its JWT keys: %v; serve starts all the same, "+
+				"and refuses the host's JWTs (keys_unavailable) until a fetch succeeds", name, err))
+			continue
+		}
+		st := f.Status()
+		line := fmt.Sprintf("note: host %q: %d JWT key(s) fetched from %s (kids %s); refreshed every %v or sooner, kept %v without a fetch (keys_max_stale)",
+			name, len(st.Kids), spec.Where(), strings.Join(st.Kids, ", "), st.Next.Sub(st.Fetched).Round(time.Second), spec.MaxStale)
+		if len(st.Skipped) > 0 {
+			line += fmt.Sprintf("; %d left out: %s", len(st.Skipped), strings.Join(st.Skipped, "; "))
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 )
 
 // A TOML syntax error names the file and the line, never a part of the
@@ -39,13 +40,13 @@ func TestConfigSyntaxErrorHidesValue(t *testing.T) {
 		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		_, err := config.Load(p, config.Options{})
+		_, err := setup.Load(p, config.Options{})
 		if err == nil {
-			t.Errorf("config.Load(token_secret = %q, config.Options{}): no error", v.text)
+			t.Errorf("setup.Load(token_secret = %q, config.Options{}): no error", v.text)
 			continue
 		}
 		if want := p + ":3: syntax error"; !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("config.Load(token_secret = %q, config.Options{}) = %q, want it to start with %q", v.text, err, want)
+			t.Errorf("setup.Load(token_secret = %q, config.Options{}) = %q, want it to start with %q", v.text, err, want)
 		}
 		_, rerr := config.LoadRelay(p, true)
 		if rerr == nil || !strings.HasPrefix(rerr.Error(), p+":3: syntax error") {
@@ -92,7 +93,7 @@ func TestConfigRotationLogMetrics(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := config.Parse("c.toml", []byte(tc.body), config.Options{})
+			cfg, err := setup.Parse("c.toml", []byte(tc.body), config.Options{})
 			switch {
 			case tc.err == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -131,6 +132,41 @@ func TestCheckConfigNotesOldSecrets(t *testing.T) {
 	if !strings.Contains(out.String(), `host "a.example" still accepts 1 old token secret(s) and 0 old otp seed(s)`) ||
 		strings.Contains(out.String(), `host "b.example" still`) {
 		t.Fatalf("check-config output:\n%s", out.String())
+	}
+}
+
+// A Redis URL go-redis cannot parse is refused at start-up, by
+// check-config and by a reload, naming the key and never quoting the URL
+// (it may hold a password); one it parses is taken.
+func TestRedisURLChecked(t *testing.T) {
+	const password = "Sup3rRedisPassw0rd"
+	host := fixture.HostBlock("a.example", fixture.SecretA, fixture.SeedA, nil, nil)
+	for _, tc := range []struct {
+		url string
+		ok  bool
+	}{
+		{"redis://u:" + password + "@127.0.0.1:6379/2", true},
+		{"unix:///run/redis/redis.sock", true},
+		{"http://u:" + password + "@h", false},
+		{"redis://u:" + password + "@h/notadb", false},
+	} {
+		path := fixture.WriteFile(t, fixture.ConfigPath(t), "[replay]\nstore = \"redis\"\nredis_url = \""+tc.url+"\"\n"+host)
+		_, err := loadConfig(path, config.Options{})
+		var out, errb fixture.Buffer
+		code := RunCheckConfig(context.Background(), &cli.Env{Stdout: &out, Stderr: &errb}, []string{"-config", path})
+		if tc.ok {
+			if err != nil || code != 0 {
+				t.Errorf("%s: loadConfig %v, check-config exit %d: %s", tc.url, err, code, out.String())
+			}
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), "replay.redis_url: not a valid") || code != 1 ||
+			!strings.Contains(out.String(), "replay.redis_url") {
+			t.Errorf("%s: loadConfig %v, check-config exit %d: %s", tc.url, err, code, out.String())
+		}
+		if strings.Contains(fmt.Sprint(err)+out.String()+errb.String(), password) {
+			t.Errorf("%s: the password quoted", tc.url)
+		}
 	}
 }
 
@@ -180,14 +216,12 @@ func readFileT(t testing.TB, path string) string {
 // TestConfigFileOwner: a file owned by another user than root and the
 // running one is refused (run as root: chown needs it).
 func TestConfigFileOwner(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("chown needs root")
-	}
+	fixture.RequireRoot(t, "it gives a file to another user")
 	p := fixture.WriteConfig(t, t.TempDir(), "")
 	if err := os.Chown(p, 65534, -1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := config.Load(p, config.Options{}); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
+	if _, err := setup.Load(p, config.Options{}); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
 		t.Fatalf("loadConfig of a file owned by user 65534 = %v, want it refused", err)
 	}
 	if _, err := config.LoadRelay(p, false); err == nil || !strings.Contains(err.Error(), "owned by user 65534") {
@@ -201,6 +235,7 @@ func TestConfigFileOwner(t *testing.T) {
 // that does not exist; a warning for a directory that does not exist yet
 // (systemd makes it). Before, check-config said "ok" to all of them.
 func TestCheckConfigWhatServeNeeds(t *testing.T) {
+	fixture.RequireRoot(t, "it checks what another user, nobody, may do with root's files")
 	dir := openTempDir(t)
 	closed := filepath.Join(dir, "closed")
 	open := filepath.Join(dir, "open")
@@ -296,6 +331,7 @@ func TestCheckConfigCredentials(t *testing.T) {
 // Files named "%d/..." are systemd credentials, which systemd hands to
 // the service whatever their modes on disk: those are not in question.
 func TestAttackCheckConfigUserCannotRead(t *testing.T) {
+	fixture.RequireRoot(t, "it checks what another user, nobody, may read of root's files")
 	dir := openTempDir(t)
 	write := func(name, body string, mode os.FileMode) string {
 		p := filepath.Join(dir, name)
@@ -371,6 +407,7 @@ func TestJWTKeyRotationOnReload(t *testing.T) {
 // root, accepts it, as serve run as NAME does; without -user (root's own
 // check) it is refused, as serve run as root would refuse it.
 func TestCheckConfigUserOwnsSecrets(t *testing.T) {
+	fixture.RequireRoot(t, "it gives a secret file to another user, nobody")
 	dir := openTempDir(t)
 	secret := filepath.Join(dir, "token_secret")
 	if err := os.WriteFile(secret, []byte(fixture.SecretA+"\n"), 0o600); err != nil {

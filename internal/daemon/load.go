@@ -2,11 +2,13 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -16,11 +18,12 @@ import (
 type serving struct {
 	path   string
 	opts   config.Options
-	cfg    *config.Config
+	cfg    *setup.Config
 	log    *slog.Logger
 	level  *slog.LevelVar
 	reload <-chan os.Signal
 	stop   func() // undoes the signal handling
+	keys   *keySources
 	// onReload, if not nil, is handed each reloaded configuration.
 	onReload func(*config.Config)
 }
@@ -34,14 +37,17 @@ type serving struct {
 func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool) (s *serving, store replay.Store, ok bool) {
 	s = &serving{path: flags.Path(e), opts: flags.Options(e)}
 	s.reload, s.stop = e.ReloadSignals()
-	cfg, err := config.Load(s.path, s.opts)
+	cfg, err := loadConfig(s.path, s.opts)
 	if err != nil {
 		s.stop()
 		e.Logger().Error("bad configuration", "err", err)
 		return nil, nil, false
 	}
 	s.cfg = cfg
-	s.log, s.level = e.ConfigLogger(cfg)
+	s.log, s.level = e.ConfigLogger(cfg.Config)
+	s.keys = newKeySources(s.log)
+	stop := s.stop
+	s.stop = func() { stop(); s.keys.close() }
 	if socket != "" {
 		cfg.Socket = socket
 	}
@@ -57,6 +63,31 @@ func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool
 // ctx ends or the returned function is called. m, if not nil, counts the
 // reloads.
 func (s *serving) reloadOnSignal(ctx context.Context, store replay.Store, h *authHandler, m *metrics) (stop func()) {
-	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg, also: s.onReload}
+	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg,
+		keys: s.keys, also: s.onReload}
 	return rl.start(ctx, s.reload)
+}
+
+// loadConfig loads the configuration file of a serving command or
+// check-config, makes it ready for the verifier (setup.New), and checks its
+// Redis URL, which go-redis parses: all that is refused at start-up, not
+// at the first login.
+func loadConfig(path string, o config.Options) (*setup.Config, error) {
+	cfg, err := setup.Load(path, o)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Store == "redis" && cfg.Redis.URL != "" {
+		if _, err := redisURL(cfg.Redis.URL); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	return cfg, nil
+}
+
+// logWarnings logs the configuration's warnings at start-up.
+func logWarnings(log *slog.Logger, cfg *setup.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("insecure configuration", "warning", w)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/logs/logstest"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -90,9 +91,9 @@ func TestCapacityGuard(t *testing.T) {
 	const capacity, flood = 1000, 1500
 	var logs fixture.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
-	cfg := &config.Config{Capacity: capacity, Params: verifier.DefaultParams()}
+	cfg := &setup.Config{Config: &config.Config{Capacity: capacity}, Verifier: verifier.Config{Params: verifier.DefaultParams()}}
 	store := NewMemoryStore(cfg, log)
-	v, err := verifier.New(verifier.Config{Params: cfg.Params, Store: store,
+	v, err := verifier.New(verifier.Config{Params: cfg.Verifier.Params, Store: store,
 		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(fixture.SecretA)}, OTPSeeds: []string{fixture.SeedA}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -145,11 +146,11 @@ func TestLongUserNameLogCut(t *testing.T) {
 func TestNonceDigitsDefaultStopsImpersonation(t *testing.T) {
 	at := time.Now()
 	forge := func(cfgPath string) string {
-		cfg, err := config.Load(cfgPath, config.Options{})
+		cfg, err := setup.Load(cfgPath, config.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+		v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
 		if err != nil {
 			t.Fatal(err)
 		}

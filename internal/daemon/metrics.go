@@ -69,6 +69,9 @@ func requestSeries() [][3]string {
 // liveEvictor is a store that counts records forced out while still live.
 type liveEvictor interface{ LiveEvictions() uint64 }
 
+// replicaWatcher is a store that counts the shards short of replicas.
+type replicaWatcher interface{ ReplicasShort() int }
+
 // newMetrics registers the metrics of a daemon whose replay store is store.
 func newMetrics(store replay.Store) *metrics {
 	m := &metrics{reg: prometheus.NewRegistry()}
@@ -115,6 +118,12 @@ func newMetrics(store replay.Store) *metrics {
 			Name: "tokenauthd_replay_live_evictions_total",
 			Help: "Records forced out of the replay store by its capacity while still inside their window: raise [replay] capacity.",
 		}, func() float64 { return float64(le.LiveEvictions()) }))
+	}
+	if rw, ok := store.(replicaWatcher); ok {
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokenauthd_redis_replicas_short",
+			Help: "Redis shards (a Cluster's masters, or the one master) with fewer replicas online than [replay] redis_min_replicas at the last check: tokens recorded there are refused.",
+		}, func() float64 { return float64(rw.ReplicasShort()) }))
 	}
 	return m
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -24,11 +25,12 @@ type reloader struct {
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, which a reload may change
 	metrics *metrics
+	keys    *keySources // the fetchers of JWT keys, kept while a host's URL does not change
 	// also, if not nil, is handed each configuration put in effect.
 	also func(*config.Config)
 
 	mu  sync.Mutex
-	cur *config.Config // the configuration in effect
+	cur *setup.Config // the configuration in effect
 }
 
 // Reload loads the configuration file again and, if it is valid, puts it
@@ -47,25 +49,25 @@ func (r *reloader) Reload() error {
 }
 
 func (r *reloader) reload() error {
-	cfg, err := config.Load(r.path, r.opts)
+	cfg, err := loadConfig(r.path, r.opts)
 	if err != nil {
 		return err
 	}
 	// The store's time to live comes from the token parameters: a longer
 	// window with the old store would let replays through.
-	if cfg.Params != r.cur.Params {
+	if cfg.Verifier.Params != r.cur.Verifier.Params {
 		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
 	}
-	v, err := config.NewVerifier(cfg, r.store)
+	v, err := r.keys.verifier(cfg, r.store)
 	if err != nil {
 		return err
 	}
-	for _, s := range restartOnly(r.cur, cfg) {
+	for _, s := range restartOnly(r.cur.Config, cfg.Config) {
 		r.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
 	}
 	r.handler.v.Store(v)
 	if r.also != nil {
-		r.also(cfg)
+		r.also(cfg.Config)
 	}
 	if r.level != nil {
 		r.level.Set(cfg.LogLevel)

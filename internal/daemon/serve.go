@@ -22,6 +22,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -62,7 +63,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	}
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
-	d, err := New(cfg, log, store)
+	d, err := newDaemon(cfg, log, store, sv.keys)
 	if err != nil {
 		store.Close()
 		log.Error("cannot start", "err", err)
@@ -83,7 +84,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
 	}
 	var stopHTTP func()
-	if sv.onReload, stopHTTP, err = startHTTP(ctx, cfg, d.handler, m, log); err != nil {
+	if sv.onReload, stopHTTP, err = startHTTP(ctx, cfg.Config, d.handler, m, log); err != nil {
 		d.closeListeners()
 		store.Close()
 		log.Error("cannot serve HTTP", "err", err)
@@ -108,10 +109,11 @@ func (d *Daemon) closeListeners() {
 // its own protocol.Server; all share the handler, and through its verifier
 // the replay store.
 type Daemon struct {
-	cfg       *config.Config
+	cfg       *setup.Config
 	log       *slog.Logger
 	handler   *authHandler
 	store     replay.Store
+	keys      *keySources
 	listeners []net.Listener
 	// notify sends a state to the service manager (sd_notify). It is a
 	// no-op when not run by systemd.
@@ -128,8 +130,13 @@ type Daemon struct {
 // sockets, so that configuration and bind errors show at start-up, before
 // the service manager is told the daemon is ready. Run closes the store;
 // if New fails, the caller does.
-func New(cfg *config.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
-	v, err := config.NewVerifier(cfg, store)
+func New(cfg *setup.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
+	return newDaemon(cfg, log, store, newKeySources(log))
+}
+
+// newDaemon is New with the fetchers of JWT keys of the serving process.
+func newDaemon(cfg *setup.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
+	v, err := keys.verifier(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -138,6 +145,7 @@ func New(cfg *config.Config, log *slog.Logger, store replay.Store) (*Daemon, err
 		log:     log,
 		handler: newAuthHandler(v, log),
 		store:   store,
+		keys:    keys,
 		conns:   map[*guardedConn]struct{}{},
 		probes:  map[string]struct{}{},
 		notify: func(state string) {
@@ -216,7 +224,7 @@ func listenUnix(path string) (net.Listener, error) {
 // follows, which would act on whatever the path names by then.
 //
 // The umask is the process's, not the goroutine's. bindUnix runs at
-// start-up only (newDaemon, before the daemon serves or answers a signal),
+// start-up only (New, before the daemon serves or answers a signal),
 // when no goroutine of ours creates files: the journal's syncer only syncs
 // open files and Redis's pool only dials. A socket created in a private
 // directory and moved into place would not touch the umask, but the
@@ -287,7 +295,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}()
 	}
 	d.log.Info("tokenauthd serving", "version", cli.Version(), "hosts", len(d.cfg.Hosts))
-	config.LogWarnings(d.log, d.cfg)
+	logWarnings(d.log, d.cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()
 
@@ -322,6 +330,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Unlock()
 		<-drained
 	}
+	d.keys.close()
 	if err := d.store.Close(); err != nil {
 		return fmt.Errorf("closing the replay store: %w", err)
 	}

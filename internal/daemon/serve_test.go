@@ -19,6 +19,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -39,11 +40,11 @@ func startDaemonAt(t testing.TB, sock string, store replay.Store) (*Daemon, stri
 }
 
 // startDaemonWith is startDaemonAt with extra configuration (TOML
-// sections) and a setup function, if not nil, that sees the daemon before
+// sections) and a function, before, if not nil, that sees the daemon before
 // it runs.
-func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup func(*Daemon)) (*Daemon, string, func() error) {
+func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, before func(*Daemon)) (*Daemon, string, func() error) {
 	t.Helper()
-	cfg, err := config.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
+	cfg, err := setup.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,8 +61,8 @@ func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, setup
 		t.Fatal(err)
 	}
 	d.notify = func(string) {}
-	if setup != nil {
-		setup(d)
+	if before != nil {
+		before(d)
 	}
 	stop := d.Start(context.Background())
 	t.Cleanup(func() { stop() })
@@ -484,7 +485,7 @@ func TestServeRedisSentinel(t *testing.T) {
 	fixture.WaitPort(t, sport, 10*time.Second)
 
 	fixture.MarkRedis(t, master.Port, "sentinel-test:") // not a first start: no refusals
-	cfg, err := config.Load(fixture.WriteConfig(t, dir, fmt.Sprintf(
+	cfg, err := setup.Load(fixture.WriteConfig(t, dir, fmt.Sprintf(
 		"[replay]\nstore = \"redis\"\nredis_addrs = [\"127.0.0.1:%d\"]\nredis_master = \"testmaster\"\nredis_prefix = \"sentinel-test:\"\n", sport)), config.Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
-	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -17,12 +17,12 @@ import (
 // The warning is rate limited (a flood of valid tokens would otherwise log
 // one line per token); the store counts every eviction (LiveEvictions, and
 // the tokenauthd_replay_live_evictions_total metric).
-func NewMemoryStore(cfg *config.Config, log *slog.Logger) *replay.Memory {
+func NewMemoryStore(cfg *setup.Config, log *slog.Logger) *replay.Memory {
 	rl := logs.NewRateLog(log, nil)
 	var m *replay.Memory
 	m = replay.NewMemory(replay.MemoryOptions{
 		Capacity: cfg.Capacity,
-		TTL:      cfg.Params.ReplayTTL(),
+		TTL:      cfg.Verifier.Params.ReplayTTL(),
 		OnLiveEviction: func() {
 			// m.LiveEvictions is an atomic counter: no store lock taken.
 			rl.Log(slog.LevelWarn, "live_eviction",
@@ -62,17 +62,17 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
 	if *protoFlag == "" {
-		mode = cfg.Protocol
+		mode = cfg.Mode
 	}
 	defer store.Close()
-	v, err := config.NewVerifier(cfg, store)
+	v, err := sv.keys.verifier(cfg, store)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return 1
 	}
 	log.Info("tokenauthd started", "version", cli.Version(), "mode", "stdio",
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
-	config.LogWarnings(log, cfg)
+	logWarnings(log, cfg)
 	h := newAuthHandler(v, log)
 	defer h.refusal.Flush()
 	defer sv.reloadOnSignal(ctx, store, h, nil)()

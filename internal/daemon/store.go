@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
@@ -20,10 +22,10 @@ import (
 // Every store reports when it may have lost records (ForgottenAt); the
 // verifier then refuses the tokens it can no longer vouch for, and this
 // says so in the log.
-func newStore(cfg *config.Config, log *slog.Logger, daemon bool) (replay.Store, error) {
+func newStore(cfg *setup.Config, log *slog.Logger, daemon bool) (replay.Store, error) {
 	switch {
 	case cfg.Store == "redis":
-		return newRedisStore(cfg, log), nil
+		return newRedisStore(cfg, log)
 	case cfg.Journal != "" && !daemon:
 		log.Warn("[replay] journal is kept by tokenauthd serve only; this helper remembers tokens in memory")
 	case cfg.Journal != "":
@@ -36,13 +38,13 @@ func newStore(cfg *config.Config, log *slog.Logger, daemon bool) (replay.Store, 
 		now := time.Now()
 		m.MarkForgotten(now)
 		log.Info("refuse_after_start: the replay store starts empty, so tokens an earlier process could have accepted are refused",
-			"refused_until", cfg.VerifierConfig(nil).RefusalEnds(now).Format(time.RFC3339))
+			"refused_until", cfg.Verifier.RefusalEnds(now).Format(time.RFC3339))
 	}
 	return m, nil
 }
 
 // openJournal opens the memory store's journal and logs what it found.
-func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
+func openJournal(cfg *setup.Config, log *slog.Logger) (replay.Store, error) {
 	mem := NewMemoryStore(cfg, log)
 	j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
 	if err != nil {
@@ -56,9 +58,9 @@ func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
 	}
 	switch {
 	case st.Lost != "":
-		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
+		logForgotten(log, cfg.Verifier, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():
-		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, "a recent start found that the journal may have lost records")
+		logForgotten(log, cfg.Verifier, st.Forgotten, "a recent start found that the journal may have lost records")
 	}
 	return j, nil
 }
@@ -73,30 +75,61 @@ func logForgotten(log *slog.Logger, vc verifier.Config, at time.Time, why string
 
 // newRedisStore returns the Redis store. It does not wait for Redis: while
 // Redis cannot be reached every token is refused (store_unavailable), and
-// accepted again once it can, without a restart.
-func newRedisStore(cfg *config.Config, log *slog.Logger) *redisstore.Store {
-	redis.SetLogger(redisLogger{log})
+// accepted again once it can, without a restart. It fails only on a URL
+// go-redis cannot parse.
+func newRedisStore(cfg *setup.Config, log *slog.Logger) (*redisstore.Store, error) {
 	rc := cfg.Redis
+	var url *redis.Options
+	if rc.URL != "" {
+		var err error
+		if url, err = redisURL(rc.URL); err != nil {
+			return nil, err
+		}
+	}
+	redis.SetLogger(redisLogger{log})
 	warnRedisTimeout(rc.Timeout, log)
 	s := redisstore.New(func(onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
-		return newRedisClient(rc, onConnect)
+		return newRedisClient(rc, url, onConnect)
 	}, redisstore.Options{
-		Prefix: rc.Prefix, TTL: cfg.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
-		OnForget: func(at time.Time, why string) { logForgotten(log, cfg.VerifierConfig(nil), at, why) },
+		Prefix: rc.Prefix, TTL: cfg.Verifier.Params.ReplayTTL(), Timeout: rc.Timeout, MinReplicas: rc.MinReplicas,
+		OnForget:   func(at time.Time, why string) { logForgotten(log, cfg.Verifier, at, why) },
+		OnReplicas: func(shard string, online int, short bool) { logReplicas(log, shard, online, rc.MinReplicas, short) },
 	})
 	if err := s.Ping(context.Background()); err != nil {
 		log.Warn("Redis does not answer yet: tokens are refused until it does", "err", err)
 	} else {
 		log.Info("replay store: Redis", "prefix", rc.Prefix, "min_replicas", rc.MinReplicas)
 	}
-	return s
+	return s, nil
+}
+
+// redisURL parses [replay] redis_url as go-redis does. Its error does not
+// quote the URL, which may hold a password.
+func redisURL(u string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(u)
+	if err != nil {
+		return nil, errors.New("replay.redis_url: not a valid redis://, rediss:// or unix:// URL")
+	}
+	return opt, nil
+}
+
+// logReplicas says that a Redis shard has fewer replicas online than
+// redis_min_replicas, or has enough again.
+func logReplicas(log *slog.Logger, shard string, online, required int, short bool) {
+	attrs := []any{"shard", shard, "replicas_online", online, "redis_min_replicas", required}
+	if short {
+		log.Warn("a Redis shard has fewer replicas online than redis_min_replicas: tokens whose records land there are refused (store_unavailable) until a replica follows it again", attrs...)
+		return
+	}
+	log.Info("a Redis shard has its replicas again: its tokens are accepted", attrs...)
 }
 
 // newRedisClient returns the client of the configuration, with onConnect
-// run on each of its new connections.
-func newRedisClient(rc config.RedisConfig, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
-	if rc.URL != "" {
-		opt, _ := redis.ParseURL(rc.URL) // validated by loadConfig
+// run on each of its new connections: of the server url names (rc.URL
+// parsed; each call changes its own copy), else of rc.Addrs.
+func newRedisClient(rc config.RedisConfig, url *redis.Options, onConnect func(context.Context, *redis.Conn) error) redis.UniversalClient {
+	if url != nil {
+		opt := *url
 		if rc.Username != "" {
 			opt.Username = rc.Username
 		}
@@ -106,7 +139,7 @@ func newRedisClient(rc config.RedisConfig, onConnect func(context.Context, *redi
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout, opt.PoolTimeout = rc.Timeout, rc.Timeout, rc.Timeout, rc.Timeout
 		opt.ContextTimeoutEnabled = true
 		opt.OnConnect = onConnect
-		return redis.NewClient(opt)
+		return redis.NewClient(&opt)
 	}
 	return redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:                 rc.Addrs,

@@ -4,22 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
-
 	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
 
-// tadConfig is what doctor reads of a tokenauthd configuration file: no
-// secret, only where they are.
-type tadConfig struct {
+// tokenauthdFile is what doctor reads of a tokenauthd configuration file
+// (config.ReadOutline): no secret, only where they are.
+type tokenauthdFile struct {
 	path        string
 	socket      string // [daemon] socket, or the default
 	socketGroup string // [daemon] socket_group, "" if unset
@@ -35,71 +33,21 @@ type tadConfig struct {
 // maxConfig bounds a tokenauthd configuration file, as tokenauthd does.
 const maxConfig = 1 << 20
 
-// partialConfig is the part of the file doctor reads; other keys, and the
-// secrets themselves, are not decoded.
-type partialConfig struct {
-	Daemon struct {
-		Socket      string `toml:"socket"`
-		SocketGroup string `toml:"socket_group"`
-	} `toml:"daemon"`
-	Replay struct {
-		Store        string `toml:"store"`
-		PasswordFile string `toml:"redis_password_file"`
-	} `toml:"replay"`
-	Hosts map[string]struct {
-		TokenSecretFile string `toml:"token_secret_file"`
-		OTPSeedFile     string `toml:"otp_seed_file"`
-		JWT             *struct {
-			KeysFile string `toml:"keys_file"`
-		} `toml:"jwt"`
-	} `toml:"hosts"`
-}
-
 // parseTokenauthd reads the parts of a configuration doctor needs; its
 // errors never quote the file.
-func parseTokenauthd(path string, data []byte) (*tadConfig, error) {
-	if err := config.CheckNesting(data); err != nil {
-		return nil, fmt.Errorf("%s:%w", path, err)
+func parseTokenauthd(path string, data []byte) (*tokenauthdFile, error) {
+	o, err := config.ReadOutline(path, data)
+	if err != nil {
+		return nil, err
 	}
-	var pc partialConfig
-	if _, err := toml.Decode(string(data), &pc); err != nil {
-		// Parse describes a decoding error without quoting the value.
-		if _, perr := config.Parse(path, data, config.Options{}); perr != nil {
-			return nil, perr
-		}
-		return nil, fmt.Errorf("%s: not a configuration tokenauthd reads", path)
-	}
-	c := &tadConfig{path: path, socket: config.DefaultSocket, socketGroup: pc.Daemon.SocketGroup, store: "memory"}
-	if pc.Daemon.Socket != "" {
-		c.socket = pc.Daemon.Socket
-	}
-	if pc.Replay.Store != "" {
-		c.store = pc.Replay.Store
-	}
-	c.hosts = slices.Sorted(maps.Keys(pc.Hosts))
-	files := []string{pc.Replay.PasswordFile}
-	for _, h := range c.hosts {
-		files = append(files, pc.Hosts[h].TokenSecretFile, pc.Hosts[h].OTPSeedFile)
-		if j := pc.Hosts[h].JWT; j != nil {
-			files = append(files, j.KeysFile)
-		}
-	}
-	for _, f := range files {
-		switch {
-		case f == "":
-		case strings.HasPrefix(f, "%d/"):
-			c.credentials = true
-		default:
-			c.secretFiles = append(c.secretFiles, f)
-		}
-	}
-	return c, nil
+	return &tokenauthdFile{path: path, socket: o.Socket, socketGroup: o.SocketGroup, store: o.Store,
+		hosts: o.Hosts, credentials: o.Credentials, secretFiles: o.Files}, nil
 }
 
 // loadTokenauthd reads and checks tokenauthd's configuration: whether
 // tokenauthd accepts it (as check-config does) and whether the daemon's
 // user, if its unit is installed, may read it.
-func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
+func (d *doctor) loadTokenauthd(path string, explicit bool) *tokenauthdFile {
 	if _, err := d.sys.Stat(path); err != nil {
 		if !explicit && isNotExist(err) {
 			d.add(Finding{Severity: Note, File: path, Message: "no tokenauthd configuration here: the daemon's socket is taken as " +
@@ -119,26 +67,27 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tadConfig {
 	c, err := parseTokenauthd(path, data)
 	if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "tokenauthd refuses it: " + trimPath(err.Error(), path),
-			Fix: "tokenauthd check-config -config " + path + " tells the same; correct the key it names"})
+			Fix: sh("tokenauthd", "check-config", "-config", path) + " tells the same; correct the key it names"})
 		return nil
 	}
 	if c.credentials && d.creds.Credentials == "" {
 		d.add(Finding{Severity: Note, File: path, Message: "secrets are systemd credentials (%d/...), which exist only inside the service: " +
 			"the file is not validated here; the daemon logs what it refuses (journalctl -u tokenauthd)",
 			Fix: "give the credentials' directory: tokenauthd doctor -credentials /etc/tokenauthd/secrets"})
-	} else if parsed, err := config.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
+	} else if parsed, err := setup.Parse(path, data, d.creds); err != nil && d.ownedByOthers(c.secretFiles) {
 		// tokenauthd refuses a secret file owned by another user than
 		// root and itself: doctor, run as root, cannot tell whether the
 		// daemon's user would accept them.
 		d.add(Finding{Severity: Note, File: path, Message: "not validated: its secret files belong to another user than doctor's",
-			Fix: "run tokenauthd check-config as the user that reads it (sudo -u tokenauthd tokenauthd check-config -config " + path + ")"})
+			Fix: "run tokenauthd check-config as the user that reads it (" + sh("sudo", "-u", "tokenauthd", "tokenauthd", "check-config", "-config", path) + ")"})
 	} else if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "tokenauthd refuses it: " + trimPath(err.Error(), path),
-			Fix: "tokenauthd check-config -config " + path + " tells the same; correct the key it names"})
+			Fix: sh("tokenauthd", "check-config", "-config", path) + " tells the same; correct the key it names"})
 	} else {
 		for _, w := range parsed.Warnings() {
 			d.add(Finding{Severity: Warning, File: path, Message: trimPath(w, path), Fix: "see tokenauthd check-config"})
 		}
+		d.checkRedis(path, parsed.Config)
 	}
 	d.checkDaemonReadsConfig(c)
 	return c
@@ -158,7 +107,7 @@ func (d *doctor) ownedByOthers(files []string) bool {
 // checkDaemonReadsConfig checks that the daemon's user, if its unit is
 // installed, may read the configuration and its secret files, and that
 // tokenauthd would trust them.
-func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
+func (d *doctor) checkDaemonReadsConfig(c *tokenauthdFile) {
 	files, err := d.sys.UnitFiles("tokenauthd.service")
 	if err != nil || len(files) == 0 {
 		return
@@ -175,7 +124,7 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		if why := d.access(svc, p, access.Read); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key,
 				Message: "the daemon, run by tokenauthd.service as " + svc.user.Name + ", cannot read it: " + why,
-				Fix:     "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
+				Fix:     chownFix(svc.user.Name, p)})
 			continue
 		}
 		fi, err := d.sys.Stat(p)
@@ -184,11 +133,11 @@ func (d *doctor) checkDaemonReadsConfig(c *tadConfig) {
 		}
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.add(Finding{Severity: Error, File: c.path, Key: key, Message: p + " is " + why,
-				Fix: "chown root:" + svc.user.Name + " " + p + " && chmod 0640 " + p})
+				Fix: chownFix(svc.user.Name, p)})
 		} else if fi.Mode.Perm()&0o004 != 0 {
 			d.add(Finding{Severity: Warning, File: c.path, Key: key,
 				Message: fmt.Sprintf("%s is readable by every user (mode %04o): it holds or names the secrets", p, fi.Mode.Perm()),
-				Fix:     "chmod o-r " + p})
+				Fix:     sh("chmod", "o-r", p)})
 		}
 	}
 }
@@ -281,7 +230,7 @@ func (d *doctor) checkGroup(c socketClient) {
 		d.add(Finding{Severity: Error, File: c.file, Line: c.line, Key: c.key,
 			Message: fmt.Sprintf("%s's user %s is not in %s (%s): it cannot connect to the daemon's socket, and every login is refused",
 				c.svc.name, c.svc.user.Name, g.Name, where),
-			Fix: fmt.Sprintf("adduser %s %s && systemctl restart %s", c.svc.user.Name, g.Name, restart)})
+			Fix: sh("adduser", c.svc.user.Name, g.Name) + " && " + sh("systemctl", "restart", restart)})
 	}
 }
 

@@ -5,6 +5,15 @@
 // the fix. Everything it asks of the machine goes through a System, so that
 // tests can feed it each mistake. It never prints a secret: it reads none
 // of tokenauthd's, and quotes no line of Prosody's configuration.
+//
+// The servers' files are written by others than root, and doctor is run
+// by root. So it runs prosody.cfg.lua, which is Lua, only as Prosody's
+// own user (nobody if that is root), with no new privileges, no
+// environment, from /; it reads no file ejabberd's user could not read;
+// it reports every configuration file, and every directory on the way to
+// one, that anyone but root (and, for ejabberd's data, ejabberd's user)
+// can change; a host name that is not a domain name is a finding of its
+// own; and every value in a command it prints is quoted for the shell.
 package doctor
 
 import (
@@ -115,15 +124,18 @@ type doctor struct {
 	findings []Finding
 
 	// tad is tokenauthd's configuration, nil if it could not be read.
-	tad *tadConfig
+	tad *tokenauthdFile
 	// clients are the XMPP servers that talk to the daemon's socket.
 	clients []socketClient
 	// ejabberdServes are the hosts ejabberd authenticates externally.
 	ejabberdServes map[string]bool
+	// writable are the places reported as writable by others (checkWriters).
+	writable map[string]bool
 }
 
 func newDoctor(ctx context.Context, o Options) *doctor {
-	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, creds: config.Options{Credentials: o.Credentials}, ejabberdServes: map[string]bool{}}
+	d := &doctor{ctx: ctx, sys: o.System, getenv: o.Getenv, creds: config.Options{Credentials: o.Credentials}, ejabberdServes: map[string]bool{},
+		writable: map[string]bool{}}
 	if d.sys == nil {
 		d.sys = OS()
 	}
@@ -237,7 +249,7 @@ func formatFinding(f Finding) string {
 	b.WriteString(clean(f.Message))
 	if f.Fix != "" {
 		b.WriteString("; fix: ")
-		b.WriteString(clean(f.Fix))
+		b.WriteString(cleanFix(f.Fix))
 	}
 	return b.String()
 }
@@ -261,6 +273,21 @@ func clean(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// cleanFix is clean for a fix, which may hold a command: one too long for
+// a line is not shown at all, as a command cut inside a quoted word
+// would let the shell read the next lines pasted after it as its own;
+// nor is one that clean would change, as its words would then name
+// another file.
+func cleanFix(s string) string {
+	if len(s) > maxField {
+		return fmt.Sprintf("not shown: %d bytes, too long for one line", len(s))
+	}
+	if c := clean(s); c != s {
+		return "not shown: it holds characters a terminal cannot show"
+	}
+	return s
 }
 
 func plural(n int, word string) string {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/protocol"
 )
@@ -70,6 +71,12 @@ func runCase(t *testing.T, c doctorCase) ([]Finding, string, int) {
 		}
 		s.addFile(abs, abs)
 		o.Prosody = abs
+		// The files it may include.
+		for _, inc := range []string{"testdata/prosody/included.cfg.lua", "testdata/prosody/conf.d/localhost.cfg.lua"} {
+			if p, err := filepath.Abs(inc); err == nil {
+				s.addFile(p, p)
+			}
+		}
 	}
 	if c.setup != nil {
 		c.setup(s)
@@ -108,7 +115,7 @@ func check(t *testing.T, c doctorCase, got []Finding, out string, code int) {
 	if code != c.exit {
 		t.Errorf("exit status %d, want %d", code, c.exit)
 	}
-	if strings.Contains(out, "test-secret") || strings.Contains(out, "JBSWY3DP") {
+	if strings.Contains(out, "test-secret") || strings.Contains(out, "JBSWY3DP") || strings.Contains(out, "SECRETHASH") {
 		t.Errorf("the report quotes a secret:\n%s", out)
 	}
 	if t.Failed() {
@@ -307,6 +314,8 @@ func TestDaemon(t *testing.T) {
 		// tokenauthd's configuration: what check-config says.
 		{name: "unknown key", config: "testdata/tokenauthd/unknown-key.toml", exit: 1,
 			want: []want{{sev: Error, msg: "tokenauthd refuses it: unknown key replay.jornal", file: "/etc/tokenauthd/config.toml"}}},
+		{name: "seed not base32", config: "testdata/tokenauthd/bad-seed.toml", exit: 1,
+			want: []want{{sev: Error, msg: `tokenauthd refuses it: hosts."example.org".otp_seed: not a base32 seed`}}},
 		{name: "nonces of any length", config: "testdata/tokenauthd/nonce-any.toml",
 			want: []want{{sev: Warning, msg: "nonce_digits = 0"}}},
 		{name: "credentials", config: "testdata/tokenauthd/credentials.toml",
@@ -419,6 +428,150 @@ func TestProsody(t *testing.T) {
 	}
 }
 
+// TestEjabberdEveryFinding: a file's findings are all reported, not only
+// the first of a host.
+func TestEjabberdEveryFinding(t *testing.T) {
+	cases := []doctorCase{
+		// A program ejabberd cannot run is one finding; the file's others
+		// (the pool of helpers) are reported too.
+		{name: "program hidden, pool of 4", config: cleanConfig, ejabberd: "testdata/ejabberd/tmp-helper-pool.yml",
+			setup: func(s *fakeSys) {
+				helperReadable(s)
+				s.files["/tmp/tokenauthd"] = fakeFile{mode: 0o755, data: "\x7fELF"}
+			}, exit: 1,
+			want: []want{
+				{sev: Error, key: "extauth_program", msg: "ejabberd.service has PrivateTmp=true"},
+				{sev: Error, key: "extauth_pool_size", msg: "extauth_pool_size is 4 for host example.org, of the stdin/stdout helper /tmp/tokenauthd"},
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+		})
+	}
+}
+
+// TestEjabberdFiles: who can change ejabberd's files, and what doctor
+// reads of them.
+func TestEjabberdFiles(t *testing.T) {
+	cases := []doctorCase{
+		// Debian gives ejabberd.yml to the ejabberd user: ejabberd's own
+		// files are not a finding, nor is an included file it owns.
+		{name: "files ejabberd's", config: cleanConfig, ejabberd: "testdata/ejabberd/include.yml",
+			setup: func(s *fakeSys) {
+				for _, p := range []string{DefaultEjabberd, "/etc/ejabberd/auth-included.yml"} {
+					f := s.files[p]
+					f.mode, f.uid, f.gid = 0o600, uidEjabberd, gidEjabberd
+					s.files[p] = f
+				}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "auth_use_cache", msg: "is on", file: "/etc/ejabberd/auth-included.yml"}}},
+		// An included file, or its directory, that another user can
+		// change.
+		{name: "included file nobody's", config: cleanConfig, ejabberd: "testdata/ejabberd/include.yml",
+			setup: func(s *fakeSys) {
+				f := s.files["/etc/ejabberd/auth-included.yml"]
+				f.uid = uidNobody
+				s.files["/etc/ejabberd/auth-included.yml"] = f
+				s.files["/etc/ejabberd"] = fakeFile{mode: fs.ModeDir | 0o775, gid: gidProsody}
+			}, exit: 1,
+			want: []want{
+				{sev: Error, key: "auth_use_cache", msg: "is on", file: "/etc/ejabberd/auth-included.yml"},
+				{sev: Error, file: "/etc/ejabberd", msg: "on the way to ejabberd's configuration " + DefaultEjabberd + ": the group prosody can change it, and whoever can controls ejabberd",
+					fix: "chmod go-w /etc/ejabberd"},
+				{sev: Error, file: "/etc/ejabberd/auth-included.yml", msg: "ejabberd's configuration: nobody (its owner) can change it",
+					fix: "chown root /etc/ejabberd/auth-included.yml && chmod go-w /etc/ejabberd/auth-included.yml"},
+			}},
+		// A file ejabberd cannot read is not read by doctor either, nor
+		// quoted: not /etc/shadow, not a key.
+		{name: "include aimed at /etc/shadow", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\ninclude_config_file: /etc/shadow\n"}
+				s.files["/etc/shadow"] = fakeFile{mode: 0o640, gid: 42, data: "root:$y$j9T$SECRETHASH:19000:0:99999:7:::\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, file: DefaultEjabberd, msg: "/etc/shadow: ejabberd, run as ejabberd, cannot read it (/etc/shadow (-rw-r----- root:42) is not readable by ejabberd): doctor does not read it either"}}},
+		// The helper's -config, or a wrapper script, that ejabberd's
+		// user cannot read is not read by doctor either.
+		{name: "helper's -config aimed at /etc/shadow", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\nextauth_pool_size: 1\n" +
+					"extauth_program: \"/usr/bin/tokenauthd -config /etc/shadow\"\n"}
+				s.files["/etc/shadow"] = fakeFile{mode: 0o640, gid: 42, data: "[SECRETHASH\nroot:$y$j9T$SECRETHASH:19000:0:99999:7:::\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "the helper, run as ejabberd, cannot read its configuration /etc/shadow"}}},
+		{name: "wrapper script ejabberd cannot read", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\nauth_method: [external]\nauth_use_cache: false\nextauth_pool_size: 1\n" +
+					"extauth_program: /usr/local/bin/wrapper\n"}
+				s.files["/usr/local/bin/wrapper"] = fakeFile{mode: 0o700, data: "#!/bin/sh\nexec /usr/bin/tokenauthd connect -socket /run/SECRETHASH.sock\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, key: "extauth_program", msg: "ejabberd cannot run /usr/local/bin/wrapper"}}},
+		{name: "include ejabberd's sandbox hides", config: cleanConfig, ejabberd: "testdata/ejabberd/clean.yml",
+			setup: func(s *fakeSys) {
+				s.files[DefaultEjabberd] = fakeFile{mode: 0o644, data: "hosts: [example.org]\ninclude_config_file: /root/keys.yml\n"}
+				s.files["/root/keys.yml"] = fakeFile{mode: 0o644, data: "SECRETHASH: x\n"}
+			}, exit: 1,
+			want: []want{{sev: Error, file: DefaultEjabberd, msg: "ProtectHome=yes"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+		})
+	}
+}
+
+// TestProsodyFiles: who can change Prosody's files, which doctor runs as
+// Lua.
+func TestProsodyFiles(t *testing.T) {
+	cases := []doctorCase{
+		// Files and directories on the way to the configuration that
+		// anyone but root can change.
+		{name: "included file nobody's", config: cleanConfig, prosody: "testdata/prosody/include.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files[testdata(t, "prosody/included.cfg.lua")] = fakeFile{mode: 0o644, uid: uidNobody, gid: gidNobody}
+			}, exit: 1,
+			want: []want{
+				{sev: Warning, key: "sasl2_fast", msg: "for host example.org"},
+				{sev: Error, file: testdata(t, "prosody/included.cfg.lua"), msg: "Prosody's configuration: nobody (its owner) can change it, and whoever can controls Prosody",
+					fix: "chown root " + testdata(t, "prosody/included.cfg.lua") + " && chmod go-w " + testdata(t, "prosody/included.cfg.lua")},
+			}},
+		{name: "wildcard's directory everyone's", prosody: "testdata/prosody/debian.cfg.lua",
+			setup: func(s *fakeSys) { s.files[testdata(t, "prosody/conf.d")] = fakeFile{mode: fs.ModeDir | 0o777} }, exit: 1,
+			want: []want{
+				{sev: Note, key: "authentication", msg: "Prosody does not ask it"},
+				{sev: Error, file: testdata(t, "prosody/conf.d"), msg: "on the way to Prosody's configuration " + testdata(t, "prosody/conf.d/localhost.cfg.lua") + ": every user can change it",
+					fix: "chmod go-w " + testdata(t, "prosody/conf.d")},
+			}},
+		{name: "configuration Prosody's group may write", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files[testdata(t, "prosody/clean.cfg.lua")] = fakeFile{mode: 0o664, gid: gidProsody, disk: testdata(t, "prosody/clean.cfg.lua")}
+			}, exit: 1,
+			want: []want{{sev: Error, file: testdata(t, "prosody/clean.cfg.lua"), msg: "the group prosody can change it"}}},
+		// Files the configuration's code names and that do not exist
+		// are no finding, and do not crowd the report.
+		{name: "records of files that do not exist", config: cleanConfig, prosody: "testdata/prosody/forged-records.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.addFile(testdata(t, "../../../prosody/example.prosody.cfg.lua"), testdata(t, "../../../prosody/example.prosody.cfg.lua"))
+			}},
+		// Debian's: root's, Prosody's group may read it.
+		{name: "configuration root:prosody 0640", config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua",
+			setup: func(s *fakeSys) {
+				s.files[testdata(t, "prosody/clean.cfg.lua")] = fakeFile{mode: 0o640, gid: gidProsody, disk: testdata(t, "prosody/clean.cfg.lua")}
+			}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, out, code := runCase(t, c)
+			check(t, c, got, out, code)
+			if strings.Contains(out, "/nonexistent/") {
+				t.Errorf("the report names files that do not exist:\n%s", out)
+			}
+		})
+	}
+}
+
 // TestExplicitMissing: a file named on the command line must exist.
 func TestExplicitMissing(t *testing.T) {
 	s := cleanMachine(t)
@@ -491,6 +644,20 @@ func TestReportBounded(t *testing.T) {
 			t.Fatalf("line not cleaned: %q", l)
 		}
 	}
+	// A fix too long for a line is not cut inside a quoted word: it is
+	// not shown.
+	long := Finding{Severity: Error, Message: "m", Fix: sh("chmod", "644", strings.Repeat("a", maxField)+" b")}
+	if got, want := formatFinding(long), "error: m; fix: not shown: "; !strings.HasPrefix(got, want) || strings.Contains(got, "'") {
+		t.Errorf("a long fix: %q", got)
+	}
+	// Nor one whose words clean would have to change: the shell would
+	// read \x0a where the file's name has a newline.
+	for _, path := range []string{"/etc/a\nb", "/etc/a\x1b[2Jb", "/etc/a\xffb"} {
+		f := Finding{Severity: Error, Message: "m", Fix: sh("chmod", "go-w", path)}
+		if got := formatFinding(f); strings.Contains(got, "chmod") {
+			t.Errorf("a fix for %q: %q", path, got)
+		}
+	}
 	if !strings.Contains(clean("a\x1bb\xffc"), `a\x1bb\xffc`) {
 		t.Errorf("clean = %q", clean("a\x1bb\xffc"))
 	}
@@ -549,7 +716,16 @@ func TestAttackDoctorLuaFromWorkingDirectory(t *testing.T) {
 		}
 	}
 	t.Chdir(cwd)
-	if _, err := d.readProsody(in, cfg); err != nil {
+	as, err := access.CurrentUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as.UID == 0 {
+		if as, err = access.LookupUser("nobody"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := d.readProsody(in, cfg, as); err != nil {
 		t.Logf("readProsody: %v", err)
 	}
 	if b, err := os.ReadFile(marker); err == nil {
@@ -610,6 +786,8 @@ type fakeSys struct {
 	clockErr error
 	// daemons answer on their sockets: nil closes the connection at once.
 	daemons map[string]protocol.Handler
+	// ranAs are the users programs were asked to run as.
+	ranAs []User
 }
 
 type fakeFile struct {
@@ -625,7 +803,18 @@ const (
 	uidProsody, gidProsody       = 103, 106
 	uidTokenauthd, gidTokenauthd = 998, 998
 	gidClients                   = 999
+	uidNobody, gidNobody         = 65534, 65534
 )
+
+// testdata is the absolute path of a file of testdata.
+func testdata(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
 
 // readRepo reads a file of the repository.
 func readRepo(t *testing.T, path string) string {
@@ -637,7 +826,7 @@ func readRepo(t *testing.T, path string) string {
 	return string(b)
 }
 
-// debianUnit is Debian 12's ejabberd.service, the part doctor reads.
+// debianEjabberdUnit is Debian 12's ejabberd.service, the part doctor reads.
 const debianEjabberdUnit = `[Unit]
 Description=robust, scalable and extensible realtime platform (XMPP server + MQTT broker + SIP service)
 After=epmd.service network.target
@@ -691,6 +880,7 @@ func cleanMachine(t *testing.T) *fakeSys {
 			"ejabberd":   {Name: "ejabberd", UID: uidEjabberd, GID: gidEjabberd, GIDs: []int{gidEjabberd, gidClients}},
 			"prosody":    {Name: "prosody", UID: uidProsody, GID: gidProsody, GIDs: []int{gidProsody, gidClients}},
 			"tokenauthd": {Name: "tokenauthd", UID: uidTokenauthd, GID: gidTokenauthd, GIDs: []int{gidTokenauthd}},
+			"nobody":     {Name: "nobody", UID: uidNobody, GID: gidNobody, GIDs: []int{gidNobody}},
 		},
 		groups: map[string]Group{
 			"root":               {Name: "root", GID: 0},
@@ -698,6 +888,7 @@ func cleanMachine(t *testing.T) *fakeSys {
 			"prosody":            {Name: "prosody", GID: gidProsody},
 			"tokenauthd":         {Name: "tokenauthd", GID: gidTokenauthd},
 			"tokenauthd-clients": {Name: "tokenauthd-clients", GID: gidClients},
+			"nogroup":            {Name: "nogroup", GID: gidNobody},
 		},
 		units: map[string][]UnitFile{
 			"ejabberd.service":   {{Path: "/lib/systemd/system/ejabberd.service", Text: debianEjabberdUnit}},
@@ -836,6 +1027,157 @@ func (s *fakeSys) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 	return client, nil
 }
 
-func (s *fakeSys) Run(ctx context.Context, prog string, args []string, maxOut int) ([]byte, []byte, error) {
-	return OS().Run(ctx, prog, args, maxOut)
+// Run records whom it was asked to run the program as, and runs it for
+// real: as nobody if the test runs as root, else as the test's user.
+func (s *fakeSys) Run(ctx context.Context, prog string, args []string, as User, maxOut int) ([]byte, []byte, error) {
+	s.ranAs = append(s.ranAs, as)
+	real, err := access.CurrentUser()
+	if err != nil {
+		return nil, nil, err
+	}
+	if real.UID == 0 {
+		if real, err = access.LookupUser("nobody"); err != nil {
+			return nil, nil, err
+		}
+		real.GIDs = []int{real.GID}
+	}
+	return OS().Run(ctx, prog, args, real, maxOut)
+}
+
+// Lstat is Stat: the fake machine has symbolic links only where a test
+// puts one (mode fs.ModeSymlink, the target in data).
+func (s *fakeSys) Lstat(path string) (FileInfo, error) {
+	if f, ok := s.files[filepath.Clean(path)]; ok && f.mode.Type() == fs.ModeSymlink {
+		return FileInfo{Mode: f.mode, UID: f.uid, GID: f.gid}, nil
+	}
+	return s.Stat(path)
+}
+
+func (s *fakeSys) Readlink(path string) (string, error) {
+	if f, ok := s.files[filepath.Clean(path)]; ok && f.mode.Type() == fs.ModeSymlink {
+		return f.data, nil
+	}
+	return "", &fs.PathError{Op: "readlink", Path: path, Err: errors.New("invalid argument")}
+}
+
+// TestProsodyLoaderUser: Prosody's configuration is Lua, run with the
+// whole of Lua by its loader. doctor runs it as Prosody's user, with the
+// groups Prosody gets, never as root: as nobody when Prosody's user is
+// root or unknown.
+func TestProsodyLoaderUser(t *testing.T) {
+	tests := []struct {
+		name  string
+		setup func(s *fakeSys)
+		uid   int
+		gids  []int
+	}{
+		{"Prosody's user", nil, uidProsody, []int{gidProsody, gidClients}},
+		{"with the unit's groups", func(s *fakeSys) {
+			dropGroup(s, "prosody")
+			s.units["prosody.service"] = append(s.units["prosody.service"], UnitFile{
+				Path: "/etc/systemd/system/prosody.service.d/tokenauthd.conf", Text: "[Service]\nSupplementaryGroups=tokenauthd-clients\n"})
+		}, uidProsody, []int{gidProsody, gidClients}},
+		{"Prosody run as root", func(s *fakeSys) {
+			s.units["prosody.service"] = append(s.units["prosody.service"], UnitFile{
+				Path: "/etc/systemd/system/prosody.service.d/root.conf", Text: "[Service]\nUser=root\n"})
+		}, uidNobody, []int{gidNobody}},
+		{"no user prosody", func(s *fakeSys) { delete(s.users, "prosody") }, uidNobody, []int{gidNobody}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s *fakeSys
+			runCase(t, doctorCase{config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua", setup: func(fs *fakeSys) {
+				s = fs
+				if tt.setup != nil {
+					tt.setup(fs)
+				}
+			}})
+			if len(s.ranAs) != 1 {
+				t.Fatalf("ran %d programs, want 1", len(s.ranAs))
+			}
+			if as := s.ranAs[0]; as.UID != tt.uid || !slices.Equal(as.GIDs, tt.gids) {
+				t.Errorf("loaded as %+v, want uid %d, groups %v", as, tt.uid, tt.gids)
+			}
+		})
+	}
+	// With no nobody either, the configuration is not loaded at all.
+	got, _, code := runCase(t, doctorCase{config: cleanConfig, prosody: "testdata/prosody/clean.cfg.lua", setup: func(s *fakeSys) {
+		delete(s.users, "prosody")
+		delete(s.users, "nobody")
+	}})
+	if code != 1 || !slices.ContainsFunc(got, func(f Finding) bool { return strings.Contains(f.Message, "no user nobody") }) {
+		t.Errorf("without prosody and nobody: exit %d, %v", code, got)
+	}
+}
+
+// TestRunAs: the loader's process, on this machine, runs as its user with
+// that user's groups alone, no_new_privs set, no environment, from /, in
+// a PID namespace of its own (nothing it starts outlives it); root is
+// refused.
+func TestRunAs(t *testing.T) {
+	for _, tt := range []struct {
+		as   User
+		self int
+		err  bool
+		cred bool
+	}{
+		{User{Name: "prosody", UID: 103, GID: 106, GIDs: []int{106, 999}}, 0, false, true},
+		{User{Name: "prosody", UID: 103, GID: 106}, 103, false, false},
+		{User{Name: "prosody", UID: 103, GID: 106}, 1000, true, false},
+		{User{Name: "root", UID: 0, GID: 0}, 0, true, false},
+		{User{Name: "ghost", UID: -1, GID: -1}, 0, true, false},
+	} {
+		cred, err := credential(tt.as, tt.self)
+		if (err != nil) != tt.err || (cred != nil) != tt.cred {
+			t.Errorf("credential(%s, %d) = %+v, %v", tt.as.Name, tt.self, cred, err)
+		}
+		if cred != nil && (cred.Uid != uint32(tt.as.UID) || cred.Gid != uint32(tt.as.GID) || len(cred.Groups) != len(tt.as.GIDs)) {
+			t.Errorf("credential(%s) = %+v", tt.as.Name, cred)
+		}
+	}
+	if os.Getuid() != 0 {
+		t.Skip("switching users needs root")
+	}
+	nobody, err := access.LookupUser("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody.GIDs = []int{nobody.GID}
+	// In a PID namespace of its own, the shell is its first process.
+	script := `grep -E '^(Uid|Gid|Groups|NoNewPrivs):' /proc/self/status; echo "cwd=$(pwd) pid=$$"; env; echo end`
+	out, _, err := OS().Run(context.Background(), "/bin/sh", []string{"-c", script}, nobody, 1<<16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.Itoa(nobody.UID)
+	want := fmt.Sprintf("Uid:\t%s\t%s\t%s\t%s\nGid:\t%d\t%d\t%d\t%d\nGroups:\t%d \nNoNewPrivs:\t1\ncwd=/ pid=1\n", id, id, id, id,
+		nobody.GID, nobody.GID, nobody.GID, nobody.GID, nobody.GID)
+	// The shell sets PWD, SHLVL and _ itself.
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if !strings.HasPrefix(l, "PWD=") && !strings.HasPrefix(l, "SHLVL=") && !strings.HasPrefix(l, "_=") && !strings.HasPrefix(l, "OLDPWD=") {
+			lines = append(lines, l)
+		}
+	}
+	if got := strings.Join(lines, "\n"); got != want+"end\n" {
+		t.Errorf("the loader's process:\n%s\nwant:\n%send", got, want)
+	}
+	if _, _, err := OS().Run(context.Background(), "/bin/true", nil, User{Name: "root", UID: 0, GID: 0}, 10); err == nil {
+		t.Error("ran a program as root")
+	}
+}
+
+// TestCheckWritersRelative: a configuration named by a relative path
+// (-prosody prosody.cfg.lua) is checked where it is, from the working
+// directory.
+func TestCheckWritersRelative(t *testing.T) {
+	s := cleanMachine(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	s.files[filepath.Join(dir, "prosody.cfg.lua")] = fakeFile{mode: 0o644, uid: uidNobody}
+	d := newDoctor(context.Background(), Options{System: s})
+	d.checkWriters(prosodyTrust, "prosody.cfg.lua", loaded{})
+	if len(d.findings) != 1 || d.findings[0].Severity != Error || d.findings[0].File != filepath.Join(dir, "prosody.cfg.lua") {
+		t.Errorf("findings: %+v", d.findings)
+	}
 }

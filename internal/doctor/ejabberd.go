@@ -37,6 +37,11 @@ type ejConfig struct {
 	hostConfig, appendConfig map[string]map[string]ejOpt
 	macros                   map[string]*yaml.Node
 	files                    int
+	// read are the included files read, in order.
+	read []string
+	// reader is ejabberd's user: an included file it cannot read is not
+	// read (nil: every file is).
+	reader *service
 }
 
 // ejInclude is a file include_config_file names, with the options it may
@@ -98,6 +103,14 @@ func (d *doctor) readEjabberd(c *ejConfig, path string, allow, disallow []string
 		if !filepath.IsAbs(p) {
 			p = filepath.Join(filepath.Dir(path), p)
 		}
+		// ejabberd reads it as its user: what that user may not read,
+		// doctor does not read either, nor quote.
+		if c.reader != nil {
+			if why := d.access(c.reader, p, access.Read); why != "" {
+				return fmt.Errorf("%s: ejabberd, run as %s, cannot read it (%s): doctor does not read it either", p, c.reader.user.Name, why)
+			}
+		}
+		c.read = append(c.read, p)
 		if err := d.readEjabberd(c, p, inc.allow, inc.disallow); err != nil {
 			return err
 		}
@@ -288,9 +301,12 @@ func (c *ejConfig) modules(host string) map[string]modOpt {
 // checkEjabberd reads ejabberd.yml and reports what lets a token in twice
 // or keeps the helper from working.
 func (d *doctor) checkEjabberd(path string) {
+	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	c := &ejConfig{global: map[string]ejOpt{}, hostConfig: map[string]map[string]ejOpt{},
-		appendConfig: map[string]map[string]ejOpt{}, macros: map[string]*yaml.Node{}}
-	if err := d.readEjabberd(c, path, nil, nil); err != nil {
+		appendConfig: map[string]map[string]ejOpt{}, macros: map[string]*yaml.Node{}, reader: ej}
+	err := d.readEjabberd(c, path, nil, nil)
+	d.checkWriters(ejabberdTrust(ej), path, loaded{files: c.read})
+	if err != nil {
 		d.add(Finding{Severity: Error, File: path, Message: "cannot read it as ejabberd would: " + errText(err),
 			Fix: "ejabberdctl reload_config shows ejabberd's own reading"})
 		return
@@ -298,7 +314,12 @@ func (d *doctor) checkEjabberd(path string) {
 	var hosts []string
 	if o, ok := c.global["hosts"]; ok {
 		for _, h := range c.strings(o.node) {
-			hosts = append(hosts, strings.ToLower(h))
+			h = strings.ToLower(h)
+			if !validDomain(h) {
+				d.add(Finding{Severity: Error, File: o.file, Line: o.node.Line, Key: "hosts", Message: invalidHost(h)})
+				continue
+			}
+			hosts = append(hosts, h)
 		}
 	}
 	var external []string
@@ -319,7 +340,7 @@ func (d *doctor) checkEjabberd(path string) {
 	for _, h := range external {
 		if o, _, ok := c.hostOpt(h, "extauth_program"); ok {
 			prog := c.resolve(o.node).Value
-			if d.helperCommand(shellWords(prog)).foreign {
+			if d.helperCommand(ej, shellWords(prog)).foreign {
 				foreign[prog] = append(foreign[prog], h)
 				continue
 			}
@@ -336,14 +357,14 @@ func (d *doctor) checkEjabberd(path string) {
 	for _, h := range external {
 		d.ejabberdServes[h] = true
 	}
-	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	d.checkEjabberdCache(c, path, external)
 	d.checkEjabberdFast(c, external)
 	d.checkEjabberdHelpers(c, path, ej, external)
 }
 
-// byPlace groups hosts by where the option that decides them is set, so
-// that one mistake is reported once. Its keys sort in the file's order.
+// place is where in ejabberd's configuration an option that decides some
+// hosts is set: hosts are grouped by it (map[place][]string), so that one
+// mistake is reported once; sortedPlaces puts them in the file's order.
 type place struct {
 	file  string
 	line  int
@@ -540,7 +561,7 @@ func (d *doctor) checkEjabberdHelpers(c *ejConfig, path string, ej *service, ext
 		}
 		at := finding{file: p.file, line: p.line, key: key}
 		// ejabberd runs it through the shell.
-		cmd := d.helperCommand(shellWords(programs[p]))
+		cmd := d.helperCommand(ej, shellWords(programs[p]))
 		if stop := d.checkProgram(ej, cmd, at); stop {
 			continue
 		}
@@ -564,8 +585,9 @@ func (d *doctor) addAt(at finding, sev Severity, msg, fix string) {
 }
 
 // checkProgram checks that the server's user can run the helper's program
-// under its unit; it returns true if it cannot, which ends the helper's
-// checks.
+// under its unit. It returns true only if there is no program at all:
+// a program the server cannot run is one finding, and the helper's other
+// settings are still checked, as they are reported once it runs.
 func (d *doctor) checkProgram(svc *service, cmd helperCmd, at finding) bool {
 	switch {
 	case cmd.prog == "":
@@ -574,12 +596,11 @@ func (d *doctor) checkProgram(svc *service, cmd helperCmd, at finding) bool {
 	case !filepath.IsAbs(cmd.prog):
 		d.addAt(at, Note, cmd.prog+" is not an absolute path: the shell finds it in "+svc.name+"'s PATH, which doctor does not know; it is not checked",
 			"name it by its absolute path (/usr/bin/tokenauthd)")
-		return true
+		return false
 	}
 	if why := d.access(svc, cmd.prog, access.Exec); why != "" {
 		d.addAt(at, Error, fmt.Sprintf("%s cannot run %s as its user %s: %s", svc.name, cmd.prog, svc.user.Name, why),
 			"install tokenauthd as /usr/bin/tokenauthd (root:root, 0755), outside /tmp and /home")
-		return true
 	}
 	return false
 }
@@ -600,7 +621,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 			if fi, err := d.sys.Stat(cfg); err == nil {
 				if why := trustedBy(fi, svc.user); why != "" {
 					d.addAt(at, Error, fmt.Sprintf("the relay, run as %s, reads %s, which is %s: it exits, and every login is refused", svc.user.Name, cfg, why),
-						"chmod go-w "+cfg+" and give it to root (or to the daemon's user, chmod 0600: the relay needs only -socket)")
+						sh("chmod", "go-w", cfg)+" and give it to root (or to the daemon's user, chmod 0600: the relay needs only -socket)")
 					return
 				}
 			}
@@ -621,7 +642,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 	}
 	if d.tad != nil && filepath.Clean(socket) != filepath.Clean(d.tad.socket) {
 		d.addAt(at, Error, fmt.Sprintf("the relay dials %s (%s), but the daemon listens on %s ([daemon] socket in %s)", socket, from, d.tad.socket, d.tad.path),
-			"give the relay -socket "+d.tad.socket)
+			"give the relay -socket "+sh(d.tad.socket))
 	}
 	c := socketClient{svc: svc, socket: socket, host: hosts[0], file: at.file, line: at.line, key: at.key}
 	d.clients = append(d.clients, c)
@@ -633,7 +654,7 @@ func (d *doctor) checkRelay(svc *service, cmd helperCmd, at finding, hosts []str
 // their own tokens let a replay through when it lands on another.
 func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts []string, pool map[int][]string, poolAt map[int]place) {
 	store := "memory"
-	var hc *tadConfig
+	var hc *tokenauthdFile
 	if cmd.tokenauthd {
 		cfg := cmd.config
 		if cfg == "" {
@@ -645,7 +666,7 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 			for _, h := range hosts {
 				if !slices.Contains(hc.hosts, h) {
 					d.addAt(at, Error, fmt.Sprintf("host %s authenticates with %s, whose configuration %s has no [hosts.%q] section: every login there is refused",
-						h, cmd.prog, cfg, h), "tokenauthd gen-secrets "+h+" >> "+cfg+" (and give the application its secrets)")
+						h, cmd.prog, cfg, h), sh("tokenauthd", "gen-secrets", h)+" >> "+sh(cfg)+" (and give the application its secrets)")
 				}
 			}
 		}
@@ -680,14 +701,17 @@ func (d *doctor) checkStandalone(svc *service, cmd helperCmd, at finding, hosts 
 // checkHelperConfig checks that a stdin/stdout helper, run as the server's
 // user, can read its configuration and secret files and would trust them,
 // and returns what doctor read of it (nil if it could not).
-func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadConfig {
+func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tokenauthdFile {
 	if why := d.access(svc, path, access.Read); why != "" {
+		// Nor does doctor read it: it quotes nothing of a file the
+		// server's user may not read.
 		d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read its configuration %s: %s; it exits, and every login is refused", svc.user.Name, path, why),
-			fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
+			chownFix(svc.user.Name, path))
+		return nil
 	} else if fi, err := d.sys.Stat(path); err == nil {
 		if why := trustedBy(fi, svc.user); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper's configuration %s is %s", path, why),
-				fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, path, path))
+				chownFix(svc.user.Name, path))
 		}
 	}
 	data, err := d.sys.ReadFile(path, maxConfig)
@@ -696,13 +720,13 @@ func (d *doctor) checkHelperConfig(svc *service, path string, at finding) *tadCo
 	}
 	hc, err := parseTokenauthd(path, data)
 	if err != nil {
-		d.addAt(at, Error, "the helper's configuration is refused: "+trimPath(err.Error(), path), "tokenauthd check-config -config "+path)
+		d.addAt(at, Error, "the helper's configuration is refused: "+trimPath(err.Error(), path), sh("tokenauthd", "check-config", "-config", path))
 		return nil
 	}
 	for _, f := range hc.secretFiles {
 		if why := d.access(svc, f, access.Read); why != "" {
 			d.addAt(at, Error, fmt.Sprintf("the helper, run as %s, cannot read the secret file %s: %s", svc.user.Name, f, why),
-				fmt.Sprintf("chown root:%s %s && chmod 0640 %s", svc.user.Name, f, f))
+				chownFix(svc.user.Name, f))
 		}
 	}
 	if hc.credentials {

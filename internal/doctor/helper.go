@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+
+	"github.com/tokenauthd/tokenauthd/internal/access"
 )
 
 // helperCmd is an external authentication command as doctor understands
@@ -30,8 +32,9 @@ const maxScript = 64 << 10
 
 // helperCommand reads a command (its words, as the shell splits a command
 // line: shellWords) and, for a wrapper script, the line of the script that
-// runs tokenauthd.
-func (d *doctor) helperCommand(words []string) helperCmd {
+// runs tokenauthd. A script the server, svc, may not read is not read: it
+// cannot run it, and doctor quotes nothing of it.
+func (d *doctor) helperCommand(svc *service, words []string) helperCmd {
 	if len(words) == 0 {
 		return helperCmd{}
 	}
@@ -41,7 +44,7 @@ func (d *doctor) helperCommand(words []string) helperCmd {
 		cmd.readArgs(words[1:])
 		return cmd
 	}
-	if !filepath.IsAbs(words[0]) {
+	if !filepath.IsAbs(words[0]) || d.access(svc, words[0], access.Read) != "" {
 		return cmd
 	}
 	script, err := d.sys.ReadFile(words[0], maxScript)

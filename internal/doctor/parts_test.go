@@ -3,6 +3,7 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -45,7 +46,9 @@ func TestHelperCommand(t *testing.T) {
 	s := cleanMachine(t)
 	s.files["/usr/local/bin/auth.sh"] = fakeFile{mode: 0o755, data: "#!/bin/sh\n# relay to the daemon\nexec /usr/bin/tokenauthd connect -socket=/run/t.sock \"$@\"\n"}
 	s.files["/usr/local/bin/other"] = fakeFile{mode: 0o755, data: "#!/bin/sh\nexec /usr/bin/python3 /opt/auth.py\n"}
+	s.files["/usr/local/bin/secret.sh"] = fakeFile{mode: 0o711, data: "#!/bin/sh\nexec /usr/bin/tokenauthd connect -socket=/run/t.sock\n"}
 	d := newDoctor(context.Background(), Options{System: s})
+	ej := d.lookupService("ejabberd", "ejabberd.service", "ejabberd")
 	tests := []struct {
 		line string
 		want helperCmd
@@ -62,10 +65,12 @@ func TestHelperCommand(t *testing.T) {
 		// Another program, and one doctor cannot read.
 		{"/usr/local/bin/other", helperCmd{prog: "/usr/local/bin/other", foreign: true}},
 		{"/usr/bin/python3 /opt/auth.py", helperCmd{prog: "/usr/bin/python3"}},
+		// A script ejabberd's user may not read: doctor does not read it.
+		{"/usr/local/bin/secret.sh", helperCmd{prog: "/usr/local/bin/secret.sh"}},
 		{"", helperCmd{}},
 	}
 	for _, tt := range tests {
-		if got := d.helperCommand(shellWords(tt.line)); got != tt.want {
+		if got := d.helperCommand(ej, shellWords(tt.line)); got != tt.want {
 			t.Errorf("helperCommand(%q) = %+v, want %+v", tt.line, got, tt.want)
 		}
 	}
@@ -196,4 +201,69 @@ func FuzzEjabberd(f *testing.F) {
 			t.Fatalf("exit %d with %d errors:\n%s", code, errs, out.String())
 		}
 	})
+}
+
+func TestValidDomain(t *testing.T) {
+	tests := []struct {
+		name string
+		want bool
+	}{
+		{"example.org", true},
+		{"localhost", true},
+		{"chat-1.example.org", true},
+		// Folded to lower case first, as both servers fold it.
+		{"Example.ORG", true},
+		// A name in another script.
+		{"exämple.org", true},
+		{"пример.рф", true},
+		{"xn--exmple-cua.org", true},
+		// Shell syntax, spaces, quotes, control characters.
+		{"x.org; id > /tmp/pwned #", false},
+		{"x.org$(id)", false},
+		{"x.org`id`", false},
+		{"x'.org", false},
+		{`x".org`, false},
+		{"x.org\nid", false},
+		{"x .org", false},
+		{"x.org\u00a0", false},
+		{"x.org|id", false},
+		{"x.org&", false},
+		{"*.example.org", false},
+		// Bidirectional and zero-width tricks, full-width letters.
+		{"x.org\u202egro", false},
+		{"exa\u200bmple.org", false},
+		{"ｅxample.org", false},
+		// Empty labels, hyphens at a label's ends, lengths.
+		{"", false},
+		{".", false},
+		{"example..org", false},
+		{"-example.org", false},
+		{strings.Repeat("a", 64) + ".org", false},
+		{strings.Repeat("a.", 127) + "org", false},
+	}
+	for _, tt := range tests {
+		if got := validDomain(tt.name); got != tt.want {
+			t.Errorf("validDomain(%q) = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestSh: each word sh writes is read back by a real shell as that word,
+// whatever it holds.
+func TestSh(t *testing.T) {
+	words := []string{"tokenauthd", "gen-secrets", "example.org", "exämple.org", "", "a b", "it's", `"q"`, "$(id)", "`id`",
+		"x; id #", "a\nb", "a\\b", "!x", "~root", "*", "-config", "/etc/tokenauthd/config.toml", "root:ejabberd"}
+	if got, want := sh("chmod", "0640", "/etc/a b"), `chmod 0640 '/etc/a b'`; got != want {
+		t.Errorf("sh = %s, want %s", got, want)
+	}
+	if got, want := sh("tokenauthd", "gen-secrets", "example.org"), "tokenauthd gen-secrets example.org"; got != want {
+		t.Errorf("sh = %s, want %s", got, want)
+	}
+	out, err := exec.Command("/bin/sh", "-c", `printf '%s\0' `+sh(words...)).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00"); !slices.Equal(got, words) {
+		t.Errorf("the shell read %q, want %q", got, words)
+	}
 }

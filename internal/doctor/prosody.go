@@ -129,27 +129,87 @@ func luaQuote(s string) string {
 	return b.String()
 }
 
-// readProsody runs Prosody's loader on path.
-func (d *doctor) readProsody(in prosodyInstall, path string) (*prosodyDump, error) {
+// loaded is what Prosody's loader read: the files it opened and the
+// directories it listed, in order.
+type loaded struct {
+	files, dirs []string
+}
+
+// readProsody runs Prosody's loader on path as the user as, and returns
+// what it printed: the configuration, and the files it read (those too
+// when it failed: the lines that name them come first).
+func (d *doctor) readProsody(in prosodyInstall, path string, as User) (*prosodyDump, loaded, error) {
 	ctx, cancel := context.WithTimeout(d.ctx, luaTimeout)
 	defer cancel()
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, err
+		return nil, loaded{}, err
 	}
 	// Lua refuses a -e chunk that starts with '-': the settings come first.
 	chunk := "DOCTOR_SOURCEDIR = " + luaQuote(in.sourceDir) + " DOCTOR_CONFIG = " + luaQuote(abs) + "\n" + prosodyLua
 	// -E: the interpreter ignores LUA_INIT and LUA_PATH.
-	out, _, err := d.sys.Run(ctx, in.lua, []string{"-E", "-e", chunk}, maxLuaOut)
+	out, _, err := d.sys.Run(ctx, in.lua, []string{"-E", "-e", chunk}, as, maxLuaOut)
+	result, read := parseLoaderOutput(out)
 	if err != nil {
 		// Its standard error may quote the file: it is not shown.
-		return nil, fmt.Errorf("%s could not run Prosody's configuration loader: %v", in.lua, err)
+		return nil, read, fmt.Errorf("%s could not run Prosody's configuration loader as %s: %v", in.lua, as.Name, err)
 	}
 	var dump prosodyDump
-	if err := json.Unmarshal(out, &dump); err != nil {
-		return nil, fmt.Errorf("no result doctor can read from Prosody's configuration loader: %v", err)
+	if err := json.Unmarshal(result, &dump); err != nil {
+		return nil, read, fmt.Errorf("no result doctor can read from Prosody's configuration loader: %v", err)
 	}
-	return &dump, nil
+	return &dump, read, nil
+}
+
+// maxLoaded bounds the files and directories doctor takes from the
+// loader's output.
+const maxLoaded = 256
+
+// parseLoaderOutput splits prosody.lua's output: "file" and "dir" lines,
+// each a JSON string, and the result, its last line that is a JSON
+// object. Lines of any other kind (what the configuration printed) are
+// skipped.
+func parseLoaderOutput(out []byte) (result []byte, read loaded) {
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, "{") {
+			result = []byte(line)
+			continue
+		}
+		kind, quoted, ok := strings.Cut(line, " ")
+		var p string
+		if !ok || (kind != "file" && kind != "dir") || json.Unmarshal([]byte(quoted), &p) != nil || p == "" {
+			continue
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join("/", p) // the loader runs from /
+		}
+		if p = filepath.Clean(p); seen[kind+p] || len(read.files)+len(read.dirs) >= maxLoaded {
+			continue
+		}
+		seen[kind+p] = true
+		if kind == "file" {
+			read.files = append(read.files, p)
+		} else {
+			read.dirs = append(read.dirs, p)
+		}
+	}
+	return result, read
+}
+
+// loaderUser is whom Prosody's configuration is loaded as: Prosody's own
+// user (with the groups its unit gives it), never root; nobody if that
+// user is root or unknown.
+func (d *doctor) loaderUser(pr *service) (User, error) {
+	if pr.userErr == "" && pr.user.UID > 0 {
+		return pr.user, nil
+	}
+	u, err := d.sys.LookupUser("nobody")
+	if err != nil {
+		return User{}, fmt.Errorf("no user nobody to load Prosody's configuration as, in place of Prosody's user %s", pr.user.Name)
+	}
+	u.GIDs = []int{u.GID}
+	return u, nil
 }
 
 // str reads a string option, def if unset or not a string.
@@ -198,24 +258,35 @@ func (d *doctor) checkProsody(path string) {
 			Message: "Prosody is not installed (no prosodyctl or prosody found): its configuration cannot be read the way Prosody reads it, and is not checked"})
 		return
 	}
-	dump, err := d.readProsody(in, path)
+	pr := d.lookupService("Prosody", "prosody.service", "prosody")
+	as, err := d.loaderUser(pr)
 	if err != nil {
-		d.add(Finding{Severity: Error, File: path, Message: err.Error(), Fix: "prosodyctl --config " + path + " check config"})
+		d.checkWriters(prosodyTrust, path, loaded{})
+		d.add(Finding{Severity: Error, File: path, Message: err.Error() + ": it is not read"})
+		return
+	}
+	dump, read, err := d.readProsody(in, path, as)
+	d.checkWriters(prosodyTrust, path, read)
+	if err != nil {
+		d.add(Finding{Severity: Error, File: path, Message: err.Error(), Fix: sh("prosodyctl", "--config", path, "check", "config")})
 		return
 	}
 	if !dump.OK {
-		msg, fix := "Prosody cannot load it", "prosodyctl --config "+path+" check config tells why"
+		msg, fix := "Prosody cannot load it", sh("prosodyctl", "--config", path, "check", "config")+" tells why"
 		if dump.Error == "file" {
-			msg, fix = "Prosody's loader cannot open it", "run doctor as root: the file is Prosody's"
+			msg, fix = "Prosody's loader, run as "+as.Name+", cannot open it", "let "+as.Name+" read it, as Prosody must (root:prosody, 0640)"
 		}
 		d.add(Finding{Severity: Error, File: path, Line: dump.Line, Message: msg, Fix: fix})
 		return
 	}
-	pr := d.lookupService("Prosody", "prosody.service", "prosody")
 	var module, external []prosodyHost
 	served := map[string]bool{}
 	for _, h := range dump.Hosts {
 		if h.Component || !h.Enabled {
+			continue
+		}
+		if !validDomain(h.Name) {
+			d.add(Finding{Severity: Error, File: path, Key: "VirtualHost", Message: invalidHost(h.Name)})
 			continue
 		}
 		served[h.Name] = true
@@ -263,7 +334,7 @@ func (d *doctor) checkProsodyModule(in prosodyInstall, dump *prosodyDump, path s
 			if !slices.Contains(d.tad.hosts, h.Name) {
 				d.add(Finding{Severity: Error, File: path, Key: "VirtualHost " + strconv.Quote(h.Name) + ": authentication",
 					Message: fmt.Sprintf("%s authenticates with tokenauthd, whose configuration %s has no [hosts.%q] section: every login there is refused (unknown_host)", h.Name, d.tad.path, h.Name),
-					Fix:     fmt.Sprintf("tokenauthd gen-secrets %s >> %s (and give the application its secrets), then systemctl reload tokenauthd", h.Name, d.tad.path)})
+					Fix:     sh("tokenauthd", "gen-secrets", h.Name) + " >> " + sh(d.tad.path) + " (and give the application its secrets), then systemctl reload tokenauthd"})
 			}
 		}
 	}
@@ -326,7 +397,7 @@ func (d *doctor) checkProsodyModuleFile(in prosodyInstall, dump *prosodyDump, pa
 			}
 			if why := d.access(pr, f, access.Read); why != "" {
 				d.add(Finding{Severity: Error, File: path, Key: "plugin_paths",
-					Message: "Prosody cannot read " + f + ": " + why, Fix: "chmod 644 " + f + " (and let " + pr.user.Name + " through its directories)"})
+					Message: "Prosody cannot read " + f + ": " + why, Fix: sh("chmod", "644", f) + " (and let " + pr.user.Name + " through its directories)"})
 			}
 			return
 		}
@@ -354,7 +425,7 @@ func (d *doctor) checkProsodyExternal(path string, pr *service, h prosodyHost) {
 		return
 	}
 	// The module runs the command as one path, without arguments.
-	cmd := d.helperCommand([]string{cmdLine})
+	cmd := d.helperCommand(pr, []string{cmdLine})
 	if cmd.foreign {
 		d.addAt(at, Note, fmt.Sprintf("%s authenticates with %s, which does not run tokenauthd: not checked", h.Name, cmdLine), "")
 		return
@@ -388,8 +459,9 @@ func (d *doctor) checkProsodyExternal(path string, pr *service, h prosodyHost) {
 		`use tokenauthd's module (authentication = "tokenauthd") and the daemon, or give the helper [replay] store = "redis"`)
 }
 
-// Prosody's modules that turn one login into a token the client can log in
-// with again, without tokenauthd, and their lifetime option and default.
+// prosodyTokenModules are Prosody's modules that turn one login into a
+// token the client can log in with again, without tokenauthd, and their
+// lifetime option and default.
 var prosodyTokenModules = []struct {
 	module, option string
 	def            time.Duration

@@ -8,12 +8,43 @@
 --
 -- Set before it runs: DOCTOR_SOURCEDIR (Prosody's CFG_SOURCEDIR) and
 -- DOCTOR_CONFIG (the file).
+--
+-- doctor runs it as Prosody's user, never as root: the configuration is
+-- Lua, and runs with the whole of Lua. Every file the loader opens and
+-- every directory it lists (Include's wildcards) is printed at once on a
+-- line of its own, "file" or "dir" and the path as a JSON string, before
+-- what the file holds runs: doctor checks who can write each, and code in
+-- a file cannot take back the line that named it. The result is the last
+-- line, a JSON object.
 
 local sourcedir, config_file = DOCTOR_SOURCEDIR, DOCTOR_CONFIG
 
+local function json_string(s)
+	return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
+		local b = c:byte()
+		if c == '"' then return '\\"' end
+		if c == "\\" then return "\\\\" end
+		if b >= 128 then return c end
+		return string.format("\\u%04x", b)
+	end) .. '"'
+end
+
+local stdout = io.stdout
+local function record(kind, path)
+	if type(path) == "string" then
+		stdout:write(kind, " ", json_string(path), "\n")
+		stdout:flush()
+	end
+end
+-- Before Prosody's modules load: configmanager keeps its own dofile.
+local open, dofile_, loadfile_ = io.open, dofile, loadfile
+io.open = function(path, ...) record("file", path); return open(path, ...) end
+dofile = function(path, ...) record("file", path); return dofile_(path, ...) end
+loadfile = function(path, ...) record("file", path); return loadfile_(path, ...) end
+
 -- Absolute entries only, as prosodyctl keeps them: Lua's defaults look in
--- the working directory ("./?.lua"), which doctor, run as root, must not
--- take code from.
+-- the working directory ("./?.lua"), which doctor must not take code
+-- from.
 local function absolute(paths)
 	return (paths:gsub("[^;]+;?", function(p) if p:sub(1, 1) ~= "/" then return "" end end):gsub(";;+", ";"))
 end
@@ -25,20 +56,16 @@ if not pcall(require, "prosody.loader") then
 	pcall(require, "loader")
 end
 
+local ok_lfs, lfs = pcall(require, "lfs")
+if ok_lfs and type(lfs) == "table" and lfs.dir then
+	local dir = lfs.dir
+	lfs.dir = function(path, ...) record("dir", path); return dir(path, ...) end
+end
+
 local ok_cm, configmanager = pcall(require, "core.configmanager")
 
 local out = {}
 local function emit(s) out[#out + 1] = s end
-
-local function json_string(s)
-	return '"' .. s:gsub('[%c"\\\128-\255]', function(c)
-		local b = c:byte()
-		if c == '"' then return '\\"' end
-		if c == "\\" then return "\\\\" end
-		if b >= 128 then return c end
-		return string.format("\\u%04x", b)
-	end) .. '"'
-end
 
 local function json_value(v)
 	local t = type(v)

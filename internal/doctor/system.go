@@ -27,8 +27,11 @@ type System interface {
 	// ReadFile reads a file of at most max bytes (a longer one is an
 	// error).
 	ReadFile(path string, max int64) ([]byte, error)
-	// Stat describes a file, following symbolic links.
+	// Stat describes a file, following symbolic links; Lstat describes a
+	// symbolic link itself, and Readlink reads what it names.
 	Stat(path string) (FileInfo, error)
+	Lstat(path string) (FileInfo, error)
+	Readlink(path string) (string, error)
 	// LookupUser and LookupGroup find an account by name, UserName and
 	// GroupName name one by number.
 	LookupUser(name string) (User, error)
@@ -45,10 +48,12 @@ type System interface {
 	Clock() (ClockStatus, error)
 	// DialUnix connects to a Unix stream socket.
 	DialUnix(ctx context.Context, path string) (net.Conn, error)
-	// Run runs a program and returns at most maxOut bytes of its standard
-	// output; its standard error is cut at maxOut too, and its exit status
-	// is in err.
-	Run(ctx context.Context, prog string, args []string, maxOut int) (stdout, stderr []byte, err error)
+	// Run runs a program as the user as (never root), with no new
+	// privileges, no environment, from /, and returns at most maxOut
+	// bytes of its standard output; its standard error is cut at maxOut
+	// too, and its exit status is in err. A doctor that is not root runs
+	// it only if as is doctor's own user.
+	Run(ctx context.Context, prog string, args []string, as User, maxOut int) (stdout, stderr []byte, err error)
 }
 
 // FileInfo is access.FileInfo.
@@ -102,6 +107,10 @@ func (osSystem) ReadFile(path string, max int64) ([]byte, error) {
 }
 
 func (osSystem) Stat(path string) (FileInfo, error) { return access.Stat(path) }
+
+func (osSystem) Lstat(path string) (FileInfo, error) { return access.Lstat(path) }
+
+func (osSystem) Readlink(path string) (string, error) { return os.Readlink(path) }
 
 func (osSystem) LookupUser(name string) (User, error) { return access.LookupUser(name) }
 
@@ -191,23 +200,71 @@ func (osSystem) DialUnix(ctx context.Context, path string) (net.Conn, error) {
 	return d.DialContext(ctx, "unix", path)
 }
 
-func (osSystem) Run(ctx context.Context, prog string, args []string, maxOut int) ([]byte, []byte, error) {
-	cmd := exec.CommandContext(ctx, prog, args...)
-	// From /, with no environment but PATH: nothing of the directory or
-	// the environment doctor runs in (LUA_INIT, LUA_PATH...) is run.
-	cmd.Dir, cmd.Env = "/", []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+func (osSystem) Run(ctx context.Context, prog string, args []string, as User, maxOut int) ([]byte, []byte, error) {
+	cred, err := credential(as, os.Getuid())
+	if err != nil {
+		return nil, nil, err
+	}
 	stdout, stderr := &capped{max: maxOut}, &capped{max: maxOut}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
-	// Its own process group, so that a timeout ends it and whatever it
-	// started.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	// In a PID namespace of its own when doctor is root, so that nothing
+	// it starts outlives it, not even what leaves its process group; where
+	// the kernel refuses one (a container), without.
+	cmd := runCmd(ctx, prog, args, cred, stdout, stderr, cred != nil)
+	err = startNoNewPrivs(cmd)
+	if cred != nil && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOSPC)) {
+		stdout.Reset()
+		stderr.Reset()
+		cmd = runCmd(ctx, prog, args, cred, stdout, stderr, false)
+		err = startNoNewPrivs(cmd)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	err = cmd.Wait()
 	if err == nil && stdout.over {
 		err = fmt.Errorf("%s wrote more than %d bytes", prog, maxOut)
 	}
 	return stdout.Bytes(), stderr.Bytes(), err
+}
+
+// runCmd prepares a program as Run runs it.
+func runCmd(ctx context.Context, prog string, args []string, cred *syscall.Credential, stdout, stderr io.Writer, newPID bool) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	// From /, which its user cannot write, with no environment at all:
+	// nothing of the directory or the environment doctor runs in
+	// (LUA_INIT, LUA_PATH...) is run.
+	cmd.Dir, cmd.Env = "/", []string{}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, stdout, stderr
+	// As its user, with that user's groups alone; in its own process
+	// group, so that a timeout ends it and whatever it started.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
+	if newPID {
+		cmd.SysProcAttr.Cloneflags = syscall.CLONE_NEWPID
+	}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	return cmd
+}
+
+// credential is how a process of uid self runs a program as the user as:
+// root switches to as, with as's groups alone; another user runs it only
+// as itself. No one runs it as root.
+func credential(as User, self int) (*syscall.Credential, error) {
+	switch {
+	case as.UID <= 0 || as.GID < 0:
+		return nil, fmt.Errorf("will not run it as %s (uid %d): as root, or as no known user", as.Name, as.UID)
+	case self == as.UID:
+		return nil, nil
+	case self != 0:
+		return nil, fmt.Errorf("doctor runs as uid %d, and only root can run it as %s: run doctor as root", self, as.Name)
+	}
+	groups := make([]uint32, 0, len(as.GIDs))
+	for _, g := range as.GIDs {
+		if g >= 0 {
+			groups = append(groups, uint32(g))
+		}
+	}
+	return &syscall.Credential{Uid: uint32(as.UID), Gid: uint32(as.GID), Groups: groups}, nil
 }
 
 // capped keeps the first max bytes written to it and drops the rest.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -56,7 +58,11 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		token = strings.TrimRight(line, "\r\n")
 	}
 	now, asOfNow := at.Or(time.Now()), !at.Given()
-	_, cfg, err := cfgFlag.Load(e)
+	_, file, err := cfgFlag.Load(e)
+	if err != nil {
+		return fail("%v", err)
+	}
+	cfg, err := setup.New(file)
 	if err != nil {
 		return fail("%v", err)
 	}
@@ -67,7 +73,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	if !asOfNow {
 		x.asOf = "-at explains as of another time, and the daemon can only say whether it holds the token now, on its own clock: it was not asked"
 	}
-	lines, ok := x.explain(ctx, user, host, token, explainSocket(cfg, *socket))
+	lines, ok := x.explain(ctx, user, host, token, explainSocket(file, *socket))
 	for _, l := range lines {
 		fmt.Fprintln(e.Stdout, l)
 	}
@@ -89,7 +95,7 @@ func explainSocket(cfg *config.Config, flagValue string) string {
 // explainer checks one token against a configuration, on an empty store of
 // its own: nothing is recorded anywhere.
 type explainer struct {
-	cfg *config.Config
+	cfg *setup.Config
 	now time.Time
 	v   *verifier.Verifier
 	// asOf says what time the verdict is for: "" for now, else why the
@@ -98,18 +104,48 @@ type explainer struct {
 	// clockReads counts the verifiers' reads of the clock: one per check,
 	// one more per search for an OTP outside the window.
 	clockReads int
+	// fetchers fetch the keys of the hosts whose keys are fetched, once,
+	// for a JWT of theirs.
+	fetchers map[string]*jwks.Fetcher
 }
 
-func newExplainer(cfg *config.Config, now time.Time) (*explainer, error) {
-	x := &explainer{cfg: cfg, now: now}
+func newExplainer(cfg *setup.Config, now time.Time) (*explainer, error) {
+	x := &explainer{cfg: cfg, now: now, fetchers: map[string]*jwks.Fetcher{}}
+	for name, spec := range cfg.FetchedKeys {
+		j := cfg.Verifier.Hosts[name].JWT
+		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
+		if err != nil {
+			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)
+		}
+		j.Keys, x.fetchers[name] = f, f
+	}
 	var err error
-	x.v, err = x.verifier(cfg.Hosts)
+	x.v, err = x.verifier(cfg.Verifier.Hosts)
 	return x, err
+}
+
+// fetchKeys fetches, once, the keys of host if they are fetched and token
+// is a JWT, and says so.
+func (x *explainer) fetchKeys(ctx context.Context, out *lines, host, token string) {
+	f := x.fetchers[host]
+	if f == nil || !verifier.IsCompactJWS(token) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*jwks.FetchTimeout)
+	defer cancel()
+	err := f.FetchOnce(ctx)
+	f.Stop()
+	if err != nil {
+		out.say("  keys: host %q's keys are fetched from %s, and this fetch failed: %v", host, x.cfg.FetchedKeys[host].Where(), err)
+		out.say("  (the daemon may still hold a set it fetched before, for keys_max_stale after its last successful fetch)")
+		return
+	}
+	out.say("  keys: fetched from %s: kids %s", x.cfg.FetchedKeys[host].Where(), strings.Join(f.Status().Kids, ", "))
 }
 
 func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier, error) {
 	return verifier.New(verifier.Config{
-		Params: x.cfg.Params,
+		Params: x.cfg.Verifier.Params,
 		Hosts:  hosts,
 		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}),
 		Now: func() time.Time {
@@ -123,8 +159,9 @@ func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier
 // accepted. Each verdict has a method of its own (verdicts.go).
 func (x *explainer) explain(ctx context.Context, user, host, token, socket string) ([]string, bool) {
 	q := query{user: user, host: host, token: token, socket: socket}
-	r := x.v.Explain(ctx, user, host, token)
 	var out lines
+	x.fetchKeys(ctx, &out, host, token)
+	r := x.v.Explain(ctx, user, host, token)
 	if r.JWT {
 		q.jwt = true
 		return x.jwt(ctx, out, q, r)

@@ -15,6 +15,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/daemon/daemontest"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -165,11 +166,11 @@ func startExplainDaemon(t *testing.T, cfgPath string, store replay.Store) (strin
 // for a token the daemon can verify.
 func TestExplainAsksDaemon(t *testing.T) {
 	cfgPath := explainConfig(t)
-	cfg, err := config.Load(cfgPath, config.Options{})
+	cfg, err := setup.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: cfg.Params.ReplayTTL()})
+	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: cfg.Verifier.Params.ReplayTTL()})
 	sock, ask := startExplainDaemon(t, cfgPath, store)
 
 	now := time.Now()
@@ -274,7 +275,7 @@ func TestExplainProbesOtherHostsCheaply(t *testing.T) {
 	for i := range others {
 		body.WriteString(fixture.HostBlock(fmt.Sprintf("h%d.example", i), fmt.Sprintf("secret-%d-0123456789", i), fixture.SeedH, nil, nil))
 	}
-	cfg, err := config.Load(fixture.WriteFile(t, fixture.ConfigPath(t), body.String()), config.Options{})
+	cfg, err := setup.Load(fixture.WriteFile(t, fixture.ConfigPath(t), body.String()), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

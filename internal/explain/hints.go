@@ -22,7 +22,7 @@ func (x *explainer) otherHostsWithOTP(ctx context.Context, user, host, token str
 		if other == host {
 			continue
 		}
-		o := x.cfg.Hosts[other]
+		o := x.cfg.Verifier.Hosts[other]
 		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: o.OTPSeeds}})
 		if err != nil {
 			continue
@@ -49,7 +49,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 			break
 		}
 	}
-	self := x.cfg.Hosts[host]
+	self := x.cfg.Verifier.Hosts[host]
 	for _, other := range x.hostNames() {
 		if other == host {
 			continue
@@ -58,7 +58,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 			hints = append(hints, fmt.Sprintf("it is a token for %s@%s: the application minted it for host %q", user, other, other))
 			continue
 		}
-		o := x.cfg.Hosts[other]
+		o := x.cfg.Verifier.Hosts[other]
 		v, err := x.verifier(map[string]verifier.Host{host: {TokenSecrets: o.TokenSecrets, OTPSeeds: self.OTPSeeds}})
 		if err != nil {
 			continue
@@ -93,6 +93,6 @@ func skew(off, step int) string {
 }
 
 func (x *explainer) hostNames() []string {
-	names := slices.Sorted(maps.Keys(x.cfg.Hosts))
+	names := slices.Sorted(maps.Keys(x.cfg.Verifier.Hosts))
 	return names
 }

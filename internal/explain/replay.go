@@ -55,7 +55,7 @@ func (x *explainer) replayStatus(ctx context.Context, q query, offset int, out [
 // records apart, and until when it refuses.
 func (x *explainer) notUnused(ctx context.Context, q query, offset int, out []string,
 	unknown func(string) ([]string, bool)) ([]string, bool) {
-	p := x.cfg.Params
+	p := x.cfg.Verifier.Params
 	first, err := x.firstUnusedStep(ctx, q)
 	if err != nil {
 		return unknown(fmt.Sprintf("unknown: could not ask the daemon: %v", err))
@@ -84,7 +84,7 @@ func (x *explainer) notUnused(ctx context.Context, q query, offset int, out []st
 // ("unused" records nothing); they never leave this process and the
 // daemon's socket.
 func (x *explainer) firstUnusedStep(ctx context.Context, q query) (int, error) {
-	p := x.cfg.Params
+	p := x.cfg.Verifier.Params
 	for off := -p.Drift; off <= p.Drift; off++ {
 		tok, err := x.v.Mint(q.user, q.host, x.now.Add(time.Duration(off)*p.Interval), "")
 		if err != nil {

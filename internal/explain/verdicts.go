@@ -19,7 +19,7 @@ func (x *explainer) malformed(out *lines, q query, r verifier.Result) {
 	if errors.As(r.Err, &pe) {
 		out.say("  at byte %d of the token: %s", pe.Offset, pe.Msg)
 		out.say("  a token is %d digits of one-time password, the nonce digits, one space, then the base64 of a %d-byte signature",
-			x.cfg.Params.Digits, verifier.SignatureSize)
+			x.cfg.Verifier.Params.Digits, verifier.SignatureSize)
 		return
 	}
 	out.say("  %s", verifier.Detail(r.Err))
@@ -42,7 +42,7 @@ func (x *explainer) outOfWindow(ctx context.Context, out *lines, q query, r veri
 		}
 		return
 	}
-	p := x.cfg.Params
+	p := x.cfg.Verifier.Params
 	step := int(p.Interval / time.Second)
 	out.say("  the one-time password is %s's for step %+d (%s); accepted: steps -%d to +%d",
 		seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
@@ -57,7 +57,7 @@ func (x *explainer) outOfWindow(ctx context.Context, out *lines, q query, r veri
 func (x *explainer) badSignature(ctx context.Context, out *lines, q query, r verifier.Result) {
 	out.say("%s: refused: bad_signature", q.jid())
 	out.say("  one-time password: fine (%s, step %+d)", seedName(r.Seed), r.Offset)
-	h := x.cfg.Hosts[q.host]
+	h := x.cfg.Verifier.Hosts[q.host]
 	out.say("  the signature matches neither token_secret nor any of the %d old_token_secrets of %q",
 		len(h.TokenSecrets)-1, q.host)
 	hints := x.otherSigners(ctx, q.user, q.host, q.token)
@@ -72,7 +72,7 @@ func (x *explainer) badSignature(ctx context.Context, out *lines, q query, r ver
 // passed: signature and window are right; which secret and seed matched.
 // The verdict line comes from the replay store's answer (replay.go).
 func (x *explainer) passed(out *lines, r verifier.Result) {
-	p := x.cfg.Params
+	p := x.cfg.Verifier.Params
 	step := int(p.Interval / time.Second)
 	out.say("  one-time password: %s, step %+d (%s); accepted: steps -%d to +%d", seedName(r.Seed), r.Offset, skew(r.Offset, step), p.Drift, p.Drift)
 	if r.Secret > 0 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -94,10 +95,7 @@ func Run(_ context.Context, e *cli.Env, args []string) int {
 			tok, err = mintJWT(cfg, *key, user, host, *lifetime, when)
 		}
 	case err == nil:
-		var v *verifier.Verifier
-		if v, err = config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})); err == nil {
-			tok, err = v.Mint(user, host, when, *nonce)
-		}
+		tok, err = mintToken(cfg, user, host, when, *nonce)
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd mint: %s\n", verifier.Detail(err))
@@ -119,4 +117,18 @@ func mintJWT(cfg *config.Config, keyFile, user, host string, lifetime time.Durat
 		c.JIDClaim, c.Issuer, c.Audience = j.JIDClaim, j.Issuer, j.Audience
 	}
 	return verifier.MintJWT(key, c, now)
+}
+
+// mintToken returns a token for user@host from the host's current secret
+// and seed, with nonce if not "".
+func mintToken(file *config.Config, user, host string, when time.Time, nonce string) (string, error) {
+	cfg, err := setup.New(file)
+	if err != nil {
+		return "", err
+	}
+	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	if err != nil {
+		return "", err
+	}
+	return v.Mint(user, host, when, nonce)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -69,11 +70,11 @@ func TestMintJWT(t *testing.T) {
 			if code != 0 || strings.Count(out, ".") != 2 {
 				t.Fatalf("exit %d, %q, %q", code, out, errOut)
 			}
-			cfg, err := config.Load(cfgPath, config.Options{})
+			cfg, err := setup.Load(cfgPath, config.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			v, err := config.NewVerifier(cfg, replay.NewMemory(replay.MemoryOptions{Capacity: 10, TTL: cfg.Params.ReplayTTL()}))
+			v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 10, TTL: cfg.Verifier.Params.ReplayTTL()}))
 			if err != nil {
 				t.Fatal(err)
 			}

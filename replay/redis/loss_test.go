@@ -15,6 +15,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
+	"github.com/tokenauthd/tokenauthd/internal/testclock"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -174,10 +175,10 @@ func TestRedisForgets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rp := startRedis(t, 0)
-			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			clk := testclock.New(time.Unix(1_700_000_000, 0))
 			var whys []string
 			var mu sync.Mutex
-			o := Options{TTL: testTTL, Now: clk.now, CheckInterval: time.Hour,
+			o := Options{TTL: testTTL, Now: clk.Now, CheckInterval: time.Hour,
 				OnForget: func(at time.Time, why string) { mu.Lock(); whys = append(whys, why); mu.Unlock() }}
 			redisCLI(t, rp.port, "set", DefaultPrefix+"epoch", "set-up")
 			s := newTestRedisOpts(rp.addr(), o)
@@ -186,7 +187,7 @@ func TestRedisForgets(t *testing.T) {
 			if !s.ForgottenAt().IsZero() || len(whys) != 0 {
 				t.Fatalf("a Redis holding the marker taken for one that lost records: %v", whys)
 			}
-			clk.add(time.Minute)
+			clk.Add(time.Minute)
 			tc.lose(t, rp)
 			var fresh bool
 			var err error
@@ -200,8 +201,8 @@ func TestRedisForgets(t *testing.T) {
 			if tc.forgot {
 				// Record or Seen may report the key as new (it is lost),
 				// but the store says it forgot, by then.
-				if !s.ForgottenAt().Equal(clk.now()) || len(whys) == 0 {
-					t.Fatalf("after the loss: key(1) fresh %v (%v); forgotten at %v, want %v", fresh, err, s.ForgottenAt(), clk.now())
+				if !s.ForgottenAt().Equal(clk.Now()) || len(whys) == 0 {
+					t.Fatalf("after the loss: key(1) fresh %v (%v); forgotten at %v, want %v", fresh, err, s.ForgottenAt(), clk.Now())
 				}
 				return
 			}

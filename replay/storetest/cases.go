@@ -57,16 +57,16 @@ func testTTL(t *testing.T, e *env) {
 		return
 	}
 	e.mustRecord(t, Key(1), true)
-	e.clk.add(e.ttl / 2)
+	e.clk.Add(e.ttl / 2)
 	e.mustRecord(t, Key(2), true)
-	e.clk.add(e.ttl/2 - time.Nanosecond) // Key(1): a nanosecond before it expires
+	e.clk.Add(e.ttl/2 - time.Nanosecond) // Key(1): a nanosecond before it expires
 	e.mustSeen(t, Key(1), true)
-	e.clk.add(time.Nanosecond) // Key(1): its TTL has passed
+	e.clk.Add(time.Nanosecond) // Key(1): its TTL has passed
 	e.mustSeen(t, Key(1), false)
 	e.mustSeen(t, Key(2), true)
 	e.mustRecord(t, Key(1), true)
 	e.mustRecord(t, Key(1), false) // the new record holds
-	e.clk.add(e.ttl / 2)           // Key(2) expires, the new Key(1) not
+	e.clk.Add(e.ttl / 2)           // Key(2) expires, the new Key(1) not
 	e.mustRecord(t, Key(2), true)
 	e.mustRecord(t, Key(1), false)
 }
@@ -191,7 +191,7 @@ func testForgottenAt(t *testing.T, e *env) {
 	e.mustSeen(t, Key(1), true)
 	check("after a replay and Seen")
 	if e.clk != nil {
-		e.clk.add(e.ttl)
+		e.clk.Add(e.ttl)
 		e.mustRecord(t, Key(1), true)
 		check("after expiry")
 	}
@@ -209,7 +209,7 @@ func testForget(t *testing.T, e *env) {
 		made := e.now()
 		e.mustRecord(t, Key(i), true)
 		if e.clk != nil {
-			e.clk.add(e.ttl / 4)
+			e.clk.Add(e.ttl / 4)
 		}
 		e.suite.Forget(t, e.store, e.now())
 		if fresh, err := e.store.Record(t.Context(), Key(i)); err != nil && fresh {
@@ -225,6 +225,40 @@ func testForget(t *testing.T, e *env) {
 			t.Fatalf("loss %d: ForgottenAt moved from %v to %v with no further loss", i+1, at, again)
 		}
 		last = at
+	}
+}
+
+// testForgetSome: once the store lost some of its records, each key it
+// reports fresh again (or cannot answer for) is covered by ForgottenAt,
+// and every key it reports recorded stays so: a loss of a part is no less
+// a loss than a loss of all.
+func testForgetSome(t *testing.T, e *env) {
+	if e.suite.ForgetSome == nil {
+		t.Skip("the store under test cannot lose a part of its records")
+	}
+	const n = 200
+	made := e.now()
+	for i := range n {
+		e.mustRecord(t, Key(i), true)
+	}
+	if e.clk != nil {
+		e.clk.Add(e.ttl / 4)
+	}
+	e.suite.ForgetSome(t, e.store)
+	again := 0
+	for i := range n {
+		fresh, err := e.store.Record(t.Context(), Key(i))
+		if !fresh && err == nil {
+			continue
+		}
+		again++
+		if at := e.store.ForgottenAt(); at.Before(made) || at.After(e.now()) {
+			t.Fatalf("Record(%v) after a partial loss = %v, %v, with ForgottenAt = %v: want ForgottenAt from %v (its record) to %v (now)",
+				Key(i), fresh, err, at, made, e.now())
+		}
+	}
+	if again == 0 {
+		t.Fatalf("none of the %d records was lost: the suite's ForgetSome lost nothing", n)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/daemon"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -21,7 +22,7 @@ import (
 // the returned stop is called; stop returns Run's error.
 func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() error) {
 	t.Helper()
-	cfg, err := config.Load(cfgPath, config.Options{})
+	cfg, err := setup.Load(cfgPath, config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

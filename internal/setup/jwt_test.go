@@ -1,4 +1,4 @@
-package config
+package setup
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -95,11 +96,11 @@ leeway = 0
 [hosts."tokens.example"]
 token_secret = "s"
 otp_seed = "JBSWY3DPEHPK3PXP"
-`), Options{})
+`), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	only, both, tokens := c.Hosts["jwt.example"], c.Hosts["both.example"], c.Hosts["tokens.example"]
+	only, both, tokens := c.Verifier.Hosts["jwt.example"], c.Verifier.Hosts["both.example"], c.Verifier.Hosts["tokens.example"]
 	want := verifier.JWT{Algorithms: []string{"EdDSA", "ES256", "RS256"}, JIDClaim: "jid", MaxLifetime: 300 * time.Second, Leeway: 30 * time.Second}
 	if j := only.JWT; j == nil || !slices.Equal(j.Algorithms, want.Algorithms) || j.JIDClaim != want.JIDClaim ||
 		j.MaxLifetime != want.MaxLifetime || j.Leeway != want.Leeway || j.Issuer != "" || j.Audience != "" ||
@@ -120,16 +121,16 @@ otp_seed = "JBSWY3DPEHPK3PXP"
 	// The store keeps records as long as the longest-lived host's JWTs
 	// need: both.example's 600 s, no leeway, plus the largest leeway a
 	// later configuration may allow.
-	if want := 600*time.Second + verifier.MaxJWTLeeway; c.Params.MinReplayTTL != want || c.Params.ReplayTTL() != want {
-		t.Errorf("MinReplayTTL %v, ReplayTTL %v; want %v", c.Params.MinReplayTTL, c.Params.ReplayTTL(), want)
+	if want := 600*time.Second + verifier.MaxJWTLeeway; c.Verifier.Params.MinReplayTTL != want || c.Verifier.Params.ReplayTTL() != want {
+		t.Errorf("MinReplayTTL %v, ReplayTTL %v; want %v", c.Verifier.Params.MinReplayTTL, c.Verifier.Params.ReplayTTL(), want)
 	}
-	if _, err := NewVerifier(c, replay.NewMemory(replay.MemoryOptions{TTL: c.Params.ReplayTTL()})); err != nil {
+	if _, err := c.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: c.Verifier.Params.ReplayTTL()})); err != nil {
 		t.Errorf("NewVerifier: %v", err)
 	}
 	// Without JWTs, the tokens' own TTL.
-	c, err = Parse("c.toml", []byte("[hosts.\"t\"]\ntoken_secret = \"s\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n"), Options{})
-	if err != nil || c.Params.MinReplayTTL != 0 || c.Params.ReplayTTL() != 2*time.Minute {
-		t.Errorf("tokens only: %v, MinReplayTTL %v", err, c.Params.MinReplayTTL)
+	c, err = Parse("c.toml", []byte("[hosts.\"t\"]\ntoken_secret = \"s\"\notp_seed = \"JBSWY3DPEHPK3PXP\"\n"), config.Options{})
+	if err != nil || c.Verifier.Params.MinReplayTTL != 0 || c.Verifier.Params.ReplayTTL() != 2*time.Minute {
+		t.Errorf("tokens only: %v, MinReplayTTL %v", err, c.Verifier.Params.MinReplayTTL)
 	}
 }
 
@@ -145,11 +146,11 @@ keys_file = "`+keys+`"
 `, 0o600)
 	ctx := context.Background()
 	load := func() *verifier.Verifier {
-		c, err := Load(cfg, Options{})
+		c, err := Load(cfg, config.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		v, err := NewVerifier(c, replay.NewMemory(replay.MemoryOptions{TTL: c.Params.ReplayTTL()}))
+		v, err := c.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: c.Verifier.Params.ReplayTTL()}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +202,7 @@ func TestJWTSectionErrors(t *testing.T) {
 		"broken oct":  d.write("oct.json", `{"keys":[{"kty":"oct","kid":"s","k":"`+leakySecret+`!"}]}`, 0o600),
 		"short oct":   d.write("short.json", `{"keys":[{"kty":"oct","kid":"s","k":"`+base64.RawURLEncoding.EncodeToString([]byte(leakySecret))+`"}]}`, 0o600),
 		"oct, no HS":  d.write("octnohs.json", `{"keys":[{"kty":"oct","kid":"s","k":"`+leakyOct+`"}]}`, 0o600),
-		"large":       d.write("large.json", setOf(jwkOf(pub, strings.Repeat("k", maxKeysFile))), 0o600),
+		"large":       d.write("large.json", setOf(jwkOf(pub, strings.Repeat("k", 64<<10))), 0o600),
 		"two no kids": d.write("nokids.json", setOf(jwkOf(pub, ""), jwkOf(pub, "")), 0o600),
 	}
 	section := func(lines ...string) string {
@@ -267,7 +268,7 @@ func TestJWTKeysFileWarning(t *testing.T) {
 		{"symmetric, owner only", `{"keys":[{"kty":"oct","kid":"s","k":"` + oct + `"}]}`, 0o600, false},
 	} {
 		keys := d.write(strings.ReplaceAll(tt.name, " ", "-")+".json", tt.set, tt.mode)
-		c, err := Parse("c.toml", []byte("[hosts.\"h\".jwt]\nkeys_file = \""+keys+"\"\nalgorithms = [\"EdDSA\", \"HS256\"]\n"), Options{})
+		c, err := Parse("c.toml", []byte("[hosts.\"h\".jwt]\nkeys_file = \""+keys+"\"\nalgorithms = [\"EdDSA\", \"HS256\"]\n"), config.Options{})
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
@@ -286,10 +287,10 @@ func TestJWTKeysFileCredential(t *testing.T) {
 	pub, _ := newKey(t)
 	d.write("example.org.jwks", setOf(jwkOf(pub, "k")), 0o600)
 	text := []byte("[hosts.\"example.org\".jwt]\nkeys_file = \"%d/example.org.jwks\"\n")
-	if _, err := Parse("c.toml", text, Options{}); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
+	if _, err := Parse("c.toml", text, config.Options{}); err == nil || !strings.Contains(err.Error(), "CREDENTIALS_DIRECTORY") {
 		t.Errorf("without $CREDENTIALS_DIRECTORY: %v", err)
 	}
-	c, err := Parse("c.toml", text, Options{Credentials: d.dir})
+	c, err := Parse("c.toml", text, config.Options{Credentials: d.dir})
 	if err != nil || c.Hosts["example.org"].JWT == nil {
 		t.Errorf("with $CREDENTIALS_DIRECTORY: %v", err)
 	}
