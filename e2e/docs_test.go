@@ -319,14 +319,16 @@ func TestRoomRules(t *testing.T) {
 		{"/verifier", []string{"/protocol"}},
 		{"/replay", []string{"/verifier", "/protocol"}},
 		{"/internal/daemon", []string{"/internal/bench", "/internal/explain"}},
-		{"/internal/config", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/internal/setup"}},
+		{"/internal/config", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/internal/setup", "/internal/jwks", "/internal/httpapi"}},
 		{"/internal/setup", []string{"/internal/daemon", "/internal/relay", "/internal/cli", "/replay/redis"}},
+		{"/internal/httpapi", []string{"/protocol", "/replay", "/internal/daemon", "/internal/relay", "/internal/cli"}},
 		{"/internal/cli", []string{"/internal/daemon", "/internal/relay", "/verifier"}},
 		{"/internal/logs", []string{"/verifier", "/protocol", "/internal/daemon"}},
 		{"/internal/term", []string{"/protocol", "/verifier", "/internal/daemon"}},
 		{"/internal/relay", []string{"/verifier", "/replay", "/internal/daemon"}},
 		{"/internal/doctor", []string{"/internal/daemon", "/internal/relay", "/internal/bench", "/internal/explain"}},
 		{"/internal/access", []string{"/internal/config", "/verifier", "/protocol"}},
+		{"/internal/jwks", []string{"/internal/config", "/internal/daemon", "/protocol", "/replay"}},
 	}
 	for _, r := range never {
 		d, ok := deps[r.room]
@@ -454,5 +456,83 @@ func TestJWTGuide(t *testing.T) {
 		if r := v.Verify(context.Background(), "alice", "example.org", tok); r.OK() {
 			t.Errorf("the JWT guide's %s JWT accepted twice", what)
 		}
+	}
+}
+
+// webchatGuideApp starts a daemon whose HTTP API serves the application
+// "webapp" on loopback, and returns the environment the web chat guide's
+// snippets read (TOKENAUTHD_URL, TOKENAUTHD_KEY_FILE) and the daemon.
+func webchatGuideApp(t *testing.T) ([]string, *serveProc) {
+	t.Helper()
+	dir := t.TempDir()
+	keyFile := writeKey(t, dir, "webapp.key", apiKey)
+	port := fixture.FreePort(t)
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p := startServeWith(t, httpSection(addr, keyFile, 60, "trusted_proxies = [\"127.0.0.1\"]\n"), filepath.Join(dir, "d.sock"))
+	fixture.WaitPort(t, port, 10*time.Second)
+	return append(os.Environ(), "TOKENAUTHD_URL=http://"+addr, "TOKENAUTHD_KEY_FILE="+keyFile), p
+}
+
+// checkGuideToken checks the snippets' output: the folded JID, then a
+// token the daemon accepts once.
+func checkGuideToken(t *testing.T, p *serveProc, out []byte) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 2 || lines[0] != "alice@example.org" {
+		t.Fatalf("the snippet printed %q, want the JID alice@example.org and a token", out)
+	}
+	if !askDaemon(t, p.sock, "auth", "alice", lines[1]) {
+		t.Error("the snippet's token is refused")
+	}
+	if askDaemon(t, p.sock, "auth", "alice", lines[1]) {
+		t.Error("the snippet's token is accepted twice")
+	}
+}
+
+// The web chat guide's Python asks POST /v1/tokens and gets a token the
+// daemon accepts.
+func TestWebchatGuidePython(t *testing.T) {
+	fixture.RequirePeer(t, fixture.DebianPython)
+	env, p := webchatGuideApp(t)
+	cmd := exec.Command(fixture.DebianPython, "-c", docSnippet(t, "webchat.md", "python"))
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the web chat guide's Python: %v", err)
+	}
+	checkGuideToken(t, p, out)
+}
+
+// The web chat guide's JavaScript, on Node.js with no package, does the
+// same.
+func TestWebchatGuideJavaScript(t *testing.T) {
+	fixture.RequirePeer(t, nodeJS)
+	env, p := webchatGuideApp(t)
+	file := filepath.Join(t.TempDir(), "token.mjs")
+	if err := os.WriteFile(file, []byte(docSnippet(t, "webchat.md", "javascript")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(nodeJS, file)
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("the web chat guide's JavaScript: %v", err)
+	}
+	checkGuideToken(t, p, out)
+}
+
+// The web chat guide's [http] section is a valid configuration that
+// serves the credentials endpoint on a Unix socket of the web server's
+// group.
+func TestWebchatGuideConfig(t *testing.T) {
+	text := docSnippet(t, "webchat.md", "toml") + "\n" + fixture.HostBlock("example.org", fixture.Secret, fixture.Seed, nil, nil)
+	c, err := config.Parse("webchat.md", []byte(text), config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.HTTP
+	if h == nil || h.Socket != "/run/tokenauthd/http.sock" || h.SocketGroup != "www-data" || h.Credentials == nil ||
+		h.Credentials.Host != "example.org" || h.Credentials.UserHeader != "X-Forwarded-User" {
+		t.Errorf("the guide's [http] loads as %+v", h)
 	}
 }

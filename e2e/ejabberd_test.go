@@ -116,8 +116,9 @@ type ejabberdFiles struct {
 // "localhost" with external authentication by extauthProgram (a command
 // line ejabberd runs through the shell, as the ejabberd user),
 // extauth_pool_size poolSize and no authentication cache, listening on a
-// free port of 127.0.0.1 with its own node name and distribution port.
-func writeEjabberd(t testing.TB, extauthProgram string, poolSize int) *ejabberdFiles {
+// free port of 127.0.0.1 with its own node name and distribution port;
+// listen are more items of its listen list, in YAML.
+func writeEjabberd(t testing.TB, extauthProgram string, poolSize int, listen ...string) *ejabberdFiles {
 	t.Helper()
 	fixture.RequirePeer(t, "/etc/ejabberd/inetrc")
 	dir := ejabberdDir(t)
@@ -150,6 +151,7 @@ listen:
     port: %d
     ip: "127.0.0.1"
     module: ejabberd_c2s
+%s
 auth_method: [external]
 extauth_program: %q
 extauth_pool_size: %d
@@ -160,7 +162,7 @@ modules:
   mod_disco: {}
   mod_ping: {}
   mod_roster: {}
-`, port, extauthProgram, poolSize),
+`, port, strings.Join(listen, "\n"), extauthProgram, poolSize),
 	}
 	for name, text := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -175,23 +177,30 @@ modules:
 // c2s port once its log says it has started, as the peer set's version.
 // ejabberd and its helpers are stopped when the test ends; the test fails
 // if they cannot be.
-func startEjabberd(t testing.TB, extauthProgram string, poolSize int) (port int) {
+func startEjabberd(t testing.TB, extauthProgram string, poolSize int, listen ...string) (port int) {
+	t.Helper()
+	return runEjabberd(t, writeEjabberd(t, extauthProgram, poolSize, listen...), extauthProgram)
+}
+
+// ctl returns the ejabberdctl command for e's ejabberd with args.
+func (e *ejabberdFiles) ctl(set peers.Set, args ...string) *exec.Cmd {
+	etc := filepath.Join(e.dir, "etc")
+	return exec.Command(set.Ejabberdctl, append([]string{
+		"--config-dir", etc,
+		"--config", e.config,
+		"--ctl-config", filepath.Join(etc, "ejabberdctl.cfg"),
+		"--spool", filepath.Join(e.dir, "spool"),
+		"--logs", filepath.Join(e.dir, "logs"),
+	}, args...)...)
+}
+
+// runEjabberd is startEjabberd on the files e.
+func runEjabberd(t testing.TB, e *ejabberdFiles, extauthProgram string) (port int) {
 	t.Helper()
 	set := peers.Get(t)
 	fixture.RequirePeer(t, set.Ejabberdctl)
-	e := writeEjabberd(t, extauthProgram, poolSize)
 	dir, port, node, pidFile := e.dir, e.port, e.node, e.pidFile
-
-	ctl := func(args ...string) *exec.Cmd {
-		etc := filepath.Join(dir, "etc")
-		return exec.Command(set.Ejabberdctl, append([]string{
-			"--config-dir", etc,
-			"--config", filepath.Join(etc, "ejabberd.yml"),
-			"--ctl-config", filepath.Join(etc, "ejabberdctl.cfg"),
-			"--spool", filepath.Join(dir, "spool"),
-			"--logs", filepath.Join(dir, "logs"),
-		}, args...)...)
-	}
+	ctl := func(args ...string) *exec.Cmd { return e.ctl(set, args...) }
 	console, err := os.Create(filepath.Join(dir, "console.out"))
 	if err != nil {
 		t.Fatal(err)

@@ -34,6 +34,7 @@ import (
 // serveProc is a `tokenauthd serve` process.
 type serveProc struct {
 	cmd     *exec.Cmd
+	cfg     string // the configuration file
 	sock    string
 	logPath string
 	exited  <-chan struct{}
@@ -53,7 +54,7 @@ func startServeWith(t testing.TB, extra, sock string, environ ...string) *serveP
 // socket. Its log is p.log().
 func startServe(t testing.TB, cfg, sock string, environ ...string) *serveProc {
 	t.Helper()
-	p := &serveProc{sock: sock, logPath: filepath.Join(t.TempDir(), "serve.log")}
+	p := &serveProc{cfg: cfg, sock: sock, logPath: filepath.Join(t.TempDir(), "serve.log")}
 	p.cmd = exec.Command(fixture.Binary(t), "serve", "-config", cfg, "-socket", sock)
 	p.cmd.Env = append(os.Environ(), environ...)
 	p.stop, p.exited = startCmd(t, p.cmd, p.logPath)

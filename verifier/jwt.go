@@ -2,6 +2,7 @@ package verifier
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -9,7 +10,6 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
 	"slices"
 	"strings"
@@ -18,6 +18,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/text/secure/precis"
 
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -48,6 +49,10 @@ const (
 	AlgorithmNotAllowed Reason = "algorithm_not_allowed" // "alg" not allowed, or not the key's
 	WrongIssuer         Reason = "wrong_issuer"          // "iss" is not the configured issuer
 	WrongAudience       Reason = "wrong_audience"        // "aud" lacks the configured audience
+	// KeysUnavailable: the host's keys are fetched (JWT.Keys), and no set
+	// may be used: none was fetched yet, or the last was fetched too long
+	// ago.
+	KeysUnavailable Reason = "keys_unavailable"
 )
 
 // Defaults of a host's JWT settings (the configuration file's).
@@ -66,6 +71,9 @@ const (
 	MaxJWTLifetime = 24 * time.Hour  // the largest MaxLifetime
 	MaxJWTLeeway   = 5 * time.Minute // the largest Leeway
 	MaxJWTKeys     = 16              // keys in a set
+	// MaxFetchedKeys bounds the keys of a fetched set: providers publish
+	// a few, for rotation, and some for encryption too.
+	MaxFetchedKeys = 64
 	// MaxJWTSize bounds a JWT: one signed with a 4096-bit RSA key and a
 	// few hundred bytes of claims is under 1.5 KiB.
 	MaxJWTSize = 8 << 10
@@ -83,12 +91,22 @@ type JWT struct {
 	// keys (kty RSA, EC, OKP) or symmetric ones (kty oct, for HS256);
 	// private keys are refused.
 	KeySet []byte
+	// Keys, if set, gives the key set instead of KeySet: a set fetched
+	// from an identity provider, which changes while the verifier serves.
+	// Such sets must hold public keys only (ParseKeySet).
+	Keys KeySource
 	// Algorithms is the allowlist of "alg" values, of RS256, RS384,
 	// RS512, PS256, PS384, PS512, ES256, ES384, ES512, EdDSA, HS256,
 	// HS384, HS512 (never "none").
 	Algorithms []string
 	// JIDClaim names the claim that holds user@host.
 	JIDClaim string
+	// UserClaim, if set, names the claim that holds the user's local
+	// part instead (OpenID Connect's "preferred_username"), the host
+	// being the one the server passed; JIDClaim is then unused. The claim
+	// is compared after the case folding XMPP applies to local parts
+	// (PRECIS UsernameCaseMapped, RFC 8265), as the server's name is.
+	UserClaim string
 	// Issuer, if set, is what "iss" must equal; Audience, if set, what
 	// "aud" must contain.
 	Issuer, Audience string
@@ -121,12 +139,27 @@ func (j *JWT) HasSymmetricKey() bool {
 	return slices.ContainsFunc(set.Keys, func(k jwkMembers) bool { return k.Kty == "oct" })
 }
 
-// Validate reports whether the settings can be used: the key set parses,
-// every key fits an allowed algorithm, and the other values are in their
-// bounds. Its errors never quote a key.
+// Validate reports whether the settings can be used: the key set parses
+// (or there is a key source), every key fits an allowed algorithm, and
+// the other values are in their bounds. Its errors never quote a key.
 func (j *JWT) Validate() error {
-	_, err := newJWTHost(j, nil)
+	_, err := newJWTHost(j, nil, false)
 	return err
+}
+
+// ValidateFetched is Validate for settings whose keys will be fetched,
+// before there is a source: every check but the keys'.
+func (j *JWT) ValidateFetched() error {
+	_, err := newJWTHost(j, nil, true)
+	return err
+}
+
+// claimName is the name of the claim that names the user.
+func (j *JWT) claimName() string {
+	if j.UserClaim != "" {
+		return j.UserClaim
+	}
+	return j.JIDClaim
 }
 
 // jwtAlgs are the algorithms a JWT may be allowed to use.
@@ -169,10 +202,11 @@ type jwtHost struct {
 	parser      *jwt.Parser
 	keyfunc     jwt.Keyfunc
 	algs        []string
-	keys        map[string]*jwtKey // by kid
-	only        *jwtKey            // the set's only key, nil if it has several
+	static      *KeySet   // the keys of KeySet; nil when fetched
+	src         KeySource // the keys fetched; nil with KeySet
 	issuer      string
-	jidClaim    string
+	jidClaim    string // the claim that names the user (JID or, with userClaim, local part)
+	userClaim   bool   // jidClaim holds the local part only
 	maxLifetime time.Duration
 	leeway      time.Duration
 	// claims is the type JWT payloads decode into: the registered claims
@@ -228,21 +262,15 @@ func checkJIDClaim(name string) error {
 	return nil
 }
 
-// newJWTHost checks j and makes it ready. now is the verifier's clock
-// (nil: only validating).
-func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
-	h := &jwtHost{issuer: j.Issuer, jidClaim: j.JIDClaim, maxLifetime: j.MaxLifetime, leeway: j.Leeway, keys: map[string]*jwtKey{}}
-	switch {
-	case j.MaxLifetime < time.Second || j.MaxLifetime > MaxJWTLifetime:
-		return nil, verr("JWT max lifetime must be 1 s to %v, not %v", MaxJWTLifetime, j.MaxLifetime)
-	case j.Leeway < 0 || j.Leeway > MaxJWTLeeway:
-		return nil, verr("JWT leeway must be 0 to %v, not %v", MaxJWTLeeway, j.Leeway)
-	case len(j.Algorithms) == 0:
-		return nil, verr("no JWT algorithm is allowed")
-	case len(j.Issuer) > 1024 || len(j.Audience) > 1024:
-		return nil, verr("the JWT issuer and audience must be at most 1024 bytes")
+// newJWTHost checks j and makes it ready. now is the verifier's clock;
+// validating, j may have no keys yet.
+func newJWTHost(j *JWT, now func() time.Time, validating bool) (*jwtHost, error) {
+	name := j.claimName()
+	h := &jwtHost{issuer: j.Issuer, jidClaim: name, userClaim: j.UserClaim != "", maxLifetime: j.MaxLifetime, leeway: j.Leeway}
+	if err := j.checkBounds(); err != nil {
+		return nil, err
 	}
-	if err := checkJIDClaim(j.JIDClaim); err != nil {
+	if err := checkJIDClaim(name); err != nil {
 		return nil, err
 	}
 	for _, a := range j.Algorithms {
@@ -256,19 +284,50 @@ func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
 		}
 		h.algs = append(h.algs, a)
 	}
-	if err := h.parseKeys(j.KeySet); err != nil {
-		return nil, err
+	switch {
+	case j.Keys != nil && j.KeySet != nil:
+		return nil, verr("JWT settings with both a key set and a key source")
+	case j.Keys != nil:
+		h.src = j.Keys
+	case j.KeySet != nil || !validating:
+		set, err := parseKeySet(h.algs, j.KeySet, false)
+		if err != nil {
+			return nil, err
+		}
+		h.static = set
 	}
-	h.claims, h.jidField = claimsType(j.JIDClaim)
-	if !probeClaimsType(h.claims, h.jidField, j.JIDClaim) {
-		return nil, verr("the JWT JID claim %q cannot be read", j.JIDClaim)
+	h.claims, h.jidField = claimsType(name)
+	if !probeClaimsType(h.claims, h.jidField, name) {
+		return nil, verr("the JWT JID claim %q cannot be read", name)
 	}
 	h.names = []string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti"}
-	if !slices.Contains(h.names, j.JIDClaim) {
-		h.names = append(h.names, j.JIDClaim)
+	if !slices.Contains(h.names, name) {
+		h.names = append(h.names, name)
 	}
+	h.parser = jwt.NewParser(j.parserOptions(h.algs, now)...)
+	h.keyfunc = keyFor
+	return h, nil
+}
+
+// checkBounds checks the settings' values that have bounds.
+func (j *JWT) checkBounds() error {
+	switch {
+	case j.MaxLifetime < time.Second || j.MaxLifetime > MaxJWTLifetime:
+		return verr("JWT max lifetime must be 1 s to %v, not %v", MaxJWTLifetime, j.MaxLifetime)
+	case j.Leeway < 0 || j.Leeway > MaxJWTLeeway:
+		return verr("JWT leeway must be 0 to %v, not %v", MaxJWTLeeway, j.Leeway)
+	case len(j.Algorithms) == 0:
+		return verr("no JWT algorithm is allowed")
+	case len(j.Issuer) > 1024 || len(j.Audience) > 1024:
+		return verr("the JWT issuer and audience must be at most 1024 bytes")
+	}
+	return nil
+}
+
+// parserOptions are the options of the host's JWT parser.
+func (j *JWT) parserOptions(algs []string, now func() time.Time) []jwt.ParserOption {
 	opts := []jwt.ParserOption{
-		jwt.WithValidMethods(h.algs),
+		jwt.WithValidMethods(algs),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(j.Leeway),
@@ -281,42 +340,10 @@ func newJWTHost(j *JWT, now func() time.Time) (*jwtHost, error) {
 		opts = append(opts, jwt.WithIssuer(j.Issuer))
 	}
 	if j.Audience != "" {
+		// A string aud, or an array holding it (golang-jwt's rule).
 		opts = append(opts, jwt.WithAudience(j.Audience))
 	}
-	h.parser = jwt.NewParser(opts...)
-	h.keyfunc = h.keyFor
-	return h, nil
-}
-
-// parseKeys parses a JWK Set with go-jose and keeps its keys by kid.
-func (h *jwtHost) parseKeys(data []byte) error {
-	// Each key apart, to name the one that fails; its members apart, to
-	// say what is wrong without quoting a secret.
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := json.Unmarshal(data, &set); err != nil || set.Keys == nil {
-		return verr("the JWT key set is not a JWK Set: a JSON object with a \"keys\" array")
-	}
-	switch n := len(set.Keys); {
-	case n == 0:
-		return verr("the JWT key set has no key")
-	case n > MaxJWTKeys:
-		return verr("the JWT key set has %d keys: at most %d", n, MaxJWTKeys)
-	}
-	for i, raw := range set.Keys {
-		k, err := h.parseKey(i, raw, len(set.Keys))
-		if err != nil {
-			return err
-		}
-		if len(set.Keys) == 1 {
-			h.only = k
-		}
-		if k.named {
-			h.keys[k.kid] = k
-		}
-	}
-	return nil
+	return opts
 }
 
 // jwkMembers are the members of a JWK that say what it is, and whether it
@@ -328,69 +355,6 @@ type jwkMembers struct {
 	Use    string          `json:"use"`
 	KeyOps []string        `json:"key_ops"`
 	D      json.RawMessage `json:"d"`
-}
-
-// parseKey parses the i-th key of a set of n.
-func (h *jwtHost) parseKey(i int, raw json.RawMessage, n int) (*jwtKey, error) {
-	var m jwkMembers
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, verr("JWT key %d is not a JSON object with string members kty, kid, alg, use", i)
-	}
-	name := fmt.Sprintf("JWT key %d", i)
-	if m.Kid != nil {
-		if len(*m.Kid) > 256 {
-			return nil, verr("%s: kid longer than 256 bytes", name)
-		}
-		name = fmt.Sprintf("JWT key %d (kid %q)", i, *m.Kid)
-	}
-	switch {
-	case m.Kid == nil && n > 1:
-		return nil, verr("%s has no kid: every key of a set of several needs one, that JWTs name", name)
-	case m.Kid != nil && *m.Kid == "" && n > 1:
-		return nil, verr("%s has an empty kid", name)
-	case m.Kid != nil && h.keys[*m.Kid] != nil:
-		return nil, verr("%s: kid used by another key of the set", name)
-	case m.Use != "" && m.Use != "sig":
-		return nil, verr("%s is for use %q: only \"sig\" keys verify JWTs", name, m.Use)
-	case m.KeyOps != nil && !slices.Contains(m.KeyOps, "verify"):
-		return nil, verr("%s: its key_ops do not include \"verify\"", name)
-	case m.D != nil:
-		return nil, verr("%s is a private key: the set must hold the public key only", name)
-	}
-	var jwk jose.JSONWebKey
-	if err := jwk.UnmarshalJSON(raw); err != nil {
-		if m.Kty == "oct" { // go-jose's errors do not quote keys, but a secret's is not worth the risk
-			return nil, verr("%s: not a valid symmetric JWK (kty oct, k the base64url of the key)", name)
-		}
-		return nil, verr("%s: not a valid JWK: %s", name, strings.TrimPrefix(err.Error(), "go-jose/go-jose: "))
-	}
-	if !validJWK(&jwk) {
-		return nil, verr("%s: not a valid JWK", name)
-	}
-	k := &jwtKey{alg: jwk.Algorithm, key: jwk.Key}
-	if m.Kid != nil {
-		k.kid, k.named = *m.Kid, true
-	}
-	switch key := jwk.Key.(type) {
-	case []byte:
-		if len(key) < minHMACKey {
-			return nil, verr("%s: a symmetric key of %d bytes: at least %d", name, len(key), minHMACKey)
-		}
-	case *rsa.PublicKey:
-		if bits := key.N.BitLen(); bits < minRSABits {
-			return nil, verr("%s: an RSA key of %d bits: at least %d", name, bits, minRSABits)
-		}
-	case *ecdsa.PublicKey, ed25519.PublicKey:
-	default:
-		return nil, verr("%s: a key of type %q cannot verify JWTs", name, m.Kty)
-	}
-	if k.alg != "" && !slices.Contains(h.algs, k.alg) {
-		return nil, verr("%s is for alg %q, which the JWT algorithms do not allow", name, k.alg)
-	}
-	if !slices.ContainsFunc(h.algs, k.fits) {
-		return nil, verr("%s, of kty %q, fits none of the JWT algorithms %s", name, m.Kty, strings.Join(h.algs, ", "))
-	}
-	return k, nil
 }
 
 // validJWK is go-jose's Valid, which knows of no symmetric key, and for
@@ -454,6 +418,7 @@ type jwtClaims struct {
 	jwt.RegisteredClaims
 	jid string
 	h   *jwtHost
+	set *KeySet // the keys to verify with
 	key *jwtKey
 }
 
@@ -571,7 +536,12 @@ var (
 
 // keyFor is the parser's key function: the key the JWT's kid names (or
 // the set's only key, for a JWT without kid), if its alg fits that key.
-func (h *jwtHost) keyFor(t *jwt.Token) (any, error) {
+// The set is the claims' (jwtClaims.set).
+func keyFor(t *jwt.Token) (any, error) {
+	c, ok := t.Claims.(*jwtClaims)
+	if !ok || c.set == nil {
+		return nil, errUnknownKey
+	}
 	if _, ok := t.Header["crit"]; ok {
 		// RFC 7515 §4.1.11: extensions this verifier does not know of
 		// must be refused.
@@ -579,9 +549,9 @@ func (h *jwtHost) keyFor(t *jwt.Token) (any, error) {
 	}
 	var k *jwtKey
 	if kid, ok := t.Header["kid"]; !ok {
-		k = h.only
+		k = c.set.only
 	} else if s, ok := kid.(string); ok {
-		k = h.keys[s]
+		k = c.set.keys[s]
 	}
 	if k == nil {
 		return nil, errUnknownKey
@@ -589,9 +559,7 @@ func (h *jwtHost) keyFor(t *jwt.Token) (any, error) {
 	if !k.fits(t.Method.Alg()) {
 		return nil, errKeyAlg
 	}
-	if c, ok := t.Claims.(*jwtClaims); ok {
-		c.key = k
-	}
+	c.key = k
 	return k.key, nil
 }
 
@@ -623,15 +591,30 @@ type jwtVerdict struct {
 }
 
 // checkJWT verifies everything of a JWT for user@hostname but freshness.
-func (v *Verifier) checkJWT(h *jwtHost, user, hostname, password string) (Result, jwtVerdict) {
+func (v *Verifier) checkJWT(ctx context.Context, h *jwtHost, user, hostname, password string) (Result, jwtVerdict) {
 	r := Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1}
 	var out jwtVerdict
 	if len(password) > MaxJWTSize {
 		r.Err = verr("the JWT is longer than %d bytes", MaxJWTSize)
 		return r, out
 	}
-	c := &jwtClaims{h: h}
+	set := h.static
+	if h.src != nil {
+		var err error
+		if set, err = h.src.KeySet(ctx); err != nil || set == nil {
+			r.Reason, r.Err = KeysUnavailable, keysUnavailable(err)
+			return r, out
+		}
+	}
+	c := &jwtClaims{h: h, set: set}
 	t, err := h.parser.ParseWithClaims(password, c, h.keyfunc)
+	if h.src != nil && errors.Is(err, errUnknownKey) {
+		// A kid the set lacks: the provider may have rotated its keys.
+		if fresh := h.src.Refresh(ctx, set); fresh != nil && fresh != set {
+			c = &jwtClaims{h: h, set: fresh}
+			t, err = h.parser.ParseWithClaims(password, c, h.keyfunc)
+		}
+	}
 	if c.key != nil {
 		r.KeyID = c.key.kid
 	}
@@ -661,7 +644,11 @@ func (v *Verifier) checkJWT(h *jwtHost, user, hostname, password string) (Result
 		r.Reason, r.Err = MissingJTI, verr("the JWT has no jti: it could not be used once only")
 		return r, out
 	}
-	if !isJID(c.jid, user, hostname) {
+	if h.userClaim && !isLocalPart(c.jid, user) {
+		r.Reason, r.Err = WrongJID, verr("the JWT's %q claim, case-folded, is not %s, as the server sent it", h.jidClaim, user)
+		return r, out
+	}
+	if !h.userClaim && !isJID(c.jid, user, hostname) {
 		r.Reason, r.Err = WrongJID, verr("the JWT's %q claim is not %s@%s, as the server sent them", h.jidClaim, user, hostname)
 		return r, out
 	}
@@ -674,6 +661,22 @@ func (v *Verifier) checkJWT(h *jwtHost, user, hostname, password string) (Result
 func isJID(jid, user, host string) bool {
 	return len(jid) == len(user)+1+len(host) && jid[:len(user)] == user &&
 		jid[len(user)] == '@' && jid[len(user)+1:] == host
+}
+
+// isLocalPart reports whether claim, case-folded as XMPP folds local parts
+// (PRECIS UsernameCaseMapped), is user byte for byte. A claim the profile
+// refuses is no one.
+func isLocalPart(claim, user string) bool {
+	folded, err := precis.UsernameCaseMapped.String(claim)
+	return err == nil && folded == user
+}
+
+// keysUnavailable is the error of a KeysUnavailable refusal.
+func keysUnavailable(err error) error {
+	if err == nil {
+		return verr("the host's keys are fetched, and there is no key set yet")
+	}
+	return verr("the host's keys are fetched, and none may be used: %s", Detail(err))
 }
 
 // jwtKeyDomain starts the material of every JWT replay key. The material

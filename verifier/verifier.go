@@ -1,5 +1,7 @@
 // Package verifier checks mod_auth_token login tokens, and single-use JSON
-// Web Tokens (jwt.go).
+// Web Tokens (jwt.go), whose keys come from a JWK Set or, when an
+// identity provider's keys are fetched, from a KeySource it only asks
+// (keyset.go).
 //
 // A token for user@host is
 //
@@ -57,7 +59,7 @@ const (
 func Reasons() []Reason {
 	return []Reason{Accepted, Malformed, UnknownHost, OTPOutOfWindow, BadSignature, Replayed,
 		StoreUnavailable, StoreForgot, Expired, NotYetValid, LifetimeTooLong, MissingJTI,
-		WrongJID, UnknownKey, AlgorithmNotAllowed, WrongIssuer, WrongAudience}
+		WrongJID, UnknownKey, AlgorithmNotAllowed, WrongIssuer, WrongAudience, KeysUnavailable}
 }
 
 // Params are the token parameters shared by every host. The defaults are
@@ -289,7 +291,7 @@ func New(c Config) (*Verifier, error) {
 		}
 		h := &host{isUser: hc.IsUser}
 		if hc.JWT != nil {
-			j, err := newJWTHost(hc.JWT, c.Now)
+			j, err := newJWTHost(hc.JWT, c.Now, false)
 			if err != nil {
 				return nil, verr("%s (host %q)", Detail(err), name)
 			}
@@ -410,7 +412,7 @@ func (v *Verifier) Verify(ctx context.Context, user, hostname, password string) 
 // (Verify), or only whether it holds it (Check). A store that cannot vouch
 // for it, before or after, refuses it.
 func (v *Verifier) decide(ctx context.Context, user, hostname, password string, record bool) Result {
-	r, p := v.check(user, hostname, password)
+	r, p := v.check(ctx, user, hostname, password)
 	if r.Reason != Accepted || v.forgotAny(&r, &p) {
 		return r
 	}
@@ -487,7 +489,7 @@ func (v *Verifier) Check(ctx context.Context, user, hostname, password string) R
 
 // check verifies everything but freshness and returns what Verify needs to
 // record the password.
-func (v *Verifier) check(user, hostname, password string) (Result, pending) {
+func (v *Verifier) check(ctx context.Context, user, hostname, password string) (Result, pending) {
 	if !validUser(user) {
 		return Result{Reason: Malformed, Err: errBadUser()}, pending{}
 	}
@@ -500,7 +502,7 @@ func (v *Verifier) check(user, hostname, password string) (Result, pending) {
 			return Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1,
 				Err: verr("a JWT, but host %q accepts none: it has no JWT settings", hostname)}, pending{}
 		}
-		r, out := v.checkJWT(h.jwt, user, hostname, password)
+		r, out := v.checkJWT(ctx, h.jwt, user, hostname, password)
 		return r, pending{key: out.key, jwt: h.jwt, issued: out.issued}
 	}
 	key, step, r := v.checkToken(user, hostname, password)

@@ -197,8 +197,8 @@ func (k key) String() string {
 }
 
 var (
-	sectionHeading = regexp.MustCompile(`^### (?:Top level|\[([a-z]+(?:\."HOST"(?:\.jwt)?)?)\])$`)
-	tableLine      = regexp.MustCompile(`^(?:#\s*)?\[([a-z]+)(?:\."[^"]*"(\.jwt)?)?\]\s*$`)
+	sectionHeading = regexp.MustCompile(`^### (?:Top level|\[([a-z]+(?:\."HOST"(?:\.jwt)?|\.apps\."NAME"|\.credentials)?)\])$`)
+	tableLine      = regexp.MustCompile(`^(?:#\s*)?\[([a-z]+)(?:\."[^"]*"(\.jwt)?|\.(apps)\."[^"]*"|\.(credentials))?\]\s*$`)
 	commentedKey   = regexp.MustCompile(`^#\s*(?:or:\s*)?([a-z_]+) = `)
 )
 
@@ -255,6 +255,10 @@ func exampleKeys(t *testing.T) []key {
 			set[key{`hosts."HOST"`, k[2]}] = true
 		case len(k) == 4 && k[0] == "hosts" && k[2] == "jwt":
 			set[key{`hosts."HOST".jwt`, k[3]}] = true
+		case len(k) == 3 && k[0] == "http" && k[1] == "credentials":
+			set[key{"http.credentials", k[2]}] = true
+		case len(k) == 4 && k[0] == "http" && k[1] == "apps":
+			set[key{`http.apps."NAME"`, k[3]}] = true
 		default:
 			t.Errorf("%s: key %q is nested deeper than a host's", example, k)
 		}
@@ -265,8 +269,13 @@ func exampleKeys(t *testing.T) []key {
 		l := sc.Text()
 		if m := tableLine.FindStringSubmatch(l); m != nil {
 			section = m[1]
-			if section == "hosts" {
+			switch {
+			case section == "hosts":
 				section = `hosts."HOST"` + m[2]
+			case m[3] != "":
+				section += `.apps."NAME"`
+			case m[4] != "":
+				section += ".credentials"
 			}
 		} else if m := commentedKey.FindStringSubmatch(l); m != nil {
 			set[key{section, m[1]}] = true
@@ -288,6 +297,8 @@ func known(t *testing.T, k key) bool {
 		doc = "[hosts.\"example.org\"]\n" + k.name + " = 0\n"
 	case k.section == `hosts."HOST".jwt`:
 		doc = "[hosts.\"example.org\".jwt]\n" + k.name + " = 0\n"
+	case k.section == `http.apps."NAME"`:
+		doc = "[http.apps.\"webapp\"]\n" + k.name + " = 0\n"
 	default:
 		doc = "[" + k.section + "]\n" + k.name + " = 0\n"
 	}

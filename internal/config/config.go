@@ -4,9 +4,10 @@
 // (types, ranges, keys that exclude each other, paths), and reads the
 // secrets and key sets they point to, without ever quoting one in an
 // error. It imports none of the libraries (protocol, verifier, replay,
-// replay/redis, go-redis): what only they can check (a host's name, an OTP
-// seed, a JWK Set, the token parameters, a Redis URL) is checked where
-// they are built, in internal/setup and internal/daemon. It knows nothing
+// replay/redis, go-redis), nor internal/jwks: what only they can check (a
+// host's name, an OTP seed, a JWK Set, the token parameters, an identity
+// provider's URL, a Redis URL) is checked where they are built, in
+// internal/setup and internal/daemon. It knows nothing
 // of the wire, opens no replay store and serves nothing.
 package config
 
@@ -79,6 +80,7 @@ type fileConfig struct {
 		Listen string `toml:"listen"`
 	} `toml:"metrics"`
 	Hosts map[string]hostConfig `toml:"hosts"`
+	HTTP  httpSection           `toml:"http"`
 }
 
 // connectSection is the file's [connect] section, the relay's.
@@ -108,13 +110,20 @@ type hostConfig struct {
 // jwtSection is a host's [hosts."h".jwt] section. Its names are a
 // contract with admins.
 type jwtSection struct {
-	KeysFile    string   `toml:"keys_file"`
-	Algorithms  []string `toml:"algorithms"`
-	JIDClaim    *string  `toml:"jid_claim"`
-	Issuer      string   `toml:"issuer"`
-	Audience    string   `toml:"audience"`
-	MaxLifetime *int     `toml:"max_lifetime"`
-	Leeway      *int     `toml:"leeway"`
+	KeysFile string `toml:"keys_file"`
+	// Keys fetched from an identity provider: at keys_url, or at the
+	// jwks_uri of the issuer's discovery document.
+	KeysURL      string   `toml:"keys_url"`
+	Discovery    bool     `toml:"discovery"`
+	KeysCAFile   string   `toml:"keys_ca_file"`
+	KeysMaxStale *int     `toml:"keys_max_stale"`
+	UserClaim    *string  `toml:"user_claim"`
+	Algorithms   []string `toml:"algorithms"`
+	JIDClaim     *string  `toml:"jid_claim"`
+	Issuer       string   `toml:"issuer"`
+	Audience     string   `toml:"audience"`
+	MaxLifetime  *int     `toml:"max_lifetime"`
+	Leeway       *int     `toml:"leeway"`
 }
 
 // maxOld bounds old_token_secrets and old_otp_seeds: each one costs an HMAC
@@ -167,6 +176,8 @@ type Config struct {
 	// MetricsListen is the address of the Prometheus endpoint (serve
 	// only); empty means no metrics.
 	MetricsListen string
+	// HTTP is serve's HTTP API ([http]); nil when off.
+	HTTP *HTTP
 	// fileWarnings are the configuration and secret files every user may
 	// read.
 	fileWarnings []string
@@ -312,6 +323,7 @@ func parse(path string, data []byte, o Options) (*Config, error) {
 	fc.Replay.RedisPrefix = defaultRedisPrefix
 	fc.Replay.RedisTimeoutMS = int(defaultRedisTimeout / time.Millisecond)
 	fc.Log.Format, fc.Log.Level = "text", "info"
+	fc.HTTP.PerUserPerMinute = DefaultPerUserPerMinute
 
 	if err := CheckNesting(data); err != nil {
 		return nil, fmt.Errorf("%s:%w", path, err)
@@ -412,6 +424,9 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 		c.Hosts[name] = h
+	}
+	if err := buildHTTP(c, &fc.HTTP, o); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
 }

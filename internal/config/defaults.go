@@ -40,6 +40,10 @@ const (
 	maxJWTLeewaySeconds   = 5 * 60
 )
 
+// defaultKeysMaxStale is keys_max_stale's default, internal/jwks's
+// DefaultMaxStale (which links the verifier), written again likewise.
+const defaultKeysMaxStale = 24 * time.Hour
+
 // DefaultRelayTimeout bounds one request through the relay, dialling and
 // retrying included: under Prosody's 5 s external_auth_timeout and far under
 // ejabberd's 30 s. It is protocol.DefaultClientTimeout.

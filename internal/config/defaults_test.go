@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
@@ -33,6 +34,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		{"max_lifetime's bound", time.Duration(maxJWTLifetimeSeconds) * time.Second, verifier.MaxJWTLifetime},
 		{"leeway's bound", time.Duration(maxJWTLeewaySeconds) * time.Second, verifier.MaxJWTLeeway},
 		{"connect.timeout_ms", DefaultRelayTimeout, protocol.DefaultClientTimeout},
+		{"keys_max_stale", defaultKeysMaxStale, jwks.DefaultMaxStale},
 	} {
 		if tc.file != tc.lib {
 			t.Errorf("%s: the file's default %v, the library's %v", tc.name, tc.file, tc.lib)

@@ -8,8 +8,8 @@ import (
 )
 
 // TestReadsOnly: reading the file links none of the libraries, nor
-// go-redis: building the verifier and opening stores are
-// internal/setup's and internal/daemon's. (go test puts the go command on
+// go-redis, nor the key fetchers: building the verifier and opening stores
+// are internal/setup's and internal/daemon's. (go test puts the go command on
 // PATH.)
 func TestReadsOnly(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "github.com/tokenauthd/tokenauthd/internal/config").CombinedOutput()
@@ -23,6 +23,7 @@ func TestReadsOnly(t *testing.T) {
 		"github.com/tokenauthd/tokenauthd/replay",
 		"github.com/tokenauthd/tokenauthd/replay/redis",
 		"github.com/redis/go-redis/v9",
+		"github.com/tokenauthd/tokenauthd/internal/jwks",
 	} {
 		if slices.Contains(deps, never) {
 			t.Errorf("internal/config links %s", never)

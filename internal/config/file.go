@@ -95,6 +95,10 @@ func secretFiles(fc *fileConfig, keys bool) []string {
 			files = append(files, h.JWT.KeysFile)
 		}
 	}
+	files = append(files, fc.HTTP.TLSKeyFile)
+	for _, name := range slices.Sorted(maps.Keys(fc.HTTP.Apps)) {
+		files = append(files, fc.HTTP.Apps[name].KeyFile)
+	}
 	return slices.DeleteFunc(files, func(f string) bool { return f == "" })
 }
 

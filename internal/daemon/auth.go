@@ -82,6 +82,8 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 			a.metrics.event(storeError)
 		case verifier.StoreForgot: // detail: since when, and until when
 			level = slog.LevelWarn
+		case verifier.KeysUnavailable: // every JWT of the host is refused
+			level = slog.LevelWarn
 		}
 		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
 		return false, string(r.Reason)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
+	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
 
@@ -33,6 +35,10 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	o := cfgFlag.Options(e)
 	o.Owner = &a.UID
 	cfg, err := loadConfig(path, o)
+	var fetched []string
+	if err == nil {
+		fetched, err = fetchKeysOnce(ctx, cfg)
+	}
 	if err == nil {
 		_, err = cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
 	}
@@ -55,6 +61,9 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}
+	for _, line := range fetched {
+		fmt.Fprintf(e.Stdout, "%s: %s\n", path, line)
+	}
 	checkRedis(ctx, e.Stdout, path, cfg.Config)
 	names := slices.Sorted(maps.Keys(cfg.Verifier.Hosts))
 	for _, n := range names {
@@ -64,4 +73,38 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 		}
 	}
 	return 0
+}
+
+// fetchKeysOnce fetches, once, the keys of every host whose keys are
+// fetched, and gives each host its fetcher as key source. It returns a
+// line per host: a note with the keys fetched, or a warning (serve starts
+// all the same, and refuses the host's JWTs until a fetch succeeds). Its
+// error is the configuration's (a CA file that cannot be read).
+func fetchKeysOnce(ctx context.Context, cfg *setup.Config) ([]string, error) {
+	var lines []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.FetchedKeys)) {
+		spec, j := cfg.FetchedKeys[name], cfg.Verifier.Hosts[name].JWT
+		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
+		if err != nil {
+			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)
+		}
+		j.Keys = f
+		fctx, cancel := context.WithTimeout(ctx, 2*jwks.FetchTimeout)
+		err = f.FetchOnce(fctx)
+		cancel()
+		f.Stop()
+		if err != nil {
+			lines = append(lines, fmt.Sprintf("warning: host %q: cannot fetch its JWT keys: %v; serve starts all the same, "+
+				"and refuses the host's JWTs (keys_unavailable) until a fetch succeeds", name, err))
+			continue
+		}
+		st := f.Status()
+		line := fmt.Sprintf("note: host %q: %d JWT key(s) fetched from %s (kids %s); refreshed every %v or sooner, kept %v without a fetch (keys_max_stale)",
+			name, len(st.Kids), spec.Where(), strings.Join(st.Kids, ", "), st.Next.Sub(st.Fetched).Round(time.Second), spec.MaxStale)
+		if len(st.Skipped) > 0 {
+			line += fmt.Sprintf("; %d left out: %s", len(st.Skipped), strings.Join(st.Skipped, "; "))
+		}
+		lines = append(lines, line)
+	}
+	return lines, nil
 }

@@ -23,6 +23,9 @@ type serving struct {
 	level  *slog.LevelVar
 	reload <-chan os.Signal
 	stop   func() // undoes the signal handling
+	keys   *keySources
+	// onReload, if not nil, is handed each reloaded configuration.
+	onReload func(*config.Config)
 }
 
 // startServing catches SIGHUP (its default action ends the process), then
@@ -42,6 +45,9 @@ func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool
 	}
 	s.cfg = cfg
 	s.log, s.level = e.ConfigLogger(cfg.Config)
+	s.keys = newKeySources(s.log)
+	stop := s.stop
+	s.stop = func() { stop(); s.keys.close() }
 	if socket != "" {
 		cfg.Socket = socket
 	}
@@ -57,7 +63,8 @@ func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool
 // ctx ends or the returned function is called. m, if not nil, counts the
 // reloads.
 func (s *serving) reloadOnSignal(ctx context.Context, store replay.Store, h *authHandler, m *metrics) (stop func()) {
-	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg}
+	rl := &reloader{path: s.path, opts: s.opts, store: store, handler: h, log: s.log, level: s.level, metrics: m, cur: s.cfg,
+		keys: s.keys, also: s.onReload}
 	return rl.start(ctx, s.reload)
 }
 

@@ -25,6 +25,9 @@ type reloader struct {
 	log     *slog.Logger
 	level   *slog.LevelVar // the log level, which a reload may change
 	metrics *metrics
+	keys    *keySources // the fetchers of JWT keys, kept while a host's URL does not change
+	// also, if not nil, is handed each configuration put in effect.
+	also func(*config.Config)
 
 	mu  sync.Mutex
 	cur *setup.Config // the configuration in effect
@@ -55,7 +58,7 @@ func (r *reloader) reload() error {
 	if cfg.Verifier.Params != r.cur.Verifier.Params {
 		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
 	}
-	v, err := cfg.NewVerifier(r.store)
+	v, err := r.keys.verifier(cfg, r.store)
 	if err != nil {
 		return err
 	}
@@ -63,6 +66,9 @@ func (r *reloader) reload() error {
 		r.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
 	}
 	r.handler.v.Store(v)
+	if r.also != nil {
+		r.also(cfg.Config)
+	}
 	if r.level != nil {
 		r.level.Set(cfg.LogLevel)
 	}
@@ -94,6 +100,9 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	if old.MetricsListen != cfg.MetricsListen {
 		s = append(s, "metrics.listen")
+	}
+	if httpListen(old) != httpListen(cfg) {
+		s = append(s, "http.listen")
 	}
 	return s
 }

@@ -63,7 +63,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	}
 	defer sv.stop()
 	cfg, log := sv.cfg, sv.log
-	d, err := New(cfg, log, store)
+	d, err := newDaemon(cfg, log, store, sv.keys)
 	if err != nil {
 		store.Close()
 		log.Error("cannot start", "err", err)
@@ -83,6 +83,14 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 		}
 		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
 	}
+	var stopHTTP func()
+	if sv.onReload, stopHTTP, err = startHTTP(ctx, cfg.Config, d.handler, m, log); err != nil {
+		d.closeListeners()
+		store.Close()
+		log.Error("cannot serve HTTP", "err", err)
+		return 1
+	}
+	defer stopHTTP()
 	defer sv.reloadOnSignal(ctx, store, d.handler, m)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
@@ -105,6 +113,7 @@ type Daemon struct {
 	log       *slog.Logger
 	handler   *authHandler
 	store     replay.Store
+	keys      *keySources
 	listeners []net.Listener
 	// notify sends a state to the service manager (sd_notify). It is a
 	// no-op when not run by systemd.
@@ -122,7 +131,12 @@ type Daemon struct {
 // the service manager is told the daemon is ready. Run closes the store;
 // if New fails, the caller does.
 func New(cfg *setup.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
-	v, err := cfg.NewVerifier(store)
+	return newDaemon(cfg, log, store, newKeySources(log))
+}
+
+// newDaemon is New with the fetchers of JWT keys of the serving process.
+func newDaemon(cfg *setup.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
+	v, err := keys.verifier(cfg, store)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +145,7 @@ func New(cfg *setup.Config, log *slog.Logger, store replay.Store) (*Daemon, erro
 		log:     log,
 		handler: newAuthHandler(v, log),
 		store:   store,
+		keys:    keys,
 		conns:   map[*guardedConn]struct{}{},
 		probes:  map[string]struct{}{},
 		notify: func(state string) {
@@ -315,6 +330,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Unlock()
 		<-drained
 	}
+	d.keys.close()
 	if err := d.store.Close(); err != nil {
 		return fmt.Errorf("closing the replay store: %w", err)
 	}

@@ -65,7 +65,7 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		mode = cfg.Mode
 	}
 	defer store.Close()
-	v, err := cfg.NewVerifier(store)
+	v, err := sv.keys.verifier(cfg, store)
 	if err != nil {
 		log.Error("bad configuration", "err", err)
 		return 1

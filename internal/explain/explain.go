@@ -10,6 +10,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -103,13 +104,43 @@ type explainer struct {
 	// clockReads counts the verifiers' reads of the clock: one per check,
 	// one more per search for an OTP outside the window.
 	clockReads int
+	// fetchers fetch the keys of the hosts whose keys are fetched, once,
+	// for a JWT of theirs.
+	fetchers map[string]*jwks.Fetcher
 }
 
 func newExplainer(cfg *setup.Config, now time.Time) (*explainer, error) {
-	x := &explainer{cfg: cfg, now: now}
+	x := &explainer{cfg: cfg, now: now, fetchers: map[string]*jwks.Fetcher{}}
+	for name, spec := range cfg.FetchedKeys {
+		j := cfg.Verifier.Hosts[name].JWT
+		f, err := jwks.New(spec, jwks.Options{Parse: j.ParseKeySet})
+		if err != nil {
+			return nil, fmt.Errorf("hosts.%q.jwt: %w", name, err)
+		}
+		j.Keys, x.fetchers[name] = f, f
+	}
 	var err error
 	x.v, err = x.verifier(cfg.Verifier.Hosts)
 	return x, err
+}
+
+// fetchKeys fetches, once, the keys of host if they are fetched and token
+// is a JWT, and says so.
+func (x *explainer) fetchKeys(ctx context.Context, out *lines, host, token string) {
+	f := x.fetchers[host]
+	if f == nil || !verifier.IsCompactJWS(token) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*jwks.FetchTimeout)
+	defer cancel()
+	err := f.FetchOnce(ctx)
+	f.Stop()
+	if err != nil {
+		out.say("  keys: host %q's keys are fetched from %s, and this fetch failed: %v", host, x.cfg.FetchedKeys[host].Where(), err)
+		out.say("  (the daemon may still hold a set it fetched before, for keys_max_stale after its last successful fetch)")
+		return
+	}
+	out.say("  keys: fetched from %s: kids %s", x.cfg.FetchedKeys[host].Where(), strings.Join(f.Status().Kids, ", "))
 }
 
 func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier, error) {
@@ -128,8 +159,9 @@ func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier
 // accepted. Each verdict has a method of its own (verdicts.go).
 func (x *explainer) explain(ctx context.Context, user, host, token, socket string) ([]string, bool) {
 	q := query{user: user, host: host, token: token, socket: socket}
-	r := x.v.Explain(ctx, user, host, token)
 	var out lines
+	x.fetchKeys(ctx, &out, host, token)
+	r := x.v.Explain(ctx, user, host, token)
 	if r.JWT {
 		q.jwt = true
 		return x.jwt(ctx, out, q, r)

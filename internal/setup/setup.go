@@ -2,18 +2,22 @@
 // plain and checked as far as the file goes) into what the libraries take:
 // the protocol's Mode and the verifier's Config, having the verifier check
 // what only it knows (the token parameters, each host's name, its OTP
-// seeds, its JWK Set and algorithms). It reads no file but through config
-// (Load, Parse), opens no replay store (internal/daemon does) and serves
-// nothing; its errors name the key, never a secret.
+// seeds, its JWK Set and algorithms) and internal/jwks what only it knows
+// (an identity provider's URL, for keys fetched). It reads no file but
+// through config (Load, Parse), fetches nothing and opens no replay store
+// (internal/daemon does both) and serves nothing; its errors name the key,
+// never a secret.
 package setup
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -29,6 +33,12 @@ type Config struct {
 	// the token parameters (with the replay TTL the hosts' JWTs need) and
 	// every host's secrets, normalised seeds and JWT settings.
 	Verifier verifier.Config
+	// FetchedKeys are, by host, where the hosts whose JWT keys are fetched
+	// from an identity provider fetch them: their Verifier.Hosts[h].JWT
+	// has no KeySet, and takes a key source (verifier.JWT.Keys, a
+	// jwks.Fetcher the daemon makes); NewVerifier gives one that never
+	// has keys to those that have none.
+	FetchedKeys map[string]jwks.Spec
 	// warnings are the key sets' warnings (a symmetric key every user may
 	// read).
 	warnings []string
@@ -76,10 +86,18 @@ func (s *Config) build() error {
 		return fmt.Errorf("[token]: %s", verifier.Detail(err))
 	}
 	hosts := make(map[string]verifier.Host, len(s.Hosts))
+	s.FetchedKeys = map[string]jwks.Spec{}
 	for _, name := range slices.Sorted(maps.Keys(s.Hosts)) {
 		h, warning, err := host(name, s.Hosts[name])
 		if err != nil {
 			return err
+		}
+		if f := s.Hosts[name].JWT; f != nil && f.Fetched != nil {
+			spec, err := fetchedKeys(fmt.Sprintf("hosts.%q.jwt", name), f)
+			if err != nil {
+				return err
+			}
+			s.FetchedKeys[name] = spec
 		}
 		if warning != "" {
 			s.warnings = append(s.warnings, warning)
@@ -132,6 +150,7 @@ func jwt(key string, jc *config.JWT) (*verifier.JWT, string, error) {
 		KeySet:      jc.KeySet,
 		Algorithms:  jc.Algorithms,
 		JIDClaim:    jc.JIDClaim,
+		UserClaim:   jc.UserClaim,
 		Issuer:      jc.Issuer,
 		Audience:    jc.Audience,
 		MaxLifetime: jc.MaxLifetime,
@@ -140,6 +159,12 @@ func jwt(key string, jc *config.JWT) (*verifier.JWT, string, error) {
 	if j.Algorithms == nil {
 		j.Algorithms = verifier.DefaultJWTAlgorithms()
 	}
+	if jc.Fetched != nil {
+		if err := j.ValidateFetched(); err != nil {
+			return nil, "", fmt.Errorf("%s: %s", key, verifier.Detail(err))
+		}
+		return j, "", nil
+	}
 	if err := j.Validate(); err != nil {
 		return nil, "", fmt.Errorf("%s: %s (keys_file %s)", key, verifier.Detail(err), jc.KeysFile)
 	}
@@ -147,6 +172,23 @@ func jwt(key string, jc *config.JWT) (*verifier.JWT, string, error) {
 		return j, fmt.Sprintf("%s: %s (it holds a symmetric key, a secret)", jc.KeysFile, jc.ReadableByAll), nil
 	}
 	return j, "", nil
+}
+
+// fetchedKeys checks where a host's keys are fetched from by the
+// fetchers' rules (HTTPS, or plain HTTP to a loopback address; an issuer
+// without query or fragment) and makes it their Spec.
+func fetchedKeys(key string, jc *config.JWT) (jwks.Spec, error) {
+	f := jc.Fetched
+	spec := jwks.Spec{URL: f.URL, Discovery: f.Discovery, CAFile: f.CAFile, MaxStale: f.MaxStale}
+	if f.Discovery {
+		spec.Issuer = jc.Issuer
+		if err := jwks.CheckIssuer(jc.Issuer); err != nil {
+			return jwks.Spec{}, fmt.Errorf("%s.issuer: with discovery, %w", key, err)
+		}
+	} else if err := jwks.CheckURL(f.URL); err != nil {
+		return jwks.Spec{}, fmt.Errorf("%s.keys_url: %w", key, err)
+	}
+	return spec, nil
 }
 
 // Warnings lists what in the configuration weakens its security: the
@@ -162,5 +204,37 @@ func (s *Config) NewVerifier(store replay.Store) (*verifier.Verifier, error) {
 	}
 	vc := s.Verifier
 	vc.Store = store
+	vc.Hosts = s.withKeySources()
 	return verifier.New(vc)
 }
+
+// withKeySources returns the verifier's hosts, those whose keys are
+// fetched and that have no key source yet (verifier.JWT.Keys) given one
+// that never has keys: commands that fetch nothing refuse their JWTs
+// (keys_unavailable). It changes none of s's settings.
+func (s *Config) withKeySources() map[string]verifier.Host {
+	hosts, cloned := s.Verifier.Hosts, false
+	for _, name := range slices.Sorted(maps.Keys(s.FetchedKeys)) {
+		h, ok := hosts[name]
+		if !ok || h.JWT == nil || h.JWT.Keys != nil {
+			continue
+		}
+		if !cloned {
+			hosts, cloned = maps.Clone(hosts), true
+		}
+		j := *h.JWT
+		j.Keys = notFetched{}
+		h.JWT = &j
+		hosts[name] = h
+	}
+	return hosts
+}
+
+// notFetched is the key source of a host whose keys no one fetches.
+type notFetched struct{}
+
+func (notFetched) KeySet(context.Context) (*verifier.KeySet, error) {
+	return nil, errors.New("this command does not fetch keys from the provider")
+}
+
+func (notFetched) Refresh(_ context.Context, s *verifier.KeySet) *verifier.KeySet { return s }

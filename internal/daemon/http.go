@@ -1,0 +1,67 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/httpapi"
+)
+
+// startHTTP starts serve's HTTP API when [http] listen is set: it listens
+// at once (a bad address fails at start) and serves until ctx ends or stop
+// is called. reload puts a reloaded configuration's [http] in effect. With
+// no [http] listen both are no-ops.
+func startHTTP(ctx context.Context, cfg *config.Config, h *authHandler, m *metrics, log *slog.Logger) (reload func(*config.Config), stop func(), err error) {
+	if cfg.HTTP == nil {
+		return func(*config.Config) {}, func() {}, nil
+	}
+	o := httpapi.Options{Minter: func() httpapi.Minter { return h.v.Load() }, Log: log}
+	if m != nil {
+		o.Registerer = m.reg
+	}
+	api, err := httpapi.New(cfg.HTTP, o)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http: %w", err)
+	}
+	l, err := listenHTTP(cfg.HTTP)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http.listen: %w", err)
+	}
+	log.Info("http listening", "addr", l.Addr().String(), "tls", cfg.HTTP.TLSCert != nil)
+	reload = func(c *config.Config) {
+		if err := api.Reload(c.HTTP); err != nil {
+			log.Error("http: reload failed; the previous [http] keeps serving", "err", err)
+		}
+	}
+	return reload, api.Start(ctx, l), nil
+}
+
+// listenHTTP listens on [http] listen: TCP, or a Unix socket made as the
+// daemon's is (mode 0660, given to socket_group).
+func listenHTTP(c *config.HTTP) (net.Listener, error) {
+	if c.Socket == "" {
+		return net.Listen("tcp", c.Listen)
+	}
+	l, err := listenUnix(c.Socket)
+	if err != nil {
+		return nil, err
+	}
+	if c.SocketGroup != "" {
+		if err := chgrp(c.Socket, c.SocketGroup); err != nil {
+			l.Close()
+			return nil, fmt.Errorf("http.socket_group: %w", err)
+		}
+	}
+	return l, nil
+}
+
+// httpListen is what of [http] a reload cannot change.
+func httpListen(c *config.Config) string {
+	if c.HTTP == nil {
+		return ""
+	}
+	return c.HTTP.Listen + "|" + c.HTTP.Socket + "|" + c.HTTP.SocketGroup + "|" + fmt.Sprint(c.HTTP.TLSCert != nil)
+}
