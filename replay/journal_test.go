@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -487,6 +488,8 @@ func TestJournalLoss(t *testing.T) {
 		{name: "active file deleted", damage: os.Remove, lost: true},
 		{name: "active file emptied", damage: truncateTo(0), lost: true},
 		{name: "active header torn", damage: truncateTo(3), lost: true},
+		{name: "active file cut to its header", damage: truncateTo(hdr), lost: true},
+		{name: "active file cut inside its first record", damage: truncateTo(hdr + rec - 1), lost: true},
 		{name: "active record damaged", damage: flipByte(hdr + 3), lost: true}, // the generation record
 		{name: "active tail torn", damage: appendBytes(make([]byte, rec+5)), torn: int(rec + 5)},
 		{name: "active tail cut short", damage: truncateTo(hdr + 2*rec - 7), torn: int(rec - 7)},
@@ -576,4 +579,75 @@ func newTestJournal(t *testing.T) (string, *clock, *Journal) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	j, _ := openTestJournal(t, path, clk)
 	return path, clk, j
+}
+
+// TestJournalRefusesFilesNotItsOwn: OpenJournal refuses a journal whose
+// directory others than its owner (root or the journal's user) may write,
+// and a journal, previous generation or lock that is not a regular file
+// of that owner, writable by it alone; it follows no symbolic link, and
+// writes nothing where one points.
+func TestJournalRefusesFilesNotItsOwn(t *testing.T) {
+	root := os.Geteuid() == 0
+	for _, tc := range []struct {
+		name     string
+		asRoot   bool // needs root (to give files away)
+		set      func(t *testing.T, dir, path, target string) error
+		wantText string
+	}{
+		{name: "directory writable by every user", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o777) }, wantText: "write"},
+		{name: "directory writable by its group", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o770) }, wantText: "write"},
+		{name: "directory writable by every user, sticky", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o1777) }, wantText: "write"},
+		{name: "directory owned by another user", asRoot: true, set: func(_ *testing.T, dir, _, _ string) error { return os.Chown(dir, 65534, 65534) }, wantText: "owned"},
+		{name: "parent writable by every user", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(filepath.Dir(dir), 0o777) }, wantText: "write"},
+		{name: "lock a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".lock") }, wantText: "lock"},
+		{name: "journal a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path) }, wantText: "replay.journal"},
+		{name: "old generation a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".old") }, wantText: ".old"},
+		{name: "journal a FIFO", set: func(_ *testing.T, _, path, _ string) error { return syscall.Mkfifo(path, 0o600) }, wantText: "regular"},
+		{name: "journal a directory", set: func(_ *testing.T, _, path, _ string) error { return os.Mkdir(path, 0o700) }, wantText: "regular"},
+		{name: "journal writable by every user", set: func(_ *testing.T, _, path, _ string) error { return os.WriteFile(path, nil, 0o666) }, wantText: "write"},
+		{name: "journal owned by another user", asRoot: true, set: func(_ *testing.T, _, path, _ string) error {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chown(path, 65534, 65534)
+		}, wantText: "owned"},
+		{name: "lock owned by another user", asRoot: true, set: func(_ *testing.T, _, path, _ string) error {
+			if err := os.WriteFile(path+".lock", nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chown(path+".lock", 65534, 65534)
+		}, wantText: "owned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.asRoot && !root {
+				t.Skip("needs root")
+			}
+			top := filepath.Join(t.TempDir(), "top")
+			dir := filepath.Join(top, "state")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "replay.journal")
+			target := filepath.Join(t.TempDir(), "target") // elsewhere, closed to others
+			umask := syscall.Umask(0)
+			err := tc.set(t, dir, path, target)
+			syscall.Umask(umask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			mem := NewMemory(MemoryOptions{Capacity: 10, TTL: testTTL, Now: clk.now})
+			j, _, err := OpenJournal(path, mem, JournalOptions{})
+			if err == nil {
+				j.Close()
+				t.Fatal("OpenJournal accepted it")
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("error %q does not say %q", err, tc.wantText)
+			}
+			if _, err := os.Lstat(target); err == nil {
+				t.Error("OpenJournal created a file through a symbolic link")
+			}
+		})
+	}
 }
