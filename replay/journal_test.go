@@ -489,7 +489,7 @@ func TestJournalLoss(t *testing.T) {
 		{name: "active file emptied", damage: truncateTo(0), lost: true},
 		{name: "active header torn", damage: truncateTo(3), lost: true},
 		{name: "active file cut to its header", damage: truncateTo(hdr), lost: true},
-		{name: "active file cut inside its first record", damage: truncateTo(hdr + rec - 1), lost: true},
+		{name: "active file cut inside its first record", damage: truncateTo(hdr + rec - 1), lost: true, torn: int(rec - 1)},
 		{name: "active record damaged", damage: flipByte(hdr + 3), lost: true}, // the generation record
 		{name: "active tail torn", damage: appendBytes(make([]byte, rec+5)), torn: int(rec + 5)},
 		{name: "active tail cut short", damage: truncateTo(hdr + 2*rec - 7), torn: int(rec - 7)},
@@ -603,7 +603,7 @@ func TestJournalRefusesFilesNotItsOwn(t *testing.T) {
 		{name: "journal a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path) }, wantText: "replay.journal"},
 		{name: "old generation a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".old") }, wantText: ".old"},
 		{name: "journal a FIFO", set: func(_ *testing.T, _, path, _ string) error { return syscall.Mkfifo(path, 0o600) }, wantText: "regular"},
-		{name: "journal a directory", set: func(_ *testing.T, _, path, _ string) error { return os.Mkdir(path, 0o700) }, wantText: "regular"},
+		{name: "journal a directory", set: func(_ *testing.T, _, path, _ string) error { return os.Mkdir(path, 0o700) }, wantText: "directory"},
 		{name: "journal writable by every user", set: func(_ *testing.T, _, path, _ string) error { return os.WriteFile(path, nil, 0o666) }, wantText: "write"},
 		{name: "journal owned by another user", asRoot: true, set: func(_ *testing.T, _, path, _ string) error {
 			if err := os.WriteFile(path, nil, 0o600); err != nil {

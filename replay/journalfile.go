@@ -1,0 +1,154 @@
+package replay
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+)
+
+// Whoever may write a journal, or the directory it is in, may undo what
+// it remembers: empty it, swap in another, or point its lock where the
+// daemon should not write. So the journal's files and every directory on
+// the way to them are held to the rule the configuration follows (as
+// sshd's StrictModes): owned by root or by the journal's user, written by
+// their owner alone. Files are opened without following symbolic links,
+// and checked once opened, not before.
+
+// owner returns the user, besides root, the journal's files may belong to.
+func (o JournalOptions) owner() int {
+	if o.Owner != nil {
+		return *o.Owner
+	}
+	return os.Geteuid()
+}
+
+// CheckJournal reports, with an error naming the file or directory, what
+// makes OpenJournal refuse the journal at path for the user owner (root
+// is always allowed): a directory on the way to it (its own, or one
+// above, as written or once symbolic links are resolved) that others
+// than its owner may write, or that belongs to neither root nor owner
+// (a sticky directory such as /tmp may be written by all, except the
+// journal's own); or a journal, previous generation (path.old) or lock
+// (path.lock) that is not a regular file of root or owner that others
+// may not write. Files that do not exist yet are no error; nor is a
+// directory that does not exist, which OpenJournal's own error names.
+func CheckJournal(path string, owner int) error {
+	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
+		return err
+	}
+	for _, name := range []string{path, path + ".old", path + ".lock"} {
+		st, err := os.Lstat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			err = checkJournalFile(name, st, owner)
+		}
+		if err != nil {
+			return fmt.Errorf("replay: journal: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkJournalDirs checks dir and every directory above it, both on the
+// way as written and on the way once symbolic links are resolved: whoever
+// may write a directory may rename what it holds.
+func checkJournalDirs(dir string, owner int) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("replay: journal: %w", err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("replay: journal: %w", err)
+	}
+	for _, way := range []string{abs, real} {
+		for d := way; ; d = filepath.Dir(d) {
+			st, err := os.Stat(d)
+			if err != nil {
+				return fmt.Errorf("replay: journal: %w", err)
+			}
+			if err := checkJournalDir(d, st, owner, d == way); err != nil {
+				return fmt.Errorf("replay: journal: %w", err)
+			}
+			if d == filepath.Dir(d) {
+				break
+			}
+		}
+	}
+	return nil
+}
+
+// checkJournalDir applies the rule to one directory; own: the journal's
+// own, where no sticky bit excuses a write by others.
+func checkJournalDir(d string, st fs.FileInfo, owner int, own bool) error {
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", d)
+	}
+	what := "the directory above it"
+	if own {
+		what = "its directory"
+	}
+	if uid := fileOwner(st); uid != 0 && uid != owner {
+		return fmt.Errorf("%s, %s, is owned by user %d, neither root nor the journal's user (%d): whoever owns it can replace the journal: chown it", d, what, uid, owner)
+	}
+	m := st.Mode()
+	if m.Perm()&0o022 != 0 && (own || m&fs.ModeSticky == 0) {
+		return fmt.Errorf("others than its owner may write %s, %s (mode %04o), and so replace the journal: chmod go-w it", d, what, m.Perm())
+	}
+	return nil
+}
+
+// checkJournalFile applies the rule to one of the journal's files.
+func checkJournalFile(name string, st fs.FileInfo, owner int) error {
+	switch {
+	case st.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link, not a regular file", name)
+	case !st.Mode().IsRegular():
+		return fmt.Errorf("%s is not a regular file (%v)", name, st.Mode().Type())
+	}
+	if uid := fileOwner(st); uid != 0 && uid != owner {
+		return fmt.Errorf("%s is owned by user %d, neither root nor the journal's user (%d)", name, uid, owner)
+	}
+	if p := st.Mode().Perm(); p&0o022 != 0 {
+		return fmt.Errorf("others than its owner may write %s (mode %04o): chmod go-w it", name, p)
+	}
+	return nil
+}
+
+// fileOwner returns a file's owner, -1 if the system does not say.
+func fileOwner(st fs.FileInfo) int {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int(sys.Uid)
+	}
+	return -1
+}
+
+// openJournalFile opens one of the journal's files without following a
+// symbolic link and without waiting (a FIFO), and refuses it unless it is
+// a regular file the rule allows.
+func openJournalFile(name string, flag int, owner int) (*os.File, error) {
+	f, err := os.OpenFile(name, flag|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		return nil, fmt.Errorf("%s is a symbolic link, not a regular file", name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil {
+		err = checkJournalFile(name, st, owner)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
