@@ -431,3 +431,67 @@ func serveUnix(t *testing.T, handle func(net.Conn)) string {
 	}()
 	return path
 }
+
+// TestConnUnaskedReplies: a peer that answers one request twice, or sends
+// anything after a reply, has put the Conn out of step: a later reply
+// may be an earlier request's. Ask answers no with an error, whether the
+// extra bytes came with the reply or after it (before the next request),
+// and the Conn stays out of step.
+func TestConnUnaskedReplies(t *testing.T) {
+	yes := Reply(Ejabberd, true)
+	for _, tt := range []struct {
+		name     string
+		mode     Mode
+		first    string // the peer's answer to the first request, one write
+		stray    string // written once that answer was read ("" none)
+		firstYes bool   // the first request's answer
+	}{
+		{"two replies in one write", Ejabberd, yes + yes, "", false},
+		{"a reply and a byte in one write", Ejabberd, yes + "\x00", "", false},
+		{"a second reply after the first", Ejabberd, yes, yes, true},
+		{"a byte after the reply", Ejabberd, yes, "\x00", true},
+		{"two lines in one write", Generic, "1\n1\n", "", false},
+		{"a second line after the first", Generic, "1\n", "1\n", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sendStray, strayed := make(chan struct{}), make(chan struct{})
+			sock := serveUnix(t, func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				io.WriteString(c, tt.first)
+				<-sendStray
+				io.WriteString(c, tt.stray)
+				close(strayed)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					io.WriteString(c, Reply(tt.mode, false))
+				}
+			})
+			c, err := Dial(context.Background(), "unix", sock, tt.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			ok, err := c.Ask(Request{CmdAuth, "alice", "h", "t"})
+			if ok != tt.firstYes || (err != nil) == tt.firstYes {
+				t.Errorf("first ask: %v, %v; want %v", ok, err, tt.firstYes)
+			}
+			close(sendStray)
+			<-strayed
+			for i := 0; i < 2; i++ {
+				if ok, err := c.Ask(Request{CmdAuth, "mallory", "h", "t"}); ok || err == nil {
+					t.Errorf("ask %d after the unasked bytes: %v, %v; want no, and an error", i, ok, err)
+				}
+			}
+			if c.Err() == nil {
+				t.Error("the Conn is still usable")
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -341,5 +342,101 @@ func TestConnectLogsTheCause(t *testing.T) {
 		}
 		inW.Close()
 		<-done
+	}
+}
+
+// doubleAnswerer listens on a Unix socket as a misbehaving daemon: it
+// answers the first request of all with yes twice, the second yes sent
+// (if apart) once the test says so, and every later request with no.
+type doubleAnswerer struct {
+	sock       string
+	apart      bool
+	sendSecond chan struct{} // closed by the test
+	sent       chan struct{} // closed once the second yes is written
+}
+
+func startDoubleAnswerer(t *testing.T, apart bool) *doubleAnswerer {
+	t.Helper()
+	d := &doubleAnswerer{sock: filepath.Join(t.TempDir(), "d.sock"), apart: apart,
+		sendSecond: make(chan struct{}), sent: make(chan struct{})}
+	l, err := net.Listen("unix", d.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	first := make(chan struct{}, 1)
+	first <- struct{}{}
+	yes, no := string(fixture.FrameYes), string(fixture.FrameNo)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := protocol.NewReader(c, protocol.Ejabberd, protocol.DefaultMaxLine)
+				for {
+					if _, err := r.ReadRequest(); err != nil {
+						return
+					}
+					select {
+					case <-first:
+						if !d.apart {
+							io.WriteString(c, yes+yes)
+							close(d.sent)
+							continue
+						}
+						io.WriteString(c, yes)
+						<-d.sendSecond
+						io.WriteString(c, yes)
+						close(d.sent)
+					default:
+						io.WriteString(c, no)
+					}
+				}
+			}()
+		}
+	}()
+	return d
+}
+
+// TestConnectUnaskedReply: a daemon that answers alice's request twice
+// (yes, yes) and mallory's with no: the relay never takes the second yes
+// for mallory's answer. It drops the connection, answers no, and logs it.
+func TestConnectUnaskedReply(t *testing.T) {
+	for _, apart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("apart=%v", apart), func(t *testing.T) {
+			d := startDoubleAnswerer(t, apart)
+			inR, inW := io.Pipe()
+			outR, outW := io.Pipe()
+			var logs fixture.Buffer
+			e := &cli.Env{Stdin: inR, Stdout: outW, Stderr: &logs}
+			done := make(chan int, 1)
+			go func() {
+				done <- Run(context.Background(), e.KeepRepliesAlone(), []string{"-socket", d.sock, "-timeout", "2s"})
+				outW.Close()
+			}()
+			p := &relayProc{in: inW, out: bufio.NewReader(outR), done: done}
+			alice := p.askFrame(t, "auth:alice:"+fixture.Host+":t")
+			if apart {
+				if string(alice) != string(fixture.FrameYes) {
+					t.Errorf("alice's one answer relayed as %x", alice)
+				}
+				close(d.sendSecond)
+			} else if string(alice) != string(fixture.FrameNo) {
+				t.Errorf("two answers to alice's request relayed as %x, want no", alice)
+			}
+			<-d.sent
+			if got := p.askFrame(t, "auth:mallory:"+fixture.Host+":t"); string(got) != string(fixture.FrameNo) {
+				t.Errorf("mallory's request answered %x, want no", got)
+			}
+			if code := p.exit(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+			if !strings.Contains(logs.String(), "nobody asked") {
+				t.Errorf("no log line of the unasked reply:\n%s", logs.String())
+			}
+		})
 	}
 }
