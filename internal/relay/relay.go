@@ -120,7 +120,9 @@ func (r *relay) badRequest(mode protocol.Mode, err error) {
 // goes wrong within the bound (no daemon, a daemon restarting, a broken
 // connection) is retried on a new connection; past the bound the answer is
 // no, with a log line. A request the client side refuses to send (too
-// large to frame) is answered no at once.
+// large to frame) is answered no at once; so is one met by a reply nobody
+// asked for, which drops the connection: its peer is not to be trusted
+// with this request again.
 func (r *relay) ask(req protocol.Request) bool {
 	deadline := time.Now().Add(r.timeout)
 	backoff := 20 * time.Millisecond
@@ -136,6 +138,13 @@ func (r *relay) ask(req protocol.Request) bool {
 		}
 		if r.conn != nil && r.conn.Err() == nil {
 			r.badRequest(protocol.Ejabberd, err) // refused unsent
+			return false
+		}
+		if errors.Is(err, protocol.ErrUnasked) {
+			r.close()
+			r.log.Error("refused", "reason", "daemon_out_of_step", "socket", r.socket,
+				"detail", "the daemon's side sent a reply nobody asked for: connection dropped")
+			r.connOK = false
 			return false
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
