@@ -187,3 +187,55 @@ func TestJournalEmptied(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstStart: a journal made before the daemon's first start (by
+// `tokenauthd init-journal`, as the package's postinst and the recipes by
+// hand make it) records when it was made: the first start on it is known
+// to be one, and accepts a fresh token at once. One that vanished or was
+// emptied after is still a loss. init-journal never makes a journal where
+// one was, or where its lock or previous generation says one was.
+func TestFirstStart(t *testing.T) {
+	dir := t.TempDir()
+	journal := filepath.Join(dir, "replay.journal")
+	cfg := fixture.WriteConfig(t, dir, fmt.Sprintf("[replay]\njournal = %q\n", journal))
+	sock := filepath.Join(dir, "d.sock")
+	out, errOut, code := runBinary(t, nil, "init-journal", "-config", cfg)
+	if code != 0 || !strings.Contains(string(out), journal) {
+		t.Fatalf("init-journal: exit %d:\n%s%s", code, out, errOut)
+	}
+	if st, err := os.Stat(journal); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("init-journal made %v (%v), want a file of mode 0600", st, err)
+	}
+	p := startServe(t, cfg, sock)
+	tok := fixture.Token(t, "alice")
+	if !fixture.Auth(t, sock, "alice", tok) {
+		t.Fatalf("the first start on a journal made for it refused a fresh token:\n%s", p.log())
+	}
+	if strings.Contains(p.log(), "may have lost records") {
+		t.Errorf("the first start on a journal made for it counted a loss:\n%s", p.log())
+	}
+	if fixture.Auth(t, sock, "alice", tok) {
+		t.Fatal("a token was accepted twice")
+	}
+
+	// Once used, the journal is never made again.
+	for _, gone := range []string{"", ".lock"} {
+		out, _, code = runBinary(t, nil, "init-journal", "-config", cfg)
+		if code != 1 {
+			t.Errorf("init-journal with %s there: exit %d, want 1:\n%s", journal+gone, code, out)
+		}
+		if gone == "" {
+			p.signal(t, syscall.SIGKILL)
+			if err := os.Remove(journal); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p = startServe(t, cfg, sock)
+	if fixture.Auth(t, sock, "alice", tok) {
+		t.Fatal("the token accepted before the journal vanished was accepted again")
+	}
+	if !strings.Contains(p.log(), "may have lost records") {
+		t.Errorf("a vanished journal is no loss:\n%s", p.log())
+	}
+}
