@@ -49,6 +49,7 @@ func commands() map[string]command {
 		"mint":         {"print a token for user@host", mint.Run, false, false},
 		"gen-secrets":  {"print a [hosts.\"host\"] block with fresh secrets", mint.RunGenSecrets, false, false},
 		"check-config": {"validate the configuration", daemon.RunCheckConfig, false, false},
+		"init-journal": {"make the replay journal before the daemon's first start", daemon.RunInitJournal, false, false},
 		"bench":        {"measure helpers' latency and throughput with fresh tokens", bench.Run, true, false},
 		"explain":      {"tell why a token would be accepted or refused", explain.Run, false, false},
 		"version":      {"print the version", cli.RunVersion, false, false},

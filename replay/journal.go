@@ -131,6 +131,8 @@ type JournalStats struct {
 	// Made is when CreateJournal made the journal, if its birth record is
 	// still in the active file (zero if not).
 	Made time.Time
+	// Absent says that the active file was not there: Lost says so too.
+	Absent bool
 }
 
 // OpenJournal loads the unexpired records of the journal at path (and of
@@ -235,6 +237,7 @@ func (l *loader) loadActive(name string, now time.Time) error {
 	l.active = true
 	f, err := openJournalFile(name, os.O_RDWR, l.owner)
 	if errors.Is(err, os.ErrNotExist) {
+		l.st.Absent = true
 		l.lose(name + " was absent (a lost file, or a first start on a journal nobody made beforehand)")
 		f, err = openJournalFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, l.owner)
 	}

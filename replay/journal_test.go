@@ -651,3 +651,104 @@ func TestJournalRefusesFilesNotItsOwn(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalCreated: a journal CreateJournal made is the one first start
+// that is no loss; once it has vanished or been emptied, the next start
+// counts a loss as ever. Its birth record holds no rotation back and
+// brings none forward.
+func TestJournalCreated(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(string) error // after the first start's use and close; nil: none
+		lost   bool
+	}{
+		{name: "used and reopened"},
+		{name: "vanished", damage: os.Remove, lost: true},
+		{name: "cut to its header", damage: truncateTo(int64(journalHdrSize)), lost: true},
+		{name: "cut to its birth record", damage: truncateTo(int64(journalHdrSize + journalRecSize)), lost: false}, // cannot be told from a new one,
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "replay.journal")
+			clk := &clock{t: time.Unix(1_700_000_000, 0)}
+			made := clk.now().Add(-time.Hour)
+			if err := CreateJournal(path, made, -1, -1); err != nil {
+				t.Fatal(err)
+			}
+			j, st := openTestJournal(t, path, clk)
+			if st.Lost != "" || !j.ForgottenAt().IsZero() || !st.Made.Equal(made) {
+				t.Fatalf("first start on a made journal: stats %+v, forgotten at %v", *st, j.ForgottenAt())
+			}
+			mustRecord(t, j, key(1), true)
+			clk.add(testTTL / 2)
+			mustRecord(t, j, key(2), true)
+			if _, err := os.Stat(path + ".old"); err == nil {
+				t.Error("rotated before any record expired")
+			}
+			j.Close()
+			if tc.damage != nil {
+				if err := tc.damage(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.add(time.Second)
+			j, st = openTestJournal(t, path, clk)
+			if got := st.Lost != ""; got != tc.lost {
+				t.Fatalf("restart: stats %+v, want lost %v", *st, tc.lost)
+			}
+			if tc.damage == nil {
+				mustRecord(t, j, key(1), false)
+				// Past key 1's expiry the file rotates, and the new
+				// generation loads without a loss.
+				clk.add(testTTL/2 + time.Second)
+				mustRecord(t, j, key(3), true)
+				if _, err := os.Stat(path + ".old"); err != nil {
+					t.Errorf("no rotation once the oldest record expired: %v", err)
+				}
+				j.Close()
+				j, st = openTestJournal(t, path, clk)
+				if st.Lost != "" || st.Loaded != 2 {
+					t.Errorf("after rotation: stats %+v, want no loss, 2 loaded", *st)
+				}
+				mustRecord(t, j, key(2), false)
+			}
+		})
+	}
+}
+
+// TestCreateJournalRefuses: CreateJournal makes no journal where one is
+// or was (its lock or previous generation is left), or in a directory
+// others than its owner may write; and leaves what was there untouched.
+func TestCreateJournalRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		set    func(dir, path string) error
+		exists bool // ErrJournalExists
+	}{
+		{"journal there", func(_, p string) error { return os.WriteFile(p, []byte("x"), 0o600) }, true},
+		{"lock there", func(_, p string) error { return os.WriteFile(p+".lock", nil, 0o600) }, true},
+		{"previous generation there", func(_, p string) error { return os.WriteFile(p+".old", []byte("x"), 0o600) }, true},
+		{"journal a dangling link", func(d, p string) error { return os.Symlink(filepath.Join(d, "nowhere"), p) }, true},
+		{"directory every user may write", func(d, _ string) error { return os.Chmod(d, 0o777) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "replay.journal")
+			if err := tc.set(dir, path); err != nil {
+				t.Fatal(err)
+			}
+			err := CreateJournal(path, time.Now(), -1, -1)
+			if err == nil || errors.Is(err, ErrJournalExists) != tc.exists {
+				t.Fatalf("CreateJournal = %v, want an error (exists: %v)", err, tc.exists)
+			}
+			if b, _ := os.ReadFile(path); len(b) > 1 {
+				t.Errorf("the journal holds %d bytes", len(b))
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "nowhere")); err == nil {
+				t.Error("made a file through a link")
+			}
+		})
+	}
+}

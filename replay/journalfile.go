@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Whoever may write a journal, or the directory it is in, may undo what
@@ -151,4 +152,60 @@ func openJournalFile(name string, flag int, owner int) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// ErrJournalExists is CreateJournal's error where a journal is, or was:
+// the journal itself, its lock or its previous generation exists.
+var ErrJournalExists = errors.New("replay: a journal is, or was, there")
+
+// CreateJournal makes a new journal at path, for the user uid and group
+// gid (-1: the process's own), holding only its birth record: made at
+// made, before any process used it. The first OpenJournal on it finds no
+// loss, and accepts at once what a journal that vanished would make it
+// refuse for a time to live. It is for the one moment that is known to
+// be a first start: the installation of the journal's directory.
+//
+// It refuses (ErrJournalExists) where the journal, its lock or its
+// previous generation exists: a journal that vanished leaves its lock,
+// and the loss of one must never be hidden by a new one. It refuses too
+// what CheckJournal refuses for uid. On an error it leaves no journal.
+func CreateJournal(path string, made time.Time, uid, gid int) error {
+	owner := uid
+	if owner < 0 {
+		owner = os.Geteuid()
+	}
+	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
+		return err
+	}
+	for _, name := range []string{path, path + ".old", path + ".lock"} {
+		if _, err := os.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w: %s", ErrJournalExists, name)
+		}
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("%w: %s", ErrJournalExists, path)
+	}
+	if err != nil {
+		return fmt.Errorf("replay: journal: %w", err)
+	}
+	rec := journalRecord(birthKey, made.UnixNano())
+	err = f.Chown(uid, gid)
+	if err == nil {
+		_, err = f.Write(append([]byte(journalMagic), rec[:]...))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil {
+		os.Remove(path)
+		return fmt.Errorf("replay: journal %s: %w", path, err)
+	}
+	return nil
 }

@@ -49,12 +49,18 @@ func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
 		return nil, err
 	}
 	attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
+	if !st.Made.IsZero() {
+		attrs = append(attrs, "made", st.Made.UTC().Format(time.RFC3339))
+	}
 	if st.Torn > 0 {
 		log.Warn("replay journal ended in a write a crash interrupted: cut off", append(attrs, "torn_bytes", st.Torn)...)
 	} else {
 		log.Info("replay journal loaded", attrs...)
 	}
 	switch {
+	case st.Lost != "" && st.Absent:
+		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt,
+			"hint", "on a new installation, make the journal before the first start: tokenauthd init-journal -user USER")
 	case st.Lost != "":
 		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():
