@@ -102,7 +102,7 @@ func checkJournalDir(d string, st fs.FileInfo, owner int, own bool) error {
 	}
 	m := st.Mode()
 	if m.Perm()&0o022 != 0 && (own || m&fs.ModeSticky == 0) {
-		return fmt.Errorf("others than its owner may write %s, %s (mode %04o), and so replace the journal: chmod go-w it", d, what, m.Perm())
+		return fmt.Errorf("others than its owner may write %s, %s (mode %04o), and so replace the journal: chmod go-w it", d, what, octalMode(m))
 	}
 	return nil
 }
@@ -122,6 +122,16 @@ func checkJournalFile(name string, st fs.FileInfo, owner int) error {
 		return fmt.Errorf("others than its owner may write %s (mode %04o): chmod go-w it", name, p)
 	}
 	return nil
+}
+
+// octalMode returns a mode's permission and sticky bits as chmod writes
+// them.
+func octalMode(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	if m&fs.ModeSticky != 0 {
+		o |= 0o1000
+	}
+	return o
 }
 
 // fileOwner returns a file's owner, -1 if the system does not say.
