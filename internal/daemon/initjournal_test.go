@@ -73,3 +73,50 @@ func TestInitJournal(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckConfigAsTheService: root's check-config without -user checks
+// the configuration an installed tokenauthd.service serves for that
+// unit's User=, whose journal directory is that user's, and says so; for
+// another configuration, or with no unit, it checks for root, who would
+// refuse that directory.
+func TestCheckConfigAsTheService(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := openTempDir(t)
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil || os.Chown(state, 65534, 65534) != nil {
+		t.Fatal(err)
+	}
+	cfg := fixture.WriteConfig(t, dir, fmt.Sprintf("[daemon]\nsocket = %q\n[replay]\njournal = %q\n", filepath.Join(state, "s.sock"), filepath.Join(state, "replay.journal")))
+	if err := os.Chmod(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	units := t.TempDir()
+	old := unitDirs
+	unitDirs = []string{filepath.Join(units, "none"), units}
+	t.Cleanup(func() { unitDirs = old })
+	for _, tt := range []struct {
+		name, unit string
+		code       int
+		want       string
+	}{
+		{"no unit", "", 1, "serve run as root refuses it"},
+		{"a unit serving it", "[Service]\nUser=nobody\nExecStart=/usr/bin/tokenauthd serve -config " + cfg + "\n", 0, "note: checked for user nobody, who runs tokenauthd.service on it"},
+		{"a unit serving another", "[Service]\nUser=nobody\nExecStart=/usr/bin/tokenauthd serve -config /etc/other.toml\n", 1, "serve run as root refuses it"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			unit := filepath.Join(units, "tokenauthd.service")
+			os.Remove(unit)
+			if tt.unit != "" {
+				if err := os.WriteFile(unit, []byte(tt.unit), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out, _ := runCmd(t, "", "check-config", "-config", cfg)
+			if code != tt.code || !strings.Contains(out, tt.want) {
+				t.Errorf("exit %d, want %d, and %q in:\n%s", code, tt.code, tt.want, out)
+			}
+		})
+	}
+}

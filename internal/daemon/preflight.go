@@ -110,6 +110,35 @@ func socketUnitListens(path string) bool {
 	return false
 }
 
+// serviceUser returns the User= of the installed tokenauthd.service (the
+// first of unitDirs that has one, as systemd picks it; drop-ins are not
+// read) if its ExecStart runs serve on the configuration at path, "" if
+// not: the user check-config checks as when root runs it without -user.
+func serviceUser(path string) string {
+	for _, d := range unitDirs {
+		b, err := os.ReadFile(filepath.Join(d, "tokenauthd.service"))
+		if err != nil {
+			continue
+		}
+		user, serves := "", false
+		for _, l := range strings.Split(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if v, ok := strings.CutPrefix(l, "User="); ok {
+				user = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+				f := strings.Fields(v)
+				serves = slices.Contains(f, "serve") && slices.Contains(f, filepath.Clean(path))
+			}
+		}
+		if serves {
+			return user
+		}
+		return ""
+	}
+	return ""
+}
+
 // groupFinding checks that serve, run as a, may give its socket to group.
 func groupFinding(group string, a access.User) []finding {
 	g, err := access.LookupGroup(group)
