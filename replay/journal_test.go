@@ -599,6 +599,12 @@ func TestJournalRefusesFilesNotItsOwn(t *testing.T) {
 		{name: "directory writable by every user, sticky", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o1777) }, wantText: "write"},
 		{name: "directory owned by another user", asRoot: true, set: func(_ *testing.T, dir, _, _ string) error { return os.Chown(dir, 65534, 65534) }, wantText: "owned"},
 		{name: "parent writable by every user", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(filepath.Dir(dir), 0o777) }, wantText: "write"},
+		{name: "directory missing, its parent writable by every user", set: func(_ *testing.T, dir, _, _ string) error {
+			if err := os.Remove(dir); err != nil {
+				return err
+			}
+			return os.Chmod(filepath.Dir(dir), 0o777)
+		}, wantText: "write"},
 		{name: "lock a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".lock") }, wantText: "lock"},
 		{name: "journal a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path) }, wantText: "replay.journal"},
 		{name: "old generation a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".old") }, wantText: ".old"},

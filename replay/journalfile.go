@@ -35,7 +35,8 @@ func (o JournalOptions) owner() int {
 // journal's own); or a journal, previous generation (path.old) or lock
 // (path.lock) that is not a regular file of root or owner that others
 // may not write. Files that do not exist yet are no error; nor is a
-// directory that does not exist, which OpenJournal's own error names.
+// directory that does not exist (OpenJournal's own error names it), but
+// the directories above it are checked.
 func CheckJournal(path string, owner int) error {
 	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
 		return err
@@ -63,9 +64,13 @@ func checkJournalDirs(dir string, owner int) error {
 	if err != nil {
 		return fmt.Errorf("replay: journal: %w", err)
 	}
+	// A directory not made yet: the ones above it, which decide who may
+	// make it.
+	own := true
 	real, err := filepath.EvalSymlinks(abs)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	for errors.Is(err, fs.ErrNotExist) && abs != filepath.Dir(abs) {
+		abs, own = filepath.Dir(abs), false
+		real, err = filepath.EvalSymlinks(abs)
 	}
 	if err != nil {
 		return fmt.Errorf("replay: journal: %w", err)
@@ -76,7 +81,7 @@ func checkJournalDirs(dir string, owner int) error {
 			if err != nil {
 				return fmt.Errorf("replay: journal: %w", err)
 			}
-			if err := checkJournalDir(d, st, owner, d == way); err != nil {
+			if err := checkJournalDir(d, st, owner, own && d == way); err != nil {
 				return fmt.Errorf("replay: journal: %w", err)
 			}
 			if d == filepath.Dir(d) {
