@@ -235,7 +235,9 @@ func TestFirstStart(t *testing.T) {
 	if fixture.Auth(t, sock, "alice", tok) {
 		t.Fatal("the token accepted before the journal vanished was accepted again")
 	}
-	if !strings.Contains(p.log(), "may have lost records") {
-		t.Errorf("a vanished journal is no loss:\n%s", p.log())
+	for _, want := range []string{"may have lost records", "after a loss, make none"} {
+		if !strings.Contains(p.log(), want) {
+			t.Errorf("log of a start on a vanished journal lacks %q:\n%s", want, p.log())
+		}
 	}
 }

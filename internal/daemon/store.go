@@ -60,7 +60,7 @@ func openJournal(cfg *config.Config, log *slog.Logger) (replay.Store, error) {
 	switch {
 	case st.Lost != "" && st.Absent:
 		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt,
-			"hint", "on a new installation, make the journal before the first start: tokenauthd init-journal -user USER")
+			"hint", "a new installation's journal, made before its first start (tokenauthd init-journal), is no loss; after a loss, make none: the refusals end by themselves")
 	case st.Lost != "":
 		logForgotten(log, cfg.VerifierConfig(nil), st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():
