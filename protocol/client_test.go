@@ -505,3 +505,30 @@ func TestConnUnaskedReplies(t *testing.T) {
 		})
 	}
 }
+
+// A peer that speaks first, before any request: its words answer nothing,
+// and the first request is not written.
+func TestConnPeerSpeaksFirst(t *testing.T) {
+	spoke := make(chan struct{})
+	got := make(chan int, 1)
+	sock := serveUnix(t, func(c net.Conn) {
+		defer c.Close()
+		io.WriteString(c, "1\n")
+		close(spoke)
+		n, _ := io.Copy(io.Discard, c) // what the client writes, until it hangs up
+		got <- int(n)
+	})
+	c, err := Dial(context.Background(), "unix", sock, Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	<-spoke
+	if ok, err := c.Ask(Request{CmdAuth, "alice", "h", "t"}); ok || !errors.Is(err, ErrUnasked) {
+		t.Errorf("Ask after the peer spoke first: %v, %v; want no, ErrUnasked", ok, err)
+	}
+	c.Close()
+	if n := <-got; n != 0 {
+		t.Errorf("the request was written (%d bytes)", n)
+	}
+}
