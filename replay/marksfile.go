@@ -42,9 +42,10 @@ const (
 // file, and loaded back from it by OpenMarksFile. It is safe for concurrent
 // use.
 type MarksFile struct {
-	mem  *MemoryMarks
-	path string
-	lock *os.File // holds an exclusive flock on PATH.lock
+	mem   *MemoryMarks
+	path  string
+	lock  *os.File // holds an exclusive flock on PATH.lock
+	owner int      // the user besides root its files may belong to
 
 	mu      sync.Mutex
 	f       *os.File
@@ -68,12 +69,18 @@ type MarksStats struct {
 }
 
 // OpenMarksFile loads the live marks of the file at path into mem, then
-// opens it for appending. Only one process may hold it.
+// opens it for appending. Its files (path, path.lock, path.tmp) are held
+// to the journal's rule (CheckJournal, with o.Owner) and opened without
+// following a symbolic link. Only one process may hold it.
 func OpenMarksFile(path string, mem *MemoryMarks, o JournalOptions) (*MarksFile, *MarksStats, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	owner := o.owner()
+	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
+		return nil, nil, err
+	}
+	lock, err := openJournalFile(path+".lock", os.O_RDWR|os.O_CREATE, owner)
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: marks: %w", err)
 	}
@@ -81,7 +88,7 @@ func OpenMarksFile(path string, mem *MemoryMarks, o JournalOptions) (*MarksFile,
 		lock.Close()
 		return nil, nil, fmt.Errorf("replay: marks file %s is in use by another process: %w", path, err)
 	}
-	m := &MarksFile{mem: mem, path: path, lock: lock}
+	m := &MarksFile{mem: mem, path: path, lock: lock, owner: owner}
 	st, err := m.load()
 	if err != nil {
 		lock.Close()
@@ -94,7 +101,7 @@ func OpenMarksFile(path string, mem *MemoryMarks, o JournalOptions) (*MarksFile,
 // load reads the file into the memory store and leaves it open for
 // appending, its torn tail cut off and a header written if it had none.
 func (m *MarksFile) load() (*MarksStats, error) {
-	f, err := os.OpenFile(m.path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	f, err := openJournalFile(m.path, os.O_RDWR|os.O_CREATE, m.owner)
 	if err != nil {
 		return nil, fmt.Errorf("replay: marks: %w", err)
 	}
@@ -245,7 +252,7 @@ func (m *MarksFile) append(key Key, r mark) error {
 func (m *MarksFile) compact() error {
 	keys, vals := m.mem.live()
 	tmp := m.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o600)
+	f, err := openJournalFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, m.owner)
 	if err != nil {
 		return fmt.Errorf("compaction failed: %v", err)
 	}

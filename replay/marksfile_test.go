@@ -138,3 +138,44 @@ func flipByte(t *testing.T, path string, off int64) {
 		t.Fatal(err)
 	}
 }
+
+// TestMarksFileRule: the marks file is held to the journal's rule: no
+// symbolic link followed, no file others may write; CheckJournal says so
+// too.
+func TestMarksFileRule(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		make func(t *testing.T, path string)
+	}{
+		{"symlink", func(t *testing.T, p string) {
+			if err := os.Symlink(filepath.Join(filepath.Dir(p), "elsewhere"), p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"others may write", func(t *testing.T, p string) {
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chmod(p, 0o622); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Chmod(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			journal := filepath.Join(dir, "j")
+			c.make(t, journal+".seen")
+			mem := replay.NewMemoryMarks(replay.MemoryMarksOptions{})
+			if m, _, err := replay.OpenMarksFile(journal+".seen", mem, replay.JournalOptions{}); err == nil {
+				m.Close()
+				t.Error("OpenMarksFile opened it")
+			}
+			if err := replay.CheckJournal(journal, os.Geteuid()); err == nil {
+				t.Error("CheckJournal found nothing")
+			}
+		})
+	}
+}
