@@ -128,8 +128,14 @@ type Host struct {
 	TokenSecrets [][]byte
 	// OTPSeeds are base32 TOTP seeds, the first the current one.
 	OTPSeeds []string
-	// IsUser is the answer to "does this user exist" for the host.
+	// IsUser is the answer to "does this user exist" for the host, unless
+	// SeenFor is set.
 	IsUser bool
+	// SeenFor, if above 0, makes the host's users exist who logged in
+	// within it (isuser = "seen"): the verifier only keeps it (SeenFor);
+	// its caller records logins and answers from them. IsUser is then
+	// false.
+	SeenFor time.Duration
 	// JWT, if set, are the host's JWT settings: it accepts JWTs.
 	JWT *JWT
 }
@@ -186,6 +192,7 @@ type host struct {
 	seeds   []*seed
 	secrets []*secret
 	isUser  bool
+	seenFor time.Duration
 	jwt     *jwtHost // nil: the host accepts no JWT
 }
 
@@ -289,7 +296,7 @@ func New(c Config) (*Verifier, error) {
 			(hc.JWT == nil || len(hc.TokenSecrets)+len(hc.OTPSeeds) != 0) {
 			return nil, verr("host %q needs a token secret and an otp seed, or JWT settings", name)
 		}
-		h := &host{isUser: hc.IsUser}
+		h := &host{isUser: hc.IsUser && hc.SeenFor <= 0, seenFor: max(hc.SeenFor, 0)}
 		if hc.JWT != nil {
 			j, err := newJWTHost(hc.JWT, c.Now, false)
 			if err != nil {
@@ -393,6 +400,16 @@ func (c Config) refusalEnds() func(time.Time) time.Time {
 func (v *Verifier) IsUser(user, hostname string) bool {
 	h := v.hosts[hostname]
 	return h != nil && h.isUser && validUser(user)
+}
+
+// SeenFor returns the host's SeenFor: above 0 if its users exist who logged
+// in within it (the caller's to know), 0 if its answer is IsUser's or it
+// is no host of this verifier.
+func (v *Verifier) SeenFor(hostname string) time.Duration {
+	if h := v.hosts[hostname]; h != nil {
+		return h.seenFor
+	}
+	return 0
 }
 
 // Verify checks password as a token for user@host and, if it is valid and
