@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -21,6 +22,9 @@ type authHandler struct {
 	log     *slog.Logger
 	refusal *logs.RateLog
 	metrics *metrics // nil: none
+	// seen keeps the users seen logging in, for hosts with isuser =
+	// "seen" (nil: none is known, every such isuser is no).
+	seen *seen.Book
 }
 
 func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
@@ -36,6 +40,11 @@ const (
 	reasonUnsupported = "unsupported_command"
 	reasonBadRequest  = "bad_request"
 	reasonNoUser      = "no_such_user"
+	// isuser = "seen": the user logged in within seen_for, or not, or the
+	// store of seen users could not answer (no).
+	reasonSeenUser    = "seen_user"
+	reasonNotSeen     = "not_seen"
+	reasonSeenUnavail = "seen_unavailable"
 )
 
 // Answer implements protocol.Handler.
@@ -66,6 +75,7 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 						"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
 				}
 			}
+			a.markSeen(ctx, v, req)
 			return true, string(r.Reason)
 		}
 		attrs := []any{"user", req.User, "host", req.Server}
@@ -88,6 +98,9 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
 		return false, string(r.Reason)
 	case protocol.CmdIsUser:
+		if seenFor := v.SeenFor(req.Server); seenFor > 0 {
+			return a.isSeen(ctx, req, seenFor)
+		}
 		if v.IsUser(req.User, req.Server) {
 			return true, "exists"
 		}
@@ -115,6 +128,39 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 	a.refusal.Log(slog.LevelInfo, reasonUnsupported, "refused", "command", req.Command,
 		"user", req.User, "host", req.Server)
 	return false, reasonUnsupported
+}
+
+// markSeen marks the user of an accepted login on a host with isuser =
+// "seen". A mark that cannot be written leaves the login accepted: it is
+// logged (rate limited) and counted.
+func (a *authHandler) markSeen(ctx context.Context, v *verifier.Verifier, req protocol.Request) {
+	seenFor := v.SeenFor(req.Server)
+	if seenFor <= 0 || a.seen == nil {
+		return
+	}
+	if _, err := a.seen.Login(ctx, req.Server, req.User, seenFor); err != nil {
+		a.refusal.Log(slog.LevelWarn, "seen_write_failed", "a seen user's mark could not be written: the user may be unknown to isuser until a later login",
+			"user", req.User, "host", req.Server, "detail", err.Error())
+	}
+}
+
+// isSeen answers isuser on a host with isuser = "seen": yes for a user who
+// logged in within seenFor; no otherwise, and when the store of seen
+// users cannot answer (logged, rate limited).
+func (a *authHandler) isSeen(ctx context.Context, req protocol.Request, seenFor time.Duration) (bool, string) {
+	if a.seen == nil {
+		return false, reasonNotSeen
+	}
+	ok, err := a.seen.Known(ctx, req.Server, req.User, seenFor)
+	switch {
+	case err != nil:
+		a.refusal.Log(slog.LevelWarn, reasonSeenUnavail, "isuser answered no: the store of seen users could not answer",
+			"user", req.User, "host", req.Server, "detail", err.Error())
+		return false, reasonSeenUnavail
+	case ok:
+		return true, reasonSeenUser
+	}
+	return false, reasonNotSeen
 }
 
 // badRequest logs and counts a request answered no before the handler.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -24,6 +25,9 @@ type serving struct {
 	reload <-chan os.Signal
 	stop   func() // undoes the signal handling
 	keys   *keySources
+	// seen keeps the users seen logging in (isuser = "seen"); stop closes
+	// it.
+	seen *seen.Book
 	// onReload, if not nil, is handed each reloaded configuration.
 	onReload func(*config.Config)
 }
@@ -56,6 +60,14 @@ func startServing(e *cli.Env, flags *cli.ConfigFlags, socket string, daemon bool
 		s.log.Error("cannot open the replay store", "err", err)
 		return nil, nil, false
 	}
+	if s.seen, err = openSeen(cfg, s.log, daemon, store); err != nil {
+		store.Close()
+		s.stop()
+		s.log.Error("cannot open the seen users' store", "err", err)
+		return nil, nil, false
+	}
+	unhook := s.stop
+	s.stop = func() { unhook(); s.seen.Close() }
 	return s, store, true
 }
 

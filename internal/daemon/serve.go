@@ -70,9 +70,11 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 		return 1
 	}
 	defer d.handler.refusal.Flush()
+	d.handler.seen = sv.seen
 	var m *metrics
 	if cfg.MetricsListen != "" {
 		m = newMetrics(store)
+		m.watchSeen(sv.seen)
 		d.handler.metrics = m
 		addr, err := serveMetrics(ctx, cfg.MetricsListen, m, log)
 		if err != nil {

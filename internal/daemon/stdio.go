@@ -74,6 +74,7 @@ func RunStdio(ctx context.Context, e *cli.Env, args []string) int {
 		"protocol", mode.String(), "hosts", len(cfg.Hosts))
 	logWarnings(log, cfg)
 	h := newAuthHandler(v, log)
+	h.seen = sv.seen
 	defer h.refusal.Flush()
 	defer sv.reloadOnSignal(ctx, store, h, nil)()
 

@@ -1,0 +1,107 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tokenauthd/tokenauthd/internal/fixture"
+)
+
+// TestIsUserSeen: on a host with isuser = "seen", isuser is yes only for a
+// user whose login was accepted, the name as the server passed it; a
+// refused login counts for nothing; a host with isuser = true still says
+// yes to every name. Through the stdin/stdout helper, step by step.
+func TestIsUserSeen(t *testing.T) {
+	path := fixture.ConfigPath(t)
+	fixture.WriteFile(t, path, fixture.HostBlock("seen.example", fixture.SecretA, fixture.SeedA, nil, nil)+
+		"isuser = \"seen\"\n"+fixture.HostBlock("every.example", fixture.SecretA, fixture.SeedA, nil, nil))
+	s := startSession(t, path)
+	now := time.Now()
+	good := fixture.MintAt(t, fixture.SecretA, fixture.SeedA, "alice", "seen.example", now)
+	forged := fixture.MintAt(t, fixture.SecretH, fixture.SeedA, "bob", "seen.example", now)
+	for i, c := range []struct{ req, want string }{
+		{"isuser:alice:seen.example", "0"},                            // never logged in
+		{"isuser:anyone:every.example", "1"},                          // isuser = true
+		{"auth:bob:seen.example:" + forged, "0"},                      // refused
+		{"isuser:bob:seen.example", "0"},                              // a refused login counts for nothing
+		{"auth:alice:seen.example:" + good, "1"},                      // accepted
+		{"isuser:alice:seen.example", "1"},                            // seen
+		{"isuser:Alice:seen.example", "0"},                            // the name as passed
+		{"isuser:carol:seen.example", "0"},                            // never seen
+		{"isuser:alice:every.example", "1"},                           // another host's answer
+		{"auth:alice:seen.example:" + good, "0"},                      // a replay
+		{"isuser:alice:seen.example", "1"},                            // still seen
+		{"isuser:alice:unknown.example", "0"},                         // no such host
+		{"isuser:alice:seen.example.", "0"},                           // not the host
+		{"isuser:" + strings.Repeat("a", 900) + ":seen.example", "0"}, // long name
+	} {
+		if got := s.ask(c.req); got != c.want {
+			t.Fatalf("step %d: %.60q = %s, want %s (stderr: %s)", i, c.req, got, c.want, s.stderr)
+		}
+	}
+}
+
+// TestSeenFileRestart: the seen users' file beside a journal keeps a user
+// known across a restart; one absent beside a journal in use is a loss,
+// warned and counted; a new installation's is not.
+func TestSeenFileRestart(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		prepare  func(t *testing.T, journal string) // before the second open
+		known    bool
+		lost     uint64
+		warnWith string
+	}{
+		{name: "restart", known: true},
+		{name: "lost beside a journal in use", prepare: func(t *testing.T, j string) {
+			os.Remove(j + ".seen")
+			os.WriteFile(j, make([]byte, 100), 0o600)
+		}, lost: 1, warnWith: "absent beside a journal in use"},
+		{name: "damaged", prepare: func(t *testing.T, j string) {
+			b, _ := os.ReadFile(j + ".seen")
+			b[8] ^= 1 // alice's record; bob's after it is whole
+			os.WriteFile(j+".seen", b, 0o600)
+		}, lost: 1, warnWith: "damaged records"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.Chmod(dir, 0o700)
+			journal := filepath.Join(dir, "replay.journal")
+			log := slog.New(slog.DiscardHandler)
+			b, err := openSeenFile(journal, 100, log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			for _, user := range []string{"alice", "bob"} {
+				if _, err := b.Login(ctx, "h", user, time.Hour); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.Close()
+			if c.prepare != nil {
+				c.prepare(t, journal)
+			}
+			var out fixture.Buffer
+			b, err = openSeenFile(journal, 100, slog.New(slog.NewTextHandler(&out, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			if ok, _ := b.Known(ctx, "h", "alice", time.Hour); ok != c.known {
+				t.Errorf("alice known = %v, want %v", ok, c.known)
+			}
+			if s := b.Stats(); s.Losses != c.lost {
+				t.Errorf("losses = %d, want %d", s.Losses, c.lost)
+			}
+			if c.warnWith != "" && (!strings.Contains(out.String(), "level=WARN") || !strings.Contains(out.String(), c.warnWith)) {
+				t.Errorf("log = %s, want a warning with %q", out.String(), c.warnWith)
+			}
+		})
+	}
+}
