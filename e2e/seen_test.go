@@ -9,16 +9,18 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 )
 
 // xmppMessage logs jid in with a fresh token and runs testdata/message.py
 // ("send", TO, BODY or "receive"); it returns the lines it printed: the
 // bounces ("error: CONDITION") or the messages received ("body: BODY").
-func xmppMessage(t *testing.T, jid string, port int, args ...string) []string {
+func xmppMessage(t *testing.T, seed, secret, jid string, port int, args ...string) []string {
 	t.Helper()
-	tok := pyotpToken(t, e2eSeed, e2eSecret, jid, 0, "")
+	tok := pyotpToken(t, seed, secret, jid, 0, "")
 	out, err := exec.Command(fixture.DebianPython, append([]string{"testdata/message.py", jid, tok, fmt.Sprint(port)}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("message.py %s %v: %v\n%s", jid, args, err, out)
@@ -67,31 +69,95 @@ func TestEjabberdSeenOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := runEjabberd(t, e, program)
-	logs := func() string { return "relay log:\n" + readFile(t, relayLog) + "\ndaemon log:\n" + daemon.log() }
+	seenOffline(t, e2eSeed, e2eSecret, port, func() *serveProc { return daemon }, func() {
+		if code := daemon.signal(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("serve exited %d on SIGTERM", code)
+		}
+		daemon = startServe(t, cfg, sock)
+	}, func() string { return "relay log:\n" + readFile(t, relayLog) + "\ndaemon log:\n" + daemon.log() })
+}
+
+// seenOffline runs the steps of isuser = "seen" with offline messages on a
+// server at port whose host "localhost" has tokens of seed and secret:
+// daemon is the daemon of the moment, restart restarts it, logs says
+// what happened.
+func seenOffline(t *testing.T, seed, secret string, port int, daemon func() *serveProc, restart func(), logs func() string) {
+	t.Helper()
+	send := func(from, to, body string) []string {
+		return xmppMessage(t, seed, secret, from, port, "send", to, body)
+	}
+	receive := func(jid string) []string { return xmppMessage(t, seed, secret, jid, port, "receive") }
 
 	const bounce = "error: service-unavailable"
-	if got := xmppMessage(t, "bob@localhost", port, "send", "alice@localhost", "before"); !slices.Contains(got, bounce) {
+	if got := send("bob@localhost", "alice@localhost", "before"); !slices.Contains(got, bounce) {
 		t.Fatalf("a message to alice before she ever logged in: %q, want a bounce\n%s", got, logs())
 	}
-	if got := xmppMessage(t, "alice@localhost", port, "receive"); len(got) != 0 {
+	if got := receive("alice@localhost"); len(got) != 0 {
 		t.Fatalf("alice's first login received %q, want nothing\n%s", got, logs())
 	}
 	// The daemon restarts: alice is still known, from the file beside
 	// the journal.
-	if code := daemon.signal(t, syscall.SIGTERM); code != 0 {
-		t.Fatalf("serve exited %d on SIGTERM", code)
+	restart()
+	if log := daemon().log(); !strings.Contains(log, "seen users loaded") || !strings.Contains(log, "loaded=2") {
+		t.Errorf("the restarted daemon did not load its seen users:\n%s", log)
 	}
-	daemon = startServe(t, cfg, sock)
-	if !strings.Contains(daemon.log(), "seen users loaded") || !strings.Contains(daemon.log(), "loaded=2") {
-		t.Errorf("the restarted daemon did not load its seen users:\n%s", daemon.log())
-	}
-	if got := xmppMessage(t, "bob@localhost", port, "send", "alice@localhost", "while you were away"); len(got) != 0 {
+	if got := send("bob@localhost", "alice@localhost", "while you were away"); len(got) != 0 {
 		t.Fatalf("bob's message to alice, seen before the restart: %q, want it kept\n%s", got, logs())
 	}
-	if got := xmppMessage(t, "bob@localhost", port, "send", "carol@localhost", "hello"); !slices.Contains(got, bounce) {
+	if got := send("bob@localhost", "carol@localhost", "hello"); !slices.Contains(got, bounce) {
 		t.Fatalf("bob's message to carol, never seen: %q, want %q\n%s", got, bounce, logs())
 	}
-	if got := xmppMessage(t, "alice@localhost", port, "receive"); !slices.Contains(got, "body: while you were away") {
+	if got := receive("alice@localhost"); !slices.Contains(got, "body: while you were away") {
 		t.Fatalf("alice's second login received %q, want bob's message\n%s", got, logs())
 	}
+}
+
+// TestProsodySeenOffline: the same steps through a real Prosody with
+// mod_offline and prosody/mod_auth_tokenauthd.lua, whose user_exists asks
+// the daemon's isuser.
+func TestProsodySeenOffline(t *testing.T) {
+	set := peers.Get(t)
+	fixture.RequirePeer(t, set.ProsodyBin, fixture.DebianPython, "python:slixmpp", "python:pyotp")
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "tokenauthd.sock")
+	state := filepath.Join(dir, "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fixture.WriteFile(t, filepath.Join(dir, "config.toml"), prosodyConfig()+"isuser = \"seen\"\n"+
+		fmt.Sprintf("[replay]\njournal = %q\n", filepath.Join(state, "replay.journal")))
+	if out, errOut, code := runBinary(t, nil, "init-journal", "-config", cfg); code != 0 {
+		t.Fatalf("init-journal: exit %d:\n%s%s", code, out, errOut)
+	}
+	daemon := startServe(t, cfg, sock)
+	cfgPath, p := writeProsody(t, dir, sock)
+	lua, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withOffline := strings.NewReplacer(`modules_disabled = { "s2s", "offline" }`, `modules_disabled = { "s2s" }`,
+		`"ping" }`, `"ping", "offline" }`).Replace(string(lua))
+	if withOffline == string(lua) || !strings.Contains(withOffline, `"offline" }`) {
+		t.Fatalf("cannot enable mod_offline in:\n%s", lua)
+	}
+	if err := os.WriteFile(cfgPath, []byte(withOffline), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p.cmd = exec.Command(set.ProsodyBin, "--config", cfgPath)
+	_, p.exited = startCmd(t, p.cmd, filepath.Join(dir, "prosody.console"))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("prosody log (tail):\n%s", lastLines(readFile(t, p.log), 60))
+		}
+	})
+	fixture.WaitPort(t, p.port, 15*time.Second)
+	if err := set.CheckProsodyLog(readFile(t, p.log)); err != nil {
+		t.Fatal(err)
+	}
+	seenOffline(t, prosodySeed, prosodySecret, p.port, func() *serveProc { return daemon }, func() {
+		if code := daemon.signal(t, syscall.SIGTERM); code != 0 {
+			t.Fatalf("serve exited %d on SIGTERM", code)
+		}
+		daemon = startServe(t, cfg, sock)
+	}, func() string { return "daemon log:\n" + daemon.log() })
 }

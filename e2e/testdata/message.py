@@ -23,7 +23,9 @@ x["feature_mechanisms"].use_mech = "PLAIN"
 
 def message(msg):
     if msg["type"] == "error":
-        print("error:", msg["error"]["condition"], flush=True)
+        if msg["id"] not in res.setdefault("errors", set()):
+            res["errors"].add(msg["id"])
+            print("error:", msg["error"]["condition"], flush=True)
     elif msg["body"]:
         print("body:", msg["body"], flush=True)
 
@@ -41,6 +43,7 @@ def refused(_):
 
 
 x.add_event_handler("message", message)
+x.add_event_handler("message_error", message)
 x.add_event_handler("session_start", started)
 x.add_event_handler("failed_all_auth", refused)
 x.connect(("127.0.0.1", port), use_ssl=False, force_starttls=False, disable_starttls=True)
