@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 )
@@ -160,4 +162,55 @@ func TestProsodySeenOffline(t *testing.T) {
 		}
 		daemon = startServe(t, cfg, sock)
 	}, func() string { return "daemon log:\n" + daemon.log() })
+}
+
+// TestServeSeenRedisTwoNodes: two daemons on one Redis agree on who was
+// seen: a login through node A makes the user known to node B's isuser;
+// the marks are Redis keys of their own under the prefix, holding no user
+// name, and a FLUSHALL forgets them (warned, counted).
+func TestServeSeenRedisTwoNodes(t *testing.T) {
+	rs := fixture.StartRedis(t, 0)
+	dir := t.TempDir()
+	metrics := fixture.FreePort(t)
+	extra := "isuser = \"seen\"\n" + fmt.Sprintf("[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:%d/0\"\n", rs.Port)
+	fixture.MarkRedis(t, rs.Port, "tokenauthd:")
+	a := startServeWith(t, extra+fmt.Sprintf("[metrics]\nlisten = \"127.0.0.1:%d\"\n", metrics), filepath.Join(dir, "a.sock"))
+	fixture.WaitPort(t, metrics, 10*time.Second)
+	b := startServeWith(t, extra, filepath.Join(dir, "b.sock"))
+	if askDaemon(t, b.sock, "isuser", "alice", "") {
+		t.Fatal("node B: alice exists before she ever logged in")
+	}
+	if !fixture.Auth(t, a.sock, "alice", fixture.Token(t, "alice")) {
+		t.Fatal("node A refused alice's fresh token")
+	}
+	for _, c := range []struct {
+		sock, user string
+		want       bool
+	}{{b.sock, "alice", true}, {a.sock, "alice", true}, {b.sock, "carol", false}, {a.sock, "Alice", false}} {
+		if got := askDaemon(t, c.sock, "isuser", c.user, ""); got != c.want {
+			t.Errorf("isuser %s on %s = %v, want %v", c.user, filepath.Base(c.sock), got, c.want)
+		}
+	}
+	c := redis.NewClient(&redis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", rs.Port)})
+	defer c.Close()
+	keys, err := c.Keys(t.Context(), "tokenauthd:seen:*").Result()
+	if err != nil || len(keys) != 1 || strings.Contains(keys[0], "alice") {
+		t.Errorf("seen keys in Redis = %q, %v; want one, without the user's name", keys, err)
+	}
+	if err := c.FlushAll(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	fixture.WaitFor(t, "node A to see the loss", func() bool { return strings.Contains(a.log(), "may have lost") })
+	for _, sock := range []string{a.sock, b.sock} {
+		if askDaemon(t, sock, "isuser", "alice", "") {
+			t.Errorf("%s: alice still exists after Redis lost its data", filepath.Base(sock))
+		}
+	}
+	m := scrape(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", metrics))
+	if m["tokenauthd_seen_losses_total"] < 1 || m["tokenauthd_seen_writes_total"] != 1 {
+		t.Errorf("seen metrics: losses %v, writes %v; want at least 1, and 1", m["tokenauthd_seen_losses_total"], m["tokenauthd_seen_writes_total"])
+	}
+	if !strings.Contains(a.log(), "the users seen logging in are forgotten") {
+		t.Errorf("node A did not warn that seen users were forgotten:\n%s", a.log())
+	}
 }

@@ -47,7 +47,7 @@ type Options struct {
 	Remembered int
 	// LostSince, if set, is when the marks' store may last have lost its
 	// data (a Redis store's ForgottenAt, shared with its replay records):
-	// read on each login, without I/O. When it moves, the Book forgets
+	// read on each login and isuser, without I/O. When it moves, the Book forgets
 	// its last writes (so that the next login of each user writes its
 	// mark again), counts a loss, and calls OnLost.
 	LostSince func() time.Time
@@ -139,6 +139,7 @@ func (b *Book) Known(ctx context.Context, host, user string, seenFor time.Durati
 	if seenFor <= 0 {
 		return false, nil
 	}
+	b.checkLost()
 	at, err := b.marks.Marked(ctx, Key(host, user))
 	if err != nil {
 		b.readErrors.Add(1)
