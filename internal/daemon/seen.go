@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"fmt"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -73,6 +76,30 @@ func openSeenFile(journal string, capacity int, log *slog.Logger) (*seen.Book, e
 		log.Info("seen users loaded", attrs...)
 	}
 	return b, nil
+}
+
+// seenNotes says, for check-config, what each host's isuser answers and,
+// for hosts with isuser = "seen", where their users are kept.
+func seenNotes(cfg *setup.Config) []string {
+	where := "in memory only: forgotten at every restart (a journal or Redis keeps them)"
+	switch {
+	case cfg.Store == "redis":
+		where = fmt.Sprintf("in Redis, keys %sseen:* (hashed names), shared by every node on it", cfg.Redis.Prefix)
+	case cfg.Journal != "":
+		where = "in " + cfg.Journal + ".seen, beside the journal (serve only; the stdin/stdout helper keeps them in memory)"
+	}
+	var lines []string
+	for _, n := range slices.Sorted(maps.Keys(cfg.Hosts)) {
+		switch h := cfg.Hosts[n]; {
+		case h.IsUserSeen:
+			lines = append(lines, fmt.Sprintf("note: host %q: isuser = \"seen\": a user exists who logged in within %d days; seen users are kept %s",
+				n, int(h.SeenFor/(24*time.Hour)), where))
+		case h.IsUser:
+			lines = append(lines, fmt.Sprintf("note: host %q: isuser = true: every name exists, so messages to any name, a typo's too, are stored offline; "+
+				"isuser = \"seen\" makes only the users who logged in exist", n))
+		}
+	}
+	return lines
 }
 
 // redisURLOrNil parses a Redis URL, nil if u is "".

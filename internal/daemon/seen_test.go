@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 )
 
@@ -101,6 +102,36 @@ func TestSeenFileRestart(t *testing.T) {
 			}
 			if c.warnWith != "" && (!strings.Contains(out.String(), "level=WARN") || !strings.Contains(out.String(), c.warnWith)) {
 				t.Errorf("log = %s, want a warning with %q", out.String(), c.warnWith)
+			}
+		})
+	}
+}
+
+// TestCheckConfigSeen: check-config says what each host's isuser answers,
+// and where a "seen" host's users are kept.
+func TestCheckConfigSeen(t *testing.T) {
+	for _, c := range []struct {
+		name, extra string
+		want        []string
+	}{
+		{"memory", "", []string{`host "seen.example": isuser = "seen": a user exists who logged in within 7 days; seen users are kept in memory only`,
+			`host "every.example": isuser = true: every name exists`}},
+		{"redis", "[replay]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:1/0\"\n", []string{`kept in Redis, keys tokenauthd:seen:*`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			path := fixture.ConfigPath(t)
+			fixture.WriteFile(t, path, fixture.HostBlock("seen.example", fixture.SecretA, fixture.SeedA, nil, nil)+
+				"isuser = \"seen\"\nseen_for = 7\n"+fixture.HostBlock("every.example", fixture.SecretA, fixture.SeedA, nil, nil)+
+				fixture.HostBlock("none.example", fixture.SecretA, fixture.SeedA, nil, nil)+"isuser = false\n"+c.extra)
+			var out, errb strings.Builder
+			RunCheckConfig(context.Background(), &cli.Env{Stdout: &out, Stderr: &errb}, []string{"-config", path})
+			for _, w := range c.want {
+				if !strings.Contains(out.String(), w) {
+					t.Errorf("check-config lacks %q:\n%s", w, out.String())
+				}
+			}
+			if strings.Contains(out.String(), `"none.example": isuser`) {
+				t.Errorf("check-config notes a host with isuser = false:\n%s", out.String())
 			}
 		})
 	}
