@@ -38,7 +38,7 @@ isuser = false
 isuser = true
 `, &Outline{Socket: "/run/t/s.sock", SocketGroup: "xmpp", Store: "redis", Hosts: []string{"a.example", "b.example", "c.example", "d.example"},
 			EveryName: []string{"a.example", "d.example"},
-			Files: []string{"/etc/t/redis", "/etc/t/a.secret", "/etc/t/a.jwks", "/etc/t/b.seed"}, Credentials: true}, ""},
+			Files:     []string{"/etc/t/redis", "/etc/t/a.secret", "/etc/t/a.jwks", "/etc/t/b.seed"}, Credentials: true}, ""},
 		// Keys it does not know are Parse's to refuse.
 		{"unknown key", "[replay]\njornal = \"/x\"\n", &Outline{Socket: DefaultSocket, Store: "memory"}, ""},
 		{"syntax", "[hosts.\"a\"]\ntoken_secret = " + leakySecret + "\n", nil, "c.toml:2: syntax error"},
