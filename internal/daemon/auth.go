@@ -9,6 +9,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
+	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -23,12 +24,16 @@ type authHandler struct {
 	refusal *logs.RateLog
 	metrics *metrics // nil: none
 	// seen keeps the users seen logging in, for hosts with isuser =
-	// "seen" (nil: none is known, every such isuser is no).
+	// "seen" (nil: none is known, every such isuser is no); in memory
+	// unless the serving command gives the one it opened.
 	seen *seen.Book
 }
 
 func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
-	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil)}
+	// Seen users in memory until the caller gives the store it opened
+	// (serving.seen).
+	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil),
+		seen: seen.New(replay.NewMemoryMarks(replay.MemoryMarksOptions{}), seen.Options{})}
 	a.v.Store(v)
 	return a
 }
