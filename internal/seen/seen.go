@@ -94,8 +94,8 @@ func New(marks replay.Marks, o Options) *Book {
 
 // Key returns the key of user@host's mark.
 func Key(host, user string) replay.Key {
-	b := make([]byte, 0, len("tokenauthd seen\x00")+len(host)+1+len(user))
-	b = append(b, "tokenauthd seen\x00"...)
+	var buf [160]byte // most names fit: no allocation
+	b := append(buf[:0], "tokenauthd seen\x00"...)
 	b = append(b, host...)
 	b = append(b, 0)
 	b = append(b, user...)
