@@ -165,6 +165,10 @@ func (m *metrics) watchSeen(b *seen.Book) {
 			Help: "Seen users' marks written (at most one per user and day per process).",
 		}, stat(func(s seen.Stats) float64 { return float64(s.Writes) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokenauthd_seen_evictions_total",
+			Help: "Seen users forced out by [replay] capacity before seen_for had passed (memory and journal): unknown until their next login; raise [replay] capacity.",
+		}, stat(func(s seen.Stats) float64 { return float64(s.Evictions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "tokenauthd_seen_losses_total",
 			Help: "Times the seen users may have been lost (a damaged or absent file, a Redis that lost its data): they are unknown until their next login.",
 		}, stat(func(s seen.Stats) float64 { return float64(s.Losses) })),

@@ -178,13 +178,21 @@ type Stats struct {
 	WriteErrors uint64 // marks the store could not write
 	ReadErrors  uint64 // isuser answers the store could not give (answered no)
 	Losses      uint64 // times the marks may have been lost
+	Evictions   uint64 // marks forced out by the store's capacity before their end
 	Marks       int    // marks held (-1: the store cannot tell cheaply)
 }
 
+// evictor is a store of marks bounded by a capacity.
+type evictor interface{ Evictions() uint64 }
+
 // Stats returns the Book's counts.
 func (b *Book) Stats() Stats {
-	return Stats{Writes: b.writes.Load(), WriteErrors: b.writeErrors.Load(), ReadErrors: b.readErrors.Load(),
+	st := Stats{Writes: b.writes.Load(), WriteErrors: b.writeErrors.Load(), ReadErrors: b.readErrors.Load(),
 		Losses: b.losses.Load(), Marks: b.marks.Len()}
+	if e, ok := b.marks.(evictor); ok {
+		st.Evictions = e.Evictions()
+	}
+	return st
 }
 
 // Close closes the marks' store.

@@ -143,3 +143,19 @@ func TestLost(t *testing.T) {
 		t.Errorf("Stats = %+v, reports %d; want 2 writes, 1 loss, 1 report", s, reports)
 	}
 }
+
+// TestEvictions: users forced out of a store by its capacity are counted.
+func TestEvictions(t *testing.T) {
+	clk := testclock.New(time.Unix(1_700_000_000, 0))
+	b := New(replay.NewMemoryMarks(replay.MemoryMarksOptions{Capacity: 2, Now: clk.Now}), Options{Now: clk.Now})
+	ctx := context.Background()
+	for _, u := range []string{"alice", "bob", "carol"} {
+		b.Login(ctx, "a", u, day)
+	}
+	if ok, _ := b.Known(ctx, "a", "alice", day); ok {
+		t.Error("alice known past the capacity")
+	}
+	if s := b.Stats(); s.Evictions != 1 || s.Marks != 2 {
+		t.Errorf("Stats = %+v, want 1 eviction, 2 marks", s)
+	}
+}
