@@ -136,3 +136,27 @@ func TestCheckConfigSeen(t *testing.T) {
 		})
 	}
 }
+
+// TestIsUserSeenJWT: an accepted JWT makes its user seen as a token does;
+// a replayed one or one of another user changes nothing.
+func TestIsUserSeenJWT(t *testing.T) {
+	dir := t.TempDir()
+	key := fixture.NewJWTKey(t, dir, "app-1")
+	path := fixture.ConfigPath(t)
+	fixture.WriteFile(t, path, "[hosts.\"j.example\"]\nisuser = \"seen\"\n"+key.Section("j.example"))
+	s := startSession(t, path)
+	jwt := key.Mint(t, "alice", "j.example")
+	for i, c := range []struct{ req, want string }{
+		{"isuser:alice:j.example", "0"},
+		{"auth:bob:j.example:" + jwt, "0"}, // alice's JWT as bob's password
+		{"isuser:bob:j.example", "0"},
+		{"auth:alice:j.example:" + jwt, "1"},
+		{"isuser:alice:j.example", "1"},
+		{"auth:alice:j.example:" + jwt, "0"}, // replayed
+		{"isuser:alice:j.example", "1"},
+	} {
+		if got := s.ask(c.req); got != c.want {
+			t.Fatalf("step %d: %.40q = %s, want %s (stderr: %s)", i, c.req, got, c.want, s.stderr)
+		}
+	}
+}
