@@ -214,3 +214,42 @@ func TestServeSeenRedisTwoNodes(t *testing.T) {
 		t.Errorf("node A did not warn that seen users were forgotten:\n%s", a.log())
 	}
 }
+
+// TestServeSeenDuringRefusals: while the replay store refuses every token
+// (its journal was lost: store_forgot), isuser still answers from the
+// seen users, kept apart from the journal.
+func TestServeSeenDuringRefusals(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "state")
+	if err := os.Mkdir(state, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	journal := filepath.Join(state, "replay.journal")
+	cfg := fixture.WriteConfig(t, t.TempDir(), fmt.Sprintf("isuser = \"seen\"\n[replay]\njournal = %q\n", journal))
+	if out, errOut, code := runBinary(t, nil, "init-journal", "-config", cfg); code != 0 {
+		t.Fatalf("init-journal: exit %d:\n%s%s", code, out, errOut)
+	}
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	d := startServe(t, cfg, sock)
+	if !fixture.Auth(t, sock, "alice", fixture.Token(t, "alice")) {
+		t.Fatal("alice's fresh token refused")
+	}
+	if code := d.signal(t, syscall.SIGTERM); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if err := os.Remove(journal); err != nil { // lost: every token of the window is refused
+		t.Fatal(err)
+	}
+	d = startServe(t, cfg, sock)
+	if fixture.Auth(t, sock, "bob", fixture.Token(t, "bob")) {
+		t.Fatalf("a token accepted right after the journal's loss:\n%s", d.log())
+	}
+	if !strings.Contains(d.log(), "reason=store_forgot") {
+		t.Fatalf("no store_forgot refusal:\n%s", d.log())
+	}
+	if !askDaemon(t, sock, "isuser", "alice", "") {
+		t.Errorf("isuser alice = no during the refusal window:\n%s", d.log())
+	}
+	if askDaemon(t, sock, "isuser", "bob", "") {
+		t.Error("isuser bob = yes: his refused login counted")
+	}
+}
