@@ -268,13 +268,22 @@ func NormalizeSeed(s string) (string, error) {
 	return s, nil
 }
 
-// New returns a Verifier for the given hosts.
+// New returns a Verifier for the given hosts, recording in c.Store.
 func New(c Config) (*Verifier, error) {
 	if err := c.Params.Validate(); err != nil {
 		return nil, err
 	}
 	if c.Store == nil {
 		return nil, verr("no replay store")
+	}
+	return build(c)
+}
+
+// build is New but for the store, which it neither needs nor checks:
+// NewOffline's verifier has none and never asks one.
+func build(c Config) (*Verifier, error) {
+	if err := c.Params.Validate(); err != nil {
+		return nil, err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -470,7 +479,12 @@ func (v *Verifier) forgot(r *Result, step int64) bool {
 // Explain is Verify without recording: it reports Replayed if the store
 // already holds the token, and Accepted if Verify would accept it now.
 func (v *Verifier) Explain(ctx context.Context, user, hostname, password string) Result {
-	r := v.Check(ctx, user, hostname, password)
+	return v.searched(v.Check(ctx, user, hostname, password), hostname, password)
+}
+
+// searched is r with, for OTPOutOfWindow, Explain's search for the OTP
+// outside the window.
+func (v *Verifier) searched(r Result, hostname, password string) Result {
 	if r.Reason == OTPOutOfWindow {
 		r.Offset, r.Seed, r.Far = v.nearest(hostname, password)
 	}
