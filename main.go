@@ -52,6 +52,7 @@ func commands() map[string]command {
 		"mint":         {summary: "print a token for user@host", run: mint.Run},
 		"gen-secrets":  {summary: "print a [hosts.\"host\"] block with fresh secrets", run: mint.RunGenSecrets},
 		"check-config": {summary: "validate the configuration", run: daemon.RunCheckConfig},
+		"init-journal": {summary: "make the replay journal before the daemon's first start", run: daemon.RunInitJournal},
 		"bench":        {summary: "measure helpers' latency and throughput with fresh tokens", run: bench.Run, signals: true},
 		"explain":      {summary: "tell why a token would be accepted or refused", run: explain.Run},
 		"version":      {summary: "print the version", run: cli.RunVersion},

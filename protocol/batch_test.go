@@ -32,13 +32,20 @@ func TestConnAskBatch(t *testing.T) {
 			frame("isuser:alice:h") + frame("isuser:bob:h") + frame("isuser:alice:h")},
 		{"a bad reply", []Request{alice, bob}, yesF + "junk", 1, []bool{true}, protoErrKind, false,
 			frame("isuser:alice:h") + frame("isuser:bob:h")},
+		// A peer that answers one more time than it was asked: any reply
+		// read may be another request's, so none is taken.
+		{"a reply nobody asked for", []Request{alice, bob}, yesF + yesF + noF, 0, nil, unasked, false,
+			frame("isuser:alice:h") + frame("isuser:bob:h")},
 	}
 	for _, tt := range tests {
-		s := &script{}
-		s.replies.Reset(tt.replies)
+		s := &script{replies: []string{tt.replies}}
+
 		c := NewConn(s, Ejabberd)
 		oks := make([]bool, len(tt.reqs))
 		n, err := c.AskBatch(tt.reqs, oks)
+		if tt.err == unasked && fmt.Sprint(oks) != fmt.Sprint(make([]bool, len(oks))) {
+			t.Errorf("%s: answers %v left after a reply nobody asked for, want every one no", tt.name, oks)
+		}
 		if n != tt.n || !checkErr(err, tt.err) || fmt.Sprint(oks[:n]) != fmt.Sprint(tt.oks[:n]) {
 			t.Errorf("%s: %d answered %v, %v; want %d %v, kind %d", tt.name, n, oks[:n], err, tt.n, tt.oks, tt.err)
 		}

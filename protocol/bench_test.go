@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"net"
 	"strings"
 	"testing"
 )
@@ -81,4 +82,42 @@ func BenchmarkConnAsk(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkConnAskSocket measures a round trip over a Unix socket to a
+// peer that answers yes at once, and, apart, the look for unasked bytes
+// that Ask makes on such a stream before each request (one ioctl).
+func BenchmarkConnAskSocket(b *testing.B) {
+	req := benchRequest()
+	sock := serveUnix(b, func(c net.Conn) {
+		defer c.Close()
+		r := NewReader(c, Ejabberd, DefaultMaxLine)
+		for {
+			if _, err := r.ReadRequest(); err != nil {
+				return
+			}
+			io.WriteString(c, Reply(Ejabberd, true))
+		}
+	})
+	c, err := Dial(context.Background(), "unix", sock, Ejabberd)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	b.Run("ask", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if ok, err := c.Ask(req); !ok || err != nil {
+				b.Fatalf("Ask = %v, %v", ok, err)
+			}
+		}
+	})
+	b.Run("unasked", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if c.unasked() {
+				b.Fatal("unasked bytes")
+			}
+		}
+	})
 }

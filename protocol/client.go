@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -108,17 +109,30 @@ func ReadReply(r *bufio.Reader, mode Mode) (bool, error) {
 	return false, protoErr("the reply is neither yes nor no in %v framing", mode)
 }
 
+// ErrUnasked is the error of a Conn whose peer sent what no request
+// asked for: bytes after a reply, or before the next request was written
+// (a request answered twice). Such a peer's later replies may be earlier
+// requests': the Conn is out of step.
+var ErrUnasked = errors.New("protocol: the peer sent a reply nobody asked for")
+
 // Conn is a client connection: it asks one request at a time and reads its
 // reply. It is not safe for concurrent use. Once a request fails to be
-// written, or its reply to be read, the Conn is out of step (a late reply
-// would be taken for the next request's) and every later Ask fails: the
-// caller closes it and makes a new one.
+// written, or its reply to be read, or the peer sends what no request
+// asked for (ErrUnasked), the Conn is out of step (a late reply would be
+// taken for the next request's) and every later Ask fails: the caller
+// closes it and makes a new one.
 type Conn struct {
 	rw   io.ReadWriter
 	br   *bufio.Reader
 	mode Mode
 	buf  []byte // the request being written, reused
 	err  error  // sticky: why the Conn is out of step
+
+	// On a stream with a file descriptor (a socket, a pipe), what waits
+	// unread in the kernel before a request is written.
+	raw     syscall.RawConn
+	pending int
+	count   func(fd uintptr) // sets pending; made once, so Ask allocates nothing
 }
 
 // NewConn returns a Conn that speaks mode over rw, any stream: a net.Conn,
@@ -126,7 +140,14 @@ type Conn struct {
 // to rw's own.
 func NewConn(rw io.ReadWriter, mode Mode) *Conn {
 	// A reply is 2 or 4 bytes; AskBatch has at most MaxBatch in flight.
-	return &Conn{rw: rw, br: bufio.NewReaderSize(rw, 4*MaxBatch), mode: mode, buf: make([]byte, 0, 256)}
+	c := &Conn{rw: rw, br: bufio.NewReaderSize(rw, 4*MaxBatch), mode: mode, buf: make([]byte, 0, 256)}
+	if sc, ok := rw.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+			c.count = func(fd uintptr) { c.pending = unread(fd) }
+		}
+	}
+	return c
 }
 
 // Dial connects to address on the named network (net.Dialer's names:
@@ -143,7 +164,10 @@ func Dial(ctx context.Context, network, address string, mode Mode) (*Conn, error
 
 // Ask writes req and returns its reply. A request AppendRequest refuses is
 // not written, and the Conn stays usable; any other error leaves it out of
-// step for good.
+// step for good. Bytes left after the reply, or waiting before req is
+// written (on a stream with a file descriptor), are ErrUnasked: the
+// answer is then no, even to a request whose reply read yes, since that
+// reply may have been another request's.
 func (c *Conn) Ask(req Request) (bool, error) {
 	if c.err != nil {
 		return false, fmt.Errorf("protocol: connection out of step since an earlier error: %w", c.err)
@@ -153,11 +177,18 @@ func (c *Conn) Ask(req Request) (bool, error) {
 		return false, err
 	}
 	c.buf = b
+	if c.unasked() {
+		c.err = ErrUnasked
+		return false, c.err
+	}
 	if _, err := c.rw.Write(b); err != nil {
 		c.err = err
 		return false, err
 	}
 	ok, err := ReadReply(c.br, c.mode)
+	if err == nil && c.br.Buffered() > 0 {
+		ok, err = false, ErrUnasked
+	}
 	if err != nil {
 		c.err = err
 	}
@@ -170,6 +201,9 @@ func (c *Conn) Ask(req Request) (bool, error) {
 // AppendRequest refuses, and those after it, are not written: n is then
 // below len(reqs) and the error is the refusal's, with the Conn usable;
 // any other error leaves it out of step for good, reqs[n:] unanswered.
+// Bytes waiting before the batch is written, or left after its last
+// reply, are ErrUnasked, as for Ask: every answer of the batch is then
+// no (n is 0), since any reply read may have been another request's.
 func (c *Conn) AskBatch(reqs []Request, oks []bool) (n int, err error) {
 	if c.err != nil {
 		return 0, fmt.Errorf("protocol: connection out of step since an earlier error: %w", c.err)
@@ -183,11 +217,16 @@ func (c *Conn) AskBatch(reqs []Request, oks []bool) (n int, err error) {
 		}
 	}
 	c.buf = b
-	if len(reqs) > 0 {
-		if _, err := c.rw.Write(b); err != nil {
-			c.err = err
-			return 0, err
-		}
+	if len(reqs) == 0 {
+		return 0, refused
+	}
+	if c.unasked() {
+		c.err = ErrUnasked
+		return 0, c.err
+	}
+	if _, err := c.rw.Write(b); err != nil {
+		c.err = err
+		return 0, err
 	}
 	for i := range reqs {
 		if oks[i], err = ReadReply(c.br, c.mode); err != nil {
@@ -195,7 +234,27 @@ func (c *Conn) AskBatch(reqs []Request, oks []bool) (n int, err error) {
 			return i, err
 		}
 	}
+	if c.br.Buffered() > 0 {
+		clear(oks[:len(reqs)])
+		c.err = ErrUnasked
+		return 0, c.err
+	}
 	return len(reqs), refused
+}
+
+// unasked reports whether bytes came that no request has asked for yet.
+func (c *Conn) unasked() bool {
+	if c.br.Buffered() > 0 {
+		return true
+	}
+	if c.raw == nil {
+		return false
+	}
+	c.pending = 0
+	if c.raw.Control(c.count) != nil {
+		return false // closed: the write fails
+	}
+	return c.pending > 0
 }
 
 // Err returns why the Conn is out of step (or closed), nil while it can

@@ -24,6 +24,7 @@ const (
 	tooLarge
 	eofErr
 	unexpectedEOF
+	unasked
 )
 
 // checkErr reports whether err is of kind k.
@@ -40,6 +41,8 @@ func checkErr(err error, k errKind) bool {
 		return errors.Is(err, io.EOF)
 	case unexpectedEOF:
 		return errors.Is(err, io.ErrUnexpectedEOF)
+	case unasked:
+		return errors.Is(err, ErrUnasked)
 	}
 	return false
 }
@@ -164,11 +167,12 @@ func TestReadReply(t *testing.T) {
 	}
 }
 
-// script is a fake stream: Write records, Read serves replies, and each
-// may be made to fail.
+// script is a fake stream: Write records, and makes the next of replies
+// the one Read serves; Write may be made to fail.
 type script struct {
 	written  bytes.Buffer
-	replies  strings.Reader
+	replies  []string // what the peer sends back, one per request written
+	due      strings.Reader
 	writeErr error
 }
 
@@ -176,10 +180,14 @@ func (s *script) Write(b []byte) (int, error) {
 	if s.writeErr != nil {
 		return 0, s.writeErr
 	}
+	if len(s.replies) > 0 {
+		s.due.Reset(s.replies[0])
+		s.replies = s.replies[1:]
+	}
 	return s.written.Write(b)
 }
 
-func (s *script) Read(b []byte) (int, error) { return s.replies.Read(b) }
+func (s *script) Read(b []byte) (int, error) { return s.due.Read(b) }
 
 // TestConnTranscript asks a scripted stream a series of requests and
 // compares the exact bytes written and the answers read.
@@ -193,36 +201,39 @@ func TestConnTranscript(t *testing.T) {
 	tests := []struct {
 		name    string
 		mode    Mode
-		replies string
+		replies []string
 		asks    []ask
 		written string
 	}{
-		{"ejabberd", Ejabberd, "\x00\x02\x00\x01\x00\x02\x00\x00", []ask{
+		{"ejabberd", Ejabberd, []string{"\x00\x02\x00\x01", "\x00\x02\x00\x00"}, []ask{
 			{Request{CmdAuth, "alice", "h", "p:w"}, true, noErr},
 			{bad, false, protoErrKind},
 			{Request{CmdIsUser, "bob", "h", ""}, false, noErr},
 			{Request{CmdIsUser, "bob", "h", ""}, false, eofErr}, // the peer went away
 		}, frame("auth:alice:h:p:w") + frame("isuser:bob:h") + frame("isuser:bob:h")},
-		{"generic", Generic, "0\n1\n", []ask{
+		{"generic", Generic, []string{"0\n", "1\n"}, []ask{
 			{bad, false, protoErrKind},
 			{Request{CmdSeen, "alice", "h", "t"}, false, noErr},
 			{Request{CmdUnused, "alice", "h", "t"}, true, noErr},
 		}, "seen:alice:h:t\nunused:alice:h:t\n"},
-		{"out of step after a bad reply", Generic, "1\r\n1\n", []ask{
+		{"out of step after a bad reply", Generic, []string{"1\r\n1\n"}, []ask{
 			{Request{CmdIsUser, "a", "h", ""}, false, protoErrKind},
 			// The "1\n" that follows is not this request's answer: nothing
 			// is written, nothing is read.
 			{Request{CmdIsUser, "b", "h", ""}, false, protoErrKind},
 		}, "isuser:a:h\n"},
-		{"out of step after a cut reply", Ejabberd, "\x00\x02", []ask{
+		{"out of step after a cut reply", Ejabberd, []string{"\x00\x02"}, []ask{
 			{Request{CmdIsUser, "a", "h", ""}, false, unexpectedEOF},
 			{Request{CmdIsUser, "b", "h", ""}, false, unexpectedEOF},
 		}, frame("isuser:a:h")},
+		{"out of step after two replies to one request", Ejabberd, []string{"\x00\x02\x00\x01\x00\x02\x00\x01", "\x00\x02\x00\x00"}, []ask{
+			{Request{CmdAuth, "alice", "h", "t"}, false, unasked},
+			{Request{CmdAuth, "mallory", "h", "t"}, false, unasked},
+		}, frame("auth:alice:h:t")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &script{}
-			s.replies.Reset(tt.replies)
+			s := &script{replies: tt.replies}
 			c := NewConn(s, tt.mode)
 			for i, a := range tt.asks {
 				got, err := c.Ask(a.req)
@@ -244,8 +255,7 @@ func TestConnTranscript(t *testing.T) {
 // A Conn whose write failed reads no reply and writes no more.
 func TestConnWriteError(t *testing.T) {
 	broken := errors.New("broken pipe")
-	s := &script{writeErr: broken}
-	s.replies.Reset("1\n1\n")
+	s := &script{writeErr: broken, replies: []string{"1\n", "1\n"}}
 	c := NewConn(s, Generic)
 	for i := 0; i < 2; i++ {
 		if ok, err := c.Ask(Request{CmdIsUser, "a", "h", ""}); ok || !errors.Is(err, broken) {
@@ -256,8 +266,8 @@ func TestConnWriteError(t *testing.T) {
 	if ok, err := c.Ask(Request{CmdIsUser, "a", "h", ""}); ok || err == nil {
 		t.Errorf("after a write error: %v, %v; want an error", ok, err)
 	}
-	if s.written.Len() != 0 || s.replies.Len() != 4 {
-		t.Errorf("wrote %q and read %d bytes after a write error", s.written.String(), 4-s.replies.Len())
+	if s.written.Len() != 0 || len(s.replies) != 2 {
+		t.Errorf("wrote %q and had %d replies served after a write error", s.written.String(), 2-len(s.replies))
 	}
 }
 
@@ -412,7 +422,7 @@ func TestConnAskAllocs(t *testing.T) {
 // serveUnix listens on a Unix socket in a temporary directory until the
 // test ends, and runs handle in a goroutine of its own for each
 // connection. It returns the socket's path.
-func serveUnix(t *testing.T, handle func(net.Conn)) string {
+func serveUnix(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "s")
 	l, err := net.Listen("unix", path)
@@ -430,4 +440,95 @@ func serveUnix(t *testing.T, handle func(net.Conn)) string {
 		}
 	}()
 	return path
+}
+
+// TestConnUnaskedReplies: a peer that answers one request twice, or sends
+// anything after a reply, has put the Conn out of step: a later reply
+// may be an earlier request's. Ask answers no with an error, whether the
+// extra bytes came with the reply or after it (before the next request),
+// and the Conn stays out of step.
+func TestConnUnaskedReplies(t *testing.T) {
+	yes := Reply(Ejabberd, true)
+	for _, tt := range []struct {
+		name     string
+		mode     Mode
+		first    string // the peer's answer to the first request, one write
+		stray    string // written once that answer was read ("" none)
+		firstYes bool   // the first request's answer
+	}{
+		{"two replies in one write", Ejabberd, yes + yes, "", false},
+		{"a reply and a byte in one write", Ejabberd, yes + "\x00", "", false},
+		{"a second reply after the first", Ejabberd, yes, yes, true},
+		{"a byte after the reply", Ejabberd, yes, "\x00", true},
+		{"two lines in one write", Generic, "1\n1\n", "", false},
+		{"a second line after the first", Generic, "1\n", "1\n", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sendStray, strayed := make(chan struct{}), make(chan struct{})
+			sock := serveUnix(t, func(c net.Conn) {
+				defer c.Close()
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err != nil {
+					return
+				}
+				io.WriteString(c, tt.first)
+				<-sendStray
+				io.WriteString(c, tt.stray)
+				close(strayed)
+				for {
+					if _, err := c.Read(buf); err != nil {
+						return
+					}
+					io.WriteString(c, Reply(tt.mode, false))
+				}
+			})
+			c, err := Dial(context.Background(), "unix", sock, tt.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			ok, err := c.Ask(Request{CmdAuth, "alice", "h", "t"})
+			if ok != tt.firstYes || (err == nil) != tt.firstYes || (err != nil && !errors.Is(err, ErrUnasked)) {
+				t.Errorf("first ask: %v, %v; want %v", ok, err, tt.firstYes)
+			}
+			close(sendStray)
+			<-strayed
+			for i := 0; i < 2; i++ {
+				if ok, err := c.Ask(Request{CmdAuth, "mallory", "h", "t"}); ok || !errors.Is(err, ErrUnasked) {
+					t.Errorf("ask %d after the unasked bytes: %v, %v; want no, and an error", i, ok, err)
+				}
+			}
+			if c.Err() == nil {
+				t.Error("the Conn is still usable")
+			}
+		})
+	}
+}
+
+// A peer that speaks first, before any request: its words answer nothing,
+// and the first request is not written.
+func TestConnPeerSpeaksFirst(t *testing.T) {
+	spoke := make(chan struct{})
+	got := make(chan int, 1)
+	sock := serveUnix(t, func(c net.Conn) {
+		defer c.Close()
+		io.WriteString(c, "1\n")
+		close(spoke)
+		n, _ := io.Copy(io.Discard, c) // what the client writes, until it hangs up
+		got <- int(n)
+	})
+	c, err := Dial(context.Background(), "unix", sock, Generic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	<-spoke
+	if ok, err := c.Ask(Request{CmdAuth, "alice", "h", "t"}); ok || !errors.Is(err, ErrUnasked) {
+		t.Errorf("Ask after the peer spoke first: %v, %v; want no, ErrUnasked", ok, err)
+	}
+	c.Close()
+	if n := <-got; n != 0 {
+		t.Errorf("the request was written (%d bytes)", n)
+	}
 }

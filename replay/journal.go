@@ -23,18 +23,22 @@ import (
 // File format: an 8-byte header (journalMagic), then fixed-size records of
 // 28 bytes: the key (16 bytes), a time (8 bytes, big-endian Unix
 // nanoseconds) and a CRC-32C of those 24 bytes (4 bytes, big-endian). For a
-// credential's record the time is its expiry. Two reserved keys, which
+// credential's record the time is its expiry. Three reserved keys, which
 // HashKey never makes (a 2^-128 chance), mark the journal's own records: a
 // forget record (its time: a moment the store may have lost what it had
-// recorded before) and a generation record (its time: the latest expiry in
-// the previous generation, PATH.old).
+// recorded before), a generation record (its time: the latest expiry in
+// the previous generation, PATH.old) and a birth record (its time: when
+// CreateJournal made the journal, before any process used it).
 //
 // Loading reads the file record by record, so that memory is bounded by the
 // store's capacity, not by the file's size. Records that fail their
 // checksum at the end of the active file are a write a crash interrupted
 // (never acknowledged): they are cut off. Anywhere else they are records
-// lost; so is an active file that is absent or empty (a first start cannot
-// be told from a lost file), or a previous generation that is missing. The
+// lost; so is an active file that is absent, or holds no record at all
+// (every journal holds one from its start: its birth record, a forget
+// record, or a generation record), or a previous generation that is
+// missing. A journal that CreateJournal made is thus the one first start
+// that is no loss: any other cannot be told from a lost file. The
 // store may then have forgotten credentials it accepted: OpenJournal marks
 // the store forgotten at the moment it opens the file (Memory.ForgottenAt)
 // and appends a forget record, so that a restart soon after still knows it.
@@ -65,6 +69,7 @@ const (
 var (
 	forgetKey  = Key{KeySize - 1: 1}
 	prevGenKey = Key{KeySize - 1: 2}
+	birthKey   = Key{KeySize - 1: 3}
 )
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
@@ -76,6 +81,10 @@ type JournalOptions struct {
 	// SyncInterval is the longest a written record waits for its fsync when
 	// SyncEvery is off (1 s if 0).
 	SyncInterval time.Duration
+	// Owner, if not nil, is the user besides root that the journal's
+	// files and directories may belong to (see CheckJournal); nil: the
+	// user the process runs as.
+	Owner *int
 }
 
 // Journal is a Store: a Memory store whose accepted records are also
@@ -85,6 +94,7 @@ type Journal struct {
 	mem      *Memory
 	path     string
 	lock     *os.File // holds an exclusive flock on PATH.lock
+	owner    int      // the user besides root its files may belong to
 	now      func() time.Time
 	syncEach bool
 
@@ -118,18 +128,28 @@ type JournalStats struct {
 	// Forgotten is the store's ForgottenAt once loaded: the open time if
 	// Lost is set, or a moment a recent start recorded; zero if none.
 	Forgotten time.Time
+	// Made is when CreateJournal made the journal, if its birth record is
+	// still in the active file (zero if not).
+	Made time.Time
+	// Absent says that the active file was not there: Lost says so too.
+	Absent bool
 }
 
 // OpenJournal loads the unexpired records of the journal at path (and of
 // its previous generation, path.old) into mem, then opens path for
 // appending. The file and its directory must be writable; the directory
-// must exist. Only one process may hold a journal: a second OpenJournal on
-// the same path fails until the first is closed.
+// must exist. It refuses what CheckJournal refuses, and follows no
+// symbolic link. Only one process may hold a journal: a second
+// OpenJournal on the same path fails until the first is closed.
 func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *JournalStats, error) {
 	if o.SyncInterval <= 0 {
 		o.SyncInterval = time.Second
 	}
-	lock, err := os.OpenFile(path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
+	owner := o.owner()
+	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
+		return nil, nil, err
+	}
+	lock, err := openJournalFile(path+".lock", os.O_RDWR|os.O_CREATE, owner)
 	if err != nil {
 		return nil, nil, fmt.Errorf("replay: journal: %w", err)
 	}
@@ -138,9 +158,9 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 		return nil, nil, fmt.Errorf("replay: journal %s is in use by another process: %w", path, err)
 	}
 	j := &Journal{mem: mem, path: path, lock: lock, now: mem.now, syncEach: o.SyncEvery,
-		openFile: os.OpenFile}
+		owner: owner, openFile: os.OpenFile}
 	now := j.now()
-	l := &loader{j: j, st: &JournalStats{}, now: now.UnixNano(), ttl: int64(mem.TTL())}
+	l := &loader{j: j, owner: owner, st: &JournalStats{}, now: now.UnixNano(), ttl: int64(mem.TTL())}
 	if err := l.loadOld(path + ".old"); err != nil {
 		lock.Close()
 		return nil, nil, err
@@ -161,6 +181,7 @@ func OpenJournal(path string, mem *Memory, o JournalOptions) (*Journal, *Journal
 // order they were written in.
 type loader struct {
 	j        *Journal
+	owner    int
 	st       *JournalStats
 	now, ttl int64
 	lost     string // why records may be lost, if no later forget record covers it
@@ -174,6 +195,7 @@ type scan struct {
 	good     int64 // offset just past the header and the last record that passed its checksum
 	end      int64 // bytes read
 	bad      int   // records that failed their checksum since the last good one
+	recs     int   // records that passed their checksum
 	min, max int64 // earliest and latest expiry of its records (0: none)
 }
 
@@ -186,7 +208,7 @@ func (sc *scan) note(exp int64) {
 
 // loadOld restores the records of the previous generation, if there is one.
 func (l *loader) loadOld(name string) error {
-	f, err := os.Open(name)
+	f, err := openJournalFile(name, os.O_RDONLY, l.owner)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -213,9 +235,11 @@ func (l *loader) loadOld(name string) error {
 // forget record if records may have been lost. It keeps the file open.
 func (l *loader) loadActive(name string, now time.Time) error {
 	l.active = true
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	f, err := openJournalFile(name, os.O_RDWR, l.owner)
 	if errors.Is(err, os.ErrNotExist) {
-		f, err = os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
+		l.st.Absent = true
+		l.lose(name + " was absent (a lost file, or a first start on a journal nobody made beforehand)")
+		f, err = openJournalFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, l.owner)
 	}
 	if err != nil {
 		return fmt.Errorf("replay: journal: %w", err)
@@ -235,17 +259,18 @@ func (l *loader) loadActive(name string, now time.Time) error {
 // prepare readies the loaded active file for appending.
 func (l *loader) prepare(f *os.File, name string, sc *scan, now time.Time) error {
 	changed := false
+	var out []byte // written at sc.good: a header, then a forget record
 	switch {
 	case !sc.hdr: // absent, empty, or its header torn
-		l.lose(name + " was absent or empty (a first start, or a lost file)")
+		l.lose(name + " was empty")
 		if err := f.Truncate(0); err != nil {
 			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
-		if _, err := f.WriteAt([]byte(journalMagic), 0); err != nil {
-			return fmt.Errorf("replay: journal %s: %w", name, err)
-		}
-		sc.good, changed = int64(journalHdrSize), true
-	case sc.end != sc.good: // a torn tail: cut back to whole records
+		out, sc.good, changed = []byte(journalMagic), 0, true
+	case sc.recs == 0: // every journal holds a record from its start
+		l.lose(name + " holds no record: it was emptied")
+	}
+	if sc.hdr && sc.end != sc.good { // a torn tail: cut back to whole records
 		if err := f.Truncate(sc.good); err != nil {
 			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
@@ -256,9 +281,11 @@ func (l *loader) prepare(f *os.File, name string, sc *scan, now time.Time) error
 		l.st.Lost = l.lost
 		l.forgot = max(l.forgot, now.UnixNano())
 		rec := journalRecord(forgetKey, now.UnixNano())
-		if _, err := f.WriteAt(rec[:], sc.good); err != nil {
+		// One write: a start killed in between leaves no bare header.
+		if _, err := f.WriteAt(append(out, rec[:]...), sc.good); err != nil {
 			return fmt.Errorf("replay: journal %s: %w", name, err)
 		}
+		sc.good += int64(len(out))
 		sc.good += journalRecSize
 		sc.note(now.UnixNano() + l.ttl)
 		changed = true
@@ -318,6 +345,7 @@ func (l *loader) read(f io.Reader, name string) (scan, error) {
 			l.lose(name + " has records that fail their checksum")
 		}
 		l.restore(&sc, &rec)
+		sc.recs++
 		sc.good = sc.end
 	}
 }
@@ -338,6 +366,12 @@ func (l *loader) restore(sc *scan, rec *[journalRecSize]byte) {
 		l.lost = ""
 		if end > l.now { // a moment past now (the clock went back) is now
 			l.forgot = max(l.forgot, min(t, l.now))
+		}
+		return
+	case birthKey:
+		// No expiry to note: it does not hold the file back from rotating.
+		if l.active {
+			l.st.Made = time.Unix(0, t)
 		}
 		return
 	case prevGenKey:
@@ -449,7 +483,7 @@ func (j *Journal) maybeRotate() error {
 	}
 	// The new generation starts with the latest expiry of the previous
 	// one, so that a load can tell if PATH.old went missing.
-	f, err := j.openFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	f, err := j.openFile(j.path, os.O_RDWR|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err == nil {
 		rec := journalRecord(prevGenKey, j.oldMax)
 		_, err = f.WriteAt(append([]byte(journalMagic), rec[:]...), 0)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -489,6 +490,8 @@ func TestJournalLoss(t *testing.T) {
 		{name: "active file deleted", damage: os.Remove, lost: true},
 		{name: "active file emptied", damage: truncateTo(0), lost: true},
 		{name: "active header torn", damage: truncateTo(3), lost: true},
+		{name: "active file cut to its header", damage: truncateTo(hdr), lost: true},
+		{name: "active file cut inside its first record", damage: truncateTo(hdr + rec - 1), lost: true, torn: int(rec - 1)},
 		{name: "active record damaged", damage: flipByte(hdr + 3), lost: true}, // the generation record
 		{name: "active tail torn", damage: appendBytes(make([]byte, rec+5)), torn: int(rec + 5)},
 		{name: "active tail cut short", damage: truncateTo(hdr + 2*rec - 7), torn: int(rec - 7)},
@@ -578,4 +581,182 @@ func newTestJournal(t *testing.T) (string, *testclock.Clock, *Journal) {
 	clk := testclock.New(time.Unix(1_700_000_000, 0))
 	j, _ := openTestJournal(t, path, clk)
 	return path, clk, j
+}
+
+// TestJournalRefusesFilesNotItsOwn: OpenJournal refuses a journal whose
+// directory others than its owner (root or the journal's user) may write,
+// and a journal, previous generation or lock that is not a regular file
+// of that owner, writable by it alone; it follows no symbolic link, and
+// writes nothing where one points.
+func TestJournalRefusesFilesNotItsOwn(t *testing.T) {
+	root := os.Geteuid() == 0
+	for _, tc := range []struct {
+		name     string
+		asRoot   bool // needs root (to give files away)
+		set      func(t *testing.T, dir, path, target string) error
+		wantText string
+	}{
+		{name: "directory writable by every user", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o777) }, wantText: "write"},
+		{name: "directory writable by its group", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o770) }, wantText: "write"},
+		{name: "directory writable by every user, sticky", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(dir, 0o1777) }, wantText: "write"},
+		{name: "directory owned by another user", asRoot: true, set: func(_ *testing.T, dir, _, _ string) error { return os.Chown(dir, 65534, 65534) }, wantText: "owned"},
+		{name: "parent writable by every user", set: func(_ *testing.T, dir, _, _ string) error { return os.Chmod(filepath.Dir(dir), 0o777) }, wantText: "write"},
+		{name: "directory missing, its parent writable by every user", set: func(_ *testing.T, dir, _, _ string) error {
+			if err := os.Remove(dir); err != nil {
+				return err
+			}
+			return os.Chmod(filepath.Dir(dir), 0o777)
+		}, wantText: "write"},
+		{name: "lock a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".lock") }, wantText: "lock"},
+		{name: "journal a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path) }, wantText: "replay.journal"},
+		{name: "old generation a symbolic link", set: func(_ *testing.T, _, path, target string) error { return os.Symlink(target, path+".old") }, wantText: ".old"},
+		{name: "journal a FIFO", set: func(_ *testing.T, _, path, _ string) error { return syscall.Mkfifo(path, 0o600) }, wantText: "regular"},
+		{name: "journal a directory", set: func(_ *testing.T, _, path, _ string) error { return os.Mkdir(path, 0o700) }, wantText: "directory"},
+		{name: "journal writable by every user", set: func(_ *testing.T, _, path, _ string) error { return os.WriteFile(path, nil, 0o666) }, wantText: "write"},
+		{name: "journal owned by another user", asRoot: true, set: func(_ *testing.T, _, path, _ string) error {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chown(path, 65534, 65534)
+		}, wantText: "owned"},
+		{name: "lock owned by another user", asRoot: true, set: func(_ *testing.T, _, path, _ string) error {
+			if err := os.WriteFile(path+".lock", nil, 0o600); err != nil {
+				return err
+			}
+			return os.Chown(path+".lock", 65534, 65534)
+		}, wantText: "owned"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.asRoot && !root {
+				t.Skip("needs root")
+			}
+			top := filepath.Join(t.TempDir(), "top")
+			dir := filepath.Join(top, "state")
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "replay.journal")
+			target := filepath.Join(t.TempDir(), "target") // elsewhere, closed to others
+			umask := syscall.Umask(0)
+			err := tc.set(t, dir, path, target)
+			syscall.Umask(umask)
+			if err != nil {
+				t.Fatal(err)
+			}
+			clk := testclock.New(time.Unix(1_700_000_000, 0))
+			mem := NewMemory(MemoryOptions{Capacity: 10, TTL: testTTL, Now: clk.Now})
+			j, _, err := OpenJournal(path, mem, JournalOptions{})
+			if err == nil {
+				j.Close()
+				t.Fatal("OpenJournal accepted it")
+			}
+			if !strings.Contains(err.Error(), tc.wantText) {
+				t.Errorf("error %q does not say %q", err, tc.wantText)
+			}
+			if _, err := os.Lstat(target); err == nil {
+				t.Error("OpenJournal created a file through a symbolic link")
+			}
+		})
+	}
+}
+
+// TestJournalCreated: a journal CreateJournal made is the one first start
+// that is no loss; once it has vanished or been emptied, the next start
+// counts a loss as ever. Its birth record holds no rotation back and
+// brings none forward.
+func TestJournalCreated(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage func(string) error // after the first start's use and close; nil: none
+		lost   bool
+	}{
+		{name: "used and reopened"},
+		{name: "vanished", damage: os.Remove, lost: true},
+		{name: "cut to its header", damage: truncateTo(int64(journalHdrSize)), lost: true},
+		{name: "cut to its birth record", damage: truncateTo(int64(journalHdrSize + journalRecSize)), lost: false}, // cannot be told from a new one,
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "replay.journal")
+			clk := testclock.New(time.Unix(1_700_000_000, 0))
+			made := clk.Now().Add(-time.Hour)
+			if err := CreateJournal(path, made, -1, -1); err != nil {
+				t.Fatal(err)
+			}
+			j, st := openTestJournal(t, path, clk)
+			if st.Lost != "" || !j.ForgottenAt().IsZero() || !st.Made.Equal(made) {
+				t.Fatalf("first start on a made journal: stats %+v, forgotten at %v", *st, j.ForgottenAt())
+			}
+			mustRecord(t, j, key(1), true)
+			clk.Add(testTTL / 2)
+			mustRecord(t, j, key(2), true)
+			if _, err := os.Stat(path + ".old"); err == nil {
+				t.Error("rotated before any record expired")
+			}
+			j.Close()
+			if tc.damage != nil {
+				if err := tc.damage(path); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Add(time.Second)
+			j, st = openTestJournal(t, path, clk)
+			if got := st.Lost != ""; got != tc.lost {
+				t.Fatalf("restart: stats %+v, want lost %v", *st, tc.lost)
+			}
+			if tc.damage == nil {
+				mustRecord(t, j, key(1), false)
+				// Past key 1's expiry the file rotates, and the new
+				// generation loads without a loss.
+				clk.Add(testTTL/2 + time.Second)
+				mustRecord(t, j, key(3), true)
+				if _, err := os.Stat(path + ".old"); err != nil {
+					t.Errorf("no rotation once the oldest record expired: %v", err)
+				}
+				j.Close()
+				j, st = openTestJournal(t, path, clk)
+				if st.Lost != "" || st.Loaded != 2 {
+					t.Errorf("after rotation: stats %+v, want no loss, 2 loaded", *st)
+				}
+				mustRecord(t, j, key(2), false)
+			}
+		})
+	}
+}
+
+// TestCreateJournalRefuses: CreateJournal makes no journal where one is
+// or was (its lock or previous generation is left), or in a directory
+// others than its owner may write; and leaves what was there untouched.
+func TestCreateJournalRefuses(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		set    func(dir, path string) error
+		exists bool // ErrJournalExists
+	}{
+		{"journal there", func(_, p string) error { return os.WriteFile(p, []byte("x"), 0o600) }, true},
+		{"lock there", func(_, p string) error { return os.WriteFile(p+".lock", nil, 0o600) }, true},
+		{"previous generation there", func(_, p string) error { return os.WriteFile(p+".old", []byte("x"), 0o600) }, true},
+		{"journal a dangling link", func(d, p string) error { return os.Symlink(filepath.Join(d, "nowhere"), p) }, true},
+		{"directory every user may write", func(d, _ string) error { return os.Chmod(d, 0o777) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "state")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "replay.journal")
+			if err := tc.set(dir, path); err != nil {
+				t.Fatal(err)
+			}
+			err := CreateJournal(path, time.Now(), -1, -1)
+			if err == nil || errors.Is(err, ErrJournalExists) != tc.exists {
+				t.Fatalf("CreateJournal = %v, want an error (exists: %v)", err, tc.exists)
+			}
+			if b, _ := os.ReadFile(path); len(b) > 1 {
+				t.Errorf("the journal holds %d bytes", len(b))
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "nowhere")); err == nil {
+				t.Error("made a file through a link")
+			}
+		})
+	}
 }

@@ -411,6 +411,9 @@ func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, p
 			run.count(i%b.copies(), yes)
 		}
 		run.rate = float64(len(pipe)*b.copies()) / time.Since(t0).Seconds()
+		if c.r.Buffered() > 0 {
+			return run, fmt.Errorf("pipelined: %w", protocol.ErrUnasked)
+		}
 		if cpu1, ok := procCPUTime(c.pid); ok && cpuOK {
 			run.cpuPerReq = (cpu1 - cpu0) / time.Duration(len(pipe)*b.copies())
 		}
@@ -525,12 +528,17 @@ func dial(path string) (*conn, func() error, error) {
 	return c, func() error { f.Close(); return nil }, nil
 }
 
-// roundTrip sends one request and reads its reply.
+// roundTrip sends one request and reads its reply, which must be all
+// that came: a helper that answers once more is out of step.
 func (c *conn) roundTrip(mode protocol.Mode, req []byte) (bool, error) {
 	if _, err := c.w.Write(req); err != nil {
 		return false, err
 	}
-	return c.readReply(mode)
+	ok, err := c.readReply(mode)
+	if err == nil && c.r.Buffered() > 0 {
+		return false, protocol.ErrUnasked
+	}
+	return ok, err
 }
 
 // readReply reads one reply and insists that it is exactly a yes or a no.

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -203,6 +205,26 @@ func TestBenchPyHelper(t *testing.T) {
 		}
 		if err := stop(); err != nil {
 			t.Errorf("%s: %v", mode, err)
+		}
+	}
+}
+
+// TestRoundTripUnasked: a helper that answers one request twice, or sends
+// anything after its reply, is out of step: its next reply could be
+// this one's. roundTrip says so instead of counting the reply.
+func TestRoundTripUnasked(t *testing.T) {
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer null.Close()
+	for _, mode := range []protocol.Mode{protocol.Ejabberd, protocol.Generic} {
+		yes := protocol.Reply(mode, true)
+		for _, out := range []string{yes + yes, yes + "\x00"} {
+			c := &conn{w: null, r: bufio.NewReaderSize(strings.NewReader(out), 64<<10)}
+			if ok, err := c.roundTrip(mode, benchFrame(mode, "isuser:a:b")); err == nil {
+				t.Errorf("%v: %q after a request: %v, no error", mode, out, ok)
+			}
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -19,11 +20,18 @@ import (
 // Exit status 1 for any error.
 func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 	fs, cfgFlag := cli.NewConfigFlags(e, "check-config", "tokenauthd check-config [-config FILE] [-user NAME]")
-	userFlag := fs.String("user", "", "check what serve needs when run as this user (default: the current user; the package's is tokenauthd)")
+	userFlag := fs.String("user", "", "check what serve needs when run as this user (default: the current user; for root, the user of an installed tokenauthd.service that serves this configuration; the package's is tokenauthd)")
 	if code, ok := cli.ParseFlags(fs, args); !ok {
 		return code
 	}
 	path := cfgFlag.Path(e)
+	// Root checks the service's configuration for the user the service
+	// runs as: the journal's directory is that user's, not root's.
+	asService := ""
+	if *userFlag == "" && os.Geteuid() == 0 {
+		asService = serviceUser(path)
+		*userFlag = asService
+	}
 	a, err := lookupAccount(*userFlag)
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: -user: %v\n", path, err)
@@ -57,6 +65,9 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 		return 1
 	}
 	fmt.Fprintf(e.Stdout, "%s: ok: %d host(s), protocol %s\n", path, len(cfg.Hosts), cfg.Mode)
+	if asService != "" {
+		fmt.Fprintf(e.Stdout, "%s: note: checked for user %s, who runs tokenauthd.service on it (-user NAME checks for another)\n", path, asService)
+	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(e.Stdout, "%s: warning: %s\n", path, w)
 	}

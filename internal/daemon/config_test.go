@@ -231,7 +231,8 @@ func TestConfigFileOwner(t *testing.T) {
 
 // TestCheckConfigWhatServeNeeds: check-config reports what serve, run as
 // -user, would fail on at start-up: an error for a directory it may not
-// write in, a journal it may not write, a socket group it is not in or
+// write in, a journal it may not write, a journal's directory that others
+// than root or the user may write or own, a socket group it is not in or
 // that does not exist; a warning for a directory that does not exist yet
 // (systemd makes it). Before, check-config said "ok" to all of them.
 func TestCheckConfigWhatServeNeeds(t *testing.T) {
@@ -251,6 +252,16 @@ func TestCheckConfigWhatServeNeeds(t *testing.T) {
 	if err := os.WriteFile(rootsJournal, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A state directory of the user nobody's, as the package's is the
+	// user tokenauthd's.
+	nobodys := filepath.Join(dir, "nobodys")
+	if err := os.Mkdir(nobodys, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(nobodys, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	sockIn := func(d string) string { return "socket = \"" + filepath.Join(d, "s.sock") + "\"" }
 	tests := []struct {
 		name, user, daemon, journal string
 		code                        int
@@ -261,6 +272,10 @@ func TestCheckConfigWhatServeNeeds(t *testing.T) {
 		{"socket directory closed", "nobody", "socket = \"" + filepath.Join(closed, "s.sock") + "\"", "", 1, "error: user nobody may not create the socket in " + closed},
 		{"directory above closed", "nobody", "socket = \"" + filepath.Join(closed, "sub", "s.sock") + "\"", "", 1, "error: user nobody may not reach " + filepath.Join(closed, "sub")},
 		{"journal not writable", "nobody", "socket = \"" + filepath.Join(open, "s.sock") + "\"", rootsJournal, 1, "error: user nobody may not read and write the journal " + rootsJournal},
+		{"journal directory others may write", "", sockIn(open), filepath.Join(open, "j"), 1, "error: others than its owner may write " + open},
+		{"journal directory others may write, as its user", "nobody", sockIn(open), filepath.Join(open, "j"), 1, "error: others than its owner may write " + open},
+		{"journal directory of its user", "nobody", sockIn(open), filepath.Join(nobodys, "j"), 0, "ok: 1 host(s)"},
+		{"journal directory of another user", "root", sockIn(open), filepath.Join(nobodys, "j"), 1, "error: " + nobodys + ", its directory, is owned by user 65534"},
 		{"no such group", "", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"no-such-group-tokenauthd\"", "", 1, `error: [daemon] socket_group "no-such-group-tokenauthd": no such group`},
 		{"not in the group", "nobody", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"root\"", "", 1, `error: [daemon] socket_group "root": user nobody is not a member`},
 		{"root may give it", "root", "socket = \"" + filepath.Join(open, "s.sock") + "\"\nsocket_group = \"root\"", "", 0, "ok: 1 host(s)"},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/access"
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/replay"
 )
 
 // finding is one thing check-config found that serve would trip on.
@@ -46,7 +47,8 @@ func readable(cfg *config.Config, a access.User) []finding {
 
 // preflight lists what serve, run as a, would fail on at start-up with
 // cfg: the directories of its socket and journal (missing, or closed to
-// a), the journal file itself, and the socket's group.
+// a), the journal's files and directories (anyone but root or a may
+// write them), and the socket's group.
 func preflight(cfg *config.Config, a access.User) []finding {
 	out := readable(cfg, a)
 	dir := func(what, path, makes string) {
@@ -73,6 +75,10 @@ func preflight(cfg *config.Config, a access.User) []finding {
 	}
 	if cfg.Journal != "" {
 		dir("journal", cfg.Journal, "the service's StateDirectory=")
+		// Whoever else may write its directory may empty or replace it.
+		if err := replay.CheckJournal(cfg.Journal, a.UID); err != nil {
+			out = append(out, finding{true, fmt.Sprintf("%s: serve run as %s refuses it", strings.TrimPrefix(err.Error(), "replay: journal: "), a.Name)})
+		}
 		// Its directories are dir's to report.
 		if where, fi, err := access.Denied(a, cfg.Journal, access.Read|access.Write, access.Stat); where == filepath.Clean(cfg.Journal) && err == nil {
 			out = append(out, finding{true, fmt.Sprintf("user %s may not read and write the journal %s (mode %v): serve run as %[1]s would fail", a.Name, cfg.Journal, fi.Mode.Perm())})
@@ -102,6 +108,35 @@ func socketUnitListens(path string) bool {
 		}
 	}
 	return false
+}
+
+// serviceUser returns the User= of the installed tokenauthd.service (the
+// first of unitDirs that has one, as systemd picks it; drop-ins are not
+// read) if its ExecStart runs serve on the configuration at path, "" if
+// not: the user check-config checks as when root runs it without -user.
+func serviceUser(path string) string {
+	for _, d := range unitDirs {
+		b, err := os.ReadFile(filepath.Join(d, "tokenauthd.service"))
+		if err != nil {
+			continue
+		}
+		user, serves := "", false
+		for _, l := range strings.Split(string(b), "\n") {
+			l = strings.TrimSpace(l)
+			if v, ok := strings.CutPrefix(l, "User="); ok {
+				user = strings.TrimSpace(v)
+			}
+			if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+				f := strings.Fields(v)
+				serves = slices.Contains(f, "serve") && slices.Contains(f, filepath.Clean(path))
+			}
+		}
+		if serves {
+			return user
+		}
+		return ""
+	}
+	return ""
 }
 
 // groupFinding checks that serve, run as a, may give its socket to group.

@@ -51,12 +51,18 @@ func openJournal(cfg *setup.Config, log *slog.Logger) (replay.Store, error) {
 		return nil, err
 	}
 	attrs := []any{"path", cfg.Journal, "loaded", st.Loaded, "expired", st.Expired}
+	if !st.Made.IsZero() {
+		attrs = append(attrs, "made", st.Made.UTC().Format(time.RFC3339))
+	}
 	if st.Torn > 0 {
 		log.Warn("replay journal ended in a write a crash interrupted: cut off", append(attrs, "torn_bytes", st.Torn)...)
 	} else {
 		log.Info("replay journal loaded", attrs...)
 	}
 	switch {
+	case st.Lost != "" && st.Absent:
+		logForgotten(log, cfg.Verifier, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt,
+			"hint", "a new installation's journal, made before its first start (tokenauthd init-journal), is no loss; after a loss, make none: the refusals end by themselves")
 	case st.Lost != "":
 		logForgotten(log, cfg.Verifier, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
 	case !st.Forgotten.IsZero():

@@ -44,6 +44,10 @@ func dialRelay(path string, deadline time.Time) (relayConn, error) {
 	return c, nil
 }
 
+// SyscallConn gives protocol.Conn the socket, to see what waits unread
+// on it.
+func (c *blockingConn) SyscallConn() (syscall.RawConn, error) { return c.f.SyscallConn() }
+
 func (c *blockingConn) Read(p []byte) (int, error)  { return c.f.Read(p) }
 func (c *blockingConn) Write(p []byte) (int, error) { return c.f.Write(p) }
 func (c *blockingConn) Close() error {

@@ -136,6 +136,13 @@ func (r *relay) tryBatch(reqs []protocol.Request, oks []bool, deadline time.Time
 		return 0
 	}
 	n, err := r.conn.AskBatch(reqs, oks)
+	if errors.Is(err, protocol.ErrUnasked) {
+		// No answer of the batch can be trusted, and asking again would
+		// send its tokens twice: every one is no.
+		r.outOfStep()
+		clear(oks[:len(reqs)])
+		return len(reqs)
+	}
 	if err != nil && r.conn.Err() != nil {
 		r.close()
 	}
@@ -155,7 +162,9 @@ func (r *relay) badRequest(mode protocol.Mode, err error) {
 // goes wrong within the bound (no daemon, a daemon restarting, a broken
 // connection) is retried on a new connection; past the bound the answer is
 // no, with a log line. A request the client side refuses to send (too
-// large to frame) is answered no at once.
+// large to frame) is answered no at once; so is one met by a reply nobody
+// asked for, which drops the connection: its peer is not to be trusted
+// with this request again.
 func (r *relay) ask(req protocol.Request, deadline time.Time) bool {
 	backoff := 20 * time.Millisecond
 	var err, cause error // cause: the last error that is not the bound's
@@ -170,6 +179,10 @@ func (r *relay) ask(req protocol.Request, deadline time.Time) bool {
 		}
 		if r.conn != nil && r.conn.Err() == nil {
 			r.badRequest(protocol.Ejabberd, err) // refused unsent
+			return false
+		}
+		if errors.Is(err, protocol.ErrUnasked) {
+			r.outOfStep()
 			return false
 		}
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
@@ -193,6 +206,15 @@ func (r *relay) ask(req protocol.Request, deadline time.Time) bool {
 		"timeout", r.timeout.String(), "err", err.Error())
 	r.connOK = false
 	return false
+}
+
+// outOfStep drops a connection whose peer sent a reply nobody asked for,
+// and logs it: what it answered is refused.
+func (r *relay) outOfStep() {
+	r.close()
+	r.log.Error("refused", "reason", "daemon_out_of_step", "socket", r.socket,
+		"detail", "the daemon's side sent a reply nobody asked for: connection dropped")
+	r.connOK = false
 }
 
 // try makes one attempt at a request: dial if need be, send, read the

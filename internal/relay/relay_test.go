@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -410,4 +411,158 @@ func TestConnectForwardsTogether(t *testing.T) {
 	if reads := rc.reads.Load() - before; reads > 2 {
 		t.Errorf("the daemon read %d requests arriving together in %d reads, want 1 (2 at most)", n, reads)
 	}
+}
+
+// doubleAnswerer listens on a Unix socket as a misbehaving daemon: it
+// answers the first request of all with yes twice, the second yes sent
+// (if apart) once the test says so, and every later request with no.
+type doubleAnswerer struct {
+	sock       string
+	apart      bool
+	sendSecond chan struct{} // closed by the test
+	sent       chan struct{} // closed once the second yes is written
+}
+
+func startDoubleAnswerer(t *testing.T, apart bool) *doubleAnswerer {
+	t.Helper()
+	d := &doubleAnswerer{sock: filepath.Join(t.TempDir(), "d.sock"), apart: apart,
+		sendSecond: make(chan struct{}), sent: make(chan struct{})}
+	l, err := net.Listen("unix", d.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	first := make(chan struct{}, 1)
+	first <- struct{}{}
+	yes, no := string(fixture.FrameYes), string(fixture.FrameNo)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := protocol.NewReader(c, protocol.Ejabberd, protocol.DefaultMaxLine)
+				for {
+					if _, err := r.ReadRequest(); err != nil {
+						return
+					}
+					select {
+					case <-first:
+						if !d.apart {
+							io.WriteString(c, yes+yes)
+							close(d.sent)
+							continue
+						}
+						io.WriteString(c, yes)
+						<-d.sendSecond
+						io.WriteString(c, yes)
+						close(d.sent)
+					default:
+						io.WriteString(c, no)
+					}
+				}
+			}()
+		}
+	}()
+	return d
+}
+
+// TestConnectUnaskedReply: a daemon that answers alice's request twice
+// (yes, yes) and mallory's with no: the relay never takes the second yes
+// for mallory's answer. It drops the connection, answers no, and logs it.
+func TestConnectUnaskedReply(t *testing.T) {
+	for _, apart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("apart=%v", apart), func(t *testing.T) {
+			d := startDoubleAnswerer(t, apart)
+			inR, inW := io.Pipe()
+			outR, outW := io.Pipe()
+			var logs fixture.Buffer
+			e := &cli.Env{Stdin: inR, Stdout: outW, Stderr: &logs}
+			done := make(chan int, 1)
+			go func() {
+				done <- Run(context.Background(), e.KeepRepliesAlone(), []string{"-socket", d.sock, "-timeout", "2s"})
+				outW.Close()
+			}()
+			p := &relayProc{in: inW, out: bufio.NewReader(outR), done: done}
+			alice := p.askFrame(t, "auth:alice:"+fixture.Host+":t")
+			if apart {
+				if string(alice) != string(fixture.FrameYes) {
+					t.Errorf("alice's one answer relayed as %x", alice)
+				}
+				close(d.sendSecond)
+			} else if string(alice) != string(fixture.FrameNo) {
+				t.Errorf("two answers to alice's request relayed as %x, want no", alice)
+			}
+			<-d.sent
+			if got := p.askFrame(t, "auth:mallory:"+fixture.Host+":t"); string(got) != string(fixture.FrameNo) {
+				t.Errorf("mallory's request answered %x, want no", got)
+			}
+			if code := p.exit(t); code != 0 {
+				t.Errorf("exit %d", code)
+			}
+			if !strings.Contains(logs.String(), "nobody asked") {
+				t.Errorf("no log line of the unasked reply:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+// TestConnectBatchUnasked: a daemon's side that answers a batch once more
+// than it was asked gets every request of the batch answered no, and none
+// of them sent again (a second send would spend its token twice).
+func TestConnectBatchUnasked(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "d.sock")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var asked atomic.Int64
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := protocol.NewReader(c, protocol.Ejabberd, 0)
+				for {
+					if _, err := r.ReadRequest(); err != nil {
+						return
+					}
+					// Yes to every request, and a yes nobody asked for
+					// with the answer to the second of all.
+					reply := fixture.FrameYes
+					if asked.Add(1) == 2 {
+						reply = append(append([]byte{}, reply...), fixture.FrameYes...)
+					}
+					if _, err := c.Write(reply); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	p := startRelay(t, "-socket", sock)
+	// Two requests that arrive together: one batch.
+	in := fixture.Frame("isuser:alice:"+fixture.Host) + fixture.Frame("isuser:mallory:"+fixture.Host)
+	if _, err := io.WriteString(p.in, in); err != nil {
+		t.Fatal(err)
+	}
+	for i, who := range []string{"alice", "mallory"} {
+		reply, err := fixture.ReadReply(p.out, protocol.Ejabberd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(reply) != string(fixture.FrameNo) {
+			t.Errorf("request %d (%s) answered %x after a reply nobody asked for, want no", i, who, reply)
+		}
+	}
+	if n := asked.Load(); n != 2 {
+		t.Errorf("the daemon's side was asked %d times, want 2: a batch met by an unasked reply is not sent again", n)
+	}
+	p.exit(t)
 }
