@@ -86,8 +86,8 @@ type Options struct {
 // configuration and bind errors show at start-up, before the service
 // manager is told the daemon is ready. If New fails it has closed all it
 // opened, store included; its error says what failed (startFailure).
-func New(cfg *setup.Config, o Options) (d *Daemon, err error) {
-	d = &Daemon{
+func New(cfg *setup.Config, o Options) (*Daemon, error) {
+	d := &Daemon{
 		log: o.Log, level: o.Level, load: o.Load, store: o.Store, cfg: cfg,
 		maxConns: cfg.MaxConnections, requestTimeout: cfg.RequestTimeout,
 		conns: map[*guardedConn]struct{}{}, probes: map[string]struct{}{},
@@ -99,8 +99,9 @@ func New(cfg *setup.Config, o Options) (d *Daemon, err error) {
 		d.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	d.keys = newKeySources(d.log)
+	built := false
 	defer func() {
-		if err != nil {
+		if !built {
 			d.closeParts()
 		}
 	}()
@@ -123,12 +124,12 @@ func New(cfg *setup.Config, o Options) (d *Daemon, err error) {
 	}
 	d.refusal = logs.NewRateLog(d.log, nil)
 	d.handler = newAuthHandler(v, d.log, d.refusal, d.metrics)
-	if o.Helper {
-		return d, nil
+	if !o.Helper {
+		if err := d.listen(cfg); err != nil {
+			return nil, err
+		}
 	}
-	if err := d.listen(cfg); err != nil {
-		return nil, err
-	}
+	built = true
 	return d, nil
 }
 
