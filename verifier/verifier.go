@@ -13,9 +13,10 @@
 //
 // It must never know how requests reach it (the protocols' wire formats
 // are package protocol's) nor how accepted tokens are kept (package
-// replay's: it asks a replay.Store). Its errors are *Error, and
-// *ParseError for a malformed token; they never hold a secret, a seed or
-// a token.
+// replay's: it asks a replay.Store). What records nothing, minting tokens
+// or telling why one would be refused, takes an Offline verifier, which
+// asks no store (offline.go). Its errors are *Error, and *ParseError for
+// a malformed token; they never hold a secret, a seed or a token.
 package verifier
 
 import (
