@@ -70,7 +70,12 @@ func Allowed(u User, fi FileInfo, want int) bool {
 
 // Stat returns path's metadata (following symbolic links).
 func Stat(path string) (FileInfo, error) {
-	st, err := os.Stat(path)
+	return fileInfo(os.Stat(path))
+}
+
+// fileInfo is what the kernel says of a file: its mode and owners (-1
+// where it does not say).
+func fileInfo(st os.FileInfo, err error) (FileInfo, error) {
 	if err != nil {
 		return FileInfo{}, err
 	}
@@ -170,15 +175,7 @@ func Denied(u User, path string, want int, stat func(string) (FileInfo, error)) 
 // Lstat returns path's metadata, of a symbolic link itself rather than
 // what it names.
 func Lstat(path string) (FileInfo, error) {
-	st, err := os.Lstat(path)
-	if err != nil {
-		return FileInfo{}, err
-	}
-	fi := FileInfo{Mode: st.Mode(), UID: -1, GID: -1}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		fi.UID, fi.GID = int(sys.Uid), int(sys.Gid)
-	}
-	return fi, nil
+	return fileInfo(os.Lstat(path))
 }
 
 // Step is one file the kernel goes through on the way to another: a

@@ -17,24 +17,19 @@ const prohibited = "\"&'/:<>@"
 // (Unicode 3.2 tables, NFKC) is the servers' to do, and a name folded
 // differently here would mint a token for another account.
 func foldLocal(s string) (string, bool) {
-	if s == "" || len(s) > maxPart {
-		return "", false
-	}
-	b := []byte(s)
-	for i, c := range b {
-		switch {
-		case c >= 'A' && c <= 'Z':
-			b[i] = c + 'a' - 'A'
-		case c <= ' ' || c >= 0x7f || strings.IndexByte(prohibited, c) >= 0:
-			return "", false
-		}
-	}
-	return string(b), true
+	return foldASCII(s, func(c byte) bool { return strings.IndexByte(prohibited, c) >= 0 })
 }
 
 // foldDomain lower-cases an ASCII domain, as nameprep does, and refuses
 // anything else.
 func foldDomain(s string) (string, bool) {
+	return foldASCII(s, func(c byte) bool { return c == '@' || c == '/' || c == ':' })
+}
+
+// foldASCII lower-cases s, a JID's part of at most maxPart bytes, and
+// refuses it if it is empty or holds a space, a control character, a
+// byte outside ASCII, or a byte refused says no to.
+func foldASCII(s string, refused func(byte) bool) (string, bool) {
 	if s == "" || len(s) > maxPart {
 		return "", false
 	}
@@ -43,7 +38,7 @@ func foldDomain(s string) (string, bool) {
 		switch {
 		case c >= 'A' && c <= 'Z':
 			b[i] = c + 'a' - 'A'
-		case c <= ' ' || c >= 0x7f || c == '@' || c == '/' || c == ':':
+		case c <= ' ' || c >= 0x7f || refused(c):
 			return "", false
 		}
 	}
