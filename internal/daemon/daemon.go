@@ -74,6 +74,10 @@ type Options struct {
 	// configuration names. Either way the daemon owns it from New on, and
 	// closes it.
 	Store replay.Store
+	// Socket, if not "", is where serve listens instead of the
+	// configuration's [daemon] socket (-socket); the configuration in
+	// effect keeps the file's, so that a reload compares file with file.
+	Socket string
 	// Helper makes the stdin/stdout helper: no sockets, metrics or HTTP
 	// API, and a memory store where the configuration names a journal (a
 	// journal has one writer, serve).
@@ -125,7 +129,7 @@ func New(cfg *setup.Config, o Options) (*Daemon, error) {
 	d.refusal = logs.NewRateLog(d.log, nil)
 	d.handler = newAuthHandler(v, d.log, d.refusal, d.metrics)
 	if !o.Helper {
-		if err := d.listen(cfg); err != nil {
+		if err := d.listen(cfg, o.Socket); err != nil {
 			return nil, err
 		}
 	}
@@ -133,11 +137,14 @@ func New(cfg *setup.Config, o Options) (*Daemon, error) {
 	return d, nil
 }
 
-// listen opens serve's listeners: its sockets, the metrics address, the
-// HTTP API's.
-func (d *Daemon) listen(cfg *setup.Config) error {
+// listen opens serve's listeners: its sockets (at socket if not "", else
+// the configuration's), the metrics address, the HTTP API's.
+func (d *Daemon) listen(cfg *setup.Config, socket string) error {
+	if socket == "" {
+		socket = cfg.Socket
+	}
 	var err error
-	if d.listeners, err = listen(cfg.Socket, cfg.SocketGroup, d.log); err != nil {
+	if d.listeners, err = listen(socket, cfg.SocketGroup, d.log); err != nil {
 		return &startError{"cannot start", err}
 	}
 	if d.metrics != nil {

@@ -61,10 +61,7 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 	if !ok {
 		return 1
 	}
-	if socket != "" {
-		cfg.Socket = socket
-	}
-	d, err := New(cfg, Options{Log: log, Level: level, Load: cfgFlag.Options(e)})
+	d, err := New(cfg, Options{Log: log, Level: level, Load: cfgFlag.Options(e), Socket: socket})
 	if err != nil {
 		logStartError(log, err)
 		return 1

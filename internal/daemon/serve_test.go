@@ -48,19 +48,18 @@ func startDaemonWith(t testing.TB, sock, extra string, store replay.Store) (*Dae
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Socket = sock
 	log := fixture.Logger(t)
 	if _, ok := t.(*testing.B); ok {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	d, err := New(cfg, Options{Log: log, Store: store})
+	d, err := New(cfg, Options{Log: log, Store: store, Socket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.notify = func(string) {}
 	stop := d.Start(context.Background())
 	t.Cleanup(func() { stop() })
-	return d, cfg.Socket, stop
+	return d, sock, stop
 }
 
 // TestServeAnswersBothFramings: one daemon, one connection per framing; a

@@ -26,8 +26,7 @@ func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Socket = sock
-	d, err := daemon.New(cfg, daemon.Options{Log: fixture.Logger(t), Store: store})
+	d, err := daemon.New(cfg, daemon.Options{Log: fixture.Logger(t), Store: store, Socket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
