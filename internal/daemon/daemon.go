@@ -89,7 +89,8 @@ type Options struct {
 // on its sockets, the metrics address and the HTTP API's, so that
 // configuration and bind errors show at start-up, before the service
 // manager is told the daemon is ready. If New fails it has closed all it
-// opened, store included; its error says what failed (a serving command logs it with logStartError).
+// opened, store included; its error says what failed (a serving command
+// logs it with logStartError).
 func New(cfg *setup.Config, o Options) (*Daemon, error) {
 	d := &Daemon{
 		log: o.Log, level: o.Level, load: o.Load, store: o.Store, cfg: cfg,
