@@ -13,9 +13,10 @@
 //
 // It must never know how requests reach it (the protocols' wire formats
 // are package protocol's) nor how accepted tokens are kept (package
-// replay's: it asks a replay.Store). Its errors are *Error, and
-// *ParseError for a malformed token; they never hold a secret, a seed or
-// a token.
+// replay's: it asks a replay.Store). What records nothing, minting tokens
+// or telling why one would be refused, takes an Offline verifier, which
+// asks no store (offline.go). Its errors are *Error, and *ParseError for
+// a malformed token; they never hold a secret, a seed or a token.
 package verifier
 
 import (
@@ -268,13 +269,22 @@ func NormalizeSeed(s string) (string, error) {
 	return s, nil
 }
 
-// New returns a Verifier for the given hosts.
+// New returns a Verifier for the given hosts, recording in c.Store.
 func New(c Config) (*Verifier, error) {
 	if err := c.Params.Validate(); err != nil {
 		return nil, err
 	}
 	if c.Store == nil {
 		return nil, verr("no replay store")
+	}
+	return build(c)
+}
+
+// build is New but for the store, which it neither needs nor checks:
+// NewOffline's verifier has none and never asks one.
+func build(c Config) (*Verifier, error) {
+	if err := c.Params.Validate(); err != nil {
+		return nil, err
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -470,7 +480,12 @@ func (v *Verifier) forgot(r *Result, step int64) bool {
 // Explain is Verify without recording: it reports Replayed if the store
 // already holds the token, and Accepted if Verify would accept it now.
 func (v *Verifier) Explain(ctx context.Context, user, hostname, password string) Result {
-	r := v.Check(ctx, user, hostname, password)
+	return v.searched(v.Check(ctx, user, hostname, password), hostname, password)
+}
+
+// searched is r with, for OTPOutOfWindow, Explain's search for the OTP
+// outside the window.
+func (v *Verifier) searched(r Result, hostname, password string) Result {
 	if r.Reason == OTPOutOfWindow {
 		r.Offset, r.Seed, r.Far = v.nearest(hostname, password)
 	}

@@ -11,11 +11,12 @@ import (
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
-// authHandler answers protocol requests with the verifier. It logs each
-// refusal once, with its reason, user and host, and never a password,
-// token, nonce or secret; refusal lines are rate limited per reason. Its
-// verifier can be swapped while it serves (configuration reload); every
-// request uses one verifier throughout.
+// authHandler is the Daemon's request path: it answers protocol requests
+// with the verifier in effect. It logs each refusal once, with its reason,
+// user and host, and never a password, token, nonce or secret; refusal
+// lines are rate limited per reason (the daemon's one RateLog). The
+// Daemon makes it with all it uses and swaps its verifier on a reload
+// (setVerifier); every request uses one verifier throughout.
 type authHandler struct {
 	v       atomic.Pointer[verifier.Verifier]
 	log     *slog.Logger
@@ -23,11 +24,19 @@ type authHandler struct {
 	metrics *metrics // nil: none
 }
 
-func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
-	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil)}
+// newAuthHandler returns the handler answering with v, logging to log
+// through refusal's rate limit, counting in m (nil: nowhere).
+func newAuthHandler(v *verifier.Verifier, log *slog.Logger, refusal *logs.RateLog, m *metrics) *authHandler {
+	a := &authHandler{log: log, refusal: refusal, metrics: m}
 	a.v.Store(v)
 	return a
 }
+
+// verifier returns the verifier in effect.
+func (a *authHandler) verifier() *verifier.Verifier { return a.v.Load() }
+
+// setVerifier puts v in effect for the next request.
+func (a *authHandler) setVerifier(v *verifier.Verifier) { a.v.Store(v) }
 
 var _ protocol.Handler = (*authHandler)(nil)
 
@@ -50,48 +59,14 @@ func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
 	return ok
 }
 
+// answer answers req with the verifier in effect, and says why.
 func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, string) {
 	v := a.v.Load()
 	switch req.Command {
 	case protocol.CmdAuth:
-		r := v.Verify(ctx, req.User, req.Server, req.Password)
-		if r.OK() {
-			// Checked first: building the arguments costs allocations on
-			// every login even when debug logging is off.
-			if a.log.Enabled(ctx, slog.LevelDebug) {
-				if r.JWT {
-					a.log.Debug("accepted", "user", req.User, "host", req.Server, "jwt_key", r.KeyID)
-				} else {
-					a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
-						"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
-				}
-			}
-			return true, string(r.Reason)
-		}
-		attrs := []any{"user", req.User, "host", req.Server}
-		if r.JWT {
-			attrs = append(attrs, "jwt", true)
-		}
-		if r.Err != nil {
-			attrs = append(attrs, "detail", r.Err.Error())
-		}
-		level := slog.LevelInfo
-		switch r.Reason {
-		case verifier.StoreUnavailable:
-			level = slog.LevelWarn
-			a.metrics.event(storeError)
-		case verifier.StoreForgot: // detail: since when, and until when
-			level = slog.LevelWarn
-		case verifier.KeysUnavailable: // every JWT of the host is refused
-			level = slog.LevelWarn
-		}
-		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
-		return false, string(r.Reason)
+		return a.auth(ctx, v, req)
 	case protocol.CmdIsUser:
-		if v.IsUser(req.User, req.Server) {
-			return true, "exists"
-		}
-		return false, reasonNoUser
+		return a.isUser(ctx, v, req)
 	case protocol.CmdSeen:
 		// Only a token with a valid signature inside its window can be
 		// "seen": this reveals nothing that auth would not. Check, not
@@ -115,6 +90,53 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 	a.refusal.Log(slog.LevelInfo, reasonUnsupported, "refused", "command", req.Command,
 		"user", req.User, "host", req.Server)
 	return false, reasonUnsupported
+}
+
+// auth verifies and records a login's token.
+func (a *authHandler) auth(ctx context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+	r := v.Verify(ctx, req.User, req.Server, req.Password)
+	if r.OK() {
+		// Checked first: building the arguments costs allocations on
+		// every login even when debug logging is off.
+		if a.log.Enabled(ctx, slog.LevelDebug) {
+			if r.JWT {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "jwt_key", r.KeyID)
+			} else {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
+					"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
+			}
+		}
+		return true, string(r.Reason)
+	}
+	attrs := []any{"user", req.User, "host", req.Server}
+	if r.JWT {
+		attrs = append(attrs, "jwt", true)
+	}
+	if r.Err != nil {
+		attrs = append(attrs, "detail", r.Err.Error())
+	}
+	level := slog.LevelInfo
+	switch r.Reason {
+	case verifier.StoreUnavailable:
+		level = slog.LevelWarn
+		a.metrics.event(storeError)
+	case verifier.StoreForgot: // detail: since when, and until when
+		level = slog.LevelWarn
+	case verifier.KeysUnavailable: // every JWT of the host is refused
+		level = slog.LevelWarn
+	}
+	a.refusal.Log(level, string(r.Reason), "refused", attrs...)
+	return false, string(r.Reason)
+}
+
+// isUser answers whether user@host exists: the host's isuser setting, for
+// a name that can be a local part. Its reasons are the metrics' isuser
+// series (requestSeries).
+func (a *authHandler) isUser(_ context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+	if v.IsUser(req.User, req.Server) {
+		return true, "exists"
+	}
+	return false, reasonNoUser
 }
 
 // badRequest logs and counts a request answered no before the handler.
