@@ -1,7 +1,10 @@
 package verifier
 
 import (
+	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -736,6 +739,39 @@ func TestSeedCode(t *testing.T) {
 		}
 		if got := s.code(-1); got != "" {
 			t.Fatalf("step -1: code %q, want none", got)
+		}
+	}
+}
+
+// A secret's sums are crypto/hmac's HMAC-SHA256, for keys shorter than,
+// as long as and longer than SHA-256's block (hashed first), and messages
+// of every length around a block, one scratch reused throughout.
+func TestSecretSumIsHMAC(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := newScratch().(*scratch)
+	for n := 0; n < 2000; n++ {
+		key := make([]byte, 1+rng.IntN(200))
+		if n < 3 {
+			key = make([]byte, []int{63, 64, 65}[n])
+		}
+		msg := make([]byte, rng.IntN(300))
+		for _, b := range [][]byte{key, msg} {
+			for i := range b {
+				b[i] = byte(rng.UintN(256))
+			}
+		}
+		s, err := newSecret(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.sum(m, msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := hmac.New(sha256.New, key)
+		want.Write(msg)
+		if !bytes.Equal(got, want.Sum(nil)) {
+			t.Fatalf("key of %d bytes, message of %d: sum %x, want crypto/hmac's %x", len(key), len(msg), got, want.Sum(nil))
 		}
 	}
 }
