@@ -87,12 +87,12 @@ func DefaultParams() Params {
 // Validate reports whether the parameters can be used.
 func (p Params) Validate() error {
 	switch {
-	case p.Digits < 6 || p.Digits > 10:
-		return verr("digits must be 6 to 10, not %d", p.Digits)
+	case p.Digits < 6 || p.Digits > maxDigits:
+		return verr("digits must be 6 to %d, not %d", maxDigits, p.Digits)
 	case p.Interval < time.Second || p.Interval%time.Second != 0:
 		return verr("interval must be a whole number of seconds, at least 1, not %v", p.Interval)
-	case p.Drift < 0 || p.Drift > 10:
-		return verr("drift must be 0 to 10, not %d", p.Drift)
+	case p.Drift < 0 || p.Drift > maxDrift:
+		return verr("drift must be 0 to %d, not %d", maxDrift, p.Drift)
 	case p.NonceDigits < 0 || p.NonceDigits > 256:
 		return verr("nonce digits must be 0 to 256, not %d", p.NonceDigits)
 	case p.MinReplayTTL < 0 || p.MinReplayTTL > MaxJWTLifetime+2*MaxJWTLeeway:
@@ -177,24 +177,27 @@ func (r Result) OK() bool { return r.Reason == Accepted }
 // Store.
 type Verifier struct {
 	p           Params
-	hosts       map[string]*host
+	hosts       map[string]host
 	store       replay.Store
 	now         func() time.Time
 	refusalEnds func(forgot time.Time) time.Time
 	scratch     sync.Pool // of *scratch, for any host's tokens
 }
 
+// host is one host's state, held by value in the verifier's map, its seeds
+// and secrets in two arrays: a token reads few cache lines of it, however
+// many hosts there are.
 type host struct {
-	seeds   []*seed
-	secrets []*secret
+	seeds   []seed
+	secrets []secret
 	isUser  bool
 	jwt     *jwtHost // nil: the host accepts no JWT
 }
 
 type seed struct {
-	key    string // normalised base32
-	digits int
 	win    atomic.Pointer[window]
+	digits int
+	key    string // normalised base32
 
 	mu      sync.Mutex // over mac, counter and sum, for appendCode
 	mac     hash.Hash  // HMAC-SHA1 keyed by the decoded seed; Reset restores the key
@@ -205,6 +208,13 @@ type seed struct {
 // newSeed returns the seed of the normalised base32 key, making codes of
 // digits digits.
 func newSeed(key string, digits int) (*seed, error) {
+	s := new(seed)
+	return s, s.init(key, digits)
+}
+
+// init makes s the seed of the normalised base32 key, making codes of
+// digits digits.
+func (s *seed) init(key string, digits int) error {
 	// Padded as hotp.GenerateCodeCustom pads it, which TestSeedCode holds
 	// code to.
 	padded := key
@@ -213,15 +223,26 @@ func newSeed(key string, digits int) (*seed, error) {
 	}
 	raw, err := base32.StdEncoding.DecodeString(padded)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &seed{key: key, digits: digits, mac: hmac.New(sha1.New, raw)}, nil
+	s.key, s.digits, s.mac = key, digits, hmac.New(sha1.New, raw)
+	return nil
 }
 
-// window caches the codes of the steps around one time step.
+// The largest drift and digits Params.Validate allows.
+const (
+	maxDrift  = 10
+	maxDigits = 10
+)
+
+// window caches the codes of the steps around one time step, in one
+// object: one allocation a window, and its first cache line holds all
+// three codes of the default drift.
 type window struct {
 	step  int64
-	codes []string // codes[i] is the code of step-drift+i
+	n     int                                // how many codes: 2·drift+1
+	lens  [2*maxDrift + 1]uint8              // lens[i] is the length of code i: the digits, 0 for a step before 1970
+	codes [(2*maxDrift + 1) * maxDigits]byte // code i, of step-drift+i, starts at i·digits
 }
 
 // secret is one token secret and its HMAC-SHA256 keyed once, when the
@@ -239,8 +260,8 @@ type secret struct {
 }
 
 // newSecret returns the secret of key, its pads' states hashed.
-func newSecret(key []byte) (*secret, error) {
-	s := &secret{key: append([]byte(nil), key...)}
+func newSecret(key []byte) (secret, error) {
+	s := secret{key: append([]byte(nil), key...)}
 	k := s.key
 	if len(k) > sha256.BlockSize {
 		d := sha256.Sum256(k)
@@ -259,7 +280,7 @@ func newSecret(key []byte) (*secret, error) {
 		h.Write(pad)
 		s.inner = len(s.pads)
 		if s.pads, err = h.(encoding.BinaryAppender).AppendBinary(s.pads); err != nil {
-			return nil, err
+			return secret{}, err
 		}
 	}
 	clear(ipad[:])
@@ -318,7 +339,7 @@ func New(c Config) (*Verifier, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	v := &Verifier{p: c.Params, hosts: make(map[string]*host, len(c.Hosts)), store: c.Store, now: c.Now,
+	v := &Verifier{p: c.Params, hosts: make(map[string]host, len(c.Hosts)), store: c.Store, now: c.Now,
 		refusalEnds: c.refusalEnds()}
 	v.scratch.New = newScratch
 	for name, hc := range c.Hosts {
@@ -329,7 +350,7 @@ func New(c Config) (*Verifier, error) {
 			(hc.JWT == nil || len(hc.TokenSecrets)+len(hc.OTPSeeds) != 0) {
 			return nil, verr("host %q needs a token secret and an otp seed, or JWT settings", name)
 		}
-		h := &host{isUser: hc.IsUser}
+		h := host{isUser: hc.IsUser, seeds: make([]seed, len(hc.OTPSeeds))}
 		if hc.JWT != nil {
 			j, err := newJWTHost(hc.JWT, c.Now, false)
 			if err != nil {
@@ -341,16 +362,14 @@ func New(c Config) (*Verifier, error) {
 			}
 			h.jwt = j
 		}
-		for _, s := range hc.OTPSeeds {
+		for i, s := range hc.OTPSeeds {
 			k, err := NormalizeSeed(s)
 			if err != nil {
 				return nil, verr("%s (host %q)", Detail(err), name)
 			}
-			sd, err := newSeed(k, c.Params.Digits)
-			if err != nil {
+			if err := h.seeds[i].init(k, c.Params.Digits); err != nil {
 				return nil, verr("host %q: its otp_seed is not base32", name)
 			}
-			h.seeds = append(h.seeds, sd)
 		}
 		for _, k := range hc.TokenSecrets {
 			if len(k) == 0 {
@@ -433,8 +452,8 @@ func (c Config) refusalEnds() func(time.Time) time.Time {
 
 // IsUser answers the "does this user exist" question for user@host.
 func (v *Verifier) IsUser(user, hostname string) bool {
-	h := v.hosts[hostname]
-	return h != nil && h.isUser && validUser(user)
+	h, ok := v.hosts[hostname]
+	return ok && h.isUser && validUser(user)
 }
 
 // Verify checks password as a token for user@host and, if it is valid and
@@ -536,9 +555,9 @@ func (v *Verifier) check(ctx context.Context, user, hostname, password string) (
 		return Result{Reason: Malformed, Err: errBadUser()}, pending{}
 	}
 	if IsCompactJWS(password) {
-		h := v.hosts[hostname]
+		h, ok := v.hosts[hostname]
 		switch {
-		case h == nil:
+		case !ok:
 			return Result{Reason: UnknownHost, JWT: true, Seed: -1, Secret: -1}, pending{}
 		case h.jwt == nil:
 			return Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1,
@@ -555,8 +574,8 @@ func (v *Verifier) check(ctx context.Context, user, hostname, password string) (
 // replay key and OTP step.
 func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int64, Result) {
 	var key replay.Key
-	h := v.hosts[hostname]
-	if h != nil && len(h.seeds) == 0 {
+	h, known := v.hosts[hostname]
+	if known && len(h.seeds) == 0 {
 		return key, 0, Result{Reason: Malformed,
 			Err: verr("host %q accepts JWTs only, and the password is not one (three base64url segments separated by dots)", hostname)}
 	}
@@ -567,13 +586,13 @@ func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int6
 	if v.p.NonceDigits != 0 && len(t.Nonce) != v.p.NonceDigits {
 		return key, 0, Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}
 	}
-	if h == nil {
+	if !known {
 		return key, 0, Result{Reason: UnknownHost}
 	}
 	r := Result{Reason: OTPOutOfWindow, Seed: -1, Secret: -1}
 	step := v.step(v.now())
-	for i, s := range h.seeds {
-		if off, ok := s.match(step, v.p.Drift, t.OTP); ok {
+	for i := range h.seeds {
+		if off, ok := h.seeds[i].match(step, v.p.Drift, t.OTP); ok {
 			r.Offset, r.Seed = off, i
 			break
 		}
@@ -583,8 +602,8 @@ func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int6
 	}
 	m := v.scratch.Get().(*scratch)
 	defer v.scratch.Put(m)
-	for i, s := range h.secrets {
-		if s.verify(m, &t, user, hostname, &key) {
+	for i := range h.secrets {
+		if h.secrets[i].verify(m, &t, user, hostname, &key) {
 			r.Secret = i
 			r.Reason = Accepted
 			return key, step + int64(r.Offset), r
@@ -603,25 +622,17 @@ func (v *Verifier) step(now time.Time) int64 {
 func (s *seed) match(step int64, drift int, code string) (int, bool) {
 	w := s.win.Load()
 	if w == nil || w.step != step {
-		w = &window{step: step, codes: make([]string, 2*drift+1)}
-		// One string for all the codes, sliced: three allocations a
-		// window. (Drift is at most 10, digits at most 10.)
-		var buf [21 * 10]byte
-		all := buf[:0]
-		for i := range w.codes {
-			all = s.appendCode(all, step-int64(drift)+int64(i))
-		}
-		codes := string(all)
-		n := 0
-		for i := range w.codes {
-			m := n + s.codeLen(step-int64(drift)+int64(i))
-			w.codes[i], n = codes[n:m], m
+		w = &window{step: step, n: 2*drift + 1}
+		for i := 0; i < w.n; i++ {
+			at := i * s.digits
+			w.lens[i] = uint8(len(s.appendCode(w.codes[at:at], step-int64(drift)+int64(i))))
 		}
 		s.win.Store(w)
 	}
 	found, off := 0, 0
-	for i, c := range w.codes {
-		if subtle.ConstantTimeCompare([]byte(c), []byte(code)) == 1 {
+	for i := 0; i < w.n; i++ {
+		at := i * s.digits
+		if subtle.ConstantTimeCompare(w.codes[at:at+int(w.lens[i])], []byte(code)) == 1 {
 			found, off = 1, i-drift
 		}
 	}
@@ -631,15 +642,6 @@ func (s *seed) match(step int64, drift int, code string) (int, bool) {
 // code returns the seed's code of a time step ("" for a step before
 // 1970).
 func (s *seed) code(step int64) string { return string(s.appendCode(nil, step)) }
-
-// codeLen is the length of the code of step: the digits, or 0 for a step
-// before 1970.
-func (s *seed) codeLen(step int64) int {
-	if step < 0 {
-		return 0
-	}
-	return s.digits
-}
 
 // appendCode appends the seed's code of a time step to b: HOTP (RFC 4226)
 // of the step, HMAC-SHA1 dynamically truncated, as many decimal digits as
@@ -673,13 +675,14 @@ const searchSteps = 2880
 // thousands of HMACs, so only Explain calls it.
 func (v *Verifier) nearest(hostname, password string) (off, seedIndex int, far bool) {
 	t, err := ParseToken(password, v.p.Digits)
-	h := v.hosts[hostname]
-	if err != nil || h == nil {
+	h, ok := v.hosts[hostname]
+	if err != nil || !ok {
 		return 0, -1, true
 	}
 	step := v.step(v.now())
 	for d := int64(0); d <= searchSteps; d++ {
-		for i, s := range h.seeds {
+		for i := range h.seeds {
+			s := &h.seeds[i]
 			for _, sign := range [2]int64{-1, 1} {
 				if s.code(step+sign*d) == t.OTP {
 					return int(sign * d), i, false
