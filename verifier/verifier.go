@@ -248,15 +248,32 @@ type window struct {
 // secret is one token secret and its HMAC-SHA256 keyed once, when the
 // verifier is made: the hash's states after the key's inner and outer
 // pads (RFC 2104), which crypto/hmac itself keeps (FIPS 198-1, section 6,
-// allows it), marshalled side by side in one small array. A token restores
-// them into two SHA-256 states of the verifier's scratch, shared by every
-// host, so nothing of a host is lost to a garbage collection and a token
-// reads a few adjacent cache lines of its secret (TestVerifyAllocsFlatInHosts;
-// TestSecretSumIsHMAC holds the sums to crypto/hmac's).
+// allows it). A state after one block is its 32-byte chaining value, the
+// rest of its marshalled form the same for every key: a secret keeps the
+// two values, one cache line, and a token restores them, through the
+// marshalled form, into two SHA-256 states of the verifier's scratch,
+// shared by every host. Nothing of a host is lost to a garbage collection
+// (TestVerifyAllocsFlatInHosts); TestSecretSumIsHMAC holds the sums to
+// crypto/hmac's.
 type secret struct {
-	key   []byte
-	pads  []byte // the inner pad's state, then the outer's
-	inner int    // where the outer's starts
+	state [2][sha256.Size]byte // the chaining values after the inner and outer pads
+	// pads are the whole marshalled states, kept instead when their form
+	// is not the one expected (another SHA-256 implementation).
+	pads [2][]byte
+	key  []byte
+}
+
+// chainAt is where a marshalled SHA-256 state holds its chaining value
+// (after a 4-byte magic), when oneBlockState says the form is the one
+// expected.
+const chainAt = 4
+
+// oneBlockState returns the marshalled state of SHA-256 after block, one
+// block.
+func oneBlockState(block []byte) ([]byte, error) {
+	h := sha256.New()
+	h.Write(block)
+	return h.(encoding.BinaryMarshaler).MarshalBinary()
 }
 
 // newSecret returns the secret of key, its pads' states hashed.
@@ -267,48 +284,72 @@ func newSecret(key []byte) (secret, error) {
 		d := sha256.Sum256(k)
 		k = d[:]
 	}
-	var ipad, opad [sha256.BlockSize]byte
-	copy(ipad[:], k)
-	copy(opad[:], k)
-	for i := range ipad {
-		ipad[i] ^= 0x36
-		opad[i] ^= 0x5c
-	}
-	var err error
-	for _, pad := range [][]byte{ipad[:], opad[:]} {
-		h := sha256.New()
-		h.Write(pad)
-		s.inner = len(s.pads)
-		if s.pads, err = h.(encoding.BinaryAppender).AppendBinary(s.pads); err != nil {
-			return secret{}, err
+	var pads [2][sha256.BlockSize]byte
+	defer clear(pads[:])
+	for i, x := range [2]byte{0x36, 0x5c} {
+		copy(pads[i][:], k)
+		for j := range pads[i] {
+			pads[i][j] ^= x
 		}
 	}
-	clear(ipad[:])
-	clear(opad[:])
+	var zero [sha256.BlockSize]byte
+	blank, err := oneBlockState(zero[:])
+	if err != nil {
+		return secret{}, err
+	}
+	for i := range pads {
+		st, err := oneBlockState(pads[i][:])
+		if err != nil {
+			return secret{}, err
+		}
+		end := chainAt + sha256.Size
+		if len(st) != len(blank) || string(st[:chainAt]) != string(blank[:chainAt]) || string(st[end:]) != string(blank[end:]) {
+			s.pads[i] = st
+			continue
+		}
+		copy(s.state[i][:], st[chainAt:end])
+		clear(st)
+	}
 	return s, nil
 }
 
 // scratch is what one token needs to check its signature: two SHA-256
-// states, the signed message, the digests. A verifier keeps a pool of
-// them, taken by every host's tokens.
+// states and their marshalled forms, the signed message, the digests. A
+// verifier keeps a pool of them, taken by every host's tokens.
 type scratch struct {
 	inner, outer hash.Hash
+	marshalled   [2][]byte // a state after one block, its chaining value replaced by a secret's
 	buf          []byte
 	sum          [sha256.Size]byte
 }
 
 func newScratch() any {
-	return &scratch{inner: sha256.New(), outer: sha256.New(), buf: make([]byte, 0, 128)}
+	m := &scratch{inner: sha256.New(), outer: sha256.New(), buf: make([]byte, 0, 128)}
+	var zero [sha256.BlockSize]byte
+	for i := range m.marshalled {
+		m.marshalled[i], _ = oneBlockState(zero[:]) // checked by newSecret for every secret
+	}
+	return m
+}
+
+// restore sets h to the secret's state after pad i (0 inner, 1 outer).
+func (s *secret) restore(m *scratch, h hash.Hash, i int) error {
+	st := s.pads[i]
+	if st == nil {
+		st = m.marshalled[i]
+		copy(st[chainAt:], s.state[i][:])
+	}
+	return h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st)
 }
 
 // sum returns the secret's HMAC-SHA256 of msg, in m.sum.
 func (s *secret) sum(m *scratch, msg []byte) ([]byte, error) {
-	if err := m.inner.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.pads[:s.inner]); err != nil {
+	if err := s.restore(m, m.inner, 0); err != nil {
 		return nil, err
 	}
 	m.inner.Write(msg)
 	d := m.inner.Sum(m.sum[:0])
-	if err := m.outer.(encoding.BinaryUnmarshaler).UnmarshalBinary(s.pads[s.inner:]); err != nil {
+	if err := s.restore(m, m.outer, 1); err != nil {
 		return nil, err
 	}
 	m.outer.Write(d)

@@ -764,14 +764,31 @@ func TestSecretSumIsHMAC(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := s.sum(m, msg)
-		if err != nil {
-			t.Fatal(err)
+		if s.pads[0] != nil || s.pads[1] != nil {
+			t.Fatalf("key of %d bytes: its states not kept compact", len(key))
+		}
+		// The same secret with its states kept whole, as when their
+		// marshalled form is not the one expected.
+		whole := s
+		for i := range whole.pads {
+			st, err := oneBlockState(make([]byte, sha256.BlockSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			copy(st[chainAt:], s.state[i][:])
+			whole.pads[i] = st
 		}
 		want := hmac.New(sha256.New, key)
 		want.Write(msg)
-		if !bytes.Equal(got, want.Sum(nil)) {
-			t.Fatalf("key of %d bytes, message of %d: sum %x, want crypto/hmac's %x", len(key), len(msg), got, want.Sum(nil))
+		for _, s := range []secret{s, whole} {
+			got, err := s.sum(m, msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want.Sum(nil)) {
+				t.Fatalf("key of %d bytes, message of %d, whole states %v: sum %x, want crypto/hmac's %x",
+					len(key), len(msg), s.pads[0] != nil, got, want.Sum(nil))
+			}
 		}
 	}
 }
