@@ -317,43 +317,50 @@ func newSecret(key []byte) (secret, error) {
 // states and their marshalled forms, the signed message, the digests. A
 // verifier keeps a pool of them, taken by every host's tokens.
 type scratch struct {
-	inner, outer hash.Hash
-	marshalled   [2][]byte // a state after one block, its chaining value replaced by a secret's
-	buf          []byte
-	sum          [sha256.Size]byte
+	hash       [2]hash.Hash                  // inner, outer
+	restorer   [2]encoding.BinaryUnmarshaler // the same, asserted once
+	marshalled [2][]byte                     // a state after one block, its chaining value replaced by a secret's
+	buf        []byte
+	sum        [sha256.Size]byte
 }
 
 func newScratch() any {
-	m := &scratch{inner: sha256.New(), outer: sha256.New(), buf: make([]byte, 0, 128)}
+	m := &scratch{buf: make([]byte, 0, 128)}
 	var zero [sha256.BlockSize]byte
-	for i := range m.marshalled {
-		m.marshalled[i], _ = oneBlockState(zero[:]) // checked by newSecret for every secret
+	for i := range m.hash {
+		m.hash[i] = sha256.New()
+		m.restorer[i], _ = m.hash[i].(encoding.BinaryUnmarshaler) // nil: sum fails, the token is refused
+		m.marshalled[i], _ = oneBlockState(zero[:])               // checked by newSecret for every secret
 	}
 	return m
 }
 
-// restore sets h to the secret's state after pad i (0 inner, 1 outer).
-func (s *secret) restore(m *scratch, h hash.Hash, i int) error {
+// restore sets m's hash i to the secret's state after pad i (0 inner, 1
+// outer).
+func (s *secret) restore(m *scratch, i int) error {
 	st := s.pads[i]
 	if st == nil {
 		st = m.marshalled[i]
 		copy(st[chainAt:], s.state[i][:])
 	}
-	return h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st)
+	if m.restorer[i] == nil {
+		return verr("sha-256 state cannot be restored")
+	}
+	return m.restorer[i].UnmarshalBinary(st)
 }
 
 // sum returns the secret's HMAC-SHA256 of msg, in m.sum.
 func (s *secret) sum(m *scratch, msg []byte) ([]byte, error) {
-	if err := s.restore(m, m.inner, 0); err != nil {
+	if err := s.restore(m, 0); err != nil {
 		return nil, err
 	}
-	m.inner.Write(msg)
-	d := m.inner.Sum(m.sum[:0])
-	if err := s.restore(m, m.outer, 1); err != nil {
+	m.hash[0].Write(msg)
+	d := m.hash[0].Sum(m.sum[:0])
+	if err := s.restore(m, 1); err != nil {
 		return nil, err
 	}
-	m.outer.Write(d)
-	return m.outer.Sum(m.sum[:0]), nil
+	m.hash[1].Write(d)
+	return m.hash[1].Sum(m.sum[:0]), nil
 }
 
 // NormalizeSeed returns seed upper-cased, without spaces or '=' padding, or
