@@ -16,7 +16,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture/peers"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -38,7 +37,7 @@ const haToken = "[token]\ninterval = 5\ndrift = 1\n"
 // asked of them.
 type haSite struct {
 	t     *testing.T
-	v     *verifier.Verifier // mints tokens with the site's parameters
+	v     *verifier.Offline // mints tokens with the site's parameters
 	nodes [2]*serveProc
 
 	next        atomic.Int64 // the next user's number
@@ -73,7 +72,7 @@ func startHASite(t *testing.T, extra string) *haSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := cfg.NewOffline()
 	if err != nil {
 		t.Fatal(err)
 	}

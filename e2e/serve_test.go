@@ -23,7 +23,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -1190,13 +1189,13 @@ func TestAmnesiaRedis(t *testing.T) {
 
 // testVerifier returns a verifier of fixture.Host's configuration plus extra,
 // to mint tokens with.
-func testVerifier(t *testing.T, extra string) (*verifier.Verifier, verifier.Params) {
+func testVerifier(t *testing.T, extra string) (*verifier.Offline, verifier.Params) {
 	t.Helper()
 	cfg, err := setup.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}))
+	v, err := cfg.NewOffline()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -225,7 +225,7 @@ func soakCheck(t *testing.T, p *serveProc, samples []soakSample, n *soakCounts, 
 // fresh valid tokens, replays of its own accepted tokens, malformed tokens,
 // forged signatures, garbage and oversized requests; it reconnects now and
 // then.
-func soakConn(t *testing.T, sock string, id int, deadline time.Time, every time.Duration, app *verifier.Verifier, n *soakCounts) {
+func soakConn(t *testing.T, sock string, id int, deadline time.Time, every time.Duration, app *verifier.Offline, n *soakCounts) {
 	rng := rand.New(rand.NewPCG(uint64(id), uint64(time.Now().UnixNano())))
 	cl := &soakClient{sock: sock, ejabberd: id%2 == 1}
 	dial := func() bool {
@@ -307,7 +307,7 @@ func soakConn(t *testing.T, sock string, id int, deadline time.Time, every time.
 // soakBad returns a bad request of kind (0-9; below 7, a replay without a
 // token to replay): a malformed token or a forged signature, random bytes
 // (one request: no newline) or an oversized request.
-func soakBad(rng *rand.Rand, app *verifier.Verifier, user string, ejabberd bool, kind int) []byte {
+func soakBad(rng *rand.Rand, app *verifier.Offline, user string, ejabberd bool, kind int) []byte {
 	switch {
 	case kind < 7: // malformed token or forged signature
 		tok, _ := app.Mint(user, "a.example", time.Now(), "")

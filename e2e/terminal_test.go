@@ -21,7 +21,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 	"golang.org/x/sys/unix"
 )
@@ -472,7 +471,7 @@ func TestStdioOverPTY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	minter, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{TTL: time.Minute}))
+	minter, err := cfg.NewOffline()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,8 +43,8 @@ func Sign(secret []byte, otp, nonce, user, host string) string {
 // host's current seed and secret and the given nonce (a fresh random one if
 // empty).
 func (v *Verifier) Mint(user, hostname string, at time.Time, nonce string) (string, error) {
-	h := v.hosts[hostname]
-	if h == nil {
+	h, ok := v.hosts[hostname]
+	if !ok {
 		return "", verr("unknown host %q", hostname)
 	}
 	if len(h.seeds) == 0 {

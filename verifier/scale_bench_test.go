@@ -7,6 +7,7 @@ import (
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -23,7 +24,7 @@ type scaleRequest struct{ user, host, token string }
 // scaleVerifier returns a verifier for hosts hosts (h0.test, h1.test...)
 // at a fixed time, on a memory store of 2 M records already holding live
 // live records.
-func scaleVerifier(b *testing.B, hosts, live int) (*Verifier, func(n int) []scaleRequest) {
+func scaleVerifier(b testing.TB, hosts, live int) (*Verifier, func(n int) []scaleRequest) {
 	b.Helper()
 	at := time.Unix(1_800_000_000, 0)
 	now := func() time.Time { return at }
@@ -122,5 +123,37 @@ func BenchmarkVerifyHosts(b *testing.B) {
 func BenchmarkVerifyLiveNonces(b *testing.B) {
 	for _, live := range []int{0, 1_000_000} {
 		b.Run(fmt.Sprintf("live=%d", live), func(b *testing.B) { benchVerifyFresh(b, 1, live) })
+	}
+}
+
+// TestVerifyAllocsFlatInHosts: with 10,000 hosts, tokens spread over all
+// of them, Verify allocates no more than with one host, once each host's
+// window of codes is made — also after garbage collections, which a
+// serving daemon goes through all the time: no per-host state is lost to
+// one and made again (a keyed HMAC state per secret, say, kept in a pool
+// that each collection empties).
+func TestVerifyAllocsFlatInHosts(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under the race detector")
+	}
+	const tokens = 10_000
+	allocs := map[int]float64{}
+	for _, hosts := range []int{1, 10_000} {
+		v, mint := scaleVerifier(t, hosts, 0)
+		reqs := mint(tokens + 1)
+		runtime.GC()
+		runtime.GC() // a pool keeps its items through one collection
+		ctx, i := context.Background(), 0
+		allocs[hosts] = testing.AllocsPerRun(tokens, func() {
+			r := reqs[i]
+			i++
+			if res := v.Verify(ctx, r.user, r.host, r.token); !res.OK() {
+				t.Fatalf("fresh token refused: %s", res.Reason)
+			}
+		})
+	}
+	if allocs[10_000] > allocs[1] {
+		t.Errorf("Verify allocates %.2f times per token with 10,000 hosts, %.2f with one: per-host state made again",
+			allocs[10_000], allocs[1])
 	}
 }

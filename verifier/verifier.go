@@ -13,9 +13,10 @@
 //
 // It must never know how requests reach it (the protocols' wire formats
 // are package protocol's) nor how accepted tokens are kept (package
-// replay's: it asks a replay.Store). Its errors are *Error, and
-// *ParseError for a malformed token; they never hold a secret, a seed or
-// a token.
+// replay's: it asks a replay.Store). What records nothing, minting tokens
+// or telling why one would be refused, takes an Offline verifier, which
+// asks no store (offline.go). Its errors are *Error, and *ParseError for
+// a malformed token; they never hold a secret, a seed or a token.
 package verifier
 
 import (
@@ -24,6 +25,7 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding"
 	"encoding/base32"
 	"encoding/binary"
 	"fmt"
@@ -86,12 +88,12 @@ func DefaultParams() Params {
 // Validate reports whether the parameters can be used.
 func (p Params) Validate() error {
 	switch {
-	case p.Digits < 6 || p.Digits > 10:
-		return verr("digits must be 6 to 10, not %d", p.Digits)
+	case p.Digits < 6 || p.Digits > maxDigits:
+		return verr("digits must be 6 to %d, not %d", maxDigits, p.Digits)
 	case p.Interval < time.Second || p.Interval%time.Second != 0:
 		return verr("interval must be a whole number of seconds, at least 1, not %v", p.Interval)
-	case p.Drift < 0 || p.Drift > 10:
-		return verr("drift must be 0 to 10, not %d", p.Drift)
+	case p.Drift < 0 || p.Drift > maxDrift:
+		return verr("drift must be 0 to %d, not %d", maxDrift, p.Drift)
 	case p.NonceDigits < 0 || p.NonceDigits > 256:
 		return verr("nonce digits must be 0 to 256, not %d", p.NonceDigits)
 	case p.MinReplayTTL < 0 || p.MinReplayTTL > MaxJWTLifetime+2*MaxJWTLeeway:
@@ -182,24 +184,28 @@ func (r Result) OK() bool { return r.Reason == Accepted }
 // Store.
 type Verifier struct {
 	p           Params
-	hosts       map[string]*host
+	hosts       map[string]host
 	store       replay.Store
 	now         func() time.Time
 	refusalEnds func(forgot time.Time) time.Time
+	scratch     sync.Pool // of *scratch, for any host's tokens
 }
 
+// host is one host's state, held by value in the verifier's map, its seeds
+// and secrets in two arrays: a token reads few cache lines of it, however
+// many hosts there are.
 type host struct {
-	seeds   []*seed
-	secrets []*secret
+	seeds   []seed
+	secrets []secret
 	isUser  bool
 	seenFor time.Duration
 	jwt     *jwtHost // nil: the host accepts no JWT
 }
 
 type seed struct {
-	key    string // normalised base32
-	digits int
 	win    atomic.Pointer[window]
+	digits int
+	key    string // normalised base32
 
 	mu      sync.Mutex // over mac, counter and sum, for appendCode
 	mac     hash.Hash  // HMAC-SHA1 keyed by the decoded seed; Reset restores the key
@@ -210,6 +216,13 @@ type seed struct {
 // newSeed returns the seed of the normalised base32 key, making codes of
 // digits digits.
 func newSeed(key string, digits int) (*seed, error) {
+	s := new(seed)
+	return s, s.init(key, digits)
+}
+
+// init makes s the seed of the normalised base32 key, making codes of
+// digits digits.
+func (s *seed) init(key string, digits int) error {
 	// Padded as hotp.GenerateCodeCustom pads it, which TestSeedCode holds
 	// code to.
 	padded := key
@@ -218,48 +231,144 @@ func newSeed(key string, digits int) (*seed, error) {
 	}
 	raw, err := base32.StdEncoding.DecodeString(padded)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &seed{key: key, digits: digits, mac: hmac.New(sha1.New, raw)}, nil
+	s.key, s.digits, s.mac = key, digits, hmac.New(sha1.New, raw)
+	return nil
 }
 
-// window caches the codes of the steps around one time step.
+// The largest drift and digits Params.Validate allows.
+const (
+	maxDrift  = 10
+	maxDigits = 10
+)
+
+// window caches the codes of the steps around one time step, in one
+// object: one allocation a window, and its first cache line holds all
+// three codes of the default drift.
 type window struct {
 	step  int64
-	codes []string // codes[i] is the code of step-drift+i
+	n     int                                // how many codes: 2·drift+1
+	lens  [2*maxDrift + 1]uint8              // lens[i] is the length of code i: the digits, 0 for a step before 1970
+	codes [(2*maxDrift + 1) * maxDigits]byte // code i, of step-drift+i, starts at i·digits
 }
 
+// secret is one token secret and its HMAC-SHA256 keyed once, when the
+// verifier is made: the hash's states after the key's inner and outer
+// pads (RFC 2104), which crypto/hmac itself keeps (FIPS 198-1, section 6,
+// allows it). A state after one block is its 32-byte chaining value, the
+// rest of its marshalled form the same for every key: a secret keeps the
+// two values, one cache line, and a token restores them, through the
+// marshalled form, into two SHA-256 states of the verifier's scratch,
+// shared by every host. Nothing of a host is lost to a garbage collection
+// (TestVerifyAllocsFlatInHosts); TestSecretSumIsHMAC holds the sums to
+// crypto/hmac's.
 type secret struct {
+	state [2][sha256.Size]byte // the chaining values after the inner and outer pads
+	// pads are the whole marshalled states, kept instead when their form
+	// is not the one expected (another SHA-256 implementation).
+	pads [2][]byte
 	key  []byte
-	pool sync.Pool // of *macState
 }
 
-type macState struct {
-	mac hash.Hash // keyed; Reset restores the keyed state
-	buf []byte
-	sum [sha256.Size]byte
+// chainAt is where a marshalled SHA-256 state holds its chaining value
+// (after a 4-byte magic), when oneBlockState says the form is the one
+// expected.
+const chainAt = 4
+
+// oneBlockState returns the marshalled state of SHA-256 after block, one
+// block.
+func oneBlockState(block []byte) ([]byte, error) {
+	h := sha256.New()
+	h.Write(block)
+	return h.(encoding.BinaryMarshaler).MarshalBinary()
 }
 
-// newMacState returns the New function of a secret's pool of HMAC states.
-// The pool loses its states at every garbage collection, and with many
-// hosts most are gone before their next use: new ones are cloned from one
-// keyed state instead of hashing the key's pads again (about 0.1 µs
-// against 0.8 µs).
-func newMacState(key []byte) func() any {
-	keyed := hmac.New(sha256.New, key)
-	keyed.Reset() // keeps the keyed state for Reset and Clone
-	return func() any {
-		mac := hash.Hash(nil)
-		if c, ok := keyed.(hash.Cloner); ok {
-			if m, err := c.Clone(); err == nil {
-				mac = m
-			}
-		}
-		if mac == nil {
-			mac = hmac.New(sha256.New, key)
-		}
-		return &macState{mac: mac, buf: make([]byte, 0, 128)}
+// newSecret returns the secret of key, its pads' states hashed.
+func newSecret(key []byte) (secret, error) {
+	s := secret{key: append([]byte(nil), key...)}
+	k := s.key
+	if len(k) > sha256.BlockSize {
+		d := sha256.Sum256(k)
+		k = d[:]
 	}
+	var pads [2][sha256.BlockSize]byte
+	defer clear(pads[:])
+	for i, x := range [2]byte{0x36, 0x5c} {
+		copy(pads[i][:], k)
+		for j := range pads[i] {
+			pads[i][j] ^= x
+		}
+	}
+	var zero [sha256.BlockSize]byte
+	blank, err := oneBlockState(zero[:])
+	if err != nil {
+		return secret{}, err
+	}
+	for i := range pads {
+		st, err := oneBlockState(pads[i][:])
+		if err != nil {
+			return secret{}, err
+		}
+		end := chainAt + sha256.Size
+		if len(st) != len(blank) || string(st[:chainAt]) != string(blank[:chainAt]) || string(st[end:]) != string(blank[end:]) {
+			s.pads[i] = st
+			continue
+		}
+		copy(s.state[i][:], st[chainAt:end])
+		clear(st)
+	}
+	return s, nil
+}
+
+// scratch is what one token needs to check its signature: two SHA-256
+// states and their marshalled forms, the signed message, the digests. A
+// verifier keeps a pool of them, taken by every host's tokens.
+type scratch struct {
+	hash       [2]hash.Hash                  // inner, outer
+	restorer   [2]encoding.BinaryUnmarshaler // the same, asserted once
+	marshalled [2][]byte                     // a state after one block, its chaining value replaced by a secret's
+	buf        []byte
+	sum        [sha256.Size]byte
+}
+
+func newScratch() any {
+	m := &scratch{buf: make([]byte, 0, 128)}
+	var zero [sha256.BlockSize]byte
+	for i := range m.hash {
+		m.hash[i] = sha256.New()
+		m.restorer[i], _ = m.hash[i].(encoding.BinaryUnmarshaler) // nil: sum fails, the token is refused
+		m.marshalled[i], _ = oneBlockState(zero[:])               // checked by newSecret for every secret
+	}
+	return m
+}
+
+// restore sets m's hash i to the secret's state after pad i (0 inner, 1
+// outer).
+func (s *secret) restore(m *scratch, i int) error {
+	st := s.pads[i]
+	if st == nil {
+		st = m.marshalled[i]
+		copy(st[chainAt:], s.state[i][:])
+	}
+	if m.restorer[i] == nil {
+		return verr("sha-256 state cannot be restored")
+	}
+	return m.restorer[i].UnmarshalBinary(st)
+}
+
+// sum returns the secret's HMAC-SHA256 of msg, in m.sum.
+func (s *secret) sum(m *scratch, msg []byte) ([]byte, error) {
+	if err := s.restore(m, 0); err != nil {
+		return nil, err
+	}
+	m.hash[0].Write(msg)
+	d := m.hash[0].Sum(m.sum[:0])
+	if err := s.restore(m, 1); err != nil {
+		return nil, err
+	}
+	m.hash[1].Write(d)
+	return m.hash[1].Sum(m.sum[:0]), nil
 }
 
 // NormalizeSeed returns seed upper-cased, without spaces or '=' padding, or
@@ -275,7 +384,7 @@ func NormalizeSeed(s string) (string, error) {
 	return s, nil
 }
 
-// New returns a Verifier for the given hosts.
+// New returns a Verifier for the given hosts, recording in c.Store.
 func New(c Config) (*Verifier, error) {
 	if err := c.Params.Validate(); err != nil {
 		return nil, err
@@ -283,11 +392,21 @@ func New(c Config) (*Verifier, error) {
 	if c.Store == nil {
 		return nil, verr("no replay store")
 	}
+	return build(c)
+}
+
+// build is New but for the store, which it neither needs nor checks:
+// NewOffline's verifier has none and never asks one.
+func build(c Config) (*Verifier, error) {
+	if err := c.Params.Validate(); err != nil {
+		return nil, err
+	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	v := &Verifier{p: c.Params, hosts: make(map[string]*host, len(c.Hosts)), store: c.Store, now: c.Now,
+	v := &Verifier{p: c.Params, hosts: make(map[string]host, len(c.Hosts)), store: c.Store, now: c.Now,
 		refusalEnds: c.refusalEnds()}
+	v.scratch.New = newScratch
 	for name, hc := range c.Hosts {
 		if err := ValidateHostName(name); err != nil {
 			return nil, err
@@ -296,7 +415,7 @@ func New(c Config) (*Verifier, error) {
 			(hc.JWT == nil || len(hc.TokenSecrets)+len(hc.OTPSeeds) != 0) {
 			return nil, verr("host %q needs a token secret and an otp seed, or JWT settings", name)
 		}
-		h := &host{isUser: hc.IsUser && hc.SeenFor <= 0, seenFor: max(hc.SeenFor, 0)}
+		h := host{isUser: hc.IsUser && hc.SeenFor <= 0, seenFor: max(hc.SeenFor, 0), seeds: make([]seed, len(hc.OTPSeeds))}
 		if hc.JWT != nil {
 			j, err := newJWTHost(hc.JWT, c.Now, false)
 			if err != nil {
@@ -308,24 +427,24 @@ func New(c Config) (*Verifier, error) {
 			}
 			h.jwt = j
 		}
-		for _, s := range hc.OTPSeeds {
+		for i, s := range hc.OTPSeeds {
 			k, err := NormalizeSeed(s)
 			if err != nil {
 				return nil, verr("%s (host %q)", Detail(err), name)
 			}
-			sd, err := newSeed(k, c.Params.Digits)
-			if err != nil {
+			if err := h.seeds[i].init(k, c.Params.Digits); err != nil {
 				return nil, verr("host %q: its otp_seed is not base32", name)
 			}
-			h.seeds = append(h.seeds, sd)
 		}
 		for _, k := range hc.TokenSecrets {
 			if len(k) == 0 {
 				return nil, verr("host %q has an empty token secret", name)
 			}
-			s := &secret{key: append([]byte(nil), k...)}
-			s.pool.New = newMacState(s.key)
-			h.secrets = append(h.secrets, s)
+			sc, err := newSecret(k)
+			if err != nil {
+				return nil, verr("host %q: its token secret cannot be keyed", name)
+			}
+			h.secrets = append(h.secrets, sc)
 		}
 		v.hosts[name] = h
 	}
@@ -398,15 +517,15 @@ func (c Config) refusalEnds() func(time.Time) time.Time {
 
 // IsUser answers the "does this user exist" question for user@host.
 func (v *Verifier) IsUser(user, hostname string) bool {
-	h := v.hosts[hostname]
-	return h != nil && h.isUser && validUser(user)
+	h, ok := v.hosts[hostname]
+	return ok && h.isUser && validUser(user)
 }
 
 // SeenFor returns the host's SeenFor: above 0 if its users exist who logged
 // in within it (the caller's to know), 0 if its answer is IsUser's or it
 // is no host of this verifier.
 func (v *Verifier) SeenFor(hostname string) time.Duration {
-	if h := v.hosts[hostname]; h != nil {
+	if h, ok := v.hosts[hostname]; ok {
 		return h.seenFor
 	}
 	return 0
@@ -487,7 +606,12 @@ func (v *Verifier) forgot(r *Result, step int64) bool {
 // Explain is Verify without recording: it reports Replayed if the store
 // already holds the token, and Accepted if Verify would accept it now.
 func (v *Verifier) Explain(ctx context.Context, user, hostname, password string) Result {
-	r := v.Check(ctx, user, hostname, password)
+	return v.searched(v.Check(ctx, user, hostname, password), hostname, password)
+}
+
+// searched is r with, for OTPOutOfWindow, Explain's search for the OTP
+// outside the window.
+func (v *Verifier) searched(r Result, hostname, password string) Result {
 	if r.Reason == OTPOutOfWindow {
 		r.Offset, r.Seed, r.Far = v.nearest(hostname, password)
 	}
@@ -511,9 +635,9 @@ func (v *Verifier) check(ctx context.Context, user, hostname, password string) (
 		return Result{Reason: Malformed, Err: errBadUser()}, pending{}
 	}
 	if IsCompactJWS(password) {
-		h := v.hosts[hostname]
+		h, ok := v.hosts[hostname]
 		switch {
-		case h == nil:
+		case !ok:
 			return Result{Reason: UnknownHost, JWT: true, Seed: -1, Secret: -1}, pending{}
 		case h.jwt == nil:
 			return Result{Reason: Malformed, JWT: true, Seed: -1, Secret: -1,
@@ -530,8 +654,8 @@ func (v *Verifier) check(ctx context.Context, user, hostname, password string) (
 // replay key and OTP step.
 func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int64, Result) {
 	var key replay.Key
-	h := v.hosts[hostname]
-	if h != nil && len(h.seeds) == 0 {
+	h, known := v.hosts[hostname]
+	if known && len(h.seeds) == 0 {
 		return key, 0, Result{Reason: Malformed,
 			Err: verr("host %q accepts JWTs only, and the password is not one (three base64url segments separated by dots)", hostname)}
 	}
@@ -542,13 +666,13 @@ func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int6
 	if v.p.NonceDigits != 0 && len(t.Nonce) != v.p.NonceDigits {
 		return key, 0, Result{Reason: Malformed, Err: parseErr(v.p.Digits, fmt.Sprintf("nonce has %d digits, want %d", len(t.Nonce), v.p.NonceDigits))}
 	}
-	if h == nil {
+	if !known {
 		return key, 0, Result{Reason: UnknownHost}
 	}
 	r := Result{Reason: OTPOutOfWindow, Seed: -1, Secret: -1}
 	step := v.step(v.now())
-	for i, s := range h.seeds {
-		if off, ok := s.match(step, v.p.Drift, t.OTP); ok {
+	for i := range h.seeds {
+		if off, ok := h.seeds[i].match(step, v.p.Drift, t.OTP); ok {
 			r.Offset, r.Seed = off, i
 			break
 		}
@@ -556,8 +680,10 @@ func (v *Verifier) checkToken(user, hostname, password string) (replay.Key, int6
 	if r.Seed < 0 {
 		return key, 0, r
 	}
-	for i, s := range h.secrets {
-		if s.verify(&t, user, hostname, &key) {
+	m := v.scratch.Get().(*scratch)
+	defer v.scratch.Put(m)
+	for i := range h.secrets {
+		if h.secrets[i].verify(m, &t, user, hostname, &key) {
 			r.Secret = i
 			r.Reason = Accepted
 			return key, step + int64(r.Offset), r
@@ -576,25 +702,17 @@ func (v *Verifier) step(now time.Time) int64 {
 func (s *seed) match(step int64, drift int, code string) (int, bool) {
 	w := s.win.Load()
 	if w == nil || w.step != step {
-		w = &window{step: step, codes: make([]string, 2*drift+1)}
-		// One string for all the codes, sliced: three allocations a
-		// window. (Drift is at most 10, digits at most 10.)
-		var buf [21 * 10]byte
-		all := buf[:0]
-		for i := range w.codes {
-			all = s.appendCode(all, step-int64(drift)+int64(i))
-		}
-		codes := string(all)
-		n := 0
-		for i := range w.codes {
-			m := n + s.codeLen(step-int64(drift)+int64(i))
-			w.codes[i], n = codes[n:m], m
+		w = &window{step: step, n: 2*drift + 1}
+		for i := 0; i < w.n; i++ {
+			at := i * s.digits
+			w.lens[i] = uint8(len(s.appendCode(w.codes[at:at], step-int64(drift)+int64(i))))
 		}
 		s.win.Store(w)
 	}
 	found, off := 0, 0
-	for i, c := range w.codes {
-		if subtle.ConstantTimeCompare([]byte(c), []byte(code)) == 1 {
+	for i := 0; i < w.n; i++ {
+		at := i * s.digits
+		if subtle.ConstantTimeCompare(w.codes[at:at+int(w.lens[i])], []byte(code)) == 1 {
 			found, off = 1, i-drift
 		}
 	}
@@ -604,15 +722,6 @@ func (s *seed) match(step int64, drift int, code string) (int, bool) {
 // code returns the seed's code of a time step ("" for a step before
 // 1970).
 func (s *seed) code(step int64) string { return string(s.appendCode(nil, step)) }
-
-// codeLen is the length of the code of step: the digits, or 0 for a step
-// before 1970.
-func (s *seed) codeLen(step int64) int {
-	if step < 0 {
-		return 0
-	}
-	return s.digits
-}
 
 // appendCode appends the seed's code of a time step to b: HOTP (RFC 4226)
 // of the step, HMAC-SHA1 dynamically truncated, as many decimal digits as
@@ -646,13 +755,14 @@ const searchSteps = 2880
 // thousands of HMACs, so only Explain calls it.
 func (v *Verifier) nearest(hostname, password string) (off, seedIndex int, far bool) {
 	t, err := ParseToken(password, v.p.Digits)
-	h := v.hosts[hostname]
-	if err != nil || h == nil {
+	h, ok := v.hosts[hostname]
+	if err != nil || !ok {
 		return 0, -1, true
 	}
 	step := v.step(v.now())
 	for d := int64(0); d <= searchSteps; d++ {
-		for i, s := range h.seeds {
+		for i := range h.seeds {
+			s := &h.seeds[i]
 			for _, sign := range [2]int64{-1, 1} {
 				if s.code(step+sign*d) == t.OTP {
 					return int(sign * d), i, false
@@ -663,19 +773,16 @@ func (v *Verifier) nearest(hostname, password string) (off, seedIndex int, far b
 	return 0, -1, true
 }
 
-// verify checks t's signature for user@hostname with this secret and, on a
-// match, stores the token's replay key in key.
-func (s *secret) verify(t *Token, user, hostname string, key *replay.Key) bool {
-	m := s.pool.Get().(*macState)
-	defer s.pool.Put(m)
+// verify checks t's signature for user@hostname with this secret, in
+// constant time, and on a match stores the token's replay key in key.
+func (s *secret) verify(m *scratch, t *Token, user, hostname string, key *replay.Key) bool {
 	b := append(m.buf[:0], t.OTP...)
 	b = append(b, t.Nonce...)
 	b = append(b, user...)
 	b = append(b, '@')
 	b = append(b, hostname...)
-	m.mac.Reset()
-	m.mac.Write(b)
-	ok := hmac.Equal(m.mac.Sum(m.sum[:0]), t.Signature[:])
+	sum, err := s.sum(m, b)
+	ok := err == nil && hmac.Equal(sum, t.Signature[:])
 	if ok {
 		// The replay key: host, user, otp, nonce, each unambiguous (none
 		// holds a NUL byte), so (user, otp, nonce) is never confused with
@@ -689,6 +796,11 @@ func (s *secret) verify(t *Token, user, hostname string, key *replay.Key) bool {
 		b = append(b, t.Nonce...)
 		*key = replay.HashKey(b)
 	}
-	m.buf = b[:0]
+	if cap(b) <= maxScratch {
+		m.buf = b[:0]
+	}
 	return ok
 }
+
+// maxScratch bounds the message buffer a scratch keeps between tokens.
+const maxScratch = 4096

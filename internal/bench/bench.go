@@ -25,7 +25,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/mint"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -253,7 +252,7 @@ func benchHost(i int) string { return "h" + strconv.Itoa(i) + ".bench.test" }
 // minter makes the requests of a run: auth requests carrying fresh tokens
 // for users spread over every configured host.
 type minter struct {
-	v      *verifier.Verifier
+	v      *verifier.Offline
 	hosts  []string
 	users  int
 	digits int    // nonce digits
@@ -267,8 +266,7 @@ func newMinter(path string, o config.Options, users int) (*minter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Minting never records: a one-record store will do.
-	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := cfg.NewOffline()
 	if err != nil {
 		return nil, err
 	}

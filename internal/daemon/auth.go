@@ -9,34 +9,39 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
-// authHandler answers protocol requests with the verifier. It logs each
-// refusal once, with its reason, user and host, and never a password,
-// token, nonce or secret; refusal lines are rate limited per reason. Its
-// verifier can be swapped while it serves (configuration reload); every
-// request uses one verifier throughout.
+// authHandler is the Daemon's request path: it answers protocol requests
+// with the verifier in effect. It logs each refusal once, with its reason,
+// user and host, and never a password, token, nonce or secret; refusal
+// lines are rate limited per reason (the daemon's one RateLog). The
+// Daemon makes it with all it uses and swaps its verifier on a reload
+// (setVerifier); every request uses one verifier throughout.
 type authHandler struct {
 	v       atomic.Pointer[verifier.Verifier]
 	log     *slog.Logger
 	refusal *logs.RateLog
 	metrics *metrics // nil: none
 	// seen keeps the users seen logging in, for hosts with isuser =
-	// "seen" (nil: none is known, every such isuser is no); in memory
-	// unless the serving command gives the one it opened.
+	// "seen" (nil: none is known, every such isuser is no).
 	seen *seen.Book
 }
 
-func newAuthHandler(v *verifier.Verifier, log *slog.Logger) *authHandler {
-	// Seen users in memory until the caller gives the store it opened
-	// (serving.seen).
-	a := &authHandler{log: log, refusal: logs.NewRateLog(log, nil),
-		seen: seen.New(replay.NewMemoryMarks(replay.MemoryMarksOptions{}), seen.Options{})}
+// newAuthHandler returns the handler answering with v, logging to log
+// through refusal's rate limit, counting in m (nil: nowhere), keeping the
+// users seen logging in in sb (nil: none).
+func newAuthHandler(v *verifier.Verifier, log *slog.Logger, refusal *logs.RateLog, m *metrics, sb *seen.Book) *authHandler {
+	a := &authHandler{log: log, refusal: refusal, metrics: m, seen: sb}
 	a.v.Store(v)
 	return a
 }
+
+// verifier returns the verifier in effect.
+func (a *authHandler) verifier() *verifier.Verifier { return a.v.Load() }
+
+// setVerifier puts v in effect for the next request.
+func (a *authHandler) setVerifier(v *verifier.Verifier) { a.v.Store(v) }
 
 var _ protocol.Handler = (*authHandler)(nil)
 
@@ -64,52 +69,14 @@ func (a *authHandler) Answer(ctx context.Context, req protocol.Request) bool {
 	return ok
 }
 
+// answer answers req with the verifier in effect, and says why.
 func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, string) {
 	v := a.v.Load()
 	switch req.Command {
 	case protocol.CmdAuth:
-		r := v.Verify(ctx, req.User, req.Server, req.Password)
-		if r.OK() {
-			// Checked first: building the arguments costs allocations on
-			// every login even when debug logging is off.
-			if a.log.Enabled(ctx, slog.LevelDebug) {
-				if r.JWT {
-					a.log.Debug("accepted", "user", req.User, "host", req.Server, "jwt_key", r.KeyID)
-				} else {
-					a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
-						"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
-				}
-			}
-			a.markSeen(ctx, v, req)
-			return true, string(r.Reason)
-		}
-		attrs := []any{"user", req.User, "host", req.Server}
-		if r.JWT {
-			attrs = append(attrs, "jwt", true)
-		}
-		if r.Err != nil {
-			attrs = append(attrs, "detail", r.Err.Error())
-		}
-		level := slog.LevelInfo
-		switch r.Reason {
-		case verifier.StoreUnavailable:
-			level = slog.LevelWarn
-			a.metrics.event(storeError)
-		case verifier.StoreForgot: // detail: since when, and until when
-			level = slog.LevelWarn
-		case verifier.KeysUnavailable: // every JWT of the host is refused
-			level = slog.LevelWarn
-		}
-		a.refusal.Log(level, string(r.Reason), "refused", attrs...)
-		return false, string(r.Reason)
+		return a.auth(ctx, v, req)
 	case protocol.CmdIsUser:
-		if seenFor := v.SeenFor(req.Server); seenFor > 0 {
-			return a.isSeen(ctx, req, seenFor)
-		}
-		if v.IsUser(req.User, req.Server) {
-			return true, "exists"
-		}
-		return false, reasonNoUser
+		return a.isUser(ctx, v, req)
 	case protocol.CmdSeen:
 		// Only a token with a valid signature inside its window can be
 		// "seen": this reveals nothing that auth would not. Check, not
@@ -133,6 +100,58 @@ func (a *authHandler) answer(ctx context.Context, req protocol.Request) (bool, s
 	a.refusal.Log(slog.LevelInfo, reasonUnsupported, "refused", "command", req.Command,
 		"user", req.User, "host", req.Server)
 	return false, reasonUnsupported
+}
+
+// auth verifies and records a login's token.
+func (a *authHandler) auth(ctx context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+	r := v.Verify(ctx, req.User, req.Server, req.Password)
+	if r.OK() {
+		// Checked first: building the arguments costs allocations on
+		// every login even when debug logging is off.
+		if a.log.Enabled(ctx, slog.LevelDebug) {
+			if r.JWT {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "jwt_key", r.KeyID)
+			} else {
+				a.log.Debug("accepted", "user", req.User, "host", req.Server, "step", r.Offset,
+					"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
+			}
+		}
+		a.markSeen(ctx, v, req)
+		return true, string(r.Reason)
+	}
+	attrs := []any{"user", req.User, "host", req.Server}
+	if r.JWT {
+		attrs = append(attrs, "jwt", true)
+	}
+	if r.Err != nil {
+		attrs = append(attrs, "detail", r.Err.Error())
+	}
+	level := slog.LevelInfo
+	switch r.Reason {
+	case verifier.StoreUnavailable:
+		level = slog.LevelWarn
+		a.metrics.event(storeError)
+	case verifier.StoreForgot: // detail: since when, and until when
+		level = slog.LevelWarn
+	case verifier.KeysUnavailable: // every JWT of the host is refused
+		level = slog.LevelWarn
+	}
+	a.refusal.Log(level, string(r.Reason), "refused", attrs...)
+	return false, string(r.Reason)
+}
+
+// isUser answers whether user@host exists: the host's isuser setting, for
+// a name that can be a local part, or for isuser = "seen" whether the user
+// logged in within seen_for. Its reasons are the metrics' isuser series
+// (requestSeries).
+func (a *authHandler) isUser(ctx context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+	if seenFor := v.SeenFor(req.Server); seenFor > 0 {
+		return a.isSeen(ctx, req, seenFor)
+	}
+	if v.IsUser(req.User, req.Server) {
+		return true, "exists"
+	}
+	return false, reasonNoUser
 }
 
 // markSeen marks the user of an accepted login on a host with isuser =

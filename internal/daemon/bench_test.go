@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	redisstore "github.com/tokenauthd/tokenauthd/replay/redis"
@@ -76,7 +77,7 @@ func BenchmarkServeRoundTrip(b *testing.B) {
 			}
 			inR, inW := io.Pipe()
 			outR, outW := io.Pipe()
-			srv := newProtocolServer(protocol.Ejabberd, newAuthHandler(v, log), log)
+			srv := newProtocolServer(protocol.Ejabberd, newAuthHandler(v, log, logs.NewRateLog(log, nil), nil, nil), log)
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(context.Background(), inR, outW) }()
 			replies := bufio.NewReaderSize(outR, 16)

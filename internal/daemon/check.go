@@ -12,7 +12,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
-	"github.com/tokenauthd/tokenauthd/replay"
 )
 
 // RunCheckConfig is `tokenauthd check-config`: it loads the configuration
@@ -48,7 +47,7 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 		fetched, err = fetchKeysOnce(ctx, cfg)
 	}
 	if err == nil {
-		_, err = cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+		err = cfg.Check()
 	}
 	if err != nil {
 		fmt.Fprintf(e.Stdout, "%s: error: %s\n", path, strings.TrimPrefix(err.Error(), path+": "))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -46,7 +47,8 @@ func FuzzStdio(f *testing.F) {
 		if err != nil {
 			panic(err)
 		}
-		h = newAuthHandler(v, slog.New(slog.NewJSONHandler(&logb, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		log := slog.New(slog.NewJSONHandler(&logb, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		h = newAuthHandler(v, log, logs.NewRateLog(log, nil), nil, nil)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		once.Do(setup)

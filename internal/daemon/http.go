@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,15 +9,14 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/httpapi"
 )
 
-// startHTTP starts serve's HTTP API when [http] listen is set: it listens
-// at once (a bad address fails at start) and serves until ctx ends or stop
-// is called. reload puts a reloaded configuration's [http] in effect. With
-// no [http] listen both are no-ops.
-func startHTTP(ctx context.Context, cfg *config.Config, h *authHandler, m *metrics, log *slog.Logger) (reload func(*config.Config), stop func(), err error) {
+// newHTTP makes serve's HTTP API when [http] listen is set, minting with
+// h's verifier in effect, and listens at once (a bad address fails at
+// start); Run serves it. With no [http] listen it returns nils.
+func newHTTP(cfg *config.Config, h *authHandler, m *metrics, log *slog.Logger) (*httpapi.Server, net.Listener, error) {
 	if cfg.HTTP == nil {
-		return func(*config.Config) {}, func() {}, nil
+		return nil, nil, nil
 	}
-	o := httpapi.Options{Minter: func() httpapi.Minter { return h.v.Load() }, Log: log}
+	o := httpapi.Options{Minter: func() httpapi.Minter { return h.verifier() }, Log: log}
 	if m != nil {
 		o.Registerer = m.reg
 	}
@@ -31,12 +29,18 @@ func startHTTP(ctx context.Context, cfg *config.Config, h *authHandler, m *metri
 		return nil, nil, fmt.Errorf("http.listen: %w", err)
 	}
 	log.Info("http listening", "addr", l.Addr().String(), "tls", cfg.HTTP.TLSCert != nil)
-	reload = func(c *config.Config) {
-		if err := api.Reload(c.HTTP); err != nil {
-			log.Error("http: reload failed; the previous [http] keeps serving", "err", err)
-		}
+	return api, l, nil
+}
+
+// reloadHTTP puts a reloaded configuration's [http] in effect, if serve
+// has an HTTP API; the one in effect keeps serving if it fails.
+func (d *Daemon) reloadHTTP(c *config.Config) {
+	if d.api == nil {
+		return
 	}
-	return reload, api.Start(ctx, l), nil
+	if err := d.api.Reload(c.HTTP); err != nil {
+		d.log.Error("http: reload failed; the previous [http] keeps serving", "err", err)
+	}
 }
 
 // listenHTTP listens on [http] listen: TCP, or a Unix socket made as the

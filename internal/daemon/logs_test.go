@@ -14,6 +14,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/logs/logstest"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
@@ -89,17 +90,16 @@ func TestLogsHoldNoSecret(t *testing.T) {
 // warning is logged (rate limited), and the metric reports the count.
 func TestCapacityGuard(t *testing.T) {
 	const capacity, flood = 1000, 1500
-	var logs fixture.Buffer
-	log := slog.New(slog.NewJSONHandler(&logs, nil))
+	var logb fixture.Buffer
+	log := slog.New(slog.NewJSONHandler(&logb, nil))
 	cfg := &setup.Config{Config: &config.Config{Capacity: capacity}, Verifier: verifier.Config{Params: verifier.DefaultParams()}}
-	store := NewMemoryStore(cfg, log)
+	store := newMemoryStore(cfg, log)
 	v, err := verifier.New(verifier.Config{Params: cfg.Verifier.Params, Store: store,
 		Hosts: map[string]verifier.Host{"a.example": {TokenSecrets: [][]byte{[]byte(fixture.SecretA)}, OTPSeeds: []string{fixture.SeedA}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, log)
-	h.metrics = newMetrics(store)
+	h := newAuthHandler(v, log, logs.NewRateLog(log, nil), newMetrics(store), nil)
 	now := time.Now()
 	for i := range flood {
 		user := "user" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)
@@ -114,7 +114,7 @@ func TestCapacityGuard(t *testing.T) {
 	if got := store.LiveEvictions(); got != flood-capacity {
 		t.Fatalf("LiveEvictions = %d, want %d", got, flood-capacity)
 	}
-	lines := logstest.Decode(t, bytes.NewBufferString(logs.String()))
+	lines := logstest.Decode(t, bytes.NewBufferString(logb.String()))
 	// Rate limited: a burst, then a few a second, far fewer than the
 	// evictions (the bound allows for a slow machine's refills).
 	if n := logstest.Count(lines, "replay cache full: a record still inside its window was evicted; raise [replay] capacity", "live_eviction"); n < 1 || n > (flood-capacity)/5 {

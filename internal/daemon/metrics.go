@@ -237,14 +237,9 @@ func (m *metrics) reload(ok bool) {
 	}
 }
 
-// serveMetrics listens on addr synchronously (so that a bad address fails
-// at start) and serves /metrics until ctx ends. It returns the listener's
-// address.
-func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger) (net.Addr, error) {
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+// serveMetrics serves /metrics on l, which New opened (so that a bad
+// address fails at start), until ctx ends.
+func serveMetrics(ctx context.Context, l net.Listener, m *metrics, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
@@ -259,5 +254,4 @@ func serveMetrics(ctx context.Context, addr string, m *metrics, log *slog.Logger
 			log.Error("metrics listener failed", "err", err)
 		}
 	}()
-	return l.Addr(), nil
 }

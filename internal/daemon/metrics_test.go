@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -66,8 +67,7 @@ func TestMetricsCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.metrics = newMetrics(store)
+	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store), nil)
 	ctx := context.Background()
 	tok := fixture.Mint(t, fixture.SecretA, fixture.SeedA, "alice", "a.example")
 	auth := func(tok string) {
@@ -129,8 +129,7 @@ func TestMetricsStoreErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h.metrics = newMetrics(store)
+	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store), nil)
 	if h.Answer(context.Background(), protocol.Request{Command: "auth", User: "alice", Server: "a.example",
 		Password: fixture.Mint(t, fixture.SecretA, fixture.SeedA, "alice", "a.example")}) {
 		t.Fatal("accepted with the store down")
@@ -221,8 +220,7 @@ func TestMetricsSeriesComplete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := newAuthHandler(v, logger)
-		h.metrics = m
+		h := newAuthHandler(v, logger, logs.NewRateLog(logger, nil), m, nil)
 		handlers = append(handlers, h)
 	}
 	ctx := context.Background()
@@ -301,3 +299,6 @@ func TestMetricsVerifierReasons(t *testing.T) {
 		}
 	}
 }
+
+// discard is a logger that writes nowhere.
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))

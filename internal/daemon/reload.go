@@ -2,77 +2,63 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"reflect"
-	"sync"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
-	"github.com/tokenauthd/tokenauthd/internal/setup"
-	"github.com/tokenauthd/tokenauthd/replay"
 )
 
-// reloader reloads the configuration file into a serving authHandler: it
-// builds a new verifier on the SAME replay store (so a token accepted before
-// a reload is still refused after it) and swaps it in. A configuration that
-// fails to load is logged and the one in effect keeps serving.
-type reloader struct {
-	path    string
-	opts    config.Options
-	store   replay.Store
-	handler *authHandler
-	log     *slog.Logger
-	level   *slog.LevelVar // the log level, which a reload may change
-	metrics *metrics
-	keys    *keySources // the fetchers of JWT keys, kept while a host's URL does not change
-	// also, if not nil, is handed each configuration put in effect.
-	also func(*config.Config)
-
-	mu  sync.Mutex
-	cur *setup.Config // the configuration in effect
-}
+// errStopped is Reload's error once the daemon has stopped.
+var errStopped = errors.New("the daemon has stopped")
 
 // Reload loads the configuration file again and, if it is valid, puts it
-// in effect for the next request.
-func (r *reloader) Reload() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	err := r.reload()
-	r.metrics.reload(err == nil)
+// in effect for the next request: a new verifier on the SAME replay store
+// (so a token accepted before a reload is still refused after it), the
+// log level, the HTTP API's [http]. A configuration that fails to load is
+// logged, and the one in effect keeps serving.
+func (d *Daemon) Reload() error {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.closed {
+		return errStopped
+	}
+	err := d.reload()
+	d.metrics.reload(err == nil)
 	if err != nil {
-		r.log.Error("configuration reload failed; the previous configuration keeps serving", "err", err)
+		d.log.Error("configuration reload failed; the previous configuration keeps serving", "err", err)
 		return err
 	}
-	r.log.Info("configuration reloaded", "hosts", len(r.cur.Hosts))
+	d.log.Info("configuration reloaded", "hosts", len(d.cfg.Hosts))
 	return nil
 }
 
-func (r *reloader) reload() error {
-	cfg, err := loadConfig(r.path, r.opts)
+// reload is Reload, under reloadMu.
+func (d *Daemon) reload() error {
+	path := d.cfg.Path
+	cfg, err := loadConfig(path, d.load)
 	if err != nil {
 		return err
 	}
 	// The store's time to live comes from the token parameters: a longer
 	// window with the old store would let replays through.
-	if cfg.Verifier.Params != r.cur.Verifier.Params {
-		return fmt.Errorf("%s: [token] changed: restart to apply it", r.path)
+	if cfg.Verifier.Params != d.cfg.Verifier.Params {
+		return fmt.Errorf("%s: [token] changed: restart to apply it", path)
 	}
-	v, err := r.keys.verifier(cfg, r.store)
+	v, err := d.keys.verifier(cfg, d.store)
 	if err != nil {
 		return err
 	}
-	for _, s := range restartOnly(r.cur.Config, cfg.Config) {
-		r.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
+	for _, s := range restartOnly(d.cfg.Config, cfg.Config) {
+		d.log.Warn("setting changed; it takes effect at the next restart", "setting", s)
 	}
-	r.handler.v.Store(v)
-	if r.also != nil {
-		r.also(cfg.Config)
+	d.handler.setVerifier(v)
+	d.reloadHTTP(cfg.Config)
+	if d.level != nil {
+		d.level.Set(cfg.LogLevel)
 	}
-	if r.level != nil {
-		r.level.Set(cfg.LogLevel)
-	}
-	r.cur = cfg
+	d.cfg = cfg
 	return nil
 }
 
@@ -107,22 +93,19 @@ func restartOnly(old, cfg *config.Config) []string {
 	return s
 }
 
-// start reloads on every value from ch, in the background, until ctx ends
-// or the returned stop is called.
-func (r *reloader) start(ctx context.Context, ch <-chan os.Signal) (stop func()) {
+// reloadOn reloads on every value from ch, in the background, until ctx
+// ends or the returned stop is called.
+func (d *Daemon) reloadOn(ctx context.Context, ch <-chan os.Signal) (stop func()) {
 	wctx, stop := context.WithCancel(ctx)
-	go r.watch(wctx, ch)
-	return stop
-}
-
-// watch reloads on every value from ch until ctx ends.
-func (r *reloader) watch(ctx context.Context, ch <-chan os.Signal) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-			r.Reload()
+	go func() {
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-ch:
+				d.Reload()
+			}
 		}
-	}
+	}()
+	return stop
 }

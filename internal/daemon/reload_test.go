@@ -6,7 +6,9 @@ import (
 	"context"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -253,4 +255,39 @@ func runCmd(t testing.TB, stdin string, args ...string) (int, string, string) {
 		return RunCheckConfig(t.Context(), e, args[1:]), out.String(), errOut.String()
 	}
 	return RunStdio(t.Context(), e.KeepRepliesAlone(), args), out.String(), errOut.String()
+}
+
+// TestReloadServeSocketFlag: serve -socket PATH listens there, and a
+// reload of an unchanged file reports no setting changed: -socket is not
+// the file's [daemon] socket changing.
+func TestReloadServeSocketFlag(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := fixture.WriteConfig(t, dir, "")
+	sock := filepath.Join(dir, "flag.sock")
+	var errOut fixture.Buffer
+	hup := make(chan os.Signal, 1)
+	e := &cli.Env{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: &errOut, Reload: hup}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan int, 1)
+	go func() { done <- RunServe(ctx, e, []string{"-config", cfgPath, "-socket", sock}) }()
+	tok := fixture.Token(t, "alice")
+	fixture.WaitFor(t, "the socket", func() bool { return fileExists(sock) })
+	hup <- syscall.SIGHUP
+	fixture.WaitFor(t, "the reload", func() bool { return strings.Contains(errOut.String(), "configuration reloaded") })
+	if !fixture.Auth(t, sock, "alice", tok) {
+		t.Error("fresh token refused on the -socket path")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("serve: exit %d\n%s", code, errOut.String())
+	}
+	if strings.Contains(errOut.String(), "takes effect at the next restart") {
+		t.Errorf("a reload of an unchanged file reports a setting changed:\n%s", errOut.String())
+	}
+}
+
+// fileExists reports whether something is at path.
+func fileExists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -38,7 +40,8 @@ func BenchmarkAnswerSeen(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			h := newAuthHandler(v, slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})))
+			log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+			h := newAuthHandler(v, log, logs.NewRateLog(log, nil), nil, seen.New(replay.NewMemoryMarks(replay.MemoryMarksOptions{}), seen.Options{}))
 			otp, _ := v.Mint("alice", host, now, "1")
 			reqs := make([]protocol.Request, b.N)
 			for i := range reqs {

@@ -22,9 +22,7 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
-	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 )
 
 // socketMode lets the daemon's user and group, and no one else, connect.
@@ -57,107 +55,22 @@ func RunServe(ctx context.Context, e *cli.Env, args []string) int {
 			return 1
 		}
 	}
-	sv, store, ok := startServing(e, cfgFlag, socket, true)
+	reload, stopSignals := e.ReloadSignals()
+	defer stopSignals()
+	cfg, log, level, ok := loadServing(e, cfgFlag)
 	if !ok {
 		return 1
 	}
-	defer sv.stop()
-	cfg, log := sv.cfg, sv.log
-	d, err := newDaemon(cfg, log, store, sv.keys)
+	d, err := New(cfg, Options{Log: log, Level: level, Load: cfgFlag.Options(e), Socket: socket})
 	if err != nil {
-		store.Close()
-		log.Error("cannot start", "err", err)
+		logStartError(log, err)
 		return 1
 	}
-	defer d.handler.refusal.Flush()
-	d.handler.seen = sv.seen
-	var m *metrics
-	if cfg.MetricsListen != "" {
-		m = newMetrics(store)
-		m.watchSeen(sv.seen)
-		d.handler.metrics = m
-		addr, err := serveMetrics(ctx, cfg.MetricsListen, m, log)
-		if err != nil {
-			d.closeListeners()
-			store.Close()
-			log.Error("cannot listen for metrics", "err", err)
-			return 1
-		}
-		log.Info("metrics", "url", "http://"+addr.String()+"/metrics")
-	}
-	var stopHTTP func()
-	if sv.onReload, stopHTTP, err = startHTTP(ctx, cfg.Config, d.handler, m, log); err != nil {
-		d.closeListeners()
-		store.Close()
-		log.Error("cannot serve HTTP", "err", err)
-		return 1
-	}
-	defer stopHTTP()
-	defer sv.reloadOnSignal(ctx, store, d.handler, m)()
+	defer d.reloadOn(ctx, reload)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("serve", "err", err)
 	}
 	return 0
-}
-
-// closeListeners closes the sockets of a daemon that will not Run.
-func (d *Daemon) closeListeners() {
-	for _, l := range d.listeners {
-		l.Close()
-	}
-}
-
-// Daemon serves the verifier on listening sockets. Every connection has
-// its own protocol.Server; all share the handler, and through its verifier
-// the replay store.
-type Daemon struct {
-	cfg       *setup.Config
-	log       *slog.Logger
-	handler   *authHandler
-	store     replay.Store
-	keys      *keySources
-	listeners []net.Listener
-	// notify sends a state to the service manager (sd_notify). It is a
-	// no-op when not run by systemd.
-	notify func(state string)
-
-	mu      sync.Mutex
-	conns   map[*guardedConn]struct{}
-	probes  map[string]struct{} // addresses the watchdog probe dials from
-	closing bool
-	wg      sync.WaitGroup
-}
-
-// New builds the verifier of cfg on store and opens the listening
-// sockets, so that configuration and bind errors show at start-up, before
-// the service manager is told the daemon is ready. Run closes the store;
-// if New fails, the caller does.
-func New(cfg *setup.Config, log *slog.Logger, store replay.Store) (*Daemon, error) {
-	return newDaemon(cfg, log, store, newKeySources(log))
-}
-
-// newDaemon is New with the fetchers of JWT keys of the serving process.
-func newDaemon(cfg *setup.Config, log *slog.Logger, store replay.Store, keys *keySources) (*Daemon, error) {
-	v, err := keys.verifier(cfg, store)
-	if err != nil {
-		return nil, err
-	}
-	d := &Daemon{
-		cfg:     cfg,
-		log:     log,
-		handler: newAuthHandler(v, log),
-		store:   store,
-		keys:    keys,
-		conns:   map[*guardedConn]struct{}{},
-		probes:  map[string]struct{}{},
-		notify: func(state string) {
-			sddaemon.SdNotify(false, state) // not being under systemd is normal
-		},
-	}
-	if d.listeners, err = listen(cfg.Socket, cfg.SocketGroup, log); err != nil {
-		return nil, err
-	}
-	return d, nil
 }
 
 // listen returns the sockets systemd passed (socket activation), or else
@@ -281,8 +194,10 @@ func (d *Daemon) Start(ctx context.Context) (stop func() error) {
 }
 
 // Run serves until ctx is done, then stops accepting, answers the requests
-// in flight, closes the store (flushing what it must keep) and returns.
+// in flight, stops the HTTP API, closes the daemon (close: the store
+// flushes what it must keep) and returns. It is called once.
 func (d *Daemon) Run(ctx context.Context) error {
+	defer d.refusal.Flush()
 	// Requests in flight are answered even while stopping: their context
 	// outlives ctx and is cancelled only when the drain times out.
 	reqCtx, cancelReqs := context.WithCancel(context.WithoutCancel(ctx))
@@ -296,8 +211,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.accept(reqCtx, l)
 		}()
 	}
-	d.log.Info("tokenauthd serving", "version", cli.Version(), "hosts", len(d.cfg.Hosts))
-	logWarnings(d.log, d.cfg)
+	if d.metricsL != nil {
+		serveMetrics(ctx, d.metricsL, d.metrics, d.log)
+	}
+	stopHTTP := func() {}
+	if d.api != nil {
+		stopHTTP = d.api.Start(ctx, d.apiL)
+	}
+	cfg := d.current()
+	d.log.Info("tokenauthd serving", "version", cli.Version(), "hosts", len(cfg.Hosts))
+	logWarnings(d.log, cfg)
 	d.notify(sddaemon.SdNotifyReady)
 	stopWatchdog := d.watchdog()
 
@@ -332,9 +255,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.mu.Unlock()
 		<-drained
 	}
-	d.keys.close()
-	if err := d.store.Close(); err != nil {
-		return fmt.Errorf("closing the replay store: %w", err)
+	stopHTTP()
+	if err := d.close(); err != nil {
+		return err
 	}
 	d.log.Info("stopped")
 	return nil
@@ -361,9 +284,9 @@ func (d *Daemon) accept(ctx context.Context, l net.Listener) {
 		if g == nil {
 			c.Close()
 			if full {
-				d.handler.metrics.event(connectionRefused)
-				d.handler.refusal.Log(slog.LevelWarn, "max_connections", "connection refused",
-					"max_connections", d.cfg.MaxConnections)
+				d.metrics.event(connectionRefused)
+				d.refusal.Log(slog.LevelWarn, "max_connections", "connection refused",
+					"max_connections", d.maxConns)
 			}
 			continue
 		}
@@ -380,13 +303,13 @@ func (d *Daemon) track(c net.Conn, probe bool) (g *guardedConn, full bool) {
 	if d.closing {
 		return nil, false
 	}
-	if !probe && len(d.conns) >= d.cfg.MaxConnections {
+	if !probe && len(d.conns) >= d.maxConns {
 		return nil, true
 	}
-	g = &guardedConn{c: c, timeout: d.cfg.RequestTimeout}
+	g = &guardedConn{c: c, timeout: d.requestTimeout}
 	d.conns[g] = struct{}{}
 	d.wg.Add(1)
-	d.handler.metrics.event(connectionOpened)
+	d.metrics.event(connectionOpened)
 	return g, false
 }
 
@@ -399,7 +322,7 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 		d.mu.Lock()
 		delete(d.conns, g)
 		d.mu.Unlock()
-		d.handler.metrics.event(connectionClosed)
+		d.metrics.event(connectionClosed)
 		d.wg.Done()
 	}()
 	var h protocol.Handler = d.handler
@@ -418,9 +341,9 @@ func (d *Daemon) serveConn(ctx context.Context, g *guardedConn, probe bool) {
 	case err == nil:
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		if !g.stopped() {
-			d.handler.metrics.event(requestTimeout)
-			d.handler.refusal.Log(slog.LevelInfo, "request_timeout", "connection closed: a request took too long to arrive",
-				"timeout", d.cfg.RequestTimeout.String())
+			d.metrics.event(requestTimeout)
+			d.refusal.Log(slog.LevelInfo, "request_timeout", "connection closed: a request took too long to arrive",
+				"timeout", d.requestTimeout.String())
 		}
 	default:
 		d.log.Debug("connection ended", "err", err)

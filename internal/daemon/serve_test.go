@@ -37,37 +37,29 @@ func startDaemon(t testing.TB, store replay.Store) (*Daemon, string, func() erro
 // startDaemonAt is startDaemon on the socket sock.
 func startDaemonAt(t testing.TB, sock string, store replay.Store) (*Daemon, string, func() error) {
 	t.Helper()
-	return startDaemonWith(t, sock, "", store, nil)
+	return startDaemonWith(t, sock, "", store)
 }
 
 // startDaemonWith is startDaemonAt with extra configuration (TOML
-// sections) and a function, before, if not nil, that sees the daemon before
-// it runs.
-func startDaemonWith(t testing.TB, sock, extra string, store replay.Store, before func(*Daemon)) (*Daemon, string, func() error) {
+// sections).
+func startDaemonWith(t testing.TB, sock, extra string, store replay.Store) (*Daemon, string, func() error) {
 	t.Helper()
 	cfg, err := setup.Load(fixture.WriteConfig(t, t.TempDir(), extra), config.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Socket = sock
 	log := fixture.Logger(t)
 	if _, ok := t.(*testing.B); ok {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if store == nil {
-		store = NewMemoryStore(cfg, log)
-	}
-	d, err := New(cfg, log, store)
+	d, err := New(cfg, Options{Log: log, Store: store, Socket: sock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	d.notify = func(string) {}
-	if before != nil {
-		before(d)
-	}
 	stop := d.Start(context.Background())
 	t.Cleanup(func() { stop() })
-	return d, cfg.Socket, stop
+	return d, sock, stop
 }
 
 // TestServeAnswersBothFramings: one daemon, one connection per framing; a
@@ -292,11 +284,8 @@ func TestServeConcurrentConnections(t *testing.T) {
 // daemon and fails on one that no longer accepts. It is not counted as a
 // request in the metrics; a peer's isuser is.
 func TestServeWatchdogProbe(t *testing.T) {
-	var m *metrics
-	d, sock, stop := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "", nil, func(d *Daemon) {
-		m = newMetrics(d.store)
-		d.handler.metrics = m
-	})
+	d, sock, stop := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "[metrics]\nlisten = \"127.0.0.1:0\"\n", nil)
+	m := d.metrics
 	isuser := map[string]string{"command": "isuser", "result": "no", "reason": "no_such_user"}
 	for i := 0; i < 3; i++ {
 		if err := d.probe(5 * time.Second); err != nil {
@@ -414,7 +403,7 @@ func fileGid(t *testing.T, path string) int {
 // The watchdog's probe gets in even when max_connections are open: a
 // daemon at its limit is busy, not hung.
 func TestServeWatchdogProbeAtLimit(t *testing.T) {
-	d, sock, _ := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "[daemon]\nmax_connections = 1\n", nil, nil)
+	d, sock, _ := startDaemonWith(t, filepath.Join(t.TempDir(), "d.sock"), "[daemon]\nmax_connections = 1\n", nil)
 	if _, err := fixture.DialAsk(t, sock); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
+	"github.com/tokenauthd/tokenauthd/internal/logs"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
@@ -31,7 +32,7 @@ func newStore(cfg *setup.Config, log *slog.Logger, daemon bool) (replay.Store, e
 	case cfg.Journal != "":
 		return openJournal(cfg, log)
 	}
-	m := NewMemoryStore(cfg, log)
+	m := newMemoryStore(cfg, log)
 	if cfg.RefuseAfterStart {
 		// This process starts empty: an earlier one may have accepted
 		// tokens that are still inside their window.
@@ -43,9 +44,30 @@ func newStore(cfg *setup.Config, log *slog.Logger, daemon bool) (replay.Store, e
 	return m, nil
 }
 
+// newMemoryStore returns the in-process replay store, with its capacity
+// guard logging every record forced out while still live.
+// The warning is rate limited (a flood of valid tokens would otherwise log
+// one line per token); the store counts every eviction (LiveEvictions, and
+// the tokenauthd_replay_live_evictions_total metric).
+func newMemoryStore(cfg *setup.Config, log *slog.Logger) *replay.Memory {
+	rl := logs.NewRateLog(log, nil)
+	var m *replay.Memory
+	m = replay.NewMemory(replay.MemoryOptions{
+		Capacity: cfg.Capacity,
+		TTL:      cfg.Verifier.Params.ReplayTTL(),
+		OnLiveEviction: func() {
+			// m.LiveEvictions is an atomic counter: no store lock taken.
+			rl.Log(slog.LevelWarn, "live_eviction",
+				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
+				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
+		},
+	})
+	return m
+}
+
 // openJournal opens the memory store's journal and logs what it found.
 func openJournal(cfg *setup.Config, log *slog.Logger) (replay.Store, error) {
-	mem := NewMemoryStore(cfg, log)
+	mem := newMemoryStore(cfg, log)
 	j, st, err := replay.OpenJournal(cfg.Journal, mem, replay.JournalOptions{SyncEvery: cfg.JournalSyncEvery})
 	if err != nil {
 		return nil, err

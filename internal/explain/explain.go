@@ -12,7 +12,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/jwks"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -92,12 +91,12 @@ func explainSocket(cfg *config.Config, flagValue string) string {
 	return cfg.Socket
 }
 
-// explainer checks one token against a configuration, on an empty store of
-// its own: nothing is recorded anywhere.
+// explainer checks one token against a configuration with an offline
+// verifier: no store, nothing recorded anywhere.
 type explainer struct {
 	cfg *setup.Config
 	now time.Time
-	v   *verifier.Verifier
+	v   *verifier.Offline
 	// asOf says what time the verdict is for: "" for now, else why the
 	// daemon is not asked.
 	asOf string
@@ -143,11 +142,10 @@ func (x *explainer) fetchKeys(ctx context.Context, out *lines, host, token strin
 	out.say("  keys: fetched from %s: kids %s", x.cfg.FetchedKeys[host].Where(), strings.Join(f.Status().Kids, ", "))
 }
 
-func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Verifier, error) {
-	return verifier.New(verifier.Config{
+func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Offline, error) {
+	return verifier.NewOffline(verifier.Config{
 		Params: x.cfg.Verifier.Params,
 		Hosts:  hosts,
-		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}),
 		Now: func() time.Time {
 			x.clockReads++
 			return x.now

@@ -44,7 +44,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 		if other == user {
 			continue
 		}
-		if r := x.v.Check(ctx, other, host, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+		if r := x.v.Check(ctx, other, host, token); r.OK() {
 			hints = append(hints, fmt.Sprintf("it is signed for the user name %q: the application must sign the name as the server passes it, %q (lower case)", other, user))
 			break
 		}
@@ -54,7 +54,7 @@ func (x *explainer) otherSigners(ctx context.Context, user, host, token string) 
 		if other == host {
 			continue
 		}
-		if r := x.v.Check(ctx, user, other, token); r.Reason == verifier.Accepted || r.Reason == verifier.Replayed {
+		if r := x.v.Check(ctx, user, other, token); r.OK() {
 			hints = append(hints, fmt.Sprintf("it is a token for %s@%s: the application minted it for host %q", user, other, other))
 			continue
 		}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fixture"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -40,10 +39,9 @@ func serveBench(b *testing.B, h http.Handler) string {
 // alike. It reports each one's p50 and p99, their p50 ratio (the goal:
 // at most 1.5) and the tokens minted per second of the API's time.
 func BenchmarkTokensVsFloor(b *testing.B) {
-	v, err := verifier.New(verifier.Config{
+	v, err := verifier.NewOffline(verifier.Config{
 		Params: verifier.DefaultParams(),
 		Hosts:  map[string]verifier.Host{fixture.Host: {TokenSecrets: [][]byte{[]byte(fixture.Secret)}, OTPSeeds: []string{fixture.Seed}}},
-		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 1000, TTL: time.Minute}),
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/cli"
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
-	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
 
@@ -134,7 +133,7 @@ func mintToken(file *config.Config, user, host string, when time.Time, nonce str
 	if err != nil {
 		return "", err
 	}
-	v, err := cfg.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second}))
+	v, err := cfg.NewOffline()
 	if err != nil {
 		return "", err
 	}

@@ -95,8 +95,16 @@ algorithms = ["RS256"]
 	if c.Verifier.Hosts["example.org"].JWT.Keys != nil {
 		t.Error("NewVerifier changed the configuration's settings")
 	}
-	r := v.Verify(context.Background(), "alice", "example.org", "eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.c2ln")
+	const jwt = "eyJhbGciOiJSUzI1NiJ9.eyJ4IjoxfQ.c2ln"
+	r := v.Verify(context.Background(), "alice", "example.org", jwt)
 	if r.Reason != verifier.KeysUnavailable {
 		t.Errorf("a JWT: %s (%v), want keys_unavailable", r.Reason, r.Err)
+	}
+	o, err := c.NewOffline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := o.Check(context.Background(), "alice", "example.org", jwt); r.Reason != verifier.KeysUnavailable {
+		t.Errorf("a JWT, offline: %s (%v), want keys_unavailable", r.Reason, r.Err)
 	}
 }

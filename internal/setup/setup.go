@@ -29,7 +29,8 @@ type Config struct {
 	*config.Config
 	// Mode is the framing the file's protocol names.
 	Mode protocol.Mode
-	// Verifier is what NewVerifier makes a verifier of, without its store:
+	// Verifier is what NewVerifier makes a verifier of, without its store
+	// (and NewOffline one that needs none):
 	// the token parameters (with the replay TTL the hosts' JWTs need) and
 	// every host's secrets, normalised seeds and JWT settings.
 	Verifier verifier.Config
@@ -206,6 +207,23 @@ func (s *Config) NewVerifier(store replay.Store) (*verifier.Verifier, error) {
 	vc.Store = store
 	vc.Hosts = s.withKeySources()
 	return verifier.New(vc)
+}
+
+// NewOffline builds the configuration's verifier without a replay store:
+// for what mints tokens or looks at one and records nothing (mint, bench,
+// explain, the HTTP API's tests). Its hosts whose keys are fetched refuse
+// their JWTs unless given a key source.
+func (s *Config) NewOffline() (*verifier.Offline, error) {
+	vc := s.Verifier
+	vc.Hosts = s.withKeySources()
+	return verifier.NewOffline(vc)
+}
+
+// Check reports whether the verifier accepts the configuration: what
+// NewVerifier would refuse on any store.
+func (s *Config) Check() error {
+	_, err := s.NewOffline()
+	return err
 }
 
 // withKeySources returns the verifier's hosts, those whose keys are

@@ -11,7 +11,6 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/fuzzcorpus"
 	"github.com/tokenauthd/tokenauthd/protocol"
-	"github.com/tokenauthd/tokenauthd/replay"
 )
 
 // A secret that must never show in an error.
@@ -120,7 +119,7 @@ func TestExampleConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.NewVerifier(replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})); err != nil {
+	if err := c.Check(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -132,7 +131,6 @@ func FuzzSetup(f *testing.F) {
 	if b, err := os.ReadFile("../../config.toml.example"); err == nil {
 		f.Add(b)
 	}
-	store := replay.NewMemory(replay.MemoryOptions{Capacity: 1, TTL: time.Second})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse("fuzz.toml", data, config.Options{})
 		if err != nil {
@@ -141,7 +139,7 @@ func FuzzSetup(f *testing.F) {
 		if len(cfg.Verifier.Hosts) != len(cfg.Hosts) || len(cfg.Hosts) == 0 {
 			t.Fatalf("%d hosts made of %d", len(cfg.Verifier.Hosts), len(cfg.Hosts))
 		}
-		if _, err := cfg.NewVerifier(store); err != nil {
+		if err := cfg.Check(); err != nil {
 			t.Fatalf("a configuration ready for the verifier refused by it: %v", err)
 		}
 	})

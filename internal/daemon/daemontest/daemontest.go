@@ -18,7 +18,7 @@ import (
 )
 
 // Start runs a daemon with the configuration at cfgPath, listening on
-// sock, on store (a fresh memory store if nil), until the test ends or
+// sock, on store (if nil, the store the configuration names), until the test ends or
 // the returned stop is called; stop returns Run's error.
 func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() error) {
 	t.Helper()
@@ -26,14 +26,8 @@ func Start(t testing.TB, cfgPath, sock string, store replay.Store) (stop func() 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Socket = sock
-	log := fixture.Logger(t)
-	if store == nil {
-		store = daemon.NewMemoryStore(cfg, log)
-	}
-	d, err := daemon.New(cfg, log, store)
+	d, err := daemon.New(cfg, daemon.Options{Log: fixture.Logger(t), Store: store, Socket: sock})
 	if err != nil {
-		store.Close()
 		t.Fatal(err)
 	}
 	stop = d.Start(context.Background())
