@@ -40,13 +40,13 @@ func doctorFindings(report string) []string {
 func TestDoctorOnE2ESetup(t *testing.T) {
 	// doctor reads Prosody's configuration with the machine's Prosody.
 	fixture.RequirePeer(t, "/usr/bin/prosodyctl", "/usr/bin/lua5.4")
-	ejabberd := writeEjabberd(t, stageHelper(t, e2eConfig(), "-protocol", "ejabberd"), 1).config
+	ejabberd := writeEjabberd(t, stageHelper(t, e2eConfig()+"isuser = \"seen\"\n", "-protocol", "ejabberd"), 1).config
 	dir := serverDir(t)
 	sock := filepath.Join(dir, "tokenauthd.sock")
 	// The daemon gives its socket to Prosody's group, as the README's
 	// Prosody setup does.
 	cfg := fixture.WriteFile(t, filepath.Join(dir, "config.toml"),
-		fmt.Sprintf("[daemon]\nsocket = %q\nsocket_group = \"prosody\"\n", sock)+prosodyConfig())
+		fmt.Sprintf("[daemon]\nsocket = %q\nsocket_group = \"prosody\"\n", sock)+prosodyConfig()+"isuser = \"seen\"\n")
 	startServe(t, cfg, sock)
 	prosody, _ := writeProsody(t, dir, sock)
 	doctor := func(t *testing.T) (report string, code int) {
@@ -94,6 +94,8 @@ func TestDoctorOnE2ESetup(t *testing.T) {
 			"extauth_pool_size: extauth_pool_size is 3 for host localhost"},
 		{"FAST tokens", func() func() { return edit(ejabberd, "  mod_ping: {}\n", "  mod_ping: {}\n  mod_auth_fast: {}\n") },
 			"modules: mod_auth_fast: mod_auth_fast is enabled for host localhost"},
+		{"every name exists", func() func() { return edit(cfg, `isuser = "seen"`, `isuser = true`) },
+			"warning: " + cfg + `: host "localhost": isuser = true (or unset): every name exists`},
 		{"the module dials another socket", func() func() {
 			return edit(prosody, "tokenauthd_socket = ", "tokenauthd_socket = \"/run/nowhere.sock\" -- ")
 		},

@@ -43,3 +43,34 @@ func openJournal(t *testing.T, path string, ttl time.Duration, now func() time.T
 	}
 	return j
 }
+
+// TestMemoryMarksConformance runs the Marks contract on a MemoryMarks.
+func TestMemoryMarksConformance(t *testing.T) {
+	storetest.RunMarks(t, storetest.MarksSuite{
+		New: func(t *testing.T, now func() time.Time) replay.Marks {
+			return replay.NewMemoryMarks(replay.MemoryMarksOptions{Capacity: storetest.Capacity, Now: now})
+		},
+	})
+}
+
+// TestMarksFileConformance runs the Marks contract on a MarksFile,
+// reopened once so that what the suite sees went through the file.
+func TestMarksFileConformance(t *testing.T) {
+	storetest.RunMarks(t, storetest.MarksSuite{
+		New: func(t *testing.T, now func() time.Time) replay.Marks {
+			path := filepath.Join(t.TempDir(), "replay.journal.seen")
+			openMarks(t, path, now).Close()
+			return openMarks(t, path, now)
+		},
+	})
+}
+
+// openMarks opens the marks file at path on a new MemoryMarks.
+func openMarks(t *testing.T, path string, now func() time.Time) *replay.MarksFile {
+	t.Helper()
+	m, _, err := replay.OpenMarksFile(path, replay.NewMemoryMarks(replay.MemoryMarksOptions{Capacity: storetest.Capacity, Now: now}), replay.JournalOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}

@@ -32,8 +32,9 @@ func (o JournalOptions) owner() int {
 // above, as written or once symbolic links are resolved) that others
 // than its owner may write, or that belongs to neither root nor owner
 // (a sticky directory such as /tmp may be written by all, except the
-// journal's own); or a journal, previous generation (path.old) or lock
-// (path.lock) that is not a regular file of root or owner that others
+// journal's own); or a journal, previous generation (path.old), lock
+// (path.lock), or seen users' file and its lock (path.seen,
+// path.seen.lock) that is not a regular file of root or owner that others
 // may not write. Files that do not exist yet are no error; nor is a
 // directory that does not exist (OpenJournal's own error names it), but
 // the directories above it are checked.
@@ -41,7 +42,7 @@ func CheckJournal(path string, owner int) error {
 	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
 		return err
 	}
-	for _, name := range []string{path, path + ".old", path + ".lock"} {
+	for _, name := range []string{path, path + ".old", path + ".lock", path + ".seen", path + ".seen.lock"} {
 		st, err := os.Lstat(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue

@@ -7,6 +7,10 @@
 // replay/redis, so that what imports replay links no Redis client; the
 // conformance suite every store must pass is in replay/storetest.
 //
+// Apart from the Store, Marks keeps each key's latest moment until an end
+// its caller chooses: MemoryMarks, and MarksFile, a file of its own beside
+// a journal. Marks never evict a Store's records nor are evicted by them.
+//
 // It must never know what the keys stand for: no tokens, users or hosts, no
 // wire format. Its callers hash those into a Key.
 package replay

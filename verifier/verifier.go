@@ -130,8 +130,14 @@ type Host struct {
 	TokenSecrets [][]byte
 	// OTPSeeds are base32 TOTP seeds, the first the current one.
 	OTPSeeds []string
-	// IsUser is the answer to "does this user exist" for the host.
+	// IsUser is the answer to "does this user exist" for the host, unless
+	// SeenFor is set.
 	IsUser bool
+	// SeenFor, if above 0, makes the host's users exist who logged in
+	// within it (isuser = "seen"): the verifier only keeps it (SeenFor);
+	// its caller records logins and answers from them. IsUser is then
+	// false.
+	SeenFor time.Duration
 	// JWT, if set, are the host's JWT settings: it accepts JWTs.
 	JWT *JWT
 }
@@ -192,6 +198,7 @@ type host struct {
 	seeds   []seed
 	secrets []secret
 	isUser  bool
+	seenFor time.Duration
 	jwt     *jwtHost // nil: the host accepts no JWT
 }
 
@@ -408,7 +415,7 @@ func build(c Config) (*Verifier, error) {
 			(hc.JWT == nil || len(hc.TokenSecrets)+len(hc.OTPSeeds) != 0) {
 			return nil, verr("host %q needs a token secret and an otp seed, or JWT settings", name)
 		}
-		h := host{isUser: hc.IsUser, seeds: make([]seed, len(hc.OTPSeeds))}
+		h := host{isUser: hc.IsUser && hc.SeenFor <= 0, seenFor: max(hc.SeenFor, 0), seeds: make([]seed, len(hc.OTPSeeds))}
 		if hc.JWT != nil {
 			j, err := newJWTHost(hc.JWT, c.Now, false)
 			if err != nil {
@@ -512,6 +519,16 @@ func (c Config) refusalEnds() func(time.Time) time.Time {
 func (v *Verifier) IsUser(user, hostname string) bool {
 	h, ok := v.hosts[hostname]
 	return ok && h.isUser && validUser(user)
+}
+
+// SeenFor returns the host's SeenFor: above 0 if its users exist who logged
+// in within it (the caller's to know), 0 if its answer is IsUser's or it
+// is no host of this verifier.
+func (v *Verifier) SeenFor(hostname string) time.Duration {
+	if h, ok := v.hosts[hostname]; ok {
+		return h.seenFor
+	}
+	return 0
 }
 
 // Verify checks password as a token for user@host and, if it is valid and

@@ -745,6 +745,39 @@ func TestSeedCode(t *testing.T) {
 	}
 }
 
+// TestSeenFor: a host with SeenFor answers no to IsUser, whatever its
+// IsUser says (its caller answers from logins), and SeenFor says so; other
+// hosts and unknown ones have none.
+func TestSeenFor(t *testing.T) {
+	v, err := New(Config{
+		Params: DefaultParams(),
+		Hosts: map[string]Host{
+			"seen.example":  {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{rfcSeed}, IsUser: true, SeenFor: time.Hour},
+			"every.example": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{rfcSeed}, IsUser: true},
+		},
+		Store: replay.NewMemory(replay.MemoryOptions{Capacity: 10, TTL: DefaultParams().ReplayTTL()}),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		host    string
+		isUser  bool
+		seenFor time.Duration
+	}{
+		{"seen.example", false, time.Hour},
+		{"every.example", true, 0},
+		{"unknown.example", false, 0},
+	} {
+		if got := v.IsUser("alice", c.host); got != c.isUser {
+			t.Errorf("IsUser(alice, %s) = %v, want %v", c.host, got, c.isUser)
+		}
+		if got := v.SeenFor(c.host); got != c.seenFor {
+			t.Errorf("SeenFor(%s) = %v, want %v", c.host, got, c.seenFor)
+		}
+	}
+}
+
 // A secret's sums are crypto/hmac's HMAC-SHA256, for keys shorter than,
 // as long as and longer than SHA-256's block (hashed first), and messages
 // of every length around a block, one scratch reused throughout.

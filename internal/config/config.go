@@ -99,7 +99,11 @@ type hostConfig struct {
 	TokenSecretFile string `toml:"token_secret_file"`
 	OTPSeed         string `toml:"otp_seed"`
 	OTPSeedFile     string `toml:"otp_seed_file"`
-	IsUser          *bool  `toml:"isuser"`
+	// IsUser is true, false or "seen" (checked by buildIsUser).
+	IsUser any `toml:"isuser"`
+	// SeenFor is how many days a login keeps a user known, for isuser =
+	// "seen".
+	SeenFor *int `toml:"seen_for"`
 	// Rotation: still accepted when verifying, never used to mint.
 	OldTokenSecrets []string `toml:"old_token_secrets"`
 	OldOTPSeeds     []string `toml:"old_otp_seeds"`
@@ -202,8 +206,15 @@ type Host struct {
 	// OTPSeeds are otp_seed then old_otp_seeds, as written: internal/setup
 	// normalises and checks them.
 	OTPSeeds []string
-	// IsUser is the answer to "does this user exist" (default true).
+	// IsUser is the answer to "does this user exist" (default true), when
+	// IsUserSeen is false.
 	IsUser bool
+	// IsUserSeen is isuser = "seen": a user exists who logged in on the
+	// host with an accepted token or JWT within SeenFor.
+	IsUserSeen bool
+	// SeenFor is seen_for (DefaultSeenFor if unset); zero unless
+	// IsUserSeen.
+	SeenFor time.Duration
 	// JWT is the [hosts."name".jwt] section, nil if the host takes no JWT.
 	JWT *JWT
 }
@@ -438,8 +449,8 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 func buildHost(name string, hc hostConfig, o Options) (Host, error) {
 	key := fmt.Sprintf("hosts.%q", name)
 	h := Host{IsUser: true}
-	if hc.IsUser != nil {
-		h.IsUser = *hc.IsUser
+	if err := buildIsUser(key, hc, &h); err != nil {
+		return Host{}, err
 	}
 	if hc.JWT != nil {
 		j, err := buildJWT(key+".jwt", hc.JWT, o)
@@ -458,6 +469,39 @@ func buildHost(name string, hc hostConfig, o Options) (Host, error) {
 		return Host{}, err
 	}
 	return h, nil
+}
+
+// The bounds of seen_for, in days.
+const (
+	minSeenForDays = 1
+	maxSeenForDays = 3650
+)
+
+// buildIsUser reads a host's isuser (true, false or "seen") and seen_for.
+func buildIsUser(key string, hc hostConfig, h *Host) error {
+	switch v := hc.IsUser.(type) {
+	case nil:
+	case bool:
+		h.IsUser = v
+	case string:
+		if v != "seen" {
+			return fmt.Errorf("%s.isuser: true, false or \"seen\", not %q", key, v)
+		}
+		h.IsUser, h.IsUserSeen, h.SeenFor = false, true, DefaultSeenFor
+	default:
+		return fmt.Errorf("%s.isuser: true, false or \"seen\"", key)
+	}
+	if hc.SeenFor == nil {
+		return nil
+	}
+	if !h.IsUserSeen {
+		return fmt.Errorf("%s.seen_for is for isuser = \"seen\"", key)
+	}
+	if n := *hc.SeenFor; n < minSeenForDays || n > maxSeenForDays {
+		return fmt.Errorf("%s.seen_for: %d days, not between %d and %d", key, n, minSeenForDays, maxSeenForDays)
+	}
+	h.SeenFor = time.Duration(*hc.SeenFor) * 24 * time.Hour
+	return nil
 }
 
 // hasTokenKeys reports whether a host section sets any of the token keys.

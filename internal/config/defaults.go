@@ -48,3 +48,7 @@ const defaultKeysMaxStale = 24 * time.Hour
 // retrying included: under Prosody's 5 s external_auth_timeout and far under
 // ejabberd's 30 s. It is protocol.DefaultClientTimeout.
 const DefaultRelayTimeout = 2 * time.Second
+
+// DefaultSeenFor is seen_for's default: how long a login keeps a user
+// known on a host with isuser = "seen".
+const DefaultSeenFor = 90 * 24 * time.Hour

@@ -19,6 +19,9 @@ type Outline struct {
 	SocketGroup string // [daemon] socket_group, "" if unset
 	Store       string // [replay] store, "memory" if unset
 	Hosts       []string
+	// EveryName are the hosts whose isuser is true (set so, or unset):
+	// every name exists on them.
+	EveryName []string
 	// Files are the *_file and keys_file paths, as written, outside
 	// systemd's credentials ("%d/..."); Credentials says that some are
 	// credentials, which exist only inside the service.
@@ -39,6 +42,11 @@ func ReadOutline(path string, data []byte) (*Outline, error) {
 	}
 	o := &Outline{Socket: fc.Daemon.Socket, SocketGroup: fc.Daemon.SocketGroup, Store: fc.Replay.Store,
 		Hosts: slices.Sorted(maps.Keys(fc.Hosts))}
+	for _, h := range o.Hosts {
+		if v, ok := fc.Hosts[h].IsUser.(bool); fc.Hosts[h].IsUser == nil || ok && v {
+			o.EveryName = append(o.EveryName, h)
+		}
+	}
 	if o.Socket == "" {
 		o.Socket = DefaultSocket
 	}

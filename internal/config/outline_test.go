@@ -17,7 +17,7 @@ func TestReadOutline(t *testing.T) {
 		wantErr string
 	}{
 		{"defaults", "[hosts.\"b.example\"]\ntoken_secret = \"" + leakySecret + "\"\n[hosts.\"a.example\"]\n",
-			&Outline{Socket: DefaultSocket, Store: "memory", Hosts: []string{"a.example", "b.example"}}, ""},
+			&Outline{Socket: DefaultSocket, Store: "memory", Hosts: []string{"a.example", "b.example"}, EveryName: []string{"a.example", "b.example"}}, ""},
 		{"everything", `[daemon]
 socket = "/run/t/s.sock"
 socket_group = "xmpp"
@@ -31,8 +31,14 @@ otp_seed_file = "%d/a.seed"
 keys_file = "/etc/t/a.jwks"
 [hosts."b.example"]
 otp_seed_file = "/etc/t/b.seed"
-`, &Outline{Socket: "/run/t/s.sock", SocketGroup: "xmpp", Store: "redis", Hosts: []string{"a.example", "b.example"},
-			Files: []string{"/etc/t/redis", "/etc/t/a.secret", "/etc/t/a.jwks", "/etc/t/b.seed"}, Credentials: true}, ""},
+isuser = "seen"
+[hosts."c.example"]
+isuser = false
+[hosts."d.example"]
+isuser = true
+`, &Outline{Socket: "/run/t/s.sock", SocketGroup: "xmpp", Store: "redis", Hosts: []string{"a.example", "b.example", "c.example", "d.example"},
+			EveryName: []string{"a.example", "d.example"},
+			Files:     []string{"/etc/t/redis", "/etc/t/a.secret", "/etc/t/a.jwks", "/etc/t/b.seed"}, Credentials: true}, ""},
 		// Keys it does not know are Parse's to refuse.
 		{"unknown key", "[replay]\njornal = \"/x\"\n", &Outline{Socket: DefaultSocket, Store: "memory"}, ""},
 		{"syntax", "[hosts.\"a\"]\ntoken_secret = " + leakySecret + "\n", nil, "c.toml:2: syntax error"},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/verifier"
 )
@@ -22,12 +23,16 @@ type authHandler struct {
 	log     *slog.Logger
 	refusal *logs.RateLog
 	metrics *metrics // nil: none
+	// seen keeps the users seen logging in, for hosts with isuser =
+	// "seen" (nil: none is known, every such isuser is no).
+	seen *seen.Book
 }
 
 // newAuthHandler returns the handler answering with v, logging to log
-// through refusal's rate limit, counting in m (nil: nowhere).
-func newAuthHandler(v *verifier.Verifier, log *slog.Logger, refusal *logs.RateLog, m *metrics) *authHandler {
-	a := &authHandler{log: log, refusal: refusal, metrics: m}
+// through refusal's rate limit, counting in m (nil: nowhere), keeping the
+// users seen logging in in sb (nil: none).
+func newAuthHandler(v *verifier.Verifier, log *slog.Logger, refusal *logs.RateLog, m *metrics, sb *seen.Book) *authHandler {
+	a := &authHandler{log: log, refusal: refusal, metrics: m, seen: sb}
 	a.v.Store(v)
 	return a
 }
@@ -45,6 +50,11 @@ const (
 	reasonUnsupported = "unsupported_command"
 	reasonBadRequest  = "bad_request"
 	reasonNoUser      = "no_such_user"
+	// isuser = "seen": the user logged in within seen_for, or not, or the
+	// store of seen users could not answer (no).
+	reasonSeenUser    = "seen_user"
+	reasonNotSeen     = "not_seen"
+	reasonSeenUnavail = "seen_unavailable"
 )
 
 // Answer implements protocol.Handler.
@@ -106,6 +116,7 @@ func (a *authHandler) auth(ctx context.Context, v *verifier.Verifier, req protoc
 					"old_seed", r.Seed > 0, "old_secret", r.Secret > 0)
 			}
 		}
+		a.markSeen(ctx, v, req)
 		return true, string(r.Reason)
 	}
 	attrs := []any{"user", req.User, "host", req.Server}
@@ -130,13 +141,50 @@ func (a *authHandler) auth(ctx context.Context, v *verifier.Verifier, req protoc
 }
 
 // isUser answers whether user@host exists: the host's isuser setting, for
-// a name that can be a local part. Its reasons are the metrics' isuser
-// series (requestSeries).
-func (a *authHandler) isUser(_ context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+// a name that can be a local part, or for isuser = "seen" whether the user
+// logged in within seen_for. Its reasons are the metrics' isuser series
+// (requestSeries).
+func (a *authHandler) isUser(ctx context.Context, v *verifier.Verifier, req protocol.Request) (bool, string) {
+	if seenFor := v.SeenFor(req.Server); seenFor > 0 {
+		return a.isSeen(ctx, req, seenFor)
+	}
 	if v.IsUser(req.User, req.Server) {
 		return true, "exists"
 	}
 	return false, reasonNoUser
+}
+
+// markSeen marks the user of an accepted login on a host with isuser =
+// "seen". A mark that cannot be written leaves the login accepted: it is
+// logged (rate limited) and counted.
+func (a *authHandler) markSeen(ctx context.Context, v *verifier.Verifier, req protocol.Request) {
+	seenFor := v.SeenFor(req.Server)
+	if seenFor <= 0 || a.seen == nil {
+		return
+	}
+	if _, err := a.seen.Login(ctx, req.Server, req.User, seenFor); err != nil {
+		a.refusal.Log(slog.LevelWarn, "seen_write_failed", "a seen user's mark could not be written: the user may be unknown to isuser until a later login",
+			"user", req.User, "host", req.Server, "detail", err.Error())
+	}
+}
+
+// isSeen answers isuser on a host with isuser = "seen": yes for a user who
+// logged in within seenFor; no otherwise, and when the store of seen
+// users cannot answer (logged, rate limited).
+func (a *authHandler) isSeen(ctx context.Context, req protocol.Request, seenFor time.Duration) (bool, string) {
+	if a.seen == nil {
+		return false, reasonNotSeen
+	}
+	ok, err := a.seen.Known(ctx, req.Server, req.User, seenFor)
+	switch {
+	case err != nil:
+		a.refusal.Log(slog.LevelWarn, reasonSeenUnavail, "isuser answered no: the store of seen users could not answer",
+			"user", req.User, "host", req.Server, "detail", err.Error())
+		return false, reasonSeenUnavail
+	case ok:
+		return true, reasonSeenUser
+	}
+	return false, reasonNotSeen
 }
 
 // badRequest logs and counts a request answered no before the handler.

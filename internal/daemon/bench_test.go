@@ -77,7 +77,7 @@ func BenchmarkServeRoundTrip(b *testing.B) {
 			}
 			inR, inW := io.Pipe()
 			outR, outW := io.Pipe()
-			srv := newProtocolServer(protocol.Ejabberd, newAuthHandler(v, log, logs.NewRateLog(log, nil), nil), log)
+			srv := newProtocolServer(protocol.Ejabberd, newAuthHandler(v, log, logs.NewRateLog(log, nil), nil, nil), log)
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(context.Background(), inR, outW) }()
 			replies := bufio.NewReaderSize(outR, 16)

@@ -75,6 +75,9 @@ func RunCheckConfig(ctx context.Context, e *cli.Env, args []string) int {
 		fmt.Fprintf(e.Stdout, "%s: %s\n", path, line)
 	}
 	checkRedis(ctx, e.Stdout, path, cfg.Config)
+	for _, line := range seenNotes(cfg) {
+		fmt.Fprintf(e.Stdout, "%s: %s\n", path, line)
+	}
 	names := slices.Sorted(maps.Keys(cfg.Verifier.Hosts))
 	for _, n := range names {
 		h := cfg.Verifier.Hosts[n]

@@ -14,6 +14,7 @@ import (
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/httpapi"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/internal/setup"
 	"github.com/tokenauthd/tokenauthd/replay"
 )
@@ -21,8 +22,9 @@ import (
 // Daemon is one serving process, serve's daemon on its sockets or the
 // stdin/stdout helper, and the one owner of what it serves with, as an
 // http.Server owns its connections: the configuration in effect, the
-// logger and its level, the replay store, the verifier (in its request
-// handler, auth.go), the fetchers of JWT keys, the metrics, the refusal
+// logger and its level, the replay store, the users seen logging in
+// (seen.go, for isuser = "seen"), the verifier (in its request handler,
+// auth.go), the fetchers of JWT keys, the metrics, the refusal
 // log's rate limit, and serve's listening sockets, metrics listener and
 // HTTP API. New builds all of it, Run serves (the helper: serveStream),
 // Reload puts a new configuration in effect, and the end of serving
@@ -33,6 +35,7 @@ type Daemon struct {
 	level   *slog.LevelVar // the log level a reload sets; nil: none
 	load    config.Options // how Reload loads the file again
 	store   replay.Store
+	seen    *seen.Book // the users seen logging in (isuser = "seen")
 	keys    *keySources
 	metrics *metrics // nil: none
 	refusal *logs.RateLog
@@ -117,6 +120,11 @@ func New(cfg *setup.Config, o Options) (*Daemon, error) {
 		}
 		d.store = store
 	}
+	sb, err := openSeen(cfg, d.log, !o.Helper, d.store)
+	if err != nil {
+		return nil, &startError{"cannot open the seen users' store", err}
+	}
+	d.seen = sb
 	v, err := d.keys.verifier(cfg, d.store)
 	if err != nil {
 		if o.Helper {
@@ -126,9 +134,10 @@ func New(cfg *setup.Config, o Options) (*Daemon, error) {
 	}
 	if !o.Helper && cfg.MetricsListen != "" {
 		d.metrics = newMetrics(d.store)
+		d.metrics.watchSeen(d.seen)
 	}
 	d.refusal = logs.NewRateLog(d.log, nil)
-	d.handler = newAuthHandler(v, d.log, d.refusal, d.metrics)
+	d.handler = newAuthHandler(v, d.log, d.refusal, d.metrics, d.seen)
 	if !o.Helper {
 		if err := d.listen(cfg, o.Socket); err != nil {
 			return nil, err
@@ -195,8 +204,12 @@ func (d *Daemon) close() error {
 	d.closed = true
 	d.reloadMu.Unlock()
 	d.keys.close()
+	serr := d.seen.Close()
 	if err := d.store.Close(); err != nil {
 		return fmt.Errorf("closing the replay store: %w", err)
+	}
+	if serr != nil {
+		return fmt.Errorf("closing the seen users' store: %w", serr)
 	}
 	return nil
 }
@@ -209,6 +222,9 @@ func (d *Daemon) closeParts() {
 		}
 	}
 	d.keys.close()
+	if d.seen != nil {
+		d.seen.Close()
+	}
 	if d.store != nil {
 		d.store.Close()
 	}

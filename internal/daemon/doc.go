@@ -3,7 +3,9 @@
 // of a host, on a Unix socket) and the stdin/stdout helper that runs the
 // same handler in the XMPP server's own process. Both are one Daemon
 // (daemon.go), the one owner of a serving process's state: New(cfg,
-// Options{…}) opens the configured replay store, builds the verifier with
+// Options{…}) opens the configured replay store and, beside it, where the
+// users seen logging in are kept (seen.go: isuser = "seen"), builds the
+// verifier with
 // the fetchers of JWT keys of the hosts whose keys come from an identity
 // provider (keys.go, kept across reloads), the Prometheus metrics and the
 // per-reason rate-limited refusal log, and for serve listens on its

@@ -48,7 +48,7 @@ func FuzzStdio(f *testing.F) {
 			panic(err)
 		}
 		log := slog.New(slog.NewJSONHandler(&logb, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		h = newAuthHandler(v, log, logs.NewRateLog(log, nil), nil)
+		h = newAuthHandler(v, log, logs.NewRateLog(log, nil), nil, nil)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		once.Do(setup)

@@ -99,7 +99,7 @@ func TestCapacityGuard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, log, logs.NewRateLog(log, nil), newMetrics(store))
+	h := newAuthHandler(v, log, logs.NewRateLog(log, nil), newMetrics(store), nil)
 	now := time.Now()
 	for i := range flood {
 		user := "user" + string(rune('a'+i%26)) + strings.Repeat("x", i/26)

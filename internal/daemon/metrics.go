@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
+	"github.com/tokenauthd/tokenauthd/internal/seen"
 	"github.com/tokenauthd/tokenauthd/protocol"
 	"github.com/tokenauthd/tokenauthd/replay"
 	"github.com/tokenauthd/tokenauthd/verifier"
@@ -55,6 +56,9 @@ func requestSeries() [][3]string {
 	}
 	add(protocol.CmdIsUser, true, "exists")
 	add(protocol.CmdIsUser, false, reasonNoUser)
+	add(protocol.CmdIsUser, true, reasonSeenUser)
+	add(protocol.CmdIsUser, false, reasonNotSeen)
+	add(protocol.CmdIsUser, false, reasonSeenUnavail)
 	for _, c := range protocol.Commands() {
 		switch c {
 		case protocol.CmdAuth, protocol.CmdUnused, protocol.CmdSeen, protocol.CmdIsUser:
@@ -126,6 +130,49 @@ func newMetrics(store replay.Store) *metrics {
 		}, func() float64 { return float64(rw.ReplicasShort()) }))
 	}
 	return m
+}
+
+// watchSeen registers the counts of the users seen logging in (isuser =
+// "seen"), read from b when scraped.
+func (m *metrics) watchSeen(b *seen.Book) {
+	if m == nil || b == nil {
+		return
+	}
+	stat := func(f func(seen.Stats) float64) func() float64 { return func() float64 { return f(b.Stats()) } }
+	errs := func(read bool) prometheus.Collector {
+		op := "write"
+		if read {
+			op = "read"
+		}
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "tokenauthd_seen_errors_total",
+			Help:        "Seen users' marks that could not be written after a login (write), or asked by isuser, answered no (read).",
+			ConstLabels: prometheus.Labels{"op": op},
+		}, stat(func(s seen.Stats) float64 {
+			if read {
+				return float64(s.ReadErrors)
+			}
+			return float64(s.WriteErrors)
+		}))
+	}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "tokenauthd_seen_users",
+			Help: `Users marked as seen logging in, for hosts with isuser = "seen" (-1: the store cannot tell cheaply: Redis).`,
+		}, stat(func(s seen.Stats) float64 { return float64(s.Marks) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokenauthd_seen_writes_total",
+			Help: "Seen users' marks written (at most one per user and day per process).",
+		}, stat(func(s seen.Stats) float64 { return float64(s.Writes) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokenauthd_seen_evictions_total",
+			Help: "Seen users forced out by [replay] capacity before seen_for had passed (memory and journal): unknown until their next login; raise [replay] capacity.",
+		}, stat(func(s seen.Stats) float64 { return float64(s.Evictions) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "tokenauthd_seen_losses_total",
+			Help: "Times the seen users may have been lost (a damaged or absent file, a Redis that lost its data): they are unknown until their next login.",
+		}, stat(func(s seen.Stats) float64 { return float64(s.Losses) })),
+		errs(false), errs(true))
 }
 
 // request counts an answered request and records how long it took.

@@ -67,7 +67,7 @@ func TestMetricsCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store))
+	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store), nil)
 	ctx := context.Background()
 	tok := fixture.Mint(t, fixture.SecretA, fixture.SeedA, "alice", "a.example")
 	auth := func(tok string) {
@@ -129,7 +129,7 @@ func TestMetricsStoreErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store))
+	h := newAuthHandler(v, discard, logs.NewRateLog(discard, nil), newMetrics(store), nil)
 	if h.Answer(context.Background(), protocol.Request{Command: "auth", User: "alice", Server: "a.example",
 		Password: fixture.Mint(t, fixture.SecretA, fixture.SeedA, "alice", "a.example")}) {
 		t.Fatal("accepted with the store down")
@@ -220,7 +220,7 @@ func TestMetricsSeriesComplete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h := newAuthHandler(v, logger, logs.NewRateLog(logger, nil), m)
+		h := newAuthHandler(v, logger, logs.NewRateLog(logger, nil), m, nil)
 		handlers = append(handlers, h)
 	}
 	ctx := context.Background()

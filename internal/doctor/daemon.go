@@ -23,6 +23,7 @@ type tokenauthdFile struct {
 	socketGroup string // [daemon] socket_group, "" if unset
 	store       string // [replay] store: "memory" or "redis"
 	hosts       []string
+	everyName   []string // hosts with isuser = true: every name exists
 	// credentials: some secret is a systemd credential (%d/...), which
 	// exists only inside the service.
 	credentials bool
@@ -41,7 +42,7 @@ func parseTokenauthd(path string, data []byte) (*tokenauthdFile, error) {
 		return nil, err
 	}
 	return &tokenauthdFile{path: path, socket: o.Socket, socketGroup: o.SocketGroup, store: o.Store,
-		hosts: o.Hosts, credentials: o.Credentials, secretFiles: o.Files}, nil
+		hosts: o.Hosts, everyName: o.EveryName, credentials: o.Credentials, secretFiles: o.Files}, nil
 }
 
 // loadTokenauthd reads and checks tokenauthd's configuration: whether
@@ -90,7 +91,19 @@ func (d *doctor) loadTokenauthd(path string, explicit bool) *tokenauthdFile {
 		d.checkRedis(path, parsed.Config)
 	}
 	d.checkDaemonReadsConfig(c)
+	d.checkEveryName(c)
 	return c
+}
+
+// checkEveryName warns of each host where every name exists (isuser =
+// true): a message to any name, a typo's or a stranger's, is kept offline
+// for it, and subscriptions to names no one has are accepted.
+func (d *doctor) checkEveryName(c *tokenauthdFile) {
+	for _, h := range c.everyName {
+		d.add(Finding{Severity: Warning, File: c.path,
+			Message: fmt.Sprintf("host %q: isuser = true (or unset): every name exists, so messages to any name, a typo's or one no one has, are stored offline and never bounce", h),
+			Fix:     fmt.Sprintf(`set isuser = "seen" in [hosts.%q]: a user then exists who logged in with a token or JWT within seen_for (90 days), and messages to others bounce`, h)})
+	}
 }
 
 // ownedByOthers says whether a file of files belongs to another user than

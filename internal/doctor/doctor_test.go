@@ -320,6 +320,13 @@ func TestDaemon(t *testing.T) {
 			want: []want{{sev: Warning, msg: "nonce_digits = 0"}}},
 		{name: "credentials", config: "testdata/tokenauthd/credentials.toml",
 			want: []want{{sev: Note, msg: "systemd credentials"}}},
+		// Hosts where every name exists: isuser = true, set or unset
+		// (isuser = false and "seen" are not warned of).
+		{name: "every name exists", config: "testdata/tokenauthd/every-name.toml",
+			want: []want{
+				{sev: Warning, msg: `host "a.example.org": isuser = true (or unset): every name exists`, fix: `set isuser = "seen" in [hosts."a.example.org"]`},
+				{sev: Warning, msg: `host "b.example.org": isuser = true (or unset): every name exists`, fix: `set isuser = "seen" in [hosts."b.example.org"]`},
+			}},
 		{name: "daemon cannot read its configuration", config: cleanConfig,
 			setup: func(s *fakeSys) {
 				s.files["/etc/tokenauthd/config.toml"] = fakeFile{mode: 0o600, disk: cleanConfig}
@@ -750,7 +757,7 @@ func TestAttackDoctorJWTKeysFile(t *testing.T) {
 	}
 	writeConfig := func(name, keysFile string) string {
 		p := filepath.Join(dir, name)
-		body := "[replay]\njournal = \"/var/lib/tokenauthd/replay.journal\"\n\n[hosts.\"example.org\".jwt]\nkeys_file = " + strconv.Quote(keysFile) + "\n"
+		body := "[replay]\njournal = \"/var/lib/tokenauthd/replay.journal\"\n\n[hosts.\"example.org\"]\nisuser = \"seen\"\n[hosts.\"example.org\".jwt]\nkeys_file = " + strconv.Quote(keysFile) + "\n"
 		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}

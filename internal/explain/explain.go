@@ -157,6 +157,17 @@ func (x *explainer) verifier(hosts map[string]verifier.Host) (*verifier.Offline,
 // accepted. Each verdict has a method of its own (verdicts.go).
 func (x *explainer) explain(ctx context.Context, user, host, token, socket string) ([]string, bool) {
 	q := query{user: user, host: host, token: token, socket: socket}
+	out, ok := x.verdict(ctx, q)
+	if line := x.isUser(ctx, q); line != "" {
+		out = append(out, line)
+	}
+	return out, ok
+}
+
+// verdict returns the lines of the token's verdict and whether it would
+// be accepted.
+func (x *explainer) verdict(ctx context.Context, q query) ([]string, bool) {
+	user, host, token := q.user, q.host, q.token
 	var out lines
 	x.fetchKeys(ctx, &out, host, token)
 	r := x.v.Explain(ctx, user, host, token)

@@ -364,3 +364,44 @@ func TestExplainStoreForgot(t *testing.T) {
 		})
 	}
 }
+
+// TestExplainIsUser: explain says what isuser answers for the token's
+// user: every name, none, or, on a host with isuser = "seen", whether the
+// daemon knows the user, asked with isuser (which records nothing).
+func TestExplainIsUser(t *testing.T) {
+	cfgPath := fixture.WriteFile(t, fixture.ConfigPath(t),
+		fixture.HostBlock("seen.example", fixture.SecretA, fixture.SeedA, nil, nil)+"isuser = \"seen\"\nseen_for = 30\n"+
+			fixture.HostBlock("every.example", fixture.SecretA, fixture.SeedA, nil, nil)+
+			fixture.HostBlock("none.example", fixture.SecretA, fixture.SeedA, nil, nil)+"isuser = false\n")
+	sock, ask := startExplainDaemon(t, cfgPath, nil)
+	sockArg := []string{"-socket", sock}
+	now := time.Now()
+	mint := func(host string) string { return fixture.MintAt(t, fixture.SecretA, fixture.SeedA, "alice", host, now) }
+	for _, c := range []struct {
+		host, want string
+	}{
+		{"every.example", "isuser: true: every name on every.example exists"},
+		{"none.example", "isuser: false: no name on none.example exists"},
+		{"seen.example", `isuser: "seen": the daemon does not know alice@seen.example (no login accepted within 30 days`},
+	} {
+		if _, out := explainNow(t, cfgPath, sockArg, "alice@"+c.host, mint(c.host)); !strings.Contains(out, c.want) {
+			t.Errorf("%s: output lacks %q:\n%s", c.host, c.want, out)
+		}
+	}
+	if got := ask("isuser:alice:seen.example"); got != fixture.LineNo {
+		t.Fatalf("isuser after explain = %q, want 0: explain made alice known", got)
+	}
+	if got := ask("auth:alice:seen.example:" + mint("seen.example")); got != fixture.LineYes {
+		t.Fatal("alice's fresh token refused")
+	}
+	want := `isuser: "seen": the daemon knows alice@seen.example (a login accepted within 30 days)`
+	if _, out := explainNow(t, cfgPath, sockArg, "alice@seen.example", mint("seen.example")); !strings.Contains(out, want) {
+		t.Errorf("after alice's login: output lacks %q:\n%s", want, out)
+	}
+	if _, out := explainNow(t, cfgPath, []string{"-socket", sock + ".none"}, "alice@seen.example", mint("seen.example")); !strings.Contains(out, `isuser: "seen": unknown: could not ask the daemon`) {
+		t.Errorf("without a daemon: output:\n%s", out)
+	}
+	if _, out := explainAt(t, cfgPath, now, sockArg, "alice@seen.example", mint("seen.example")); !strings.Contains(out, "exists if a login of it was accepted within 30 days") {
+		t.Errorf("-at: output:\n%s", out)
+	}
+}

@@ -121,7 +121,7 @@ func host(name string, hc config.Host) (verifier.Host, string, error) {
 	if err := verifier.ValidateHostName(name); err != nil {
 		return verifier.Host{}, "", fmt.Errorf("%s: %s", key, verifier.Detail(err))
 	}
-	h := verifier.Host{TokenSecrets: hc.TokenSecrets, IsUser: hc.IsUser}
+	h := verifier.Host{TokenSecrets: hc.TokenSecrets, IsUser: hc.IsUser, SeenFor: hc.SeenFor}
 	for i, seed := range hc.OTPSeeds {
 		n, err := verifier.NormalizeSeed(seed)
 		switch {

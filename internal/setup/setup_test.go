@@ -189,3 +189,21 @@ func loadWants(t *testing.T, name, path string, wantErr []string, secrets ...str
 		t.Errorf("%s: a config with the error", name)
 	}
 }
+
+// TestSeenForPassed: a host's isuser = "seen" and seen_for reach the
+// verifier; other hosts have none.
+func TestSeenForPassed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "c.toml")
+	host := "token_secret = \"s\"\notp_seed = \"GEZDGNBVGY3TQOJQ\"\n"
+	text := "[hosts.\"a.example\"]\n" + host + "isuser = \"seen\"\nseen_for = 3\n[hosts.\"b.example\"]\n" + host
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := c.Verifier.Hosts["a.example"], c.Verifier.Hosts["b.example"]; a.SeenFor != 3*24*time.Hour || a.IsUser || b.SeenFor != 0 || !b.IsUser {
+		t.Errorf("a: seen_for %v isuser %v; b: seen_for %v isuser %v", a.SeenFor, a.IsUser, b.SeenFor, b.IsUser)
+	}
+}

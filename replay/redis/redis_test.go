@@ -255,3 +255,50 @@ func reportP50(b *testing.B, d []time.Duration) {
 	slices.Sort(d)
 	b.ReportMetric(float64(d[len(d)/2].Nanoseconds())/1e3, "p50-µs")
 }
+
+// TestMarksConformance runs the Marks contract on a real redis-server,
+// each store on a prefix of its own. Marks expire on Redis's clock.
+func TestMarksConformance(t *testing.T) {
+	rp := startRedis(t, 0)
+	var n atomic.Int64
+	storetest.RunMarks(t, storetest.MarksSuite{
+		New: func(t *testing.T, now func() time.Time) replay.Marks {
+			c := goredis.NewClient(&goredis.Options{Addr: rp.addr()})
+			return NewMarks(c, MarksOptions{Prefix: fmt.Sprintf("marks%d:", n.Add(1)), Now: now})
+		},
+		RealTime:  true,
+		Precision: time.Millisecond,
+	})
+}
+
+// TestMarksSharedAndApart: two nodes on one Redis see each other's marks;
+// a mark holds no user's name, only a hash; replay records and marks live
+// under names of their own.
+func TestMarksSharedAndApart(t *testing.T) {
+	rp := startRedis(t, 0)
+	ctx := t.Context()
+	a := NewMarks(goredis.NewClient(&goredis.Options{Addr: rp.addr()}), MarksOptions{Prefix: "p:"})
+	b := NewMarks(goredis.NewClient(&goredis.Options{Addr: rp.addr()}), MarksOptions{Prefix: "p:"})
+	defer a.Close()
+	defer b.Close()
+	now := time.Now().Truncate(time.Millisecond)
+	k := replay.HashKey([]byte("alice"))
+	if err := a.Mark(ctx, k, now, now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Mark(ctx, k, now.Add(-time.Minute), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := b.Marked(ctx, k); err != nil || !at.Equal(now) {
+		t.Fatalf("b.Marked = %v, %v; want a's %v", at, err, now)
+	}
+	raw := goredis.NewClient(&goredis.Options{Addr: rp.addr()})
+	defer raw.Close()
+	keys, err := raw.Keys(ctx, "*").Result()
+	if err != nil || len(keys) != 1 || keys[0] != MarksKey("p:", k) {
+		t.Fatalf("keys = %v, %v; want only %s", keys, err, MarksKey("p:", k))
+	}
+	if ttl := raw.PTTL(ctx, keys[0]).Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("PTTL = %v, want about an hour", ttl)
+	}
+}

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of replay.Store: each store
 // runs it from its own tests, a few lines calling Run, and a store that
-// does not pass it is not done.
+// does not pass it is not done. RunMarks is replay.Marks's likewise.
 //
 // It checks the promises of the Store interface only, through the
 // interface: it must never know a particular store (they come to it
