@@ -129,6 +129,10 @@ func TestRunGenSecrets(t *testing.T) {
 	if len(h.TokenSecrets[0]) < 32 || len(h.OTPSeeds[0]) < 32 {
 		t.Errorf("short secrets: %d-byte secret, %d-character seed", len(h.TokenSecrets[0]), len(h.OTPSeeds[0]))
 	}
+	// A new host's users exist once they have logged in, not every name.
+	if !c.Config.Hosts["chat.example"].IsUserSeen {
+		t.Errorf("gen-secrets: the new host's isuser is not \"seen\":\n%s", out)
+	}
 	// Fresh every time.
 	_, again, _ := runCmd(t, "", "gen-secrets", "chat.example")
 	if again == out {

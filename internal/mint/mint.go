@@ -21,7 +21,7 @@ func HostBlock(host string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\nisuser = true\n", host, secret, seed), nil
+	return fmt.Sprintf("[hosts.%q]\ntoken_secret = %q\notp_seed = %q\nisuser = \"seen\"\n", host, secret, seed), nil
 }
 
 // NewSecrets returns a fresh token secret and TOTP seed from crypto/rand,
