@@ -735,6 +735,9 @@ func TestCreateJournalRefuses(t *testing.T) {
 		{"journal there", func(_, p string) error { return os.WriteFile(p, []byte("x"), 0o600) }, true},
 		{"lock there", func(_, p string) error { return os.WriteFile(p+".lock", nil, 0o600) }, true},
 		{"previous generation there", func(_, p string) error { return os.WriteFile(p+".old", []byte("x"), 0o600) }, true},
+		// The seen users' file outlives a lost journal: a journal was there.
+		{"seen users there", func(_, p string) error { return os.WriteFile(p+".seen", []byte("x"), 0o600) }, true},
+		{"seen users' lock there", func(_, p string) error { return os.WriteFile(p+".seen.lock", nil, 0o600) }, true},
 		{"journal a dangling link", func(d, p string) error { return os.Symlink(filepath.Join(d, "nowhere"), p) }, true},
 		{"directory every user may write", func(d, _ string) error { return os.Chmod(d, 0o777) }, false},
 	} {
