@@ -182,7 +182,8 @@ var ErrJournalExists = errors.New("replay: a journal is, or was, there")
 // be a first start: the installation of the journal's directory.
 //
 // It refuses (ErrJournalExists) where the journal, its lock or its
-// previous generation exists: a journal that vanished leaves its lock,
+// previous generation, or the seen users' file or its lock, exists: a
+// journal that vanished leaves its lock or its seen users,
 // and the loss of one must never be hidden by a new one. It refuses too
 // what CheckJournal refuses for uid. On an error it leaves no journal.
 func CreateJournal(path string, made time.Time, uid, gid int) error {
@@ -193,7 +194,9 @@ func CreateJournal(path string, made time.Time, uid, gid int) error {
 	if err := checkJournalDirs(filepath.Dir(path), owner); err != nil {
 		return err
 	}
-	for _, name := range []string{path, path + ".old", path + ".lock"} {
+	// The seen users' file and its lock outlive a journal lost beside
+	// them: they say a journal was there too.
+	for _, name := range []string{path, path + ".old", path + ".lock", path + ".seen", path + ".seen.lock"} {
 		if _, err := os.Lstat(name); !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: %s", ErrJournalExists, name)
 		}
