@@ -763,3 +763,39 @@ func TestCreateJournalRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestJournalLinkOfAnotherUser: a symbolic link on the way to the journal
+// that another user owns (in a sticky directory, where only its owner may
+// replace it) is refused: its owner could point it at another journal.
+func TestJournalLinkOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to give a link to another user")
+	}
+	root := t.TempDir()
+	sticky, real := filepath.Join(root, "sticky"), filepath.Join(root, "real")
+	for _, d := range []string{sticky, real} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(sticky, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(sticky, "lnk")
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(link, "replay.journal")
+	if err := CheckJournal(path, 0); err != nil {
+		t.Fatalf("a link of root's: %v", err)
+	}
+	if err := os.Lchown(link, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckJournal(path, 0); err == nil || !strings.Contains(err.Error(), link) {
+		t.Errorf("CheckJournal through a link of user 65534 = %v, want an error naming %s", err, link)
+	}
+	if err := CreateJournal(path, time.Now(), -1, -1); err == nil {
+		t.Error("CreateJournal made a journal through a link of user 65534")
+	}
+}
