@@ -78,6 +78,9 @@ func checkJournalDirs(dir string, owner int) error {
 	}
 	for _, way := range []string{abs, real} {
 		for d := way; ; d = filepath.Dir(d) {
+			if err := checkJournalLink(d, owner); err != nil {
+				return fmt.Errorf("replay: journal: %w", err)
+			}
 			st, err := os.Stat(d)
 			if err != nil {
 				return fmt.Errorf("replay: journal: %w", err)
@@ -89,6 +92,20 @@ func checkJournalDirs(dir string, owner int) error {
 				break
 			}
 		}
+	}
+	return nil
+}
+
+// checkJournalLink refuses d if it is a symbolic link of another user than
+// root or owner: in a directory where only a file's owner may rename it (a
+// sticky one), the link's owner may still point it at another journal.
+func checkJournalLink(d string, owner int) error {
+	st, err := os.Lstat(d)
+	if err != nil || st.Mode()&fs.ModeSymlink == 0 {
+		return nil // not a link; os.Stat's error, if any, says the rest
+	}
+	if uid := fileOwner(st); uid != 0 && uid != owner {
+		return fmt.Errorf("%s, a symbolic link on the way to the journal, is owned by user %d, neither root nor the journal's user (%d): whoever owns it can point it at another journal", d, uid, owner)
 	}
 	return nil
 }
