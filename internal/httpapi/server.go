@@ -58,11 +58,12 @@ type Options struct {
 // Server is the HTTP API. Its configuration can be swapped while it
 // serves (Reload); each request uses one configuration throughout.
 type Server struct {
-	o       Options
-	state   atomic.Pointer[state]
-	limit   *limiter
-	metrics *metrics
-	refusal *logs.RateLog
+	o        Options
+	maxConns int // connections admitted at once (MaxConnections)
+	state    atomic.Pointer[state]
+	limit    *limiter
+	metrics  *metrics
+	refusal  *logs.RateLog
 }
 
 // state is one configuration of the API, as it serves.
@@ -85,7 +86,7 @@ func New(cfg *config.HTTP, o Options) (*Server, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	s := &Server{o: o, limit: newLimiter(), refusal: logs.NewRateLog(o.Log, o.Now)}
+	s := &Server{o: o, maxConns: MaxConnections, limit: newLimiter(), refusal: logs.NewRateLog(o.Log, o.Now)}
 	if o.Registerer != nil {
 		var err error
 		if s.metrics, err = newMetrics(o.Registerer); err != nil {
@@ -141,7 +142,7 @@ func (s *Server) Reload(cfg *config.HTTP) error {
 // most stopTimeout, for the requests being answered. A TCP listener serves
 // TLS when the configuration has a certificate.
 func (s *Server) Start(ctx context.Context, l net.Listener) (stop func()) {
-	l = netutil.LimitListener(l, MaxConnections)
+	l = netutil.LimitListener(l, s.maxConns)
 	if s.state.Load().cert != nil {
 		l = tls.NewListener(l, &tls.Config{
 			MinVersion: tls.VersionTLS12,
