@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 
 	"github.com/tokenauthd/tokenauthd/internal/config"
 	"github.com/tokenauthd/tokenauthd/internal/logs"
@@ -142,7 +141,8 @@ func (s *Server) Reload(cfg *config.HTTP) error {
 // most stopTimeout, for the requests being answered. A TCP listener serves
 // TLS when the configuration has a certificate.
 func (s *Server) Start(ctx context.Context, l net.Listener) (stop func()) {
-	l = netutil.LimitListener(l, s.maxConns)
+	limit := newConnLimit(l, s.maxConns)
+	l = limit
 	if s.state.Load().cert != nil {
 		l = tls.NewListener(l, &tls.Config{
 			MinVersion: tls.VersionTLS12,
@@ -158,6 +158,7 @@ func (s *Server) Start(ctx context.Context, l net.Listener) (stop func()) {
 		WriteTimeout:      WriteTimeout,
 		IdleTimeout:       IdleTimeout,
 		MaxHeaderBytes:    MaxHeaderBytes,
+		ConnState:         limit.track,
 		// TLS handshake failures and the like: a client's doing, not news.
 		ErrorLog: slog.NewLogLogger(s.o.Log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context {
