@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -45,5 +46,29 @@ func TestIdleConnectionsGiveWay(t *testing.T) {
 	defer c.CloseIdleConnections()
 	if err := get(c); err != nil {
 		t.Fatalf("a new client while idle connections fill every slot: %v", err)
+	}
+}
+
+// TestRefusalLoggedOnce: a refusal's line names its reason once (the rate
+// limit's key, the endpoint's name and the reason), not twice.
+func TestRefusalLoggedOnce(t *testing.T) {
+	e := newEnv(t, testConfig())
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := e.s.Start(ctx, l)
+	defer stop()
+	res, err := http.Get("http://" + l.Addr().String() + "/v1/tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	for line := range strings.SplitSeq(strings.TrimSpace(e.log.String()), "\n") {
+		if n := strings.Count(line, "reason="); strings.Contains(line, "http: refused") && n != 1 {
+			t.Errorf("%d reason= in %q, want 1", n, line)
+		}
 	}
 }
