@@ -77,7 +77,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.metrics.request(endpoint, a.code)
 	if a.code != http.StatusOK {
 		s.refusal.Log(slog.LevelInfo, endpoint+"_"+a.reason, "http: refused",
-			"endpoint", endpoint, "code", a.code, "reason", a.reason, "remote", r.RemoteAddr)
+			"endpoint", endpoint, "code", a.code, "remote", r.RemoteAddr)
 	}
 }
 
