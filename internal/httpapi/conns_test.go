@@ -16,16 +16,9 @@ import (
 func TestIdleConnectionsGiveWay(t *testing.T) {
 	e := newEnv(t, testConfig())
 	e.s.maxConns = 2
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := e.s.Start(ctx, l)
-	defer stop()
+	addr := e.serve()
 	get := func(c *http.Client) error {
-		res, err := c.Get("http://" + l.Addr().String() + "/nothing-here")
+		res, err := c.Get("http://" + addr + "/nothing-here")
 		if err != nil {
 			return err
 		}
@@ -53,15 +46,8 @@ func TestIdleConnectionsGiveWay(t *testing.T) {
 // limit's key, the endpoint's name and the reason), not twice.
 func TestRefusalLoggedOnce(t *testing.T) {
 	e := newEnv(t, testConfig())
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	stop := e.s.Start(ctx, l)
-	defer stop()
-	res, err := http.Get("http://" + l.Addr().String() + "/v1/tokens")
+	addr := e.serve()
+	res, err := http.Get("http://" + addr + "/v1/tokens")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,4 +57,18 @@ func TestRefusalLoggedOnce(t *testing.T) {
 			t.Errorf("%d reason= in %q, want 1", n, line)
 		}
 	}
+}
+
+// serve starts the env's API on a listener of its own and returns its
+// address; the API stops when the test ends.
+func (e *env) serve() string {
+	e.t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	stop := e.s.Start(ctx, l)
+	e.t.Cleanup(func() { cancel(); stop() })
+	return l.Addr().String()
 }
