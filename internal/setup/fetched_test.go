@@ -108,3 +108,42 @@ algorithms = ["RS256"]
 		t.Errorf("a JWT, offline: %s (%v), want keys_unavailable", r.Reason, r.Err)
 	}
 }
+
+// TestSharedUserClaimWarned: hosts that read the user from user_claim of
+// JWTs signed by one key source take each other's JWTs (the host is not in
+// the token) unless each names an audience of its own: check-config warns.
+func TestSharedUserClaimWarned(t *testing.T) {
+	d := jwtDir{t, t.TempDir()}
+	const url = `keys_url = "https://idp.example/jwks"`
+	section := func(host string, lines ...string) string {
+		return "[hosts.\"" + host + "\".jwt]\n" + strings.Join(lines, "\n") + "\n"
+	}
+	claim := `user_claim = "preferred_username"`
+	tests := []struct {
+		name string
+		text string
+		warn bool
+	}{
+		{"one host", section("a.example", url, claim), false},
+		{"two hosts, no audience", section("a.example", url, claim) + section("b.example", url, claim), true},
+		{"two hosts, one audience", section("a.example", url, claim, `audience = "a"`) + section("b.example", url, claim), true},
+		{"two hosts, one audience for both", section("a.example", url, claim, `audience = "x"`) + section("b.example", url, claim, `audience = "x"`), true},
+		{"two hosts, their own audiences", section("a.example", url, claim, `audience = "a"`) + section("b.example", url, claim, `audience = "b"`), false},
+		{"two hosts, JIDs", section("a.example", url) + section("b.example", url), false},
+		{"two hosts, two providers", section("a.example", url, claim) + section("b.example", `keys_url = "https://other.example/jwks"`, claim), false},
+	}
+	for _, tt := range tests {
+		path := d.write(strings.ReplaceAll(tt.name, " ", "-")+".toml", tt.text, 0o600)
+		c, err := Load(path, config.Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		warned := false
+		for _, w := range c.Warnings() {
+			warned = warned || strings.Contains(w, "user_claim")
+		}
+		if warned != tt.warn {
+			t.Errorf("%s: warned %v, want %v: %q", tt.name, warned, tt.warn, c.Warnings())
+		}
+	}
+}
