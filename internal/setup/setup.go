@@ -111,7 +111,41 @@ func (s *Config) build() error {
 		hosts[name] = h
 	}
 	s.Verifier = verifier.Config{Params: p, Hosts: hosts}
+	s.warnings = append(s.warnings, sharedUserClaims(s.Hosts)...)
 	return nil
+}
+
+// sharedUserClaims warns of hosts that read the user from user_claim of
+// JWTs whose keys come from one source: the host is not in such a JWT, so
+// each takes the others' unless each names an audience of its own.
+func sharedUserClaims(hosts map[string]config.Host) []string {
+	bySource := map[string][]string{}
+	for _, name := range slices.Sorted(maps.Keys(hosts)) {
+		j := hosts[name].JWT
+		if j == nil || j.UserClaim == "" {
+			continue
+		}
+		source := "keys_file " + j.KeysFile
+		if f := j.Fetched; f != nil {
+			source = "keys_url " + f.URL
+			if f.Discovery {
+				source = "issuer " + j.Issuer
+			}
+		}
+		bySource[source] = append(bySource[source], name)
+	}
+	var warnings []string
+	for _, source := range slices.Sorted(maps.Keys(bySource)) {
+		names := bySource[source]
+		audiences := map[string]bool{}
+		for _, n := range names {
+			audiences[hosts[n].JWT.Audience] = true
+		}
+		if len(names) > 1 && (audiences[""] || len(audiences) < len(names)) {
+			warnings = append(warnings, fmt.Sprintf("hosts %q read the user from user_claim of JWTs signed by one %s: a JWT for one is taken by the others too (the host is not in it); give each host an audience of its own", names, source))
+		}
+	}
+	return warnings
 }
 
 // host makes a host section the verifier's, and returns the warning of a
