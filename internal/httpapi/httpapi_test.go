@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -14,7 +13,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,31 +30,13 @@ const (
 	keyB = "key-of-other-app-0123456789abcd"
 )
 
-// syncBuffer is a log written by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is a Server on a verifier for fixture.Host, with a clock of its own.
 type env struct {
 	t   *testing.T
 	s   *Server
 	v   *verifier.Verifier
 	now time.Time
-	log *syncBuffer
+	log *fixture.Buffer
 	reg *prometheus.Registry
 }
 
@@ -75,7 +55,7 @@ func testConfig() *config.HTTP {
 
 func newEnv(t *testing.T, cfg *config.HTTP) *env {
 	t.Helper()
-	e := &env{t: t, now: time.Unix(1_800_000_000, 0), log: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	e := &env{t: t, now: time.Unix(1_800_000_000, 0), log: &fixture.Buffer{}, reg: prometheus.NewRegistry()}
 	v, err := verifier.New(verifier.Config{
 		Params: verifier.DefaultParams(),
 		Hosts:  map[string]verifier.Host{fixture.Host: {TokenSecrets: [][]byte{[]byte(fixture.Secret)}, OTPSeeds: []string{fixture.Seed}}},
