@@ -876,3 +876,46 @@ func TestVerifyConcurrent(t *testing.T) {
 		t.Errorf("%d tokens accepted for another host", n)
 	}
 }
+
+// A memory store full of live records forces out the oldest to take a new
+// one. The token that record stood for must then be refused, not accepted a
+// second time: so must every token of its steps (the store cannot tell
+// which it held), until tokens minted after it.
+func TestFullMemoryStoreRefusesWhatItForgot(t *testing.T) {
+	const now = 1_700_000_030
+	p := DefaultParams()
+	c := testclock.New(time.Unix(now, 0))
+	v, err := New(Config{
+		Params: p,
+		Hosts:  map[string]Host{"example.org": {TokenSecrets: [][]byte{[]byte(secretA)}, OTPSeeds: []string{rfcSeed}}},
+		Store:  replay.NewMemory(replay.MemoryOptions{Capacity: 3, TTL: p.ReplayTTL(), Now: c.Now}),
+		Now:    c.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	verify := func(nonce string) Reason {
+		return v.Verify(ctx, "alice", "example.org", tokenAt(t, v, "alice", c.Now().Unix(), nonce)).Reason
+	}
+	for _, nonce := range []string{"1", "2", "3"} {
+		if r := verify(nonce); r != Accepted {
+			t.Fatalf("token %s: %s", nonce, r)
+		}
+	}
+	c.Add(time.Second)
+	// The fourth record forces out the first, still live: from then on the
+	// store cannot vouch for a token of that step.
+	for _, tt := range []struct {
+		nonce string
+		want  Reason
+	}{{"4", StoreForgot}, {"1", StoreForgot}, {"2", StoreForgot}} {
+		if r := verify(tt.nonce); r != tt.want {
+			t.Errorf("token %s: %s, want %s", tt.nonce, r, tt.want)
+		}
+	}
+	c.Add(2 * p.Interval) // past the forgotten record's steps and drift
+	if r := verify("5"); r != Accepted {
+		t.Errorf("a token minted after the forgotten record: %s", r)
+	}
+}
