@@ -2,15 +2,19 @@ package replay
 
 import (
 	"context"
+	"hash/maphash"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/simplelru"
 )
 
 // DefaultCapacity is the number of records a Memory store holds by default.
 const DefaultCapacity = 1_000_000
+
+// MaxCapacity is the most records a Memory store can be given; a larger
+// capacity is taken as MaxCapacity.
+const MaxCapacity = 1 << 31
 
 // MemoryOptions configures a Memory store.
 type MemoryOptions struct {
@@ -21,24 +25,34 @@ type MemoryOptions struct {
 	// Now is the clock (time.Now if nil).
 	Now func() time.Time
 	// OnLiveEviction, if set, is called when the capacity forces out a record
-	// that had not yet expired: from then on a replay of that credential
-	// would be taken as fresh. It is called once per such record, after the
+	// that had not yet expired. It is called once per such record, after the
 	// store is unlocked, by the Record or Restore that forced it out: it
 	// may call the store's methods.
 	OnLiveEviction func()
 }
 
-// Memory is an in-process Store on a size-bounded LRU whose records expire.
-// It is safe for concurrent use.
+// Memory is an in-process Store of at most a fixed number of records, which
+// expire. It is safe for concurrent use.
 //
-// Records are kept in the order they were made, which for a fixed TTL is
-// the order they expire in: each Record first drops the expired records at
-// the old end. (golang-lru's expirable LRU does that in the background, but
-// its per-bucket maps cost a third more memory: 1 M records took 183 MiB of
-// heap there, 130 MiB here.)
+// Records are kept in a ring in the order they were made, which for a fixed
+// TTL is the order they expire in: each Record first drops the expired
+// records at the old end. A record the capacity forces out before it
+// expired is a record forgotten: the store's ForgottenAt moves to the
+// moment that record was made (every record made after it is still held),
+// so that what it vouched for is refused rather than accepted again.
+//
+// The ring and its index (open addressing, linear probing) are arrays of
+// values with no pointers: a record allocates nothing, and the garbage
+// collector has nothing in them to scan. Both grow by doubling up to the
+// capacity; 1 M records take 46 MiB.
 type Memory struct {
 	mu            sync.Mutex
-	lru           *simplelru.LRU[Key, int64] // value: expiry, UnixNano on m.now
+	ring          []record // in the order made; oldest at head
+	head, n       int      // the oldest slot; slots in use, dead ones included
+	live          int      // slots in use that hold a record
+	index         []uint64 // 0: empty; else hash<<32 | ring position+1
+	seed          maphash.Seed
+	capacity      int
 	ttl           time.Duration
 	now           func() time.Time
 	onLive        func()
@@ -48,7 +62,19 @@ type Memory struct {
 	closed        atomic.Bool
 }
 
+// record is one slot of the ring. A slot whose record was removed from the
+// middle of the ring (recorded again, or restored to a later expiry) is
+// dead (expires == 0) until the head passes it.
+type record struct {
+	key     Key
+	expires int64 // UnixNano on m.now
+	made    int64 // UnixNano: when it was recorded, or at most (restored)
+}
+
 var _ Store = (*Memory)(nil)
+
+// minRing is the ring's first size.
+const minRing = 1024
 
 // NewMemory returns an empty Memory store.
 func NewMemory(o MemoryOptions) *Memory {
@@ -58,18 +84,9 @@ func NewMemory(o MemoryOptions) *Memory {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	m := &Memory{ttl: o.TTL, now: o.Now, onLive: o.OnLiveEviction}
-	m.lru, _ = simplelru.NewLRU[Key, int64](o.Capacity, m.evicted) // cannot fail: capacity > 0
+	m := &Memory{capacity: min(o.Capacity, MaxCapacity), ttl: o.TTL, now: o.Now, onLive: o.OnLiveEviction, seed: maphash.MakeSeed()}
+	m.resize(min(m.capacity, minRing))
 	return m
-}
-
-// evicted runs under m.mu for every record the LRU drops. It only counts:
-// the callback runs once the lock is released (unlock).
-func (m *Memory) evicted(_ Key, expires int64) {
-	if expires > m.now().UnixNano() {
-		m.liveEvictions.Add(1)
-		m.pendingLive++
-	}
 }
 
 // unlock releases m.mu, then reports the live evictions made while it was
@@ -90,42 +107,41 @@ func (m *Memory) Record(_ context.Context, key Key) (bool, error) {
 	if m.closed.Load() {
 		return false, ErrClosed
 	}
-	now := m.now()
+	now := m.now().UnixNano()
+	h := m.hash(key)
 	m.mu.Lock()
 	defer m.unlock()
-	m.dropExpired(now.UnixNano())
-	if exp, ok := m.lru.Peek(key); ok && exp > now.UnixNano() {
-		return false, nil
-	}
-	m.lru.Add(key, now.Add(m.ttl).UnixNano())
-	return true, nil
-}
-
-// dropExpired removes the expired records at the old end of the LRU. A
-// restored record that expires late can hold back older expired ones; the
-// capacity still bounds them all.
-func (m *Memory) dropExpired(now int64) {
-	for {
-		_, exp, ok := m.lru.GetOldest()
-		if !ok || exp > now {
-			return
+	m.dropExpired(now)
+	if i, ok := m.find(key, h); ok {
+		r := &m.ring[m.pos(i)]
+		if r.expires > now {
+			return false, nil
 		}
-		m.lru.RemoveOldest()
+		m.kill(i) // expired, held back behind a later one
 	}
+	m.add(record{key: key, expires: now + int64(m.ttl), made: now}, h, now)
+	return true, nil
 }
 
 // Restore records key until expires, unless that time has passed. It is how
 // records kept elsewhere (a journal) are loaded back.
 func (m *Memory) Restore(key Key, expires time.Time) {
-	if !expires.After(m.now()) {
+	now := m.now().UnixNano()
+	exp := expires.UnixNano()
+	if exp <= now {
 		return
 	}
+	h := m.hash(key)
 	m.mu.Lock()
 	defer m.unlock()
-	if exp, ok := m.lru.Peek(key); ok && exp >= expires.UnixNano() {
-		return
+	if i, ok := m.find(key, h); ok {
+		if m.ring[m.pos(i)].expires >= exp {
+			return
+		}
+		m.kill(i)
 	}
-	m.lru.Add(key, expires.UnixNano())
+	// When it was made is unknown: at most now.
+	m.add(record{key: key, expires: exp, made: now}, h, now)
 }
 
 // Seen implements Store.
@@ -133,17 +149,19 @@ func (m *Memory) Seen(_ context.Context, key Key) (bool, error) {
 	if m.closed.Load() {
 		return false, ErrClosed
 	}
+	now := m.now().UnixNano()
+	h := m.hash(key)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	exp, ok := m.lru.Peek(key)
-	return ok && exp > m.now().UnixNano(), nil
+	i, ok := m.find(key, h)
+	return ok && m.ring[m.pos(i)].expires > now, nil
 }
 
 // Len implements Store. It may count expired records not yet dropped.
 func (m *Memory) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.lru.Len()
+	return m.live
 }
 
 // LiveEvictions returns how many records were forced out by the capacity
@@ -160,9 +178,8 @@ func (m *Memory) TTL() time.Duration { return m.ttl }
 func (m *Memory) MarkForgotten(at time.Time) { m.forgot.Raise(at) }
 
 // ForgottenAt implements Store: the latest moment given to MarkForgotten,
-// zero if none. A memory store forgets nothing while it runs (the capacity
-// guard reports what it forces out); what it forgets is what it held
-// before it started, which only its owner knows.
+// or at which a record the capacity forced out before it expired was made;
+// zero if none.
 func (m *Memory) ForgottenAt() time.Time { return m.forgot.Load() }
 
 // Close implements Store. It drops nothing (records expire on their own),
@@ -170,4 +187,143 @@ func (m *Memory) ForgottenAt() time.Time { return m.forgot.Load() }
 func (m *Memory) Close() error {
 	m.closed.Store(true)
 	return nil
+}
+
+// hash is key's hash, seeded per store so that no one can choose keys that
+// share a probe sequence.
+func (m *Memory) hash(key Key) uint32 {
+	return uint32(maphash.Comparable(m.seed, key))
+}
+
+// dropExpired removes the expired records, and the dead slots, at the old
+// end of the ring. A restored record that expires late can hold back older
+// expired ones; the capacity still bounds them all.
+func (m *Memory) dropExpired(now int64) {
+	for m.n > 0 {
+		r := &m.ring[m.head]
+		if r.expires > now {
+			return
+		}
+		m.dropHead()
+	}
+}
+
+// dropHead removes the oldest slot.
+func (m *Memory) dropHead() {
+	r := &m.ring[m.head]
+	if r.expires != 0 {
+		i, _ := m.find(r.key, m.hash(r.key)) // held: a live slot is indexed
+		m.unindex(i)
+		m.live--
+	}
+	*r = record{}
+	m.head++
+	if m.head == len(m.ring) {
+		m.head = 0
+	}
+	m.n--
+}
+
+// add puts r at the new end of the ring, growing it or, at the capacity,
+// forcing out the oldest slot.
+func (m *Memory) add(r record, h uint32, now int64) {
+	if m.n == len(m.ring) {
+		if len(m.ring) < m.capacity {
+			m.resize(min(2*len(m.ring), m.capacity))
+		} else {
+			m.evictHead(now)
+		}
+	}
+	p := m.head + m.n
+	if p >= len(m.ring) {
+		p -= len(m.ring)
+	}
+	m.ring[p] = r
+	m.n++
+	m.live++
+	m.insert(h, p)
+}
+
+// evictHead makes room at the capacity: the oldest slot goes. If it held
+// a live record, that record is forgotten from the moment it was made.
+func (m *Memory) evictHead(now int64) {
+	r := m.ring[m.head]
+	m.dropHead()
+	if r.expires > now {
+		m.liveEvictions.Add(1)
+		m.pendingLive++
+		m.forgot.Raise(time.Unix(0, min(r.made, now)))
+	}
+}
+
+// kill removes the record at index slot i from the middle of the ring: its
+// slot stays, dead, until the head passes it.
+func (m *Memory) kill(i int) {
+	m.ring[m.pos(i)].expires = 0
+	m.unindex(i)
+	m.live--
+}
+
+// resize moves the ring's slots in use into a ring of size slots, oldest
+// first, and rebuilds the index for it: a power of two at least twice the
+// ring, so that probes stay short.
+func (m *Memory) resize(size int) {
+	ring := make([]record, size)
+	n := 0
+	for k := 0; k < m.n; k++ {
+		r := m.ring[(m.head+k)%len(m.ring)]
+		if r.expires != 0 {
+			ring[n] = r
+			n++
+		}
+	}
+	m.ring, m.head, m.n, m.live = ring, 0, n, n
+	m.index = make([]uint64, 1<<bits.Len(uint(2*size-1)))
+	for p := range n {
+		m.insert(m.hash(ring[p].key), p)
+	}
+}
+
+// pos is the ring position the index slot i points at.
+func (m *Memory) pos(i int) int { return int(uint32(m.index[i])) - 1 }
+
+// find returns the index slot of key, whose hash is h.
+func (m *Memory) find(key Key, h uint32) (int, bool) {
+	mask := len(m.index) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		e := m.index[i]
+		if e == 0 {
+			return 0, false
+		}
+		if uint32(e>>32) == h && m.ring[uint32(e)-1].key == key {
+			return i, true
+		}
+	}
+}
+
+// insert indexes ring position p for a key whose hash is h.
+func (m *Memory) insert(h uint32, p int) {
+	mask := len(m.index) - 1
+	i := int(h) & mask
+	for m.index[i] != 0 {
+		i = (i + 1) & mask
+	}
+	m.index[i] = uint64(h)<<32 | uint64(p+1)
+}
+
+// unindex empties index slot i, moving back the entries after it that
+// would otherwise no longer be found from their home slot (deletion in
+// linear probing without tombstones).
+func (m *Memory) unindex(i int) {
+	mask := len(m.index) - 1
+	for j := (i + 1) & mask; m.index[j] != 0; j = (j + 1) & mask {
+		home := int(m.index[j]>>32) & mask
+		// The entry at j may fill the hole at i unless its home lies
+		// cyclically in (i, j].
+		if (j-home)&mask >= (j-i)&mask {
+			m.index[i] = m.index[j]
+			i = j
+		}
+	}
+	m.index[i] = 0
 }
