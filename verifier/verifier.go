@@ -51,8 +51,8 @@ const (
 	Replayed         Reason = "replayed"          // accepted before
 	StoreUnavailable Reason = "store_unavailable" // the replay store could not answer
 	// StoreForgot: the replay store may have lost records (a restarted
-	// Redis, a lost journal) at a moment when this token could already
-	// have been accepted: a replay cannot be ruled out.
+	// Redis, a lost journal, a full memory store) at a moment when this
+	// token could already have been accepted: a replay cannot be ruled out.
 	StoreForgot Reason = "store_forgot"
 )
 

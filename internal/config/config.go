@@ -407,8 +407,8 @@ func buildConfig(path string, fc *fileConfig, o Options) (*Config, error) {
 	if err := buildStoreConfig(c, fc, o); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if c.Capacity < 1000 {
-		return nil, fmt.Errorf("%s: replay.capacity must be at least 1000, not %d", path, c.Capacity)
+	if c.Capacity < 1000 || c.Capacity > maxCapacity {
+		return nil, fmt.Errorf("%s: replay.capacity must be 1000 to %d, not %d", path, maxCapacity, c.Capacity)
 	}
 	switch fc.Log.Format {
 	case "text":

@@ -26,6 +26,7 @@ func TestDefaultsAreTheLibraries(t *testing.T) {
 		{"drift", defaultDrift, p.Drift},
 		{"nonce_digits", defaultNonceDigits, verifier.NonceDigits},
 		{"capacity", defaultCapacity, replay.DefaultCapacity},
+		{"most capacity", maxCapacity, replay.MaxCapacity},
 		{"redis_prefix", defaultRedisPrefix, redisstore.DefaultPrefix},
 		{"redis_timeout_ms", defaultRedisTimeout, redisstore.DefaultTimeout},
 		{"jid_claim", defaultJIDClaim, verifier.DefaultJIDClaim},

@@ -45,7 +45,9 @@ func newStore(cfg *setup.Config, log *slog.Logger, daemon bool) (replay.Store, e
 }
 
 // newMemoryStore returns the in-process replay store, with its capacity
-// guard logging every record forced out while still live.
+// guard logging every record forced out while still live: the store then
+// forgets from that record's making, and the verifier refuses the tokens
+// it can no longer vouch for.
 // The warning is rate limited (a flood of valid tokens would otherwise log
 // one line per token); the store counts every eviction (LiveEvictions, and
 // the tokenauthd_replay_live_evictions_total metric).
@@ -58,8 +60,9 @@ func newMemoryStore(cfg *setup.Config, log *slog.Logger) *replay.Memory {
 		OnLiveEviction: func() {
 			// m.LiveEvictions is an atomic counter: no store lock taken.
 			rl.Log(slog.LevelWarn, "live_eviction",
-				"replay cache full: a record still inside its window was evicted; raise [replay] capacity",
-				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions())
+				"replay cache full: a record still inside its window was forced out, so tokens minted before refused_until are refused; raise [replay] capacity",
+				"capacity", cfg.Capacity, "live_evictions", m.LiveEvictions(),
+				"refused_until", cfg.Verifier.RefusalEnds(m.ForgottenAt()).Format(time.RFC3339))
 		},
 	})
 	return m
@@ -87,6 +90,8 @@ func openJournal(cfg *setup.Config, log *slog.Logger) (replay.Store, error) {
 			"hint", "a new installation's journal, made before its first start (tokenauthd init-journal), is no loss; after a loss, make none: the refusals end by themselves")
 	case st.Lost != "":
 		logForgotten(log, cfg.Verifier, st.Forgotten, st.Lost, "corrupt_records", st.Corrupt)
+	case mem.LiveEvictions() > 0:
+		logForgotten(log, cfg.Verifier, st.Forgotten, "the journal holds more live records than [replay] capacity")
 	case !st.Forgotten.IsZero():
 		logForgotten(log, cfg.Verifier, st.Forgotten, "a recent start found that the journal may have lost records")
 	}

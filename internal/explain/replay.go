@@ -65,11 +65,11 @@ func (x *explainer) notUnused(ctx context.Context, q query, offset int, out []st
 	when := fmt.Sprintf("%s (in %d s)", ends.Format(time.RFC3339), int(ends.Sub(x.now).Round(time.Second)/time.Second))
 	switch {
 	case first > p.Drift: // it refuses every step
-		return unknown("unknown: the daemon cannot tell, and calls no token of the window unused: its replay store is unavailable, or it may have lost records during this step (a restarted Redis, a lost journal, a start with refuse_after_start; tokens minted from " +
+		return unknown("unknown: the daemon cannot tell, and calls no token of the window unused: its replay store is unavailable, or it may have lost records during this step (a restarted Redis, a lost journal, a full replay cache, a start with refuse_after_start; tokens minted from " +
 			when + " are then accepted again), or it runs another configuration; see its log")
 	case first > -p.Drift && offset < first:
 		out = append([]string{q.jid() + ": refused: store_forgot"}, out...)
-		out = append(out, "  replay: the daemon's replay store may have lost records (a restarted Redis, a lost journal, a start with refuse_after_start: see its log) when this token could already have been accepted: it is never accepted",
+		out = append(out, "  replay: the daemon's replay store may have lost records (a restarted Redis, a lost journal, a full replay cache, a start with refuse_after_start: see its log) when this token could already have been accepted: it is never accepted",
 			"  the daemon accepts again the tokens minted from "+when)
 		return out, false
 	}
