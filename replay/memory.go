@@ -192,7 +192,7 @@ func (m *Memory) Close() error {
 // hash is key's hash, seeded per store so that no one can choose keys that
 // share a probe sequence.
 func (m *Memory) hash(key Key) uint32 {
-	return uint32(maphash.Comparable(m.seed, key))
+	return uint32(maphash.Bytes(m.seed, key[:]))
 }
 
 // dropExpired removes the expired records, and the dead slots, at the old

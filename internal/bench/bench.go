@@ -82,6 +82,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	lockstepN := fs.Int("lockstep", 10000, "tokens sent one at a time, waiting for each reply, per run")
 	pipelinedN := fs.Int("pipelined", 100000, "tokens sent without waiting for replies, per run")
 	runs := fs.Int("runs", 1, "runs of each target (interleaved); the table shows the medians")
+	chunk := fs.Int("chunk", 100, "lockstep tokens a target is sent in its turn before the next target's")
 	replayFlag := fs.Bool("replay", false, "send every token twice in a row: the second copy must be refused")
 	protoFlag := fs.String("protocol", "ejabberd", "framing: ejabberd or generic")
 	writeFlag := fs.String("write-config", "", "write the fresh configuration of -hosts hosts to this file, for daemons to serve, and exit (over 1000 hosts, their secrets go to FILE.d, for $CREDENTIALS_DIRECTORY)")
@@ -99,8 +100,8 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		err = fmt.Errorf("-protocol must be ejabberd or generic, not %q", *protoFlag)
 	case len(targets) == 0:
 		err = errors.New("no -helper or -socket to measure")
-	case *users < 1 || *hosts < 1 || *runs < 1 || *lockstepN < 0 || *pipelinedN < 0:
-		err = errors.New("-users, -hosts and -runs must be at least 1, counts at least 0")
+	case *users < 1 || *hosts < 1 || *runs < 1 || *chunk < 1 || *lockstepN < 0 || *pipelinedN < 0:
+		err = errors.New("-users, -hosts, -runs and -chunk must be at least 1, counts at least 0")
 	case *cfgFlag != "" && flagSet(fs, "hosts"):
 		err = errors.New("-hosts makes a fresh configuration: not with -config")
 	}
@@ -131,7 +132,7 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 		return 1
 	}
 
-	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag}
+	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag, chunk: *chunk}
 	results, err := b.runAll(ctx, targets, m, *runs, *lockstepN, *pipelinedN)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
@@ -140,27 +141,97 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	return b.report(e, targets, results, m, *lockstepN, *pipelinedN, *runs)
 }
 
-// runAll runs every target runs times, interleaved (runOrder), and
-// returns each target's runs.
+// runAll runs every target runs times and returns each target's runs.
+// Within a run every target is started (or dialled) and answers a first
+// request; then the targets take turns with the lockstep tokens, b.chunk
+// each, each round in another order (runOrder), so that a drift in the
+// machine's state (its load, its caches, how deeply its idle CPUs sleep)
+// falls on all alike; then each target gets its pipelined tokens, one
+// after another, each run starting with another target.
 func (b *bencher) runAll(ctx context.Context, targets []benchTarget, m *minter, runs, lockN, pipeN int) ([][]benchRun, error) {
 	results := make([][]benchRun, len(targets))
 	for r := 0; r < runs; r++ {
-		for _, i := range runOrder(r, len(targets)) {
-			t := targets[i]
-			// Minted before the clock starts, fresh for every run: a
-			// daemon remembers the tokens of the previous ones.
-			lock, pipe := m.requests(b.mode, lockN), m.requests(b.mode, pipeN)
-			// The garbage of the previous run and of the minting is
-			// collected now, not while the helper is timed.
-			runtime.GC()
-			run, err := b.run(ctx, t, m.isUser(b.mode), lock, pipe)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", t.name, err)
-			}
-			results[i] = append(results[i], run)
+		got, err := b.runOnce(ctx, targets, m, r, lockN, pipeN)
+		if err != nil {
+			return nil, err
+		}
+		for i := range targets {
+			results[i] = append(results[i], got[i])
 		}
 	}
 	return results, nil
+}
+
+// session is one target during a run: its connection and what it measured.
+type session struct {
+	t        benchTarget
+	c        *conn
+	stop     func() error
+	run      benchRun
+	cpu      time.Duration // CPU time over the lockstep turns so far
+	cpuKnown bool
+}
+
+// runOnce is run r of every target (runAll).
+func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, m *minter, r, lockN, pipeN int) ([]benchRun, error) {
+	order := runOrder(r, len(targets))
+	ss := make([]*session, len(targets))
+	defer func() {
+		for _, s := range ss {
+			if s != nil {
+				s.stop()
+			}
+		}
+	}()
+	// Minted before the clock starts, fresh for every run: a daemon
+	// remembers the tokens of the previous ones.
+	locks := make([][][]byte, len(targets))
+	for _, i := range order {
+		locks[i] = m.requests(b.mode, lockN)
+	}
+	isUser := m.isUser(b.mode)
+	for _, i := range order {
+		s, err := b.open(ctx, targets[i], isUser)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", targets[i].name, err)
+		}
+		s.run.rtts = make([]time.Duration, 0, lockN*b.copies())
+		ss[i] = s
+	}
+	// The garbage of the minting is collected now, not while a helper is
+	// timed.
+	runtime.GC()
+	for off, k := 0, 0; off < lockN; off, k = off+b.chunk, k+1 {
+		for _, i := range runOrder(r+k, len(targets)) {
+			if err := b.lockstep(ss[i], locks[i][off:min(off+b.chunk, lockN)]); err != nil {
+				return nil, fmt.Errorf("%s: lockstep: %w", targets[i].name, err)
+			}
+		}
+	}
+	for _, i := range order {
+		s := ss[i]
+		if s.cpuKnown && len(s.run.rtts) > 0 {
+			s.run.cpuLockstep = s.cpu / time.Duration(len(s.run.rtts))
+		}
+		if pipeN > 0 {
+			pipe := m.requests(b.mode, pipeN)
+			runtime.GC()
+			if err := b.pipelined(s, pipe); err != nil {
+				return nil, fmt.Errorf("%s: pipelined: %w", targets[i].name, err)
+			}
+		}
+	}
+	runs := make([]benchRun, len(targets))
+	for _, i := range order {
+		s := ss[i]
+		s.run.rssKiB, s.run.peakRSSKiB = rss(s.c.pid)
+		ss[i] = nil
+		if err := s.stop(); err != nil {
+			return nil, fmt.Errorf("%s: %w", targets[i].name, err)
+		}
+		runs[i] = s.run
+	}
+	return runs, nil
 }
 
 // writeConfigOnly is bench -write-config: it writes a fresh configuration
@@ -345,6 +416,7 @@ type bencher struct {
 	credentials string
 	dir         string // for the helpers' stderr
 	replay      bool
+	chunk       int // lockstep tokens per target's turn
 }
 
 // conn is the bench's side of a helper: blocking file descriptors, so that
@@ -355,74 +427,77 @@ type conn struct {
 	pid int // the helper's process, 0 if unknown
 }
 
-func (b *bencher) run(ctx context.Context, t benchTarget, isUser []byte, lock, pipe [][]byte) (benchRun, error) {
-	var run benchRun
-	var c *conn
-	var stop func() error
-	var err error
+// open starts (or dials) t and times its first reply, to isUser.
+func (b *bencher) open(ctx context.Context, t benchTarget, isUser []byte) (*session, error) {
+	s := &session{t: t, cpuKnown: true}
 	start := time.Now()
+	var err error
 	if t.socket != "" {
-		c, stop, err = dial(t.socket)
+		s.c, s.stop, err = dial(t.socket)
 	} else {
-		c, stop, err = b.spawn(ctx, t)
+		s.c, s.stop, err = b.spawn(ctx, t)
 	}
 	if err != nil {
-		return run, err
+		return nil, err
 	}
-	defer stop()
-	if _, err := c.roundTrip(b.mode, isUser); err != nil {
-		return run, fmt.Errorf("first request: %w", err)
+	if _, err := s.c.roundTrip(b.mode, isUser); err != nil {
+		s.stop()
+		return nil, fmt.Errorf("first request: %w", err)
 	}
-	run.firstReply = time.Since(start)
+	s.run.firstReply = time.Since(start)
+	return s, nil
+}
 
-	run.rtts = make([]time.Duration, 0, len(lock)*2)
-	lockCPU0, lockCPUOK := procCPUTime(c.pid)
-	for _, req := range lock {
+// lockstep sends reqs one at a time, each reply awaited, timing each, and
+// adds the target's CPU time over them to s.cpu.
+func (b *bencher) lockstep(s *session, reqs [][]byte) error {
+	cpu0, ok0 := procCPUTime(s.c.pid)
+	for _, req := range reqs {
 		for copy := 0; copy < b.copies(); copy++ {
 			t0 := time.Now()
-			yes, err := c.roundTrip(b.mode, req)
+			yes, err := s.c.roundTrip(b.mode, req)
 			if err != nil {
-				return run, fmt.Errorf("lockstep: %w", err)
+				return err
 			}
-			run.rtts = append(run.rtts, time.Since(t0))
-			run.count(copy, yes)
+			s.run.rtts = append(s.run.rtts, time.Since(t0))
+			s.run.count(copy, yes)
 		}
 	}
-	if cpu1, ok := procCPUTime(c.pid); ok && lockCPUOK && len(run.rtts) > 0 {
-		run.cpuLockstep = (cpu1 - lockCPU0) / time.Duration(len(run.rtts))
-	}
+	cpu1, ok1 := procCPUTime(s.c.pid)
+	s.cpu += cpu1 - cpu0
+	s.cpuKnown = s.cpuKnown && ok0 && ok1
+	return nil
+}
 
-	if len(pipe) > 0 {
-		var all []byte
-		for _, req := range pipe {
-			for copy := 0; copy < b.copies(); copy++ {
-				all = append(all, req...)
-			}
-		}
-		werr := make(chan error, 1)
-		cpu0, cpuOK := procCPUTime(c.pid)
-		t0 := time.Now()
-		go func() { _, err := c.w.Write(all); werr <- err }()
-		for i := 0; i < len(pipe)*b.copies(); i++ {
-			yes, err := c.readReply(b.mode)
-			if err != nil {
-				return run, fmt.Errorf("pipelined, reply %d: %w", i, err)
-			}
-			run.count(i%b.copies(), yes)
-		}
-		run.rate = float64(len(pipe)*b.copies()) / time.Since(t0).Seconds()
-		if c.r.Buffered() > 0 {
-			return run, fmt.Errorf("pipelined: %w", protocol.ErrUnasked)
-		}
-		if cpu1, ok := procCPUTime(c.pid); ok && cpuOK {
-			run.cpuPerReq = (cpu1 - cpu0) / time.Duration(len(pipe)*b.copies())
-		}
-		if err := <-werr; err != nil {
-			return run, fmt.Errorf("pipelined: %w", err)
+// pipelined sends pipe all at once, from another goroutine, while reading
+// the replies, and records the rate and the target's CPU time per request.
+func (b *bencher) pipelined(s *session, pipe [][]byte) error {
+	c := s.c
+	var all []byte
+	for _, req := range pipe {
+		for copy := 0; copy < b.copies(); copy++ {
+			all = append(all, req...)
 		}
 	}
-	run.rssKiB, run.peakRSSKiB = rss(c.pid)
-	return run, stop()
+	werr := make(chan error, 1)
+	cpu0, cpuOK := procCPUTime(c.pid)
+	t0 := time.Now()
+	go func() { _, err := c.w.Write(all); werr <- err }()
+	for i := 0; i < len(pipe)*b.copies(); i++ {
+		yes, err := c.readReply(b.mode)
+		if err != nil {
+			return fmt.Errorf("reply %d: %w", i, err)
+		}
+		s.run.count(i%b.copies(), yes)
+	}
+	s.run.rate = float64(len(pipe)*b.copies()) / time.Since(t0).Seconds()
+	if c.r.Buffered() > 0 {
+		return protocol.ErrUnasked
+	}
+	if cpu1, ok := procCPUTime(c.pid); ok && cpuOK {
+		s.run.cpuPerReq = (cpu1 - cpu0) / time.Duration(len(pipe)*b.copies())
+	}
+	return <-werr
 }
 
 func (b *bencher) copies() int {

@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tokenauthd/tokenauthd/internal/cli"
@@ -113,6 +116,58 @@ func TestRunOrder(t *testing.T) {
 		if len(firsts) != n {
 			t.Errorf("%d targets over %d runs: first %v", n, n, firsts)
 		}
+	}
+}
+
+// Within a run the targets take turns with the lockstep tokens, -chunk
+// each, each round in another order, after every target's first request;
+// the pipelined tokens follow, target after target.
+func TestLockstepTakesTurns(t *testing.T) {
+	dir := t.TempDir()
+	var mu sync.Mutex
+	var got []string // the target of each auth request, in order
+	for _, name := range []string{"a", "b"} {
+		l, err := net.Listen("unix", filepath.Join(dir, name+".sock"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { l.Close() })
+		srv := &protocol.Server{Mode: protocol.Ejabberd, Handler: protocol.HandlerFunc(func(_ context.Context, req protocol.Request) bool {
+			if req.Command == protocol.CmdAuth {
+				mu.Lock()
+				got = append(got, name)
+				mu.Unlock()
+			}
+			return true
+		})}
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				go func() { defer c.Close(); srv.Serve(context.Background(), c, c) }()
+			}
+		}()
+	}
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), &cli.Env{Stdout: &stdout, Stderr: &stderr}, []string{"-lockstep", "25", "-chunk", "10", "-pipelined", "3",
+		"-socket", "a=" + filepath.Join(dir, "a.sock"), "-socket", "b=" + filepath.Join(dir, "b.sock")})
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var turns []string
+	for i, name := range got {
+		if i == 0 || name != got[i-1] || len(turns) > 0 && strings.Count(turns[len(turns)-1], name) == 10 {
+			turns = append(turns, "")
+		}
+		turns[len(turns)-1] += name
+	}
+	want := []string{"aaaaaaaaaa", "bbbbbbbbbb", "bbbbbbbbbb", "aaaaaaaaaa", "aaaaa", "bbbbb", "aaa", "bbb"}
+	if !slices.Equal(turns, want) {
+		t.Errorf("requests by target: %q, want %q", turns, want)
 	}
 }
 
