@@ -134,36 +134,31 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     if try_start old-many "$dir/old" serve -config "$dir/many.toml" -socket "$dir/old-many.sock" 2>/dev/null; then
       builds=(old new)
     fi
-    one=() many=()
-    for b in "${builds[@]}"; do one+=(-socket "$b 1=$dir/$b-one.sock"); many+=(-socket "$b many=$dir/$b-many.sock"); done
-    for r in $(seq "$runs"); do
-      # Alternately one host first and many hosts first.
-      for cfg in $( ((r % 2)) && echo one many || echo many one); do
-        if [ "$cfg" = one ]; then set -- "${one[@]}"; else set -- "${many[@]}"; fi
-        "$td" bench -config "$dir/$cfg.toml" -runs 1 -lockstep "$lockstep" -pipelined "$pipelined" "$@"
-      done
-    done | awk -F' *\\| *' -v hosts="$hosts" '
-      function med(k,   i, j, t, m) {
-        m = cnt[k]
-        for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (v[k, j] < v[k, i]) { t = v[k, i]; v[k, i] = v[k, j]; v[k, j] = t }
-        return m % 2 ? v[k, (m + 1) / 2] : (v[k, m / 2] + v[k, m / 2 + 1]) / 2
-      }
-      function add(k, x) { v[k, ++cnt[k]] = x + 0 }
+    # One bench, the targets taking turns: tokens for the one-host daemons
+    # from one.toml, for the others spread over the hosts of many.toml.
+    set --
+    for b in "${builds[@]}"; do
+      set -- "$@" -socket "$b 1=$dir/$b-one.sock" -target-config "$b 1=$dir/one.toml" -socket "$b many=$dir/$b-many.sock"
+    done
+    "$td" bench -config "$dir/many.toml" -runs "$runs" -lockstep "$lockstep" -pipelined "$pipelined" "$@" |
+    awk -F' *\\| *' -v hosts="$hosts" '
+      function num(s) { sub(/ .*/, "", s); return s + 0 }
       /^\| (old|new) (1|many) / {
-        add($2 " p50", $3); add($2 " cpu", $10); add($2 " rss", $15)
+        split($2, w, " "); k = w[1] " " w[2]
+        p50[k] = num($3); cpu[k] = num($10); rss[k] = num($15)
       }
       END {
         print "| build | p50, 1 host | p50, " hosts " hosts | ratio | CPU / req, 1 host | CPU / req, " hosts " hosts | RSS after, 1 → " hosts " hosts |"
         print "|---|---|---|---|---|---|---|"
         split("old new", b, " ")
         for (i = 1; i <= 2; i++) {
-          if (!cnt[b[i] " many p50"]) continue
-          one = med(b[i] " 1 p50"); many = med(b[i] " many p50")
+          if (!((b[i] " many") in p50)) continue
+          one = p50[b[i] " 1"]; many = p50[b[i] " many"]
           printf "| %s | %.1f µs | %.1f µs | **%.2f×** | %.2f µs | %.2f µs | %d → %d MiB |\n", b[i], one, many, many / one,
-            med(b[i] " 1 cpu"), med(b[i] " many cpu"), med(b[i] " 1 rss"), med(b[i] " many rss")
+            cpu[b[i] " 1"], cpu[b[i] " many"], rss[b[i] " 1"], rss[b[i] " many"]
         }
       }'
     echo
-    echo "Medians of $runs alternate runs of each. Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
+    echo "Medians of $runs runs, the daemons taking turns. Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
   fi
 } >"$out"

@@ -34,6 +34,8 @@ type benchTarget struct {
 	name   string
 	argv   []string // spawned with $TOKENAUTHD_CONFIG set; nil for a socket
 	socket string
+	config string  // its configuration (-target-config), or "" for -config's
+	m      *minter // mints its tokens: from config, or from -config
 }
 
 // benchTargets collects -helper and -socket flags in the order given.
@@ -43,6 +45,21 @@ type benchTargets struct {
 }
 
 func (b benchTargets) String() string { return "" }
+
+// targetConfigs collects -target-config flags: a target's name, the
+// configuration its tokens are minted from.
+type targetConfigs map[string]string
+
+func (c targetConfigs) String() string { return "" }
+
+func (c targetConfigs) Set(s string) error {
+	name, path, ok := strings.Cut(s, "=")
+	if !ok || name == "" || path == "" {
+		return errors.New("want NAME=FILE")
+	}
+	c[name] = path
+	return nil
+}
 
 func (b benchTargets) Set(s string) error {
 	name, value, ok := strings.Cut(s, "=")
@@ -76,6 +93,8 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	var targets []benchTarget
 	fs.Var(benchTargets{list: &targets}, "helper", "a helper to spawn, as NAME=COMMAND ARGS (split on spaces; $TOKENAUTHD_CONFIG is set for it); repeatable")
 	fs.Var(benchTargets{list: &targets, socket: true}, "socket", "a daemon's Unix socket to dial, as NAME=PATH; repeatable")
+	perTarget := targetConfigs{}
+	fs.Var(perTarget, "target-config", "mint the tokens of target NAME from FILE (and hand FILE to it if spawned), not from -config, as NAME=FILE; repeatable")
 	cfgFlag := fs.String("config", "", "configuration to mint tokens from and hand to the helpers (default: a fresh one with -hosts hosts)")
 	hosts := fs.Int("hosts", 1, "hosts in the fresh configuration")
 	users := fs.Int("users", 1000, "users the tokens are spread over")
@@ -127,13 +146,16 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 	if err == nil {
 		m, err = newMinter(path, config.Options{Credentials: creds}, *users)
 	}
+	if err == nil {
+		err = setMinters(targets, perTarget, m, config.Options{Credentials: creds}, *users)
+	}
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
 	}
 
 	b := &bencher{mode: mode, config: path, credentials: creds, dir: dir, replay: *replayFlag, chunk: *chunk}
-	results, err := b.runAll(ctx, targets, m, *runs, *lockstepN, *pipelinedN)
+	results, err := b.runAll(ctx, targets, *runs, *lockstepN, *pipelinedN)
 	if err != nil {
 		fmt.Fprintf(e.Stderr, "tokenauthd bench: %v\n", err)
 		return 1
@@ -148,10 +170,10 @@ func Run(ctx context.Context, e *cli.Env, args []string) int {
 // machine's state (its load, its caches, how deeply its idle CPUs sleep)
 // falls on all alike; then each target gets its pipelined tokens, one
 // after another, each run starting with another target.
-func (b *bencher) runAll(ctx context.Context, targets []benchTarget, m *minter, runs, lockN, pipeN int) ([][]benchRun, error) {
+func (b *bencher) runAll(ctx context.Context, targets []benchTarget, runs, lockN, pipeN int) ([][]benchRun, error) {
 	results := make([][]benchRun, len(targets))
 	for r := 0; r < runs; r++ {
-		got, err := b.runOnce(ctx, targets, m, r, lockN, pipeN)
+		got, err := b.runOnce(ctx, targets, r, lockN, pipeN)
 		if err != nil {
 			return nil, err
 		}
@@ -173,7 +195,7 @@ type session struct {
 }
 
 // runOnce is run r of every target (runAll).
-func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, m *minter, r, lockN, pipeN int) ([]benchRun, error) {
+func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, r, lockN, pipeN int) ([]benchRun, error) {
 	order := runOrder(r, len(targets))
 	ss := make([]*session, len(targets))
 	defer func() {
@@ -187,11 +209,10 @@ func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, m *minter,
 	// remembers the tokens of the previous ones.
 	locks := make([][][]byte, len(targets))
 	for _, i := range order {
-		locks[i] = m.requests(b.mode, lockN)
+		locks[i] = targets[i].m.requests(b.mode, lockN)
 	}
-	isUser := m.isUser(b.mode)
 	for _, i := range order {
-		s, err := b.open(ctx, targets[i], isUser)
+		s, err := b.open(ctx, targets[i], targets[i].m.isUser(b.mode))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", targets[i].name, err)
 		}
@@ -214,7 +235,7 @@ func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, m *minter,
 			s.run.cpuLockstep = s.cpu / time.Duration(len(s.run.rtts))
 		}
 		if pipeN > 0 {
-			pipe := m.requests(b.mode, pipeN)
+			pipe := targets[i].m.requests(b.mode, pipeN)
 			runtime.GC()
 			if err := b.pipelined(s, pipe); err != nil {
 				return nil, fmt.Errorf("%s: pipelined: %w", targets[i].name, err)
@@ -232,6 +253,34 @@ func (b *bencher) runOnce(ctx context.Context, targets []benchTarget, m *minter,
 		runs[i] = s.run
 	}
 	return runs, nil
+}
+
+// setMinters gives each target the minter of its -target-config, or m.
+func setMinters(targets []benchTarget, perTarget targetConfigs, m *minter, o config.Options, users int) error {
+	minters := map[string]*minter{}
+	named := map[string]bool{}
+	for i := range targets {
+		t := &targets[i]
+		named[t.name] = true
+		t.config, t.m = perTarget[t.name], m
+		if t.config == "" {
+			continue
+		}
+		if minters[t.config] == nil {
+			tm, err := newMinter(t.config, o, users)
+			if err != nil {
+				return err
+			}
+			minters[t.config] = tm
+		}
+		t.m = minters[t.config]
+	}
+	for name := range perTarget {
+		if !named[name] {
+			return fmt.Errorf("-target-config %s: no -helper or -socket of that name", name)
+		}
+	}
+	return nil
 }
 
 // writeConfigOnly is bench -write-config: it writes a fresh configuration
@@ -542,7 +591,11 @@ func (b *bencher) spawn(ctx context.Context, t benchTarget) (*conn, func() error
 	}
 	errPath := errF.Name()
 	cmd := exec.CommandContext(ctx, t.argv[0], t.argv[1:]...)
-	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+b.config)
+	cfg := b.config
+	if t.config != "" {
+		cfg = t.config
+	}
+	cmd.Env = append(os.Environ(), "TOKENAUTHD_CONFIG="+cfg)
 	if b.credentials != "" {
 		cmd.Env = append(cmd.Env, "CREDENTIALS_DIRECTORY="+b.credentials)
 	}
@@ -714,7 +767,13 @@ func (b *bencher) report(e *cli.Env, targets []benchTarget, results [][]benchRun
 	if b.replay {
 		fmt.Fprint(e.Stdout, ", each sent twice")
 	}
-	fmt.Fprintf(e.Stdout, "; medians of %d run(s)\n\n", runs)
+	fmt.Fprintf(e.Stdout, "; medians of %d run(s)", runs)
+	for _, t := range targets {
+		if t.config != "" {
+			fmt.Fprintf(e.Stdout, "; %s: %d hosts", t.name, len(t.m.hosts))
+		}
+	}
+	fmt.Fprint(e.Stdout, "\n\n")
 	fmt.Fprintln(e.Stdout, "| helper | p50 | p90 | p99 | max | p50 / floor | p99 / floor | pipelined | CPU / req | CPU / req lockstep | first reply | accepted | replays refused | RSS after (peak) |")
 	fmt.Fprintln(e.Stdout, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	code := 0

@@ -121,11 +121,17 @@ func TestRunOrder(t *testing.T) {
 
 // Within a run the targets take turns with the lockstep tokens, -chunk
 // each, each round in another order, after every target's first request;
-// the pipelined tokens follow, target after target.
+// the pipelined tokens follow, target after target. A target given its
+// own configuration (-target-config) gets tokens for its hosts.
 func TestLockstepTakesTurns(t *testing.T) {
 	dir := t.TempDir()
+	three := filepath.Join(dir, "three.toml")
+	if err := writeBenchConfig(context.Background(), three, 3); err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
-	var got []string // the target of each auth request, in order
+	var got []string               // the target of each auth request, in order
+	hosts := map[string][]string{} // the hosts of each target's requests
 	for _, name := range []string{"a", "b"} {
 		l, err := net.Listen("unix", filepath.Join(dir, name+".sock"))
 		if err != nil {
@@ -136,6 +142,9 @@ func TestLockstepTakesTurns(t *testing.T) {
 			if req.Command == protocol.CmdAuth {
 				mu.Lock()
 				got = append(got, name)
+				if !slices.Contains(hosts[name], req.Server) {
+					hosts[name] = append(hosts[name], req.Server)
+				}
 				mu.Unlock()
 			}
 			return true
@@ -152,7 +161,7 @@ func TestLockstepTakesTurns(t *testing.T) {
 	}
 	var stdout, stderr bytes.Buffer
 	code := Run(context.Background(), &cli.Env{Stdout: &stdout, Stderr: &stderr}, []string{"-lockstep", "25", "-chunk", "10", "-pipelined", "3",
-		"-socket", "a=" + filepath.Join(dir, "a.sock"), "-socket", "b=" + filepath.Join(dir, "b.sock")})
+		"-socket", "a=" + filepath.Join(dir, "a.sock"), "-socket", "b=" + filepath.Join(dir, "b.sock"), "-target-config", "b=" + three})
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
@@ -168,6 +177,12 @@ func TestLockstepTakesTurns(t *testing.T) {
 	want := []string{"aaaaaaaaaa", "bbbbbbbbbb", "bbbbbbbbbb", "aaaaaaaaaa", "aaaaa", "bbbbb", "aaa", "bbb"}
 	if !slices.Equal(turns, want) {
 		t.Errorf("requests by target: %q, want %q", turns, want)
+	}
+	if len(hosts["a"]) != 1 || len(hosts["b"]) != 3 {
+		t.Errorf("hosts by target: %q, want 1 for a (-hosts) and 3 for b (-target-config)", hosts)
+	}
+	if !strings.Contains(stdout.String(), "b: 3 hosts") {
+		t.Errorf("the table does not say b's hosts:\n%s", stdout.String())
 	}
 }
 
