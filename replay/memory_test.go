@@ -134,3 +134,51 @@ func TestMemoryLiveEvictionCallbackUnlocked(t *testing.T) {
 		})
 	}
 }
+
+// A record forced out is forgotten from the moment it was made, even when
+// the clock has since stepped back: a token accepted before the step must
+// not be taken again once the clock is back in its window. A restored
+// record was made at the latest when it expires.
+func TestMemoryForgetsAcrossClockSteps(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Unix(1_700_000_000, 0)
+	c := testclock.New(t0)
+	m := NewMemory(MemoryOptions{Capacity: 3, TTL: 2 * time.Minute, Now: c.Now})
+	m.Record(ctx, key(0))
+	c.Set(t0.Add(-90 * time.Second))
+	for i := 1; i <= 3; i++ {
+		m.Record(ctx, key(i))
+	}
+	if m.LiveEvictions() != 1 || m.ForgottenAt().Before(t0) {
+		t.Errorf("key(0), made at %v, forced out after the clock stepped back: forgotten at %v (live evictions %d)", t0, m.ForgottenAt(), m.LiveEvictions())
+	}
+
+	c.Set(t0)
+	r := NewMemory(MemoryOptions{Capacity: 3, TTL: 2 * time.Minute, Now: c.Now})
+	exp := t0.Add(5 * time.Minute) // written by a process whose clock was ahead
+	r.Restore(key(0), exp)
+	for i := 1; i <= 3; i++ {
+		r.Record(ctx, key(i))
+	}
+	if r.LiveEvictions() != 1 || r.ForgottenAt().Before(exp.Add(-2*time.Minute)) {
+		t.Errorf("a restored record expiring at %v forced out: forgotten at %v (live evictions %d)", exp, r.ForgottenAt(), r.LiveEvictions())
+	}
+}
+
+// A restored record lives no longer than the store's TTL from its
+// restoring: one written under a longer TTL must not hold back the
+// records made after it, whose expiring then could not make room.
+func TestMemoryRestoreHoldsNoneBack(t *testing.T) {
+	ctx := context.Background()
+	c := testclock.New(time.Unix(1_700_000_000, 0))
+	m := NewMemory(MemoryOptions{Capacity: 3, TTL: time.Minute, Now: c.Now})
+	m.Restore(key(0), c.Now().Add(time.Hour))
+	m.Record(ctx, key(1))
+	m.Record(ctx, key(2))
+	c.Add(2 * time.Minute) // every record has expired at the store's TTL
+	m.Record(ctx, key(3))
+	m.Record(ctx, key(4))
+	if m.LiveEvictions() != 0 || !m.ForgottenAt().IsZero() {
+		t.Errorf("expired records held back behind a restored one: live evictions %d, forgotten at %v", m.LiveEvictions(), m.ForgottenAt())
+	}
+}
