@@ -10,7 +10,8 @@ import (
 
 // Expired records are dropped from the old end as new ones are made, so
 // Len counts live records, and dropping them is no live eviction; a record
-// restored to expire late holds back only the older ones behind it.
+// made before the clock stepped back, expiring late, holds back only the
+// records behind it.
 func TestMemoryDropsExpired(t *testing.T) {
 	c := testclock.New(time.Unix(1_700_000_000, 0))
 	m := NewMemory(MemoryOptions{Capacity: 100, TTL: time.Minute, Now: c.Now})
@@ -32,10 +33,13 @@ func TestMemoryDropsExpired(t *testing.T) {
 		t.Error("a live record was dropped with the expired ones")
 	}
 
-	// key 7 is restored to live long; key 8, recorded after it, expires first.
-	m.Restore(scaleKey(7), c.Now().Add(time.Hour))
+	// key 7 is recorded, then the clock steps back 50 s: key 8, recorded
+	// after it, expires first.
+	c.Add(time.Minute) // 5 and 6 expire too
+	m.Record(ctx, scaleKey(7))
+	c.Add(-50 * time.Second)
 	m.Record(ctx, scaleKey(8))
-	c.Add(2 * time.Minute)
+	c.Add(80 * time.Second)
 	m.Record(ctx, scaleKey(9))
 	if m.Len() != 3 { // 7 (live) blocks 8 (expired); 5 and 6 are gone
 		t.Fatalf("behind a late record: Len %d, want 3", m.Len())

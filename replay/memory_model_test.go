@@ -60,6 +60,9 @@ func memoryModel(t *testing.T, capacity int, keys int, ops []byte) {
 		case 2:
 			exp := c.Now().Add(time.Duration(arg%150) * time.Second)
 			m.Restore(scaleKey(k), exp)
+			if most := c.Now().Add(ttl); exp.After(most) {
+				exp = most // a record lives at most the TTL from now
+			}
 			if r, held := live(k); exp.After(c.Now()) && (!held || r.expires.Before(exp)) {
 				model[k] = modelRecord{made: c.Now(), expires: exp}
 			}

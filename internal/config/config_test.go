@@ -62,7 +62,7 @@ otp_seed_file = "` + seedFile + `"
 		{"bad protocol", "protocol = \"xmpp\"\n" + host, []string{"protocol", "xmpp"}},
 		// A capacity too small to be safe.
 		{"small capacity", "[replay]\ncapacity = 10\n" + host, []string{"replay.capacity"}},
-		{"huge capacity", "[replay]\ncapacity = 2147483649\n" + host, []string{"replay.capacity"}},
+		{"huge capacity", "[replay]\ncapacity = 1073741825\n" + host, []string{"replay.capacity"}},
 		// A value of the wrong type.
 		{"wrong type", "[token]\ndigits = \"8\"\n" + host, []string{"digits"}},
 		// Not TOML: the error gives the line, never the line's text.

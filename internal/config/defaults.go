@@ -31,7 +31,7 @@ const (
 	defaultDrift          = 1
 	defaultNonceDigits    = 32
 	defaultCapacity       = 1_000_000
-	maxCapacity           = 1 << 31 // the memory store's most
+	maxCapacity           = 1 << 30 // the memory store's most
 	defaultRedisPrefix    = "tokenauthd:"
 	defaultRedisTimeout   = 500 * time.Millisecond
 	defaultJIDClaim       = "jid"
