@@ -14,7 +14,9 @@
 # It prints the machine and its load, the bench's own table, then one line
 # per path: the floor's, old's and new's p50, new/old and new/floor, the CPU
 # per request (pipelined and lockstep) and the RSS after. Then the daemons
-# again, with HOSTS configured hosts against one, each build against itself.
+# again, with HOSTS configured hosts against one, each build against itself,
+# and a control: a second one-host daemon of the working tree, whose ratio
+# to the first is the noise of that run.
 # Every change to the serving path brings such a comparison to BENCHMARKS.md.
 # Figures from a loaded machine are noise: read the load with them.
 #
@@ -95,7 +97,13 @@ summary() {
     }'
 }
 
+# older_config FILE: isuser as a boolean, which every build reads (a fresh
+# configuration says "seen", which builds before it refuse); auth, which
+# is what is measured, does not read it.
+older_config() { sed -i 's/^isuser = "seen"$/isuser = true/' "$1"; }
+
 "$td" bench -hosts 1 -write-config "$dir/one.toml"
+older_config "$dir/one.toml"
 start nothing "$dir/nothing" -socket "$dir/nothing.sock"
 start old "$dir/old" serve -config "$dir/one.toml" -socket "$dir/old.sock"
 start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
@@ -123,12 +131,16 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     echo
     # Over 1,000 hosts the secrets are credential files, in many.toml.d.
     "$td" bench -hosts "$hosts" -write-config "$dir/many.toml" 2>/dev/null
+    older_config "$dir/many.toml"
     export CREDENTIALS_DIRECTORY=$dir/many.toml.d
     builds=(new)
     # Fresh daemons for both sides: the first ones hold the records of the
     # comparison above.
     start old-one "$dir/old" serve -config "$dir/one.toml" -socket "$dir/old-one.sock"
     start new-one "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new-one.sock"
+    # A control: a second daemon like new-one. What separates the two is
+    # noise alone, and its ratio says how much a ratio of this run can hold.
+    start new-control "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new-control.sock"
     start new-many "$dir/new" serve -config "$dir/many.toml" -socket "$dir/new-many.sock"
     # An old build may not read credential files ("%d/"): then it is left out.
     if try_start old-many "$dir/old" serve -config "$dir/many.toml" -socket "$dir/old-many.sock" 2>/dev/null; then
@@ -136,14 +148,14 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
     fi
     # One bench, the targets taking turns: tokens for the one-host daemons
     # from one.toml, for the others spread over the hosts of many.toml.
-    set --
+    set -- -socket "new control=$dir/new-control.sock" -target-config "new control=$dir/one.toml"
     for b in "${builds[@]}"; do
       set -- "$@" -socket "$b 1=$dir/$b-one.sock" -target-config "$b 1=$dir/one.toml" -socket "$b many=$dir/$b-many.sock"
     done
     "$td" bench -config "$dir/many.toml" -runs "$runs" -lockstep "$lockstep" -pipelined "$pipelined" "$@" |
     awk -F' *\\| *' -v hosts="$hosts" '
       function num(s) { sub(/ .*/, "", s); return s + 0 }
-      /^\| (old|new) (1|many) / {
+      /^\| (old|new) (1|many|control) / {
         split($2, w, " "); k = w[1] " " w[2]
         p50[k] = num($3); cpu[k] = num($10); rss[k] = num($15)
       }
@@ -157,6 +169,9 @@ start new "$dir/new" serve -config "$dir/one.toml" -socket "$dir/new.sock"
           printf "| %s | %.1f µs | %.1f µs | **%.2f×** | %.2f µs | %.2f µs | %d → %d MiB |\n", b[i], one, many, many / one,
             cpu[b[i] " 1"], cpu[b[i] " many"], rss[b[i] " 1"], rss[b[i] " many"]
         }
+        c = p50["new control"]; one = p50["new 1"]
+        printf "| control: new, 1 host, another daemon | %.1f µs | %.1f µs | **%.2f×** | %.2f µs | %.2f µs | %d → %d MiB |\n", one, c, c / one,
+          cpu["new 1"], cpu["new control"], rss["new 1"], rss["new control"]
       }'
     echo
     echo "Medians of $runs runs, the daemons taking turns. Load average after: $(cut -d' ' -f1-3 /proc/loadavg)."
