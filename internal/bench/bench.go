@@ -46,21 +46,6 @@ type benchTargets struct {
 
 func (b benchTargets) String() string { return "" }
 
-// targetConfigs collects -target-config flags: a target's name, the
-// configuration its tokens are minted from.
-type targetConfigs map[string]string
-
-func (c targetConfigs) String() string { return "" }
-
-func (c targetConfigs) Set(s string) error {
-	name, path, ok := strings.Cut(s, "=")
-	if !ok || name == "" || path == "" {
-		return errors.New("want NAME=FILE")
-	}
-	c[name] = path
-	return nil
-}
-
 func (b benchTargets) Set(s string) error {
 	name, value, ok := strings.Cut(s, "=")
 	if !ok || name == "" || strings.TrimSpace(value) == "" {
@@ -73,6 +58,21 @@ func (b benchTargets) Set(s string) error {
 		t.argv = strings.Fields(value)
 	}
 	*b.list = append(*b.list, t)
+	return nil
+}
+
+// targetConfigs collects -target-config flags: a target's name, the
+// configuration its tokens are minted from.
+type targetConfigs map[string]string
+
+func (c targetConfigs) String() string { return "" }
+
+func (c targetConfigs) Set(s string) error {
+	name, path, ok := strings.Cut(s, "=")
+	if !ok || name == "" || path == "" {
+		return errors.New("want NAME=FILE")
+	}
+	c[name] = path
 	return nil
 }
 
@@ -186,7 +186,6 @@ func (b *bencher) runAll(ctx context.Context, targets []benchTarget, runs, lockN
 
 // session is one target during a run: its connection and what it measured.
 type session struct {
-	t        benchTarget
 	c        *conn
 	stop     func() error
 	run      benchRun
@@ -478,7 +477,7 @@ type conn struct {
 
 // open starts (or dials) t and times its first reply, to isUser.
 func (b *bencher) open(ctx context.Context, t benchTarget, isUser []byte) (*session, error) {
-	s := &session{t: t, cpuKnown: true}
+	s := &session{cpuKnown: true}
 	start := time.Now()
 	var err error
 	if t.socket != "" {
